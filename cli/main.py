@@ -1,0 +1,61 @@
+"""The ``geogan`` group: shared environment and the error policy of every command.
+
+A :class:`~geogan.errors.GeoganError` ends the command with ``Error: <message>`` on
+stderr and its exit code (1); click's usage errors keep exit code 2. ``--debug``
+re-raises instead, so the traceback shows.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import click
+
+from geogan import __version__
+from geogan.errors import GeoganError
+
+from .export_chips import export_chips_command
+from .sample_data import sample_data_command
+
+
+class GeoganGroup(click.Group):
+    """A group that maps library errors to one line and an exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except GeoganError as error:
+            if ctx.meta.get("geogan.debug"):
+                raise
+            click.echo(f"Error: {error}", err=True)
+            sys.exit(error.exit_code)
+        except KeyboardInterrupt:
+            if ctx.meta.get("geogan.debug"):
+                raise
+            click.echo("Interrupted.", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=GeoganGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="geogan")
+@click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+@click.option("-v", "--verbose", count=True, help="More log output (repeatable).")
+@click.option("-q", "--quiet", count=True, help="Less output: no progress bars.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool, verbose: int, quiet: int) -> None:
+    """Translate georeferenced rasters between domains with Pix2Pix and CycleGAN."""
+    ctx.meta["geogan.debug"] = debug
+    ctx.meta["geogan.quiet"] = quiet > 0
+    level = logging.WARNING - 10 * verbose + 10 * quiet
+    logging.basicConfig(level=max(logging.DEBUG, level), format="%(levelname)s: %(message)s")
+
+
+cli.add_command(sample_data_command)
+cli.add_command(export_chips_command)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="geogan")

@@ -1,0 +1,602 @@
+"""``export-chips``: cut a raster pair into georeferenced training chips.
+
+The two rasters are ArcGIS Pro's "Input Raster" and "Additional Input Raster". For
+paired data (Pix2Pix) the additional raster is brought onto the input raster's grid
+(a warped VRT when the grids differ) and chips are cut where both have data; each chip
+pair is two GeoTIFFs of the same name in ``images/`` and ``images2/``. For unpaired
+data (CycleGAN) each raster is chipped on its own into ``train_a/`` and ``train_b/``.
+
+The folder is built under a hidden staging name beside the output and renamed into
+place only when complete, so a failure or an interruption never leaves a folder whose
+metadata lists chips that are not there. Rasters are read window by window: memory
+depends on the tile size, not on the rasters' size.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+from rasterio.enums import Resampling
+from rasterio.features import geometry_mask
+from rasterio.vrt import WarpedVRT
+from rasterio.windows import Window, bounds as window_bounds
+from shapely.geometry import box, mapping
+from shapely.geometry.base import BaseGeometry
+
+from . import __version__
+from .errors import InputError, NoChipsError, NoOverlapError, OutputError, OutputExistsError
+from .footprints import describe_bounds, load_aoi, raster_footprint, reproject_geometry
+from .raster import is_categorical, open_raster, profile_for_window, same_grid, valid_mask
+from .registration import estimate_shift
+from .split import DROPPED, VAL, split_chips
+from .stats import StatisticsAccumulator
+from .tiling import ChipGrid, chip_grid, pixel_region
+
+CHIPS_FORMAT = "geogan-chips"
+CHIPS_FORMAT_VERSION = 1
+METADATA_NAME = "geogan-chips.json"
+INDEX_NAME = "index.geojson"
+PAIRED_FOLDERS = ("images", "images2")
+UNPAIRED_FOLDERS = ("train_a", "train_b")
+
+#: Progress callback: (windows done, windows in all).
+ProgressCallback = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """How to cut chips. Defaults follow ArcGIS's *Export Training Data For Deep Learning*."""
+
+    tile_size: int = 256  # chip side, pixels
+    stride: int | None = None  # step between chips, pixels; None = tile_size (no overlap)
+    min_valid: float = 0.9  # chips with a smaller share of valid pixels are skipped
+    val_fraction: float = 0.1  # share of chips in the validation split (spatial blocks)
+    seed: int = 0  # seed of the split
+    aoi: str | os.PathLike[str] | None = None  # GeoJSON polygon(s) to clip to
+    unpaired: bool = False  # chip each raster on its own (CycleGAN)
+    resampling: str | None = None  # additional raster's resampling; None = by its content
+    max_shift: float | None = None  # drop chip pairs misregistered by more pixels than this
+    overwrite: bool = False  # replace an existing non-empty output folder
+    creation_options: Mapping[str, Any] = field(default_factory=dict)  # GeoTIFF options
+
+    @property
+    def step(self) -> int:
+        """The stride actually used."""
+        return self.stride if self.stride is not None else self.tile_size
+
+    def check(self) -> None:
+        """Raise :class:`InputError` for values that cannot work."""
+        if self.tile_size < 16:
+            raise InputError(f"tile size must be at least 16 pixels, not {self.tile_size}.")
+        if self.step < 1:
+            raise InputError(f"stride must be at least 1 pixel, not {self.step}.")
+        if not 0.0 <= self.min_valid <= 1.0:
+            raise InputError(f"min-valid must be between 0 and 1, not {self.min_valid}.")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise InputError(f"val-fraction must be in [0, 1), not {self.val_fraction}.")
+        if self.max_shift is not None and self.max_shift < 0:
+            raise InputError(f"max-shift must not be negative, not {self.max_shift}.")
+        if self.resampling is not None and self.resampling not in Resampling.__members__:
+            names = ", ".join(r.name for r in Resampling)
+            raise InputError(f"unknown resampling {self.resampling!r}; use one of {names}.")
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    """What an export wrote and what it skipped, and why."""
+
+    out_dir: Path
+    mode: str  # "paired" or "unpaired"
+    candidates: int  # chip windows examined
+    train: int
+    val: int
+    skipped_invalid: int  # below min_valid
+    skipped_shift: int  # above max_shift
+    dropped_split: int  # would have overlapped the other split
+    resampling: str
+    seconds: float
+
+    @property
+    def exported(self) -> int:
+        """Chips (or chip pairs) written."""
+        return self.train + self.val
+
+
+@dataclass
+class _Layer:
+    """One raster as chips are read from it on the chip grid."""
+
+    role: str  # "a" (input domain) or "b" (target domain)
+    folder: str
+    path: str
+    source: Any  # the opened source dataset (its profile, tags, colours)
+    reader: Any  # what windows are read from: the source, or a WarpedVRT onto the grid
+    offset: tuple[int, int] = (0, 0)  # (rows, cols) of the grid's origin in reader's pixels
+    alpha_band: bool = False  # reader's last band is an alpha band added by the warp
+
+    def read(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
+        """Pixels (C, H, W) and validity (H, W) of one chip window of the grid."""
+        shifted = Window(
+            window.col_off - self.offset[1], window.row_off - self.offset[0],
+            window.width, window.height,
+        )
+        inside = _clip(shifted, self.reader.width, self.reader.height)
+        count = self.source.count
+        data = np.zeros((count, int(window.height), int(window.width)), self.source.dtypes[0])
+        valid = np.zeros(data.shape[1:], dtype=bool)
+        if inside is None:
+            return data, valid
+        rows = slice(int(inside.row_off - shifted.row_off), int(inside.row_off - shifted.row_off + inside.height))
+        cols = slice(int(inside.col_off - shifted.col_off), int(inside.col_off - shifted.col_off + inside.width))
+        if self.alpha_band:
+            pixels = self.reader.read(window=inside)
+            data[:, rows, cols] = pixels[:count]
+            part_valid = pixels[count] > 127
+            if data.dtype.kind == "f":
+                part_valid &= np.isfinite(pixels[:count]).all(axis=0)
+        else:
+            pixels = self.reader.read(window=inside)
+            data[:, rows, cols] = pixels
+            part_valid = valid_mask(self.reader, inside, pixels)
+        valid[rows, cols] = part_valid
+        return data, valid
+
+
+def _clip(window: Window, width: int, height: int) -> Window | None:
+    """The part of ``window`` inside a ``width`` × ``height`` raster, or None."""
+    col0, row0 = max(0, int(window.col_off)), max(0, int(window.row_off))
+    col1 = min(width, int(window.col_off + window.width))
+    row1 = min(height, int(window.row_off + window.height))
+    if col1 <= col0 or row1 <= row0:
+        return None
+    return Window(col0, row0, col1 - col0, row1 - row0)
+
+
+@dataclass
+class _Chip:
+    """A chip (or chip pair) that was written, with what the index records of it."""
+
+    row: int
+    col: int
+    name: str
+    window: Window
+    bounds: tuple[float, float, float, float]
+    valid_fraction: float
+    shift: tuple[float, float, float] | None = None  # (dx, dy, peak)
+    split: str = "train"
+
+
+def export_chips(
+    input_path: str | os.PathLike[str],
+    additional_path: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    options: ExportOptions | None = None,
+    progress: ProgressCallback | None = None,
+) -> ExportReport:
+    """Cut a pair of rasters into georeferenced chips with metadata.
+
+    Args:
+        input_path: The input-domain raster (the chips' grid in paired mode).
+        additional_path: The target-domain raster (any CRS and resolution).
+        out_dir: The chip folder to create.
+        options: How to cut; defaults to :class:`ExportOptions()`.
+        progress: Called with (windows done, windows in all) as work advances.
+
+    Returns:
+        Counts of what was written and skipped.
+
+    Raises:
+        RasterNotFoundError, NotARasterError, MissingCRSError, UnsupportedRasterError:
+            An input raster cannot be used.
+        AOIError: The AOI file cannot be used.
+        NoOverlapError: The footprints (and AOI) do not intersect.
+        NoChipsError: No chip passes the filters.
+        OutputExistsError: ``out_dir`` exists, is not empty, and ``overwrite`` is False.
+        OutputError: ``out_dir`` cannot be written.
+    """
+    options = options or ExportOptions()
+    options.check()
+    out = Path(out_dir)
+    _check_output(out, options.overwrite)
+    started = time.perf_counter()
+    with ExitStack() as stack:
+        a = stack.enter_context(open_raster(input_path))
+        b = stack.enter_context(open_raster(additional_path))
+        resampling, reason = _choose_resampling(b, options.resampling)
+        if options.unpaired:
+            plans = [
+                _plan_single(a, os.fspath(input_path), "a", UNPAIRED_FOLDERS[0], options),
+                _plan_single(b, os.fspath(additional_path), "b", UNPAIRED_FOLDERS[1], options),
+            ]
+        else:
+            plans = [_plan_paired(a, b, os.fspath(input_path), os.fspath(additional_path),
+                                  options, resampling, stack)]
+        stage = _make_stage(out)
+        try:
+            total = sum(len(p.grid) for p in plans)
+            done = 0
+
+            def advance() -> None:
+                nonlocal done
+                done += 1
+                if progress is not None:
+                    progress(done, total)
+
+            results = [_export_plan(plan, stage, options, advance) for plan in plans]
+            if sum(len(r.chips) for r in results) == 0:
+                raise NoChipsError(_no_chips_message(results, options))
+            metadata = _metadata(plans, results, options, resampling.name, reason)
+            (stage / INDEX_NAME).write_text(json.dumps(_index(plans, results), indent=1))
+            (stage / METADATA_NAME).write_text(json.dumps(metadata, indent=2))
+            _publish(stage, out)
+        except BaseException:
+            shutil.rmtree(stage, ignore_errors=True)
+            raise
+    counts = metadata["counts"]
+    return ExportReport(
+        out_dir=out,
+        mode="unpaired" if options.unpaired else "paired",
+        candidates=counts["candidates"],
+        train=counts["train"],
+        val=counts["val"],
+        skipped_invalid=counts["skipped_invalid"],
+        skipped_shift=counts["skipped_shift"],
+        dropped_split=counts["dropped_split"],
+        resampling=resampling.name,
+        seconds=time.perf_counter() - started,
+    )
+
+
+# --------------------------------------------------------------------------- planning
+
+
+@dataclass
+class _Plan:
+    """One chip grid and the layers read on it (two when paired, one per domain otherwise)."""
+
+    grid: ChipGrid
+    grid_source: Any  # the dataset whose grid the chips follow
+    region: BaseGeometry  # where chips may have valid pixels, in the grid's CRS
+    layers: list[_Layer]
+
+
+def _plan_paired(a: Any, b: Any, a_path: str, b_path: str, options: ExportOptions,
+                 resampling: Resampling, stack: ExitStack) -> _Plan:
+    footprint_a = raster_footprint(a)
+    footprint_b = raster_footprint(b, a.crs)
+    region = footprint_a.intersection(footprint_b)
+    if region.is_empty or region.area == 0:
+        raise NoOverlapError(
+            f"{a_path} covers {describe_bounds(footprint_a)} and {b_path} covers "
+            f"{describe_bounds(footprint_b)} in {_crs_name(a.crs)}: they do not overlap. "
+            "Check that both rasters show the same place (and that their CRS is right)."
+        )
+    region = _clip_to_aoi(region, options, a.crs)
+    grid = chip_grid(pixel_region(a, region.bounds), options.tile_size, options.step)
+    if len(grid) == 0:
+        raise NoChipsError(_too_small_message(region, a, options))
+    offset = same_grid(a, b)
+    if offset is not None:
+        layer_b = _Layer("b", PAIRED_FOLDERS[1], b_path, b, b, offset=offset)
+    else:
+        vrt = stack.enter_context(WarpedVRT(
+            b, crs=a.crs, transform=a.transform, width=a.width, height=a.height,
+            resampling=resampling, add_alpha=b.nodata is None,
+        ))
+        layer_b = _Layer("b", PAIRED_FOLDERS[1], b_path, b, vrt, alpha_band=b.nodata is None)
+    layer_a = _Layer("a", PAIRED_FOLDERS[0], a_path, a, a)
+    return _Plan(grid, a, region, [layer_a, layer_b])
+
+
+def _plan_single(dataset: Any, path: str, role: str, folder: str, options: ExportOptions) -> _Plan:
+    region = _clip_to_aoi(raster_footprint(dataset), options, dataset.crs)
+    grid = chip_grid(pixel_region(dataset, region.bounds), options.tile_size, options.step)
+    if len(grid) == 0:
+        raise NoChipsError(_too_small_message(region, dataset, options, path))
+    return _Plan(grid, dataset, region, [_Layer(role, folder, path, dataset, dataset)])
+
+
+def _clip_to_aoi(region: BaseGeometry, options: ExportOptions, crs: Any) -> BaseGeometry:
+    if options.aoi is None:
+        return region
+    aoi = load_aoi(options.aoi, crs)
+    clipped = region.intersection(aoi)
+    if clipped.is_empty or clipped.area == 0:
+        raise NoOverlapError(
+            f"the AOI {os.fspath(options.aoi)} covers {describe_bounds(aoi)} but the rasters' "
+            f"common footprint is {describe_bounds(region)} in {_crs_name(crs)}: they do not overlap."
+        )
+    return clipped
+
+
+def _choose_resampling(dataset: Any, requested: str | None) -> tuple[Resampling, str]:
+    if requested is not None:
+        return Resampling[requested], "requested"
+    if is_categorical(dataset):
+        return Resampling.nearest, "categorical (palette or few distinct values)"
+    return Resampling.bilinear, "continuous values"
+
+
+# --------------------------------------------------------------------------- export loop
+
+
+@dataclass
+class _PlanResult:
+    chips: list[_Chip]
+    statistics: list[StatisticsAccumulator]
+    skipped_invalid: int
+    skipped_shift: int
+    dropped_split: int
+    block_chips: int
+
+
+def _export_plan(plan: _Plan, stage: Path, options: ExportOptions,
+                 advance: Callable[[], None]) -> _PlanResult:
+    for layer in plan.layers:
+        (stage / layer.folder).mkdir()
+    accumulators = [
+        StatisticsAccumulator(layer.source.count, layer.source.dtypes[0], seed=options.seed)
+        for layer in plan.layers
+    ]
+    chips: list[_Chip] = []
+    skipped_invalid = skipped_shift = 0
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
+        for i, j, window in plan.grid:
+            chip = _export_window(plan, stage, options, accumulators, i, j, window, len(chips))
+            advance()
+            if chip == "invalid":
+                skipped_invalid += 1
+            elif chip == "shift":
+                skipped_shift += 1
+            else:
+                chips.append(chip)
+    split = split_chips(plan.grid, [(c.row, c.col) for c in chips], options.val_fraction, options.seed)
+    kept = []
+    for chip in chips:
+        chip.split = split.labels[(chip.row, chip.col)]
+        if chip.split == DROPPED:
+            for layer in plan.layers:
+                (stage / layer.folder / chip.name).unlink()
+        else:
+            kept.append(chip)
+    return _PlanResult(kept, accumulators, skipped_invalid, skipped_shift,
+                       len(chips) - len(kept), split.block_chips)
+
+
+def _export_window(plan: _Plan, stage: Path, options: ExportOptions,
+                   accumulators: list[StatisticsAccumulator], i: int, j: int,
+                   window: Window, index: int) -> _Chip | str:
+    """Read, filter and write one chip window; return the chip or why it was skipped."""
+    grid = plan.grid_source
+    bounds = window_bounds(window, grid.transform)
+    transform = grid.window_transform(window)
+    reads = [layer.read(window) for layer in plan.layers]
+    valid = np.logical_and.reduce([v for _, v in reads])
+    if not plan.region.contains(box(*bounds)):
+        valid &= geometry_mask([plan.region], valid.shape, transform, invert=True)
+    fraction = float(valid.mean())
+    if fraction < options.min_valid or not valid.any():
+        return "invalid"
+    shift = None
+    if len(reads) == 2:
+        found = estimate_shift(reads[0][0], reads[1][0], valid, max_shift=options.tile_size / 4)
+        shift = (found.dx, found.dy, found.peak)
+        if options.max_shift is not None and found.magnitude > options.max_shift:
+            return "shift"
+    name = f"{index:09d}.tif"
+    for layer, (data, _), accumulator in zip(plan.layers, reads, accumulators, strict=True):
+        _write_chip(stage / layer.folder / name, layer, window, transform, grid.crs,
+                    data, valid, options.creation_options)
+        accumulator.update(data, valid)
+    return _Chip(i, j, name, window, bounds, fraction, shift)
+
+
+def _write_chip(path: Path, layer: _Layer, window: Window, transform: Any, crs: Any,
+                data: np.ndarray, valid: np.ndarray, creation_options: Mapping[str, Any]) -> None:
+    """Write one chip GeoTIFF: the layer's dtype, bands and nodata on the chip's grid,
+    with an internal mask when some pixels are invalid (so training can ignore them)."""
+    profile = profile_for_window(layer.source, window, transform, crs)
+    profile.update(creation_options)
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data)
+        if not valid.all():
+            dst.write_mask(valid.astype(np.uint8) * 255)
+        descriptions = layer.source.descriptions
+        if any(descriptions):
+            dst.descriptions = descriptions
+        if layer.source.count == 1 and layer.source.colorinterp[0].name == "palette":
+            dst.write_colormap(1, layer.source.colormap(1))
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+def _check_output(out: Path, overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out} exists and is not a folder; choose another output.")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise OutputExistsError(
+            f"{out} exists and is not empty; pass --overwrite to replace it, or choose another folder."
+        )
+    parent = out.absolute().parent
+    if not parent.is_dir():
+        raise OutputError(f"the folder {parent} does not exist; create it first.")
+    if not os.access(parent, os.W_OK):
+        raise OutputError(f"the folder {parent} is not writable.")
+
+
+def _make_stage(out: Path) -> Path:
+    """A fresh hidden folder beside ``out`` to build the export in."""
+    stage = out.absolute().parent / f".{out.name}.partial"
+    shutil.rmtree(stage, ignore_errors=True)
+    try:
+        stage.mkdir()
+    except OSError as error:
+        raise OutputError(f"cannot create {stage}: {error.strerror}.") from error
+    return stage
+
+
+def _publish(stage: Path, out: Path) -> None:
+    """Move the finished ``stage`` folder to ``out``, replacing what was there."""
+    if out.exists():
+        old = out.absolute().parent / f".{out.name}.old"
+        shutil.rmtree(old, ignore_errors=True)
+        out.rename(old)
+        stage.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        stage.rename(out)
+
+
+def _crs_name(crs: Any) -> str:
+    epsg = crs.to_epsg() if crs is not None else None
+    return f"EPSG:{epsg}" if epsg else "the input's CRS"
+
+
+def _crs_json(crs: Any) -> dict[str, Any]:
+    return {"epsg": crs.to_epsg(), "wkt": crs.to_wkt()}
+
+
+def _too_small_message(region: BaseGeometry, dataset: Any, options: ExportOptions,
+                       path: str | None = None) -> str:
+    where = pixel_region(dataset, region.bounds)
+    what = f"{path}'s area" if path else "the rasters' common area"
+    if options.aoi is not None:
+        what += " inside the AOI"
+    return (
+        f"{what} is {int(where.width)}×{int(where.height)} pixels, smaller than one "
+        f"{options.tile_size}-pixel tile; use a smaller --tile-size."
+    )
+
+
+def _no_chips_message(results: list[_PlanResult], options: ExportOptions) -> str:
+    invalid = sum(r.skipped_invalid for r in results)
+    shifted = sum(r.skipped_shift for r in results)
+    parts = []
+    if invalid:
+        parts.append(f"{invalid} had less than {options.min_valid:.0%} valid pixels (--min-valid)")
+    if shifted:
+        parts.append(f"{shifted} were misregistered by more than {options.max_shift} px (--max-shift)")
+    return "no chip passed the filters: " + "; ".join(parts) + "."
+
+
+def _domain_metadata(layer: _Layer, accumulator: StatisticsAccumulator) -> dict[str, Any]:
+    source = layer.source
+    try:
+        statistics = [s.to_dict() for s in accumulator.result()]
+    except NoChipsError:
+        statistics = []
+    return {
+        "role": "input" if layer.role == "a" else "additional",
+        "folder": layer.folder,
+        "source": str(Path(layer.path).absolute()) if "://" not in layer.path else layer.path,
+        "bands": source.count,
+        "dtype": source.dtypes[0],
+        "nodata": None if source.nodata is None or math.isnan(source.nodata) else source.nodata,
+        "nodata_is_nan": source.nodata is not None and math.isnan(source.nodata),
+        "band_descriptions": list(source.descriptions),
+        "source_crs": _crs_json(source.crs),
+        "source_transform": list(source.transform)[:6],
+        "source_size": [source.width, source.height],
+        "statistics": statistics,
+    }
+
+
+def _metadata(plans: list[_Plan], results: list[_PlanResult], options: ExportOptions,
+              resampling: str, reason: str) -> dict[str, Any]:
+    domains: dict[str, Any] = {}
+    grids: dict[str, Any] = {}
+    for plan, result in zip(plans, results, strict=True):
+        for layer, accumulator in zip(plan.layers, result.statistics, strict=True):
+            domains[layer.role] = _domain_metadata(layer, accumulator)
+        grid_role = plan.layers[0].role if options.unpaired else "ab"
+        grids[grid_role] = {
+            "crs": _crs_json(plan.grid_source.crs),
+            "transform": list(plan.grid_source.transform)[:6],
+            "size": [plan.grid_source.width, plan.grid_source.height],
+            "split_block_pixels": result.block_chips * options.step,
+        }
+    shifts = [c.shift for r in results for c in r.chips if c.shift is not None]
+    metadata: dict[str, Any] = {
+        "format": CHIPS_FORMAT,
+        "version": CHIPS_FORMAT_VERSION,
+        "created_by": f"geogan {__version__}",
+        "mode": "unpaired" if options.unpaired else "paired",
+        "tile_size": options.tile_size,
+        "stride": options.step,
+        "min_valid": options.min_valid,
+        "val_fraction": options.val_fraction,
+        "seed": options.seed,
+        "max_shift": options.max_shift,
+        "aoi": None if options.aoi is None else str(Path(options.aoi).absolute()),
+        "resampling": None if options.unpaired else resampling,
+        "resampling_reason": None if options.unpaired else reason,
+        "grids": grids,
+        "domains": domains,
+        "counts": {
+            "candidates": sum(len(p.grid) for p in plans),
+            "train": sum(1 for r in results for c in r.chips if c.split != VAL),
+            "val": sum(1 for r in results for c in r.chips if c.split == VAL),
+            "skipped_invalid": sum(r.skipped_invalid for r in results),
+            "skipped_shift": sum(r.skipped_shift for r in results),
+            "dropped_split": sum(r.dropped_split for r in results),
+        },
+    }
+    if shifts:
+        magnitudes = np.hypot([s[0] for s in shifts], [s[1] for s in shifts])
+        metadata["registration"] = {
+            "median_dx": float(np.median([s[0] for s in shifts])),
+            "median_dy": float(np.median([s[1] for s in shifts])),
+            "p95_magnitude": float(np.percentile(magnitudes, 95)),
+        }
+    return metadata
+
+
+def _index(plans: list[_Plan], results: list[_PlanResult]) -> dict[str, Any]:
+    """index.geojson: one feature per chip (per chip pair when paired), in the input's CRS."""
+    features: list[dict[str, Any]] = []
+    crs = plans[0].grid_source.crs
+    for plan, result in zip(plans, results, strict=True):
+        domain = plan.layers[0].role if len(plan.layers) == 1 else "ab"
+        for chip in result.chips:
+            properties: dict[str, Any] = {
+                "id": f"{domain}/{Path(chip.name).stem}" if domain != "ab" else Path(chip.name).stem,
+                "file": chip.name,
+                "domain": domain,
+                "split": chip.split,
+                "window": [int(chip.window.col_off), int(chip.window.row_off),
+                           int(chip.window.width), int(chip.window.height)],
+                "valid_fraction": round(chip.valid_fraction, 6),
+            }
+            if chip.shift is not None:
+                properties.update(shift_x=round(chip.shift[0], 3), shift_y=round(chip.shift[1], 3),
+                                  shift_peak=round(chip.shift[2], 4))
+            outline = reproject_geometry(box(*chip.bounds), plan.grid_source.crs, crs)
+            features.append({
+                "type": "Feature",
+                "geometry": mapping(outline),
+                "properties": properties,
+            })
+    document: dict[str, Any] = {"type": "FeatureCollection", "features": features}
+    epsg = crs.to_epsg()
+    if epsg:
+        document["crs"] = {"type": "name", "properties": {"name": f"urn:ogc:def:crs:EPSG::{epsg}"}}
+    return document
+
+
+def iter_index(chip_dir: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
+    """The properties of each chip in a chip folder's ``index.geojson``."""
+    document = json.loads((Path(chip_dir) / INDEX_NAME).read_text())
+    for feature in document["features"]:
+        yield feature["properties"]

@@ -1,0 +1,55 @@
+"""Typed errors raised by the geogan library.
+
+Every error a user can cause derives from :class:`GeoganError`. Its message is one
+sentence that says what is wrong and, where it helps, what to do; the command line
+prints it on one line and exits with :attr:`GeoganError.exit_code`. Errors outside
+this hierarchy are bugs and keep their traceback.
+"""
+
+from __future__ import annotations
+
+
+class GeoganError(Exception):
+    """Base class of the errors a user can cause and fix."""
+
+    exit_code: int = 1
+
+
+class InputError(GeoganError):
+    """An input file or argument cannot be used as it is."""
+
+
+class RasterNotFoundError(InputError):
+    """A raster path does not exist."""
+
+
+class NotARasterError(InputError):
+    """A file exists but GDAL cannot open it as a raster."""
+
+
+class MissingCRSError(InputError):
+    """A raster has no coordinate reference system or no geotransform."""
+
+
+class UnsupportedRasterError(InputError):
+    """A raster's data type, size or band layout is not supported."""
+
+
+class NoOverlapError(InputError):
+    """Two footprints (or a footprint and an area of interest) do not intersect."""
+
+
+class AOIError(InputError):
+    """An area-of-interest file cannot be read or holds no polygon."""
+
+
+class NoChipsError(InputError):
+    """Tiling produced no chip that passes the filters."""
+
+
+class OutputExistsError(GeoganError):
+    """An output already exists and ``overwrite`` was not given."""
+
+
+class OutputError(GeoganError):
+    """An output cannot be written (folder missing, not writable, disk full)."""

@@ -1,0 +1,112 @@
+"""Footprints of rasters and areas of interest as shapely polygons on a common CRS.
+
+Chips are only cut where both rasters (and the area of interest, when given) have
+data, so the exporter needs the intersection of several outlines that may each be
+in a different CRS. Outlines are densified before reprojection, so that the curved
+edges of a reprojected rectangle are followed, not cut short.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import shapely
+from rasterio.crs import CRS
+from rasterio.errors import CRSError
+from rasterio.warp import transform as transform_points
+from shapely.geometry import box, shape
+from shapely.geometry.base import BaseGeometry
+
+from .errors import AOIError
+
+#: Points per footprint edge when it is reprojected.
+DENSIFY_POINTS = 64
+
+
+def raster_footprint(dataset: Any, crs: CRS | None = None) -> BaseGeometry:
+    """The rectangle a raster covers, in ``crs`` (default: the raster's own CRS)."""
+    outline = box(*dataset.bounds)
+    if crs is None or CRS.from_user_input(crs) == dataset.crs:
+        return outline
+    return reproject_geometry(outline, dataset.crs, crs)
+
+
+def reproject_geometry(geometry: BaseGeometry, src_crs: Any, dst_crs: Any) -> BaseGeometry:
+    """Reproject a polygon, densifying its edges first so that curvature is kept."""
+    if CRS.from_user_input(src_crs) == CRS.from_user_input(dst_crs):
+        return geometry
+    minx, miny, maxx, maxy = geometry.bounds
+    step = max(maxx - minx, maxy - miny) / DENSIFY_POINTS
+    dense = shapely.segmentize(geometry, step) if step > 0 else geometry
+
+    def project(coords: np.ndarray) -> np.ndarray:
+        xs, ys = transform_points(src_crs, dst_crs, coords[:, 0], coords[:, 1])
+        return np.column_stack([xs, ys])
+
+    projected = shapely.transform(dense, project)
+    if not projected.is_valid:
+        projected = shapely.make_valid(projected)
+    return projected
+
+
+def describe_bounds(geometry: BaseGeometry) -> str:
+    """Bounds as ``(minx, miny, maxx, maxy)`` rounded for messages."""
+    return "(" + ", ".join(f"{v:.10g}" for v in geometry.bounds) + ")"
+
+
+def _geojson_crs(document: dict[str, Any]) -> CRS:
+    """The CRS a GeoJSON document declares (legacy ``crs`` member), else WGS 84."""
+    member = document.get("crs")
+    if not member:
+        return CRS.from_epsg(4326)
+    name = member.get("properties", {}).get("name") if isinstance(member, dict) else None
+    if not name:
+        raise AOIError("the AOI's `crs` member has no `properties.name`.")
+    try:
+        return CRS.from_user_input(name)
+    except CRSError as error:
+        raise AOIError(f"the AOI declares a CRS GDAL does not know: {name}.") from error
+
+
+def load_aoi(path: str | os.PathLike[str], crs: Any) -> BaseGeometry:
+    """Read the polygons of a GeoJSON file as one geometry in ``crs``.
+
+    Accepts a FeatureCollection, a Feature or a bare geometry; the CRS is the one the
+    file declares (the legacy ``crs`` member GDAL and QGIS write) or WGS 84 per RFC 7946.
+
+    Raises:
+        AOIError: The file is missing, is not GeoJSON, or holds no polygon.
+    """
+    name = os.fspath(path)
+    try:
+        document = json.loads(Path(name).read_text())
+    except FileNotFoundError as error:
+        raise AOIError(f"AOI file {name}: no such file.") from error
+    except (OSError, ValueError) as error:
+        raise AOIError(f"AOI file {name} is not readable GeoJSON ({error}).") from error
+    if not isinstance(document, dict):
+        raise AOIError(f"AOI file {name} is not a GeoJSON object.")
+    kind = document.get("type")
+    if kind == "FeatureCollection":
+        geometries = [f.get("geometry") for f in document.get("features", [])]
+    elif kind == "Feature":
+        geometries = [document.get("geometry")]
+    else:
+        geometries = [document]
+    polygons = []
+    for item in geometries:
+        if not item:
+            continue
+        try:
+            geometry = shape(item)
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
+            raise AOIError(f"AOI file {name} holds an invalid geometry ({error}).") from error
+        if geometry.geom_type in ("Polygon", "MultiPolygon") and not geometry.is_empty:
+            polygons.append(geometry if geometry.is_valid else shapely.make_valid(geometry))
+    if not polygons:
+        raise AOIError(f"AOI file {name} holds no polygon.")
+    return reproject_geometry(shapely.union_all(polygons), _geojson_crs(document), crs)

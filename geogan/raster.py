@@ -1,0 +1,213 @@
+"""Opening and validating rasters, and reading their pixels with validity masks.
+
+Every command opens its rasters through :func:`open_raster`, so that a missing file,
+a file GDAL cannot read, a raster without georeferencing or an unsupported data type
+fail the same way everywhere, with a message that names the file and the fix.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+from affine import Affine
+from rasterio.enums import ColorInterp, MaskFlags
+from rasterio.errors import RasterioIOError
+from rasterio.io import DatasetReader
+from rasterio.vrt import WarpedVRT
+from rasterio.windows import Window
+
+from .errors import MissingCRSError, NotARasterError, RasterNotFoundError, UnsupportedRasterError
+
+#: Data types geogan reads and writes. Complex types have no meaning for the GANs.
+SUPPORTED_DTYPES = frozenset(
+    {"uint8", "int8", "uint16", "int16", "uint32", "int32", "float32", "float64"}
+)
+
+#: A palette raster, or a uint8 raster with at most this many distinct values (or colours)
+#: in a sample of its pixels, is treated as categorical (nearest-neighbour resampling).
+CATEGORICAL_MAX_VALUES = 32
+
+Dataset = DatasetReader | WarpedVRT
+
+
+def _is_local_path(path: str) -> bool:
+    return "://" not in path and not path.startswith("/vsi")
+
+
+@contextmanager
+def open_raster(path: str | os.PathLike[str], *, georeferenced: bool = True) -> Iterator[Any]:
+    """Open a raster for reading, with checks users can act on.
+
+    Args:
+        path: A file path or any GDAL-readable name (``/vsicurl/...``, ``s3://...``).
+        georeferenced: Require a CRS and a geotransform.
+
+    Yields:
+        The open ``rasterio`` dataset.
+
+    Raises:
+        RasterNotFoundError: The path does not exist.
+        NotARasterError: GDAL cannot open the file as a raster.
+        MissingCRSError: ``georeferenced`` and the raster has no CRS or geotransform.
+        UnsupportedRasterError: The data type is not supported or the raster is empty.
+    """
+    name = os.fspath(path)
+    if _is_local_path(name) and not Path(name).exists():
+        raise RasterNotFoundError(f"{name}: no such file.")
+    if _is_local_path(name) and Path(name).is_dir():
+        raise NotARasterError(f"{name} is a folder, not a raster file.")
+    try:
+        dataset = rasterio.open(name)
+    except RasterioIOError as error:
+        reason = str(error).split("\n")[0]
+        raise NotARasterError(
+            f"{name} is not a raster GDAL can read ({reason})."
+        ) from error
+    with dataset:
+        check_supported(dataset, name)
+        if georeferenced:
+            check_georeferenced(dataset, name)
+        yield dataset
+
+
+def check_supported(dataset: Any, name: str) -> None:
+    """Raise :class:`UnsupportedRasterError` for empty rasters and unsupported dtypes."""
+    if dataset.count == 0 or dataset.width == 0 or dataset.height == 0:
+        raise UnsupportedRasterError(f"{name} holds no pixels (size {dataset.width}×{dataset.height}, "
+                                     f"{dataset.count} bands).")
+    dtypes = set(dataset.dtypes)
+    unsupported = sorted(dtypes - SUPPORTED_DTYPES)
+    if unsupported:
+        raise UnsupportedRasterError(
+            f"{name} has data type {', '.join(unsupported)}; geogan supports "
+            f"{', '.join(sorted(SUPPORTED_DTYPES))}. Convert it first, e.g. with "
+            "`rio convert --dtype float32`."
+        )
+    if len(dtypes) > 1:
+        raise UnsupportedRasterError(
+            f"{name} mixes data types across bands ({', '.join(sorted(dtypes))}); "
+            "convert it to one type first."
+        )
+
+
+def check_georeferenced(dataset: Any, name: str) -> None:
+    """Raise :class:`MissingCRSError` unless the raster has a CRS and a geotransform."""
+    if dataset.crs is None:
+        raise MissingCRSError(
+            f"{name} has no coordinate reference system; assign one with "
+            f"`rio edit-info --crs EPSG:<code> {name}` (or gdal_edit.py -a_srs)."
+        )
+    if dataset.transform == Affine.identity() and dataset.gcps[0]:
+        raise MissingCRSError(
+            f"{name} is georeferenced by ground control points only; warp it onto a grid "
+            f"first (`gdalwarp {name} out.tif`)."
+        )
+    if dataset.transform == Affine.identity():
+        raise MissingCRSError(f"{name} has no geotransform; it cannot be placed on a map.")
+    if dataset.transform.b != 0 or dataset.transform.d != 0:
+        raise UnsupportedRasterError(
+            f"{name} has a rotated geotransform; warp it north-up first (`gdalwarp`)."
+        )
+
+
+def is_categorical(dataset: Any) -> bool:
+    """Whether a raster holds classes or flat colours rather than continuous values.
+
+    Palette rasters are categorical. A uint8 raster is too when a decimated sample of
+    its pixels holds at most :data:`CATEGORICAL_MAX_VALUES` distinct values (or colours,
+    for multi-band rasters): flat-colour maps must be resampled with nearest neighbour,
+    since interpolation invents colours that belong to no class.
+    """
+    if dataset.count >= 1 and dataset.colorinterp[0] == ColorInterp.palette:
+        return True
+    if dataset.dtypes[0] != "uint8":
+        return False
+    scale = max(1, int(np.ceil(max(dataset.width, dataset.height) / 512)))
+    shape = (dataset.count, max(1, dataset.height // scale), max(1, dataset.width // scale))
+    sample = dataset.read(out_shape=shape, resampling=rasterio.enums.Resampling.nearest)
+    pixels = sample.reshape(dataset.count, -1).T  # (N, C)
+    if pixels.shape[1] > 1:
+        keys = np.zeros(pixels.shape[0], dtype=np.int64)
+        for band in range(min(pixels.shape[1], 7)):
+            keys = keys * 256 + pixels[:, band]
+    else:
+        keys = pixels[:, 0].astype(np.int64)
+    return bool(np.unique(keys).size <= CATEGORICAL_MAX_VALUES)
+
+
+def valid_mask(dataset: Any, window: Window, data: np.ndarray) -> np.ndarray:
+    """Boolean validity of each pixel of ``data``, read from ``dataset`` at ``window``.
+
+    A pixel is valid when every band is valid: not equal to the nodata value, not NaN
+    or infinite, and not masked by an internal mask or alpha band. Computing the nodata
+    test from ``data`` avoids a second read for the common nodata-value case.
+
+    Args:
+        dataset: The dataset ``data`` was read from.
+        window: The window ``data`` covers.
+        data: The pixels, shape (C, H, W).
+
+    Returns:
+        A (H, W) boolean array, True where valid.
+    """
+    valid = np.ones(data.shape[1:], dtype=bool)
+    flags = dataset.mask_flag_enums
+    if any(MaskFlags.per_dataset in f or MaskFlags.alpha in f for f in flags):
+        valid &= dataset.dataset_mask(window=window) > 0
+    elif dataset.nodata is not None:
+        nodata = dataset.nodata
+        if np.isnan(nodata):
+            valid &= ~np.isnan(data).any(axis=0)
+        else:
+            valid &= (data != np.asarray(nodata).astype(data.dtype)).all(axis=0)
+    if data.dtype.kind == "f":
+        valid &= np.isfinite(data).all(axis=0)
+    return valid
+
+
+def same_grid(a: Any, b: Any) -> tuple[int, int] | None:
+    """Pixel offset of ``b``'s grid relative to ``a``'s, when the two grids coincide.
+
+    Returns ``(row_offset, col_offset)`` such that pixel ``(r, c)`` of ``a`` is pixel
+    ``(r - row_offset, c - col_offset)`` of ``b``, or None when the CRS or pixel size
+    differ or the origins are not a whole number of pixels apart (then ``b`` must be
+    warped onto ``a``'s grid).
+    """
+    if a.crs != b.crs:
+        return None
+    ta: Affine = a.transform
+    tb: Affine = b.transform
+    if not np.allclose([ta.a, ta.e], [tb.a, tb.e], rtol=1e-9, atol=0.0):
+        return None
+    col = (tb.c - ta.c) / ta.a
+    row = (tb.f - ta.f) / ta.e
+    if abs(col - round(col)) > 1e-6 or abs(row - round(row)) > 1e-6:
+        return None
+    return round(row), round(col)
+
+
+def profile_for_window(dataset: Any, window: Window, transform: Affine, crs: Any) -> dict[str, Any]:
+    """A GeoTIFF profile for one window of ``dataset``'s pixels on a given grid.
+
+    Starts from the dataset's own profile (dtype, band count, nodata), so nothing is
+    dropped by accident, and replaces only the grid and the file layout.
+    """
+    profile: dict[str, Any] = dict(dataset.profile)
+    for key in ("blockxsize", "blockysize", "tiled", "compress", "interleave", "photometric"):
+        profile.pop(key, None)
+    height, width = int(window.height), int(window.width)
+    profile.update(
+        driver="GTiff", width=width, height=height, transform=transform, crs=crs, interleave="pixel"
+    )
+    if width % 16 == 0 and height % 16 == 0:
+        profile.update(tiled=True, blockxsize=width, blockysize=height)
+    rgb = (ColorInterp.red, ColorInterp.green, ColorInterp.blue)
+    if dataset.count == 3 and dataset.dtypes[0] == "uint8" and tuple(dataset.colorinterp) == rgb:
+        profile["photometric"] = "RGB"
+    return profile
