@@ -7,11 +7,10 @@ from typing import Any
 
 import click
 from rasterio.enums import Resampling
-from tqdm import tqdm
 
 from geogan.chips import ExportOptions, export_chips
 
-from .options import creation_options, overwrite_opt, seed_opt, show_progress
+from .options import ProgressBar, creation_options, overwrite_opt, seed_opt
 
 
 @click.command("export-chips")
@@ -61,12 +60,7 @@ def export_chips_command(
         seed=seed, aoi=aoi, unpaired=unpaired, resampling=resampling, max_shift=max_shift,
         overwrite=overwrite, creation_options={k.upper(): v for k, v in creation_options.items()},
     )
-    with tqdm(desc="chips", unit="win", disable=not show_progress(), leave=False) as bar:
-
-        def progress(done: int, total: int) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
-
+    with ProgressBar("chips", "win") as progress:
         report = export_chips(input_raster, additional_raster, out_dir, options, progress)
     click.echo(
         f"Wrote {report.exported} chip{'s' if report.mode == 'unpaired' else ' pairs'} "

@@ -30,7 +30,8 @@ import rasterio
 from rasterio.enums import Resampling
 from rasterio.features import geometry_mask
 from rasterio.vrt import WarpedVRT
-from rasterio.windows import Window, bounds as window_bounds
+from rasterio.windows import Window
+from rasterio.windows import bounds as window_bounds
 from shapely.geometry import box, mapping
 from shapely.geometry.base import BaseGeometry
 
@@ -137,8 +138,9 @@ class _Layer:
         valid = np.zeros(data.shape[1:], dtype=bool)
         if inside is None:
             return data, valid
-        rows = slice(int(inside.row_off - shifted.row_off), int(inside.row_off - shifted.row_off + inside.height))
-        cols = slice(int(inside.col_off - shifted.col_off), int(inside.col_off - shifted.col_off + inside.width))
+        top, left = int(inside.row_off - shifted.row_off), int(inside.col_off - shifted.col_off)
+        rows = slice(top, top + int(inside.height))
+        cols = slice(left, left + int(inside.width))
         if self.alpha_band:
             pixels = self.reader.read(window=inside)
             data[:, rows, cols] = pixels[:count]
@@ -315,7 +317,8 @@ def _clip_to_aoi(region: BaseGeometry, options: ExportOptions, crs: Any) -> Base
     if clipped.is_empty or clipped.area == 0:
         raise NoOverlapError(
             f"the AOI {os.fspath(options.aoi)} covers {describe_bounds(aoi)} but the rasters' "
-            f"common footprint is {describe_bounds(region)} in {_crs_name(crs)}: they do not overlap."
+            f"common footprint is {describe_bounds(region)} in {_crs_name(crs)}: "
+            "they do not overlap."
         )
     return clipped
 
@@ -355,13 +358,14 @@ def _export_plan(plan: _Plan, stage: Path, options: ExportOptions,
         for i, j, window in plan.grid:
             chip = _export_window(plan, stage, options, accumulators, i, j, window, len(chips))
             advance()
-            if chip == "invalid":
-                skipped_invalid += 1
-            elif chip == "shift":
-                skipped_shift += 1
-            else:
+            if isinstance(chip, _Chip):
                 chips.append(chip)
-    split = split_chips(plan.grid, [(c.row, c.col) for c in chips], options.val_fraction, options.seed)
+            elif chip == "invalid":
+                skipped_invalid += 1
+            else:
+                skipped_shift += 1
+    positions = [(c.row, c.col) for c in chips]
+    split = split_chips(plan.grid, positions, options.val_fraction, options.seed)
     kept = []
     for chip in chips:
         chip.split = split.labels[(chip.row, chip.col)]
@@ -427,7 +431,8 @@ def _check_output(out: Path, overwrite: bool) -> None:
         raise OutputError(f"{out} exists and is not a folder; choose another output.")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise OutputExistsError(
-            f"{out} exists and is not empty; pass --overwrite to replace it, or choose another folder."
+            f"{out} exists and is not empty; pass --overwrite to replace it, "
+            "or choose another folder."
         )
     parent = out.absolute().parent
     if not parent.is_dir():
@@ -487,7 +492,9 @@ def _no_chips_message(results: list[_PlanResult], options: ExportOptions) -> str
     if invalid:
         parts.append(f"{invalid} had less than {options.min_valid:.0%} valid pixels (--min-valid)")
     if shifted:
-        parts.append(f"{shifted} were misregistered by more than {options.max_shift} px (--max-shift)")
+        parts.append(
+            f"{shifted} were misregistered by more than {options.max_shift} px (--max-shift)"
+        )
     return "no chip passed the filters: " + "; ".join(parts) + "."
 
 
@@ -570,8 +577,9 @@ def _index(plans: list[_Plan], results: list[_PlanResult]) -> dict[str, Any]:
     for plan, result in zip(plans, results, strict=True):
         domain = plan.layers[0].role if len(plan.layers) == 1 else "ab"
         for chip in result.chips:
+            stem = Path(chip.name).stem
             properties: dict[str, Any] = {
-                "id": f"{domain}/{Path(chip.name).stem}" if domain != "ab" else Path(chip.name).stem,
+                "id": stem if domain == "ab" else f"{domain}/{stem}",
                 "file": chip.name,
                 "domain": domain,
                 "split": chip.split,

@@ -79,8 +79,10 @@ def open_raster(path: str | os.PathLike[str], *, georeferenced: bool = True) -> 
 def check_supported(dataset: Any, name: str) -> None:
     """Raise :class:`UnsupportedRasterError` for empty rasters and unsupported dtypes."""
     if dataset.count == 0 or dataset.width == 0 or dataset.height == 0:
-        raise UnsupportedRasterError(f"{name} holds no pixels (size {dataset.width}×{dataset.height}, "
-                                     f"{dataset.count} bands).")
+        raise UnsupportedRasterError(
+            f"{name} holds no pixels (size {dataset.width}×{dataset.height}, "
+            f"{dataset.count} bands)."
+        )
     dtypes = set(dataset.dtypes)
     unsupported = sorted(dtypes - SUPPORTED_DTYPES)
     if unsupported:

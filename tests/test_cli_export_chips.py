@@ -1,0 +1,126 @@
+"""The export-chips command: output, exit codes and one-line errors for bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from affine import Affine
+from click.testing import CliRunner
+from geogan.cli.main import cli
+
+from .conftest import write_raster
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_export_chips_writes_arcgis_layout(tmp_path, pair):
+    a, b = pair
+    out = tmp_path / "chips"
+    code, stdout, _ = run("-q", "export-chips", str(a), str(b), "-o", str(out),
+                          "--tile-size", "128", "--stride", "64", "--seed", "3")
+    assert code == 0
+    counts = json.loads((out / "geogan-chips.json").read_text())["counts"]
+    assert counts["candidates"] == 49
+    written = len(list((out / "images").glob("*.tif")))
+    assert written + counts["dropped_split"] == 49
+    assert f"Wrote {written} chip pairs" in stdout
+    assert f"{counts['dropped_split']} on split borders" in stdout
+    assert sorted(p.name for p in (out / "images").iterdir()) == sorted(
+        p.name for p in (out / "images2").iterdir())
+
+
+def test_unpaired_flag(tmp_path, pair):
+    a, b = pair
+    out = tmp_path / "chips"
+    code, stdout, _ = run("-q", "export-chips", str(a), str(b), "-o", str(out), "--unpaired",
+                          "--tile-size", "128")
+    assert code == 0 and "Wrote 32 chips" in stdout
+    assert (out / "train_a").is_dir() and (out / "train_b").is_dir()
+
+
+def test_creation_options_are_passed_to_gdal(tmp_path, pair):
+    a, b = pair
+    out = tmp_path / "chips"
+    code, _, _ = run("-q", "export-chips", str(a), str(b), "-o", str(out), "--tile-size", "128",
+                     "--co", "compress=deflate")
+    assert code == 0
+    import rasterio
+
+    with rasterio.open(out / "images" / "000000000.tif") as chip:
+        assert chip.compression.name == "deflate"
+
+
+def _bad_inputs(tmp_path: Path, pair: tuple[Path, Path]) -> dict[str, tuple[list[str], str]]:
+    a, b = pair
+    text = tmp_path / "notes.txt"
+    text.write_text("not a raster")
+    no_crs = write_raster(tmp_path / "nocrs.tif", np.zeros((1, 64, 64), np.uint8), crs=None)
+    far = write_raster(tmp_path / "far.tif", np.zeros((1, 300, 300), np.uint8),
+                       transform=Affine(1, 0, 900_000, 0, -1, 5_000_000))
+    complex_ = write_raster(tmp_path / "complex.tif", np.zeros((1, 64, 64), np.complex64))
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "old.tif").write_text("old")
+    bad_aoi = tmp_path / "aoi.geojson"
+    bad_aoi.write_text('{"type": "Point", "coordinates": [0, 0]}')
+    out = str(tmp_path / "out")
+    return {
+        "missing": ([str(tmp_path / "nope.tif"), str(b), "-o", out], "no such file"),
+        "not a raster": ([str(text), str(b), "-o", out], "not a raster"),
+        "no crs": ([str(no_crs), str(b), "-o", out], "no coordinate reference system"),
+        "no overlap": ([str(a), str(far), "-o", out], "do not overlap"),
+        "complex": ([str(a), str(complex_), "-o", out], "data type complex64"),
+        "output exists": ([str(a), str(b), "-o", str(full)], "--overwrite"),
+        "aoi without polygon": ([str(a), str(b), "-o", out, "--aoi", str(bad_aoi)], "no polygon"),
+        "tile too large": ([str(a), str(b), "-o", out, "--tile-size", "4096"], "--tile-size"),
+    }
+
+
+@pytest.mark.parametrize("case", ["missing", "not a raster", "no crs", "no overlap", "complex",
+                                  "output exists", "aoi without polygon", "tile too large"])
+def test_bad_input_is_one_line_exit_1_nothing_written(tmp_path, pair, case):
+    args, message = _bad_inputs(tmp_path, pair)[case]
+    before = sorted(p.name for p in tmp_path.iterdir())
+    code, stdout, stderr = run("export-chips", *args)
+    assert code == 1, (stdout, stderr)
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ")
+    assert message in lines[0]
+    assert "Traceback" not in stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    if case == "output exists":
+        assert (tmp_path / "full" / "old.tif").read_text() == "old"
+
+
+@pytest.mark.parametrize("args", [
+    ["--tile-size", "8"],
+    ["--min-valid", "1.5"],
+    ["--val-fraction", "1"],
+    ["--resampling", "magic"],
+    ["--co", "novalue"],
+])
+def test_bad_usage_exits_2(tmp_path, pair, args):
+    a, b = pair
+    code, _, _ = run("export-chips", str(a), str(b), "-o", str(tmp_path / "out"), *args)
+    assert code == 2
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_output_option_is_usage_error(pair):
+    a, b = pair
+    code, _, stderr = run("export-chips", str(a), str(b))
+    assert code == 2 and "--output" in stderr
+
+
+def test_debug_shows_the_traceback(tmp_path, pair):
+    _, b = pair
+    result = CliRunner().invoke(cli, ["--debug", "export-chips", str(tmp_path / "nope.tif"),
+                                      str(b), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 1
+    assert result.exc_info is not None and result.exc_info[0].__name__ == "RasterNotFoundError"
