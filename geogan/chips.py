@@ -18,8 +18,11 @@ import json
 import math
 import os
 import shutil
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,18 +30,20 @@ from typing import Any
 
 import numpy as np
 import rasterio
+from affine import Affine
 from rasterio.enums import Resampling
 from rasterio.features import geometry_mask
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 from rasterio.windows import bounds as window_bounds
+from rasterio.windows import transform as window_transform
 from shapely.geometry import box, mapping
 from shapely.geometry.base import BaseGeometry
 
 from . import __version__
 from .errors import InputError, NoChipsError, NoOverlapError, OutputError, OutputExistsError
 from .footprints import describe_bounds, load_aoi, raster_footprint, reproject_geometry
-from .raster import is_categorical, open_raster, profile_for_window, same_grid, valid_mask
+from .raster import chip_profile, is_categorical, open_raster, same_grid, valid_mask
 from .registration import estimate_shift
 from .split import DROPPED, VAL, split_chips
 from .stats import StatisticsAccumulator
@@ -69,6 +74,7 @@ class ExportOptions:
     resampling: str | None = None  # additional raster's resampling; None = by its content
     max_shift: float | None = None  # drop chip pairs misregistered by more pixels than this
     overwrite: bool = False  # replace an existing non-empty output folder
+    workers: int = 0  # threads reading and writing chips; 0 = one per CPU core (at most 8)
     creation_options: Mapping[str, Any] = field(default_factory=dict)  # GeoTIFF options
 
     @property
@@ -121,18 +127,39 @@ class _Layer:
     role: str  # "a" (input domain) or "b" (target domain)
     folder: str
     path: str
-    source: Any  # the opened source dataset (its profile, tags, colours)
-    reader: Any  # what windows are read from: the source, or a WarpedVRT onto the grid
-    offset: tuple[int, int] = (0, 0)  # (rows, cols) of the grid's origin in reader's pixels
-    alpha_band: bool = False  # reader's last band is an alpha band added by the warp
+    source: Any  # the source dataset opened by the caller (profile, descriptions, colours)
+    grid_crs: Any  # the CRS of the chip grid
+    warp: dict[str, Any] | None = None  # WarpedVRT arguments onto the grid, when grids differ
+    offset: tuple[int, int] = (0, 0)  # (rows, cols) of the grid's origin in the source's pixels
 
-    def read(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
+    def __post_init__(self) -> None:
+        # What chip writers need of the source, read once here: worker threads must not
+        # touch the caller's dataset handle.
+        self.profile = chip_profile(self.source, self.grid_crs)
+        self.descriptions = self.source.descriptions
+        palette = self.source.count == 1 and self.source.colorinterp[0].name == "palette"
+        self.colormap = self.source.colormap(1) if palette else None
+
+    @property
+    def alpha_band(self) -> bool:
+        """Whether the warp adds an alpha band that says where the source had data."""
+        return self.warp is not None and bool(self.warp.get("add_alpha"))
+
+    def open_reader(self, stack: ExitStack) -> Any:
+        """A dataset of this thread's own to read windows from (GDAL handles are not
+        shared between threads)."""
+        dataset = stack.enter_context(rasterio.open(self.path))
+        if self.warp is None:
+            return dataset
+        return stack.enter_context(WarpedVRT(dataset, **self.warp))
+
+    def read(self, reader: Any, window: Window) -> tuple[np.ndarray, np.ndarray]:
         """Pixels (C, H, W) and validity (H, W) of one chip window of the grid."""
         shifted = Window(
             window.col_off - self.offset[1], window.row_off - self.offset[0],
             window.width, window.height,
         )
-        inside = _clip(shifted, self.reader.width, self.reader.height)
+        inside = _clip(shifted, reader.width, reader.height)
         count = self.source.count
         data = np.zeros((count, int(window.height), int(window.width)), self.source.dtypes[0])
         valid = np.zeros(data.shape[1:], dtype=bool)
@@ -141,18 +168,43 @@ class _Layer:
         top, left = int(inside.row_off - shifted.row_off), int(inside.col_off - shifted.col_off)
         rows = slice(top, top + int(inside.height))
         cols = slice(left, left + int(inside.width))
+        pixels = reader.read(window=inside)
         if self.alpha_band:
-            pixels = self.reader.read(window=inside)
             data[:, rows, cols] = pixels[:count]
             part_valid = pixels[count] > 127
             if data.dtype.kind == "f":
                 part_valid &= np.isfinite(pixels[:count]).all(axis=0)
         else:
-            pixels = self.reader.read(window=inside)
             data[:, rows, cols] = pixels
-            part_valid = valid_mask(self.reader, inside, pixels)
+            part_valid = valid_mask(reader, inside, pixels)
         valid[rows, cols] = part_valid
         return data, valid
+
+
+class _ThreadReaders:
+    """Each worker thread's own open datasets for a list of layers, closed together."""
+
+    def __init__(self, layers: list[_Layer]) -> None:
+        self._layers = layers
+        self._local = threading.local()
+        self._stacks: list[ExitStack] = []
+        self._lock = threading.Lock()
+
+    def get(self) -> list[Any]:
+        """This thread's readers, one per layer, opened on first use."""
+        readers: list[Any] | None = getattr(self._local, "readers", None)
+        if readers is None:
+            stack = ExitStack()
+            with self._lock:
+                self._stacks.append(stack)
+            readers = [layer.open_reader(stack) for layer in self._layers]
+            self._local.readers = readers
+        return readers
+
+    def close(self) -> None:
+        """Close every thread's datasets."""
+        for stack in self._stacks:
+            stack.close()
 
 
 def _clip(window: Window, width: int, height: int) -> Window | None:
@@ -223,7 +275,7 @@ def export_chips(
             ]
         else:
             plans = [_plan_paired(a, b, os.fspath(input_path), os.fspath(additional_path),
-                                  options, resampling, stack)]
+                                  options, resampling)]
         stage = _make_stage(out)
         try:
             total = sum(len(p.grid) for p in plans)
@@ -268,13 +320,16 @@ class _Plan:
     """One chip grid and the layers read on it (two when paired, one per domain otherwise)."""
 
     grid: ChipGrid
-    grid_source: Any  # the dataset whose grid the chips follow
+    grid_source: Any  # the dataset whose grid the chips follow (main thread only)
     region: BaseGeometry  # where chips may have valid pixels, in the grid's CRS
     layers: list[_Layer]
 
+    def __post_init__(self) -> None:
+        self.transform: Affine = self.grid_source.transform
+
 
 def _plan_paired(a: Any, b: Any, a_path: str, b_path: str, options: ExportOptions,
-                 resampling: Resampling, stack: ExitStack) -> _Plan:
+                 resampling: Resampling) -> _Plan:
     footprint_a = raster_footprint(a)
     footprint_b = raster_footprint(b, a.crs)
     region = footprint_a.intersection(footprint_b)
@@ -290,14 +345,12 @@ def _plan_paired(a: Any, b: Any, a_path: str, b_path: str, options: ExportOption
         raise NoChipsError(_too_small_message(region, a, options))
     offset = same_grid(a, b)
     if offset is not None:
-        layer_b = _Layer("b", PAIRED_FOLDERS[1], b_path, b, b, offset=offset)
+        layer_b = _Layer("b", PAIRED_FOLDERS[1], b_path, b, a.crs, offset=offset)
     else:
-        vrt = stack.enter_context(WarpedVRT(
-            b, crs=a.crs, transform=a.transform, width=a.width, height=a.height,
-            resampling=resampling, add_alpha=b.nodata is None,
-        ))
-        layer_b = _Layer("b", PAIRED_FOLDERS[1], b_path, b, vrt, alpha_band=b.nodata is None)
-    layer_a = _Layer("a", PAIRED_FOLDERS[0], a_path, a, a)
+        warp = dict(crs=a.crs, transform=a.transform, width=a.width, height=a.height,
+                    resampling=resampling, add_alpha=b.nodata is None)
+        layer_b = _Layer("b", PAIRED_FOLDERS[1], b_path, b, a.crs, warp=warp)
+    layer_a = _Layer("a", PAIRED_FOLDERS[0], a_path, a, a.crs)
     return _Plan(grid, a, region, [layer_a, layer_b])
 
 
@@ -306,7 +359,7 @@ def _plan_single(dataset: Any, path: str, role: str, folder: str, options: Expor
     grid = chip_grid(pixel_region(dataset, region.bounds), options.tile_size, options.step)
     if len(grid) == 0:
         raise NoChipsError(_too_small_message(region, dataset, options, path))
-    return _Plan(grid, dataset, region, [_Layer(role, folder, path, dataset, dataset)])
+    return _Plan(grid, dataset, region, [_Layer(role, folder, path, dataset, dataset.crs)])
 
 
 def _clip_to_aoi(region: BaseGeometry, options: ExportOptions, crs: Any) -> BaseGeometry:
@@ -346,6 +399,8 @@ class _PlanResult:
 
 def _export_plan(plan: _Plan, stage: Path, options: ExportOptions,
                  advance: Callable[[], None]) -> _PlanResult:
+    """Export every window of a plan's grid: workers read, filter and write chips while
+    this thread gathers statistics, in grid order (so results do not depend on timing)."""
     for layer in plan.layers:
         (stage / layer.folder).mkdir()
     accumulators = [
@@ -354,16 +409,37 @@ def _export_plan(plan: _Plan, stage: Path, options: ExportOptions,
     ]
     chips: list[_Chip] = []
     skipped_invalid = skipped_shift = 0
-    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
-        for i, j, window in plan.grid:
-            chip = _export_window(plan, stage, options, accumulators, i, j, window, len(chips))
-            advance()
-            if isinstance(chip, _Chip):
-                chips.append(chip)
-            elif chip == "invalid":
-                skipped_invalid += 1
-            else:
-                skipped_shift += 1
+
+    def gather(outcome: _Outcome) -> None:
+        nonlocal skipped_invalid, skipped_shift
+        advance()
+        if outcome.chip is None:
+            skipped_invalid += outcome.skipped == "invalid"
+            skipped_shift += outcome.skipped == "shift"
+            return
+        chips.append(outcome.chip)
+        for (data, _), accumulator in zip(outcome.reads, accumulators, strict=True):
+            accumulator.update(data, outcome.valid)
+
+    readers = _ThreadReaders(plan.layers)
+    workers = options.workers or min(8, os.cpu_count() or 1)
+    pending: deque[Future[_Outcome]] = deque()
+    try:
+        with ThreadPoolExecutor(workers) as pool:
+            try:
+                for index, (i, j, window) in enumerate(plan.grid):
+                    pending.append(pool.submit(_export_window, plan, stage, options, readers,
+                                               index, i, j, window))
+                    if len(pending) >= 2 * workers:
+                        gather(pending.popleft().result())
+                while pending:
+                    gather(pending.popleft().result())
+            except BaseException:
+                for future in pending:
+                    future.cancel()
+                raise
+    finally:
+        readers.close()
     positions = [(c.row, c.col) for c in chips]
     split = split_chips(plan.grid, positions, options.val_fraction, options.seed)
     kept = []
@@ -378,49 +454,64 @@ def _export_plan(plan: _Plan, stage: Path, options: ExportOptions,
                        len(chips) - len(kept), split.block_chips)
 
 
-def _export_window(plan: _Plan, stage: Path, options: ExportOptions,
-                   accumulators: list[StatisticsAccumulator], i: int, j: int,
-                   window: Window, index: int) -> _Chip | str:
-    """Read, filter and write one chip window; return the chip or why it was skipped."""
-    grid = plan.grid_source
-    bounds = window_bounds(window, grid.transform)
-    transform = grid.window_transform(window)
-    reads = [layer.read(window) for layer in plan.layers]
+@dataclass
+class _Outcome:
+    """What a worker did with one window: a chip and its pixels, or why it was skipped."""
+
+    chip: _Chip | None
+    skipped: str | None = None  # "invalid" or "shift"
+    reads: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
+    valid: np.ndarray | None = None
+
+
+def _export_window(plan: _Plan, stage: Path, options: ExportOptions, readers: _ThreadReaders,
+                   index: int, i: int, j: int, window: Window) -> _Outcome:
+    """Read, filter and write one chip window (in a worker thread, whose GDAL
+    configuration is its own: rasterio environments are per thread)."""
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
+        return _export_window_in_env(plan, stage, options, readers, index, i, j, window)
+
+
+def _export_window_in_env(plan: _Plan, stage: Path, options: ExportOptions,
+                          readers: _ThreadReaders, index: int, i: int, j: int,
+                          window: Window) -> _Outcome:
+    bounds = window_bounds(window, plan.transform)
+    transform = window_transform(window, plan.transform)
+    reads = [layer.read(reader, window)
+             for layer, reader in zip(plan.layers, readers.get(), strict=True)]
     valid = np.logical_and.reduce([v for _, v in reads])
     if not plan.region.contains(box(*bounds)):
         valid &= geometry_mask([plan.region], valid.shape, transform, invert=True)
     fraction = float(valid.mean())
     if fraction < options.min_valid or not valid.any():
-        return "invalid"
+        return _Outcome(None, "invalid")
     shift = None
     if len(reads) == 2:
         found = estimate_shift(reads[0][0], reads[1][0], valid, max_shift=options.tile_size / 4)
         shift = (found.dx, found.dy, found.peak)
         if options.max_shift is not None and found.magnitude > options.max_shift:
-            return "shift"
+            return _Outcome(None, "shift")
     name = f"{index:09d}.tif"
-    for layer, (data, _), accumulator in zip(plan.layers, reads, accumulators, strict=True):
-        _write_chip(stage / layer.folder / name, layer, window, transform, grid.crs,
-                    data, valid, options.creation_options)
-        accumulator.update(data, valid)
-    return _Chip(i, j, name, window, bounds, fraction, shift)
+    for layer, (data, _) in zip(plan.layers, reads, strict=True):
+        _write_chip(stage / layer.folder / name, layer, transform, data, valid,
+                    options.creation_options)
+    return _Outcome(_Chip(i, j, name, window, bounds, fraction, shift), None, reads, valid)
 
 
-def _write_chip(path: Path, layer: _Layer, window: Window, transform: Any, crs: Any,
-                data: np.ndarray, valid: np.ndarray, creation_options: Mapping[str, Any]) -> None:
+def _write_chip(path: Path, layer: _Layer, transform: Any, data: np.ndarray, valid: np.ndarray,
+                creation_options: Mapping[str, Any]) -> None:
     """Write one chip GeoTIFF: the layer's dtype, bands and nodata on the chip's grid,
     with an internal mask when some pixels are invalid (so training can ignore them)."""
-    profile = profile_for_window(layer.source, window, transform, crs)
+    profile = dict(layer.profile, width=data.shape[2], height=data.shape[1], transform=transform)
     profile.update(creation_options)
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(data)
         if not valid.all():
             dst.write_mask(valid.astype(np.uint8) * 255)
-        descriptions = layer.source.descriptions
-        if any(descriptions):
-            dst.descriptions = descriptions
-        if layer.source.count == 1 and layer.source.colorinterp[0].name == "palette":
-            dst.write_colormap(1, layer.source.colormap(1))
+        if any(layer.descriptions):
+            dst.descriptions = layer.descriptions
+        if layer.colormap is not None:
+            dst.write_colormap(1, layer.colormap)
 
 
 # --------------------------------------------------------------------------- outputs

@@ -194,21 +194,18 @@ def same_grid(a: Any, b: Any) -> tuple[int, int] | None:
     return round(row), round(col)
 
 
-def profile_for_window(dataset: Any, window: Window, transform: Affine, crs: Any) -> dict[str, Any]:
-    """A GeoTIFF profile for one window of ``dataset``'s pixels on a given grid.
+def chip_profile(dataset: Any, crs: Any) -> dict[str, Any]:
+    """The GeoTIFF profile of chips cut from ``dataset`` onto a grid in ``crs``.
 
     Starts from the dataset's own profile (dtype, band count, nodata), so nothing is
-    dropped by accident, and replaces only the grid and the file layout.
+    dropped by accident, and replaces only the CRS and the file layout; each chip adds
+    its own width, height and transform.
     """
     profile: dict[str, Any] = dict(dataset.profile)
-    for key in ("blockxsize", "blockysize", "tiled", "compress", "interleave", "photometric"):
+    for key in ("blockxsize", "blockysize", "tiled", "compress", "interleave", "photometric",
+                "width", "height", "transform"):
         profile.pop(key, None)
-    height, width = int(window.height), int(window.width)
-    profile.update(
-        driver="GTiff", width=width, height=height, transform=transform, crs=crs, interleave="pixel"
-    )
-    if width % 16 == 0 and height % 16 == 0:
-        profile.update(tiled=True, blockxsize=width, blockysize=height)
+    profile.update(driver="GTiff", crs=crs, interleave="pixel")
     rgb = (ColorInterp.red, ColorInterp.green, ColorInterp.blue)
     if dataset.count == 3 and dataset.dtypes[0] == "uint8" and tuple(dataset.colorinterp) == rgb:
         profile["photometric"] = "RGB"
