@@ -27,7 +27,7 @@ overwrite_opt: Decorator = rio_options.overwrite_opt
 
 seed_opt = click.option(
     "--seed",
-    type=int,
+    type=click.IntRange(min=0),
     default=0,
     show_default=True,
     help="Random seed; the same seed gives the same result.",

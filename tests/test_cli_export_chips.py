@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from affine import Affine
 from click.testing import CliRunner
+
 from geogan.cli.main import cli
 
 from .conftest import write_raster
