@@ -489,7 +489,8 @@ def _export_window_in_env(plan: _Plan, stage: Path, options: ExportOptions,
     if len(reads) == 2:
         found = estimate_shift(reads[0][0], reads[1][0], valid, max_shift=options.tile_size / 4)
         shift = (found.dx, found.dy, found.peak)
-        if options.max_shift is not None and found.magnitude > options.max_shift:
+        # A featureless chip has no measurable shift: it is kept, with its low peak.
+        if options.max_shift is not None and found.reliable and found.magnitude > options.max_shift:
             return _Outcome(None, "shift")
     name = f"{index:09d}.tif"
     for layer, (data, _) in zip(plan.layers, reads, strict=True):
