@@ -56,6 +56,9 @@ INDEX_NAME = "index.geojson"
 PAIRED_FOLDERS = ("images", "images2")
 UNPAIRED_FOLDERS = ("train_a", "train_b")
 
+#: Chips are registered on 2 × 2 block means: 4 × less work, about 0.2 px precision.
+REGISTRATION_SCALE = 2
+
 #: Progress callback: (windows done, windows in all).
 ProgressCallback = Callable[[int, int], None]
 
@@ -487,7 +490,8 @@ def _export_window_in_env(plan: _Plan, stage: Path, options: ExportOptions,
         return _Outcome(None, "invalid")
     shift = None
     if len(reads) == 2:
-        found = estimate_shift(reads[0][0], reads[1][0], valid, max_shift=options.tile_size / 4)
+        found = estimate_shift(reads[0][0], reads[1][0], valid,
+                               max_shift=options.tile_size / 4, scale=REGISTRATION_SCALE)
         shift = (found.dx, found.dy, found.peak)
         # A featureless chip has no measurable shift: it is kept, with its low peak.
         if options.max_shift is not None and found.reliable and found.magnitude > options.max_shift:

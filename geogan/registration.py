@@ -90,6 +90,7 @@ def estimate_shift(
     valid: NDArray[np.bool_] | None = None,
     *,
     max_shift: float | None = None,
+    scale: int = 1,
 ) -> Shift:
     """Estimate the translation between two images of the same place.
 
@@ -101,6 +102,9 @@ def estimate_shift(
         max_shift: Largest shift to consider along each axis, in pixels; None allows
             anything up to half the chip size. Restricting it avoids picking a
             repeated pattern (field rows, street grids) one period away.
+        scale: Average ``scale`` × ``scale`` blocks before correlating: ``scale**2``
+            times less work, for a sub-pixel precision ``scale`` times coarser (the
+            exporter uses 2: about 0.2 px, ample to flag pairs misregistered by pixels).
 
     Returns:
         The shift of ``b`` relative to ``a`` and the confidence of the estimate.
@@ -120,6 +124,15 @@ def estimate_shift(
         raise ValueError(f"chips of {height} x {width} pixels are too small to register")
     if valid is not None and valid.shape != (height, width):
         raise ValueError(f"mask of shape {valid.shape} does not match chips of {a.shape}")
+
+    if scale < 1:
+        raise ValueError(f"scale must be a positive integer, not {scale}")
+    if scale > 1 and min(height, width) // scale >= 16:
+        a, b, valid = (_block_mean(a, scale), _block_mean(b, scale),
+                       None if valid is None else _block_all(valid, scale))
+        found = estimate_shift(a, b, valid,
+                               max_shift=None if max_shift is None else max_shift / scale)
+        return Shift(found.dx * scale, found.dy * scale, found.peak)
 
     mask = np.ones((height, width), dtype=bool) if valid is None else valid.astype(bool)
     images = []
@@ -157,6 +170,28 @@ def estimate_shift(
     dy = _signed(int(iy), height) + _subpixel(rows)
     dx = _signed(int(ix), width) + _subpixel(cols)
     return Shift(dx=float(dx), dy=float(dy), peak=min(peak, 1.0))
+
+
+def _block_mean(image: NDArray[Any], scale: int) -> NDArray[np.float32]:
+    """Mean of ``scale`` × ``scale`` blocks, (C, H, W) → (C, H // scale, W // scale).
+
+    NaN and infinities propagate into their block, which is then treated as invalid."""
+    h, w = image.shape[1] // scale, image.shape[2] // scale
+    # Summing strided slices is several times faster than a mean over a reshaped view.
+    total = np.zeros((image.shape[0], h, w), np.float32)
+    for i in range(scale):
+        for j in range(scale):
+            total += image[:, i : h * scale : scale, j : w * scale : scale]
+    total *= np.float32(1 / scale**2)
+    return total
+
+
+def _block_all(mask: NDArray[np.bool_], scale: int) -> NDArray[np.bool_]:
+    """A block is valid when all its pixels are."""
+    h, w = mask.shape[0] // scale, mask.shape[1] // scale
+    blocks = mask[: h * scale, : w * scale].reshape(h, scale, w, scale)
+    result: NDArray[np.bool_] = blocks.all(axis=(1, 3))
+    return result
 
 
 def _edge_image(image: NDArray[np.float32], mask: NDArray[np.bool_]) -> NDArray[np.float32] | None:

@@ -194,6 +194,8 @@ class StatisticsAccumulator:
             )
         if not np.can_cast(data.dtype, self.dtype, casting="safe"):
             raise ValueError(f"cannot add {data.dtype} data to {self.dtype} statistics")
+        if valid is not None and valid.all():
+            valid = None  # a reshape instead of a boolean-index copy
         if valid is None:
             values = data.reshape(self.band_count, -1)  # (C, H*W)
         else:

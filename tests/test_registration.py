@@ -181,3 +181,17 @@ def test_shape_errors() -> None:
 
 def test_magnitude() -> None:
     assert Shift(dx=3.0, dy=-4.0, peak=0.5).magnitude == 5.0
+
+
+def test_block_averaged_estimate_keeps_the_shift() -> None:
+    """scale=2 correlates 2 × 2 block means and reports the shift in full pixels."""
+    rng = np.random.default_rng(5)
+    coarse = rng.random((40, 40))
+    scene = np.kron(coarse, np.ones((8, 8)))  # (320, 320) blocky texture with edges
+    a = scene[None, 20:276, 20:276]
+    b = 1.0 - scene[None, 20 - 2 : 276 - 2, 20 - 5 : 276 - 5]  # content 5 px right, 2 down
+    found = estimate_shift(a, b, scale=2)
+    assert abs(found.dx - 5.0) < 0.5 and abs(found.dy - 2.0) < 0.5
+    assert found.peak > 0.1
+    with pytest.raises(ValueError, match="scale"):
+        estimate_shift(a, b, scale=0)
