@@ -190,7 +190,7 @@ def _block_all(mask: NDArray[np.bool_], scale: int) -> NDArray[np.bool_]:
     """A block is valid when all its pixels are."""
     h, w = mask.shape[0] // scale, mask.shape[1] // scale
     blocks = mask[: h * scale, : w * scale].reshape(h, scale, w, scale)
-    result: NDArray[np.bool_] = blocks.all(axis=(1, 3))
+    result: NDArray[np.bool_] = np.asarray(blocks.all(axis=(1, 3)))
     return result
 
 
