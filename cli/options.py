@@ -52,7 +52,11 @@ class ProgressBar:
         if not show_progress():
             return
         if self._bar is None:
-            self._bar = tqdm(desc=self._desc, unit=self._unit, total=total, leave=False)
+            # disable=None: drawn on a terminal only, never into logs.
+            self._bar = tqdm(desc=self._desc, unit=self._unit, total=total, leave=False,
+                             disable=None)
+        if self._bar.disable:
+            return
         self._bar.total = total
         self._bar.update(done - self._bar.n)
 

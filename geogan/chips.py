@@ -20,6 +20,7 @@ import os
 import shutil
 import threading
 import time
+import warnings
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -32,6 +33,7 @@ import numpy as np
 import rasterio
 from affine import Affine
 from rasterio.enums import Resampling
+from rasterio.errors import NotGeoreferencedWarning
 from rasterio.features import geometry_mask
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
@@ -42,7 +44,13 @@ from shapely.geometry.base import BaseGeometry
 
 from . import __version__
 from .errors import InputError, NoChipsError, NoOverlapError, OutputError, OutputExistsError
-from .footprints import describe_bounds, load_aoi, raster_footprint, reproject_geometry
+from .footprints import (
+    describe_bounds,
+    load_aoi,
+    lonlat_bounds,
+    raster_footprint,
+    reproject_geometry,
+)
 from .raster import chip_profile, is_categorical, open_raster, same_grid, valid_mask
 from .registration import estimate_shift
 from .split import DROPPED, VAL, split_chips
@@ -338,9 +346,8 @@ def _plan_paired(a: Any, b: Any, a_path: str, b_path: str, options: ExportOption
     region = footprint_a.intersection(footprint_b)
     if region.is_empty or region.area == 0:
         raise NoOverlapError(
-            f"{a_path} covers {describe_bounds(footprint_a)} and {b_path} covers "
-            f"{describe_bounds(footprint_b)} in {_crs_name(a.crs)}: they do not overlap. "
-            "Check that both rasters show the same place (and that their CRS is right)."
+            f"{a_path} ({lonlat_bounds(a)}) and {b_path} ({lonlat_bounds(b)}) do not "
+            "overlap; check that both rasters show the same place and that their CRS is right."
         )
     region = _clip_to_aoi(region, options, a.crs)
     grid = chip_grid(pixel_region(a, region.bounds), options.tile_size, options.step)
@@ -484,7 +491,9 @@ def _export_window_in_env(plan: _Plan, stage: Path, options: ExportOptions,
              for layer, reader in zip(plan.layers, readers.get(), strict=True)]
     valid = np.logical_and.reduce([v for _, v in reads])
     if not plan.region.contains(box(*bounds)):
-        valid &= geometry_mask([plan.region], valid.shape, transform, invert=True)
+        with warnings.catch_warnings():  # rasterio's scratch raster has no CRS; no matter
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            valid &= geometry_mask([plan.region], valid.shape, transform, invert=True)
     fraction = float(valid.mean())
     if fraction < options.min_valid or not valid.any():
         return _Outcome(None, "invalid")

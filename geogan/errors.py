@@ -39,6 +39,10 @@ class NoOverlapError(InputError):
     """Two footprints (or a footprint and an area of interest) do not intersect."""
 
 
+class FootprintError(InputError):
+    """A footprint cannot be placed in another raster's CRS."""
+
+
 class AOIError(InputError):
     """An area-of-interest file cannot be read or holds no polygon."""
 

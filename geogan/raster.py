@@ -8,6 +8,7 @@ fail the same way everywhere, with a message that names the file and the fix.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,7 +18,7 @@ import numpy as np
 import rasterio
 from affine import Affine
 from rasterio.enums import ColorInterp, MaskFlags
-from rasterio.errors import RasterioIOError
+from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.io import DatasetReader
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
@@ -63,7 +64,10 @@ def open_raster(path: str | os.PathLike[str], *, georeferenced: bool = True) -> 
     if _is_local_path(name) and Path(name).is_dir():
         raise NotARasterError(f"{name} is a folder, not a raster file.")
     try:
-        dataset = rasterio.open(name)
+        with warnings.catch_warnings():
+            # geogan says so itself, in one line, when georeferencing is required.
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            dataset = rasterio.open(name)
     except RasterioIOError as error:
         reason = str(error).split("\n")[0]
         raise NotARasterError(

@@ -194,15 +194,13 @@ class StatisticsAccumulator:
             )
         if not np.can_cast(data.dtype, self.dtype, casting="safe"):
             raise ValueError(f"cannot add {data.dtype} data to {self.dtype} statistics")
-        if valid is not None and valid.all():
-            valid = None  # a reshape instead of a boolean-index copy
-        if valid is None:
+        if valid is not None and valid.shape != data.shape[1:]:
+            raise ValueError(
+                f"mask of shape {valid.shape} does not match chip of shape {data.shape}"
+            )
+        if valid is None or valid.all():  # a reshape instead of a boolean-index copy
             values = data.reshape(self.band_count, -1)  # (C, H*W)
         else:
-            if valid.shape != data.shape[1:]:
-                raise ValueError(
-                    f"mask of shape {valid.shape} does not match chip of shape {data.shape}"
-                )
             values = data[:, valid.astype(bool, copy=False)]  # (C, N)
         if values.shape[1] == 0:
             return

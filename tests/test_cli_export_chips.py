@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import rasterio
 from affine import Affine
 from click.testing import CliRunner
 
@@ -51,8 +52,6 @@ def test_creation_options_are_passed_to_gdal(tmp_path, pair):
     code, _, _ = run("-q", "export-chips", str(a), str(b), "-o", str(out), "--tile-size", "128",
                      "--co", "compress=deflate")
     assert code == 0
-    import rasterio
-
     with rasterio.open(out / "images" / "000000000.tif") as chip:
         assert chip.compression.name == "deflate"
 
@@ -62,6 +61,9 @@ def _bad_inputs(tmp_path: Path, pair: tuple[Path, Path]) -> dict[str, tuple[list
     text = tmp_path / "notes.txt"
     text.write_text("not a raster")
     no_crs = write_raster(tmp_path / "nocrs.tif", np.zeros((1, 64, 64), np.uint8), crs=None)
+    plain = tmp_path / "plain.png"  # no CRS and no transform: GDAL warns, geogan says it once
+    with rasterio.open(plain, "w", driver="PNG", width=8, height=8, count=1, dtype="uint8") as png:
+        png.write(np.zeros((1, 8, 8), np.uint8))
     far = write_raster(tmp_path / "far.tif", np.zeros((1, 300, 300), np.uint8),
                        transform=Affine(1, 0, 900_000, 0, -1, 5_000_000))
     complex_ = write_raster(tmp_path / "complex.tif", np.zeros((1, 64, 64), np.complex64))
@@ -75,6 +77,7 @@ def _bad_inputs(tmp_path: Path, pair: tuple[Path, Path]) -> dict[str, tuple[list
         "missing": ([str(tmp_path / "nope.tif"), str(b), "-o", out], "no such file"),
         "not a raster": ([str(text), str(b), "-o", out], "not a raster"),
         "no crs": ([str(no_crs), str(b), "-o", out], "no coordinate reference system"),
+        "plain png": ([str(plain), str(b), "-o", out], "no coordinate reference system"),
         "no overlap": ([str(a), str(far), "-o", out], "do not overlap"),
         "complex": ([str(a), str(complex_), "-o", out], "data type complex64"),
         "output exists": ([str(a), str(b), "-o", str(full)], "--overwrite"),
@@ -83,7 +86,9 @@ def _bad_inputs(tmp_path: Path, pair: tuple[Path, Path]) -> dict[str, tuple[list
     }
 
 
-@pytest.mark.parametrize("case", ["missing", "not a raster", "no crs", "no overlap", "complex",
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")  # the PNG fixture
+@pytest.mark.parametrize("case", ["missing", "not a raster", "no crs", "plain png", "no overlap",
+                                  "complex",
                                   "output exists", "aoi without polygon", "tile too large"])
 def test_bad_input_is_one_line_exit_1_nothing_written(tmp_path, pair, case):
     args, message = _bad_inputs(tmp_path, pair)[case]

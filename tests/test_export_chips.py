@@ -306,7 +306,8 @@ def test_no_overlap_names_both_footprints(tmp_path, scene):
     a = write_raster(tmp_path / "a.tif", scene)
     b = write_raster(tmp_path / "b.tif", scene,
                      transform=Affine(1, 0, 600_000, 0, -1, 5_000_000))
-    with pytest.raises(NoOverlapError, match=r"a\.tif covers .*b\.tif covers"):
+    message = r"a\.tif \(lon .*\) and .*b\.tif \(lon .*\) do not overlap"
+    with pytest.raises(NoOverlapError, match=message):
         export_chips(a, b, tmp_path / "chips")
     assert not (tmp_path / "chips").exists()
     assert not list(tmp_path.glob(".chips*"))
@@ -380,3 +381,17 @@ def test_offset_grids_are_read_without_warping(tmp_path, scene):
                 np.testing.assert_array_equal(twin.read(), src.read(window=window))
                 bounds = src.window_bounds(window)
                 assert from_bounds(*bounds, transform=twin.transform).width == 128
+
+
+def test_footprint_partly_outside_the_other_crs(tmp_path, rng):
+    """A global WGS 84 raster cannot be projected whole into a geostationary view: the
+    exporter falls back to the part that can be, instead of failing."""
+    geos = ("+proj=geos +h=35785831 +lon_0=-75 +sweep=x +datum=WGS84 +units=m +no_defs")
+    data = (rng.random((1, 300, 300)) * 255).astype(np.uint8)
+    a = write_raster(tmp_path / "a.tif", data, crs=geos,
+                     transform=Affine(3000, 0, -450_000, 0, -3000, 450_000))
+    world = (rng.random((1, 180, 360)) * 255).astype(np.uint8)
+    b = write_raster(tmp_path / "b.tif", world, crs="EPSG:4326",
+                     transform=Affine(1, 0, -180, 0, -1, 90))
+    report = export_chips(a, b, tmp_path / "chips", ExportOptions(tile_size=64, val_fraction=0))
+    assert report.exported == 16
