@@ -539,11 +539,13 @@ def _check_output(out: Path, overwrite: bool) -> None:
             f"{out} exists and is not empty; pass --overwrite to replace it, "
             "or choose another folder."
         )
-    parent = out.absolute().parent
-    if not parent.is_dir():
-        raise OutputError(f"the folder {parent} does not exist; create it first.")
-    if not os.access(parent, os.W_OK):
-        raise OutputError(f"the folder {parent} is not writable.")
+    existing = out.absolute().parent
+    while not existing.exists():  # missing parents are created, like `mkdir -p`
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputError(f"{existing} is not a folder; choose another output.")
+    if not os.access(existing, os.W_OK):
+        raise OutputError(f"the folder {existing} is not writable.")
 
 
 def _make_stage(out: Path) -> Path:
@@ -551,6 +553,7 @@ def _make_stage(out: Path) -> Path:
     stage = out.absolute().parent / f".{out.name}.partial"
     shutil.rmtree(stage, ignore_errors=True)
     try:
+        stage.parent.mkdir(parents=True, exist_ok=True)
         stage.mkdir()
     except OSError as error:
         raise OutputError(f"cannot create {stage}: {error.strerror}.") from error

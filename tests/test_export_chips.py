@@ -395,3 +395,11 @@ def test_footprint_partly_outside_the_other_crs(tmp_path, rng):
                      transform=Affine(1, 0, -180, 0, -1, 90))
     report = export_chips(a, b, tmp_path / "chips", ExportOptions(tile_size=64, val_fraction=0))
     assert report.exported == 16
+
+
+def test_missing_parent_folders_are_created(tmp_path, pair):
+    a, b = pair
+    out = tmp_path / "new" / "deeper" / "chips"
+    export_chips(a, b, out, ExportOptions(tile_size=128))
+    assert (out / "geogan-chips.json").exists()
+    assert sorted(p.name for p in out.parent.iterdir()) == ["chips"]
