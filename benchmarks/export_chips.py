@@ -12,6 +12,7 @@ ratio stays at or below 3 for an 8192 × 8192 pair.
 from __future__ import annotations
 
 import argparse
+import resource
 import shutil
 import tempfile
 import time
@@ -89,6 +90,9 @@ def main() -> None:
         print(f"export-chips:                                     {export:.2f} s "
               f"({export / chips * 1000:.1f} ms per chip pair)")
         print(f"ratio export / floor: {export / floor:.2f}  (target <= 3)")
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"peak RSS of this process: {peak_mb:.0f} MB "
+              f"(the rasters are {2 * 3 * args.size**2 / 2**20:.0f} MB)")
 
 
 if __name__ == "__main__":
