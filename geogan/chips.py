@@ -22,7 +22,7 @@ import threading
 import time
 import warnings
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -709,10 +709,3 @@ def _index(plans: list[_Plan], results: list[_PlanResult]) -> dict[str, Any]:
     if epsg:
         document["crs"] = {"type": "name", "properties": {"name": f"urn:ogc:def:crs:EPSG::{epsg}"}}
     return document
-
-
-def iter_index(chip_dir: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
-    """The properties of each chip in a chip folder's ``index.geojson``."""
-    document = json.loads((Path(chip_dir) / INDEX_NAME).read_text())
-    for feature in document["features"]:
-        yield feature["properties"]
