@@ -33,7 +33,7 @@ import numpy as np
 import rasterio
 from affine import Affine
 from rasterio.enums import Resampling
-from rasterio.errors import NotGeoreferencedWarning
+from rasterio.errors import NotGeoreferencedWarning, WindowError
 from rasterio.features import geometry_mask
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
@@ -45,6 +45,7 @@ from shapely.geometry.base import BaseGeometry
 from . import __version__
 from .errors import InputError, NoChipsError, NoOverlapError, OutputError, OutputExistsError
 from .footprints import (
+    crs_label,
     describe_bounds,
     load_aoi,
     lonlat_bounds,
@@ -147,6 +148,8 @@ class _Layer:
         # What chip writers need of the source, read once here: worker threads must not
         # touch the caller's dataset handle.
         self.profile = chip_profile(self.source, self.grid_crs)
+        self.count: int = self.source.count
+        self.dtype: str = self.source.dtypes[0]
         self.descriptions = self.source.descriptions
         palette = self.source.count == 1 and self.source.colorinterp[0].name == "palette"
         self.colormap = self.source.colormap(1) if palette else None
@@ -170,24 +173,27 @@ class _Layer:
             window.col_off - self.offset[1], window.row_off - self.offset[0],
             window.width, window.height,
         )
-        inside = _clip(shifted, reader.width, reader.height)
-        count = self.source.count
-        data = np.zeros((count, int(window.height), int(window.width)), self.source.dtypes[0])
+        try:
+            inside = shifted.intersection(Window(0, 0, reader.width, reader.height))
+        except WindowError:  # wholly outside: nothing valid
+            shape = (self.count, int(window.height), int(window.width))
+            return np.zeros(shape, self.dtype), np.zeros(shape[1:], dtype=bool)
+        pixels = reader.read(window=inside)
+        if self.alpha_band:
+            part, part_valid = pixels[: self.count], pixels[self.count] > 127
+            if part.dtype.kind == "f":
+                part_valid &= np.isfinite(part).all(axis=0)
+        else:
+            part, part_valid = pixels, valid_mask(reader, inside, pixels)
+        if inside == shifted:  # the usual case: no padding, no copy
+            return part, part_valid
+        # Partly outside the raster (only on grids offset by rounding): pad as invalid.
+        data = np.zeros((self.count, int(window.height), int(window.width)), self.dtype)
         valid = np.zeros(data.shape[1:], dtype=bool)
-        if inside is None:
-            return data, valid
         top, left = int(inside.row_off - shifted.row_off), int(inside.col_off - shifted.col_off)
         rows = slice(top, top + int(inside.height))
         cols = slice(left, left + int(inside.width))
-        pixels = reader.read(window=inside)
-        if self.alpha_band:
-            data[:, rows, cols] = pixels[:count]
-            part_valid = pixels[count] > 127
-            if data.dtype.kind == "f":
-                part_valid &= np.isfinite(pixels[:count]).all(axis=0)
-        else:
-            data[:, rows, cols] = pixels
-            part_valid = valid_mask(reader, inside, pixels)
+        data[:, rows, cols] = part
         valid[rows, cols] = part_valid
         return data, valid
 
@@ -216,16 +222,6 @@ class _ThreadReaders:
         """Close every thread's datasets."""
         for stack in self._stacks:
             stack.close()
-
-
-def _clip(window: Window, width: int, height: int) -> Window | None:
-    """The part of ``window`` inside a ``width`` × ``height`` raster, or None."""
-    col0, row0 = max(0, int(window.col_off)), max(0, int(window.row_off))
-    col1 = min(width, int(window.col_off + window.width))
-    row1 = min(height, int(window.row_off + window.height))
-    if col1 <= col0 or row1 <= row0:
-        return None
-    return Window(col0, row0, col1 - col0, row1 - row0)
 
 
 @dataclass
@@ -380,7 +376,7 @@ def _clip_to_aoi(region: BaseGeometry, options: ExportOptions, crs: Any) -> Base
     if clipped.is_empty or clipped.area == 0:
         raise NoOverlapError(
             f"the AOI {os.fspath(options.aoi)} covers {describe_bounds(aoi)} but the rasters' "
-            f"common footprint is {describe_bounds(region)} in {_crs_name(crs)}: "
+            f"common footprint is {describe_bounds(region)} in {crs_label(crs)}: "
             "they do not overlap."
         )
     return clipped
@@ -414,7 +410,7 @@ def _export_plan(plan: _Plan, stage: Path, options: ExportOptions,
     for layer in plan.layers:
         (stage / layer.folder).mkdir()
     accumulators = [
-        StatisticsAccumulator(layer.source.count, layer.source.dtypes[0], seed=options.seed)
+        StatisticsAccumulator(layer.count, layer.dtype, seed=options.seed)
         for layer in plan.layers
     ]
     chips: list[_Chip] = []
@@ -428,7 +424,7 @@ def _export_plan(plan: _Plan, stage: Path, options: ExportOptions,
             skipped_shift += outcome.skipped == "shift"
             return
         chips.append(outcome.chip)
-        for (data, _), accumulator in zip(outcome.reads, accumulators, strict=True):
+        for data, accumulator in zip(outcome.pixels, accumulators, strict=True):
             accumulator.update(data, outcome.valid)
 
     readers = _ThreadReaders(plan.layers)
@@ -470,7 +466,7 @@ class _Outcome:
 
     chip: _Chip | None
     skipped: str | None = None  # "invalid" or "shift"
-    reads: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
+    pixels: list[np.ndarray] = field(default_factory=list)  # one (C, H, W) array per layer
     valid: np.ndarray | None = None
 
 
@@ -509,7 +505,8 @@ def _export_window_in_env(plan: _Plan, stage: Path, options: ExportOptions,
     for layer, (data, _) in zip(plan.layers, reads, strict=True):
         _write_chip(stage / layer.folder / name, layer, transform, data, valid,
                     options.creation_options)
-    return _Outcome(_Chip(i, j, name, window, bounds, fraction, shift), None, reads, valid)
+    chip = _Chip(i, j, name, window, bounds, fraction, shift)
+    return _Outcome(chip, None, [data for data, _ in reads], valid)
 
 
 def _write_chip(path: Path, layer: _Layer, transform: Any, data: np.ndarray, valid: np.ndarray,
@@ -570,11 +567,6 @@ def _publish(stage: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
     else:
         stage.rename(out)
-
-
-def _crs_name(crs: Any) -> str:
-    epsg = crs.to_epsg() if crs is not None else None
-    return f"EPSG:{epsg}" if epsg else "the input's CRS"
 
 
 def _crs_json(crs: Any) -> dict[str, Any]:

@@ -66,8 +66,8 @@ def reproject_geometry(geometry: BaseGeometry, src_crs: Any, dst_crs: Any) -> Ba
     xs, ys, ok = _transform_finite(src_crs, dst_crs, px, py)
     if ok.sum() < 3:
         raise FootprintError(
-            f"no part of {describe_bounds(geometry)} in {_crs_label(src_crs)} can be placed "
-            f"in {_crs_label(dst_crs)}."
+            f"no part of {describe_bounds(geometry)} in {crs_label(src_crs)} can be placed "
+            f"in {crs_label(dst_crs)}."
         )
     return shapely.MultiPoint(np.column_stack([xs[ok], ys[ok]])).convex_hull
 
@@ -89,7 +89,8 @@ def _transform_finite(src_crs: Any, dst_crs: Any, xs: np.ndarray,
     return tx, ty, np.isfinite(tx) & np.isfinite(ty)
 
 
-def _crs_label(crs: Any) -> str:
+def crs_label(crs: Any) -> str:
+    """``EPSG:<code>`` for messages, or "a custom CRS" when it has no code."""
     epsg = CRS.from_user_input(crs).to_epsg()
     return f"EPSG:{epsg}" if epsg else "a custom CRS"
 
@@ -104,7 +105,7 @@ def lonlat_bounds(dataset: Any) -> str:
             return f"lon {west:.4f}…{east:.4f}, lat {south:.4f}…{north:.4f}"
     except (CRSError, RasterioError, CPLE_BaseError):
         pass
-    return f"{describe_bounds(box(*dataset.bounds))} in {_crs_label(dataset.crs)}"
+    return f"{describe_bounds(box(*dataset.bounds))} in {crs_label(dataset.crs)}"
 
 
 def describe_bounds(geometry: BaseGeometry) -> str:

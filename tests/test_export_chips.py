@@ -403,3 +403,20 @@ def test_missing_parent_folders_are_created(tmp_path, pair):
     export_chips(a, b, out, ExportOptions(tile_size=128))
     assert (out / "geogan-chips.json").exists()
     assert sorted(p.name for p in out.parent.iterdir()) == ["chips"]
+
+
+def test_window_partly_outside_the_source_is_padded_as_invalid(tmp_path, scene):
+    """Grids whose origins differ by rounding can put a chip's last pixels past the
+    additional raster's edge: those pixels are zero and invalid, the rest exact."""
+    from geogan.chips import _Layer
+
+    path = write_raster(tmp_path / "b.tif", scene)
+    with rasterio.open(path) as src:
+        layer = _Layer("b", "images2", str(path), src, src.crs, offset=(0, 10))
+        data, valid = layer.read(src, Window(0, 0, 64, 64))  # source columns -10..53
+        np.testing.assert_array_equal(data[:, :, 10:], scene[:, :64, :54])
+        assert (data[:, :, :10] == 0).all()
+        assert not valid[:, :10].any() and valid[:, 10:].all()
+        inside, inside_valid = layer.read(src, Window(20, 0, 64, 64))
+        np.testing.assert_array_equal(inside, scene[:, :64, 10:74])
+        assert inside_valid.all()
