@@ -17,7 +17,9 @@ from geogan import __version__
 from geogan.errors import GeoganError
 
 from .export_chips import export_chips_command
+from .info import info_command
 from .sample_data import sample_data_command
+from .train import train_command
 
 
 class GeoganGroup(click.Group):
@@ -54,6 +56,8 @@ def cli(ctx: click.Context, debug: bool, verbose: int, quiet: int) -> None:
 
 cli.add_command(sample_data_command)
 cli.add_command(export_chips_command)
+cli.add_command(train_command)
+cli.add_command(info_command)
 
 
 def main() -> None:

@@ -9,10 +9,25 @@ over it. Importing ``geogan`` does not import torch, so that ``export-chips`` an
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # for type checkers only: importing them at run time would load torch
+    from geogan.translator import Translator, load_model
 
 try:
     __version__ = version("geogan")
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
-__all__ = ["__version__"]
+__all__ = ["Translator", "__version__", "load_model"]
+
+_LAZY = {"load_model": "geogan.translator", "Translator": "geogan.translator"}
+
+
+def __getattr__(name: str) -> Any:
+    """Import the torch-backed API on first use, so ``import geogan`` stays light."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'geogan' has no attribute {name!r}")

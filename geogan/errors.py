@@ -57,3 +57,29 @@ class OutputExistsError(GeoganError):
 
 class OutputError(GeoganError):
     """An output cannot be written (folder missing, not writable, disk full)."""
+
+
+class ConfigError(InputError):
+    """A model or training setting is unknown or out of range."""
+
+
+class ChipFolderError(InputError):
+    """A chip folder is missing, empty, or its chips do not agree with each other."""
+
+
+class ModelFileError(InputError):
+    """A file is not a geogan model file, or it is damaged or of a newer version."""
+
+
+class DeviceError(InputError):
+    """The requested device or precision is not available on this machine."""
+
+
+class CheckpointError(InputError):
+    """A checkpoint cannot be resumed: missing, damaged, or made with other settings."""
+
+
+class TrainingInterrupted(GeoganError):
+    """Training was interrupted (Ctrl-C); a checkpoint was written to resume from."""
+
+    exit_code = 130

@@ -1,0 +1,193 @@
+"""Seconds per training step of the paper networks, against a reference-style step.
+
+For Pix2Pix at batch 1 and 4 and CycleGAN at batch 1 (256 x 256, RGB → RGB, the paper
+configuration), it times in the same run:
+
+* ``reference``: the update of the reference PyTorch implementation
+  (junyanz/pytorch-CycleGAN-and-pix2pix ``optimize_parameters``) written out here with
+  the same networks: float32, NCHW, Adam with its default (foreach) kernels;
+* ``geogan fp32`` and ``geogan bf16``: :mod:`geogan.trainers` (channels-last, fused Adam,
+  no host sync per step), in float32 and under bfloat16 autocast when the device has it.
+
+It prints seconds per step, images per second and the ratio to the reference. Then it
+runs the real training loop (``geogan.train.train``: DataLoader, worker process,
+checkpoints) on chips exported from the sample scene and prints the share of the step
+time spent waiting for data. Everything runs again on CUDA when a GPU is present.
+
+    python benchmarks/train_step.py                  # ~5 minutes on 2 CPU cores
+    python benchmarks/train_step.py --steps 3 --quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from geogan.chips import ExportOptions, export_chips
+from geogan.config import build_configs
+from geogan.devices import cpu_has_native_bf16
+from geogan.losses import gan_loss
+from geogan.models import build_discriminator, build_generator
+from geogan.synthetic import write_sample_pair
+from geogan.train import TrainOptions, train
+from geogan.trainers import TRAINERS
+
+# Per-step times of the reference implementation on the development CPU (2 cores,
+# torch 2.13, 2 threads), quoted in issue 3, for comparison with the figures measured here.
+QUOTED_REFERENCE = {("pix2pix", 1): 0.87, ("pix2pix", 4): 2.37, ("cyclegan", 1): 12.0}
+
+
+def reference_pix2pix_step(device: torch.device, batch: int) -> Callable[[], None]:
+    """The reference Pix2PixModel.optimize_parameters, float32 NCHW."""
+    arch, _ = build_configs("pix2pix", 3, 3, 256)
+    net_g = build_generator(arch).to(device).train()
+    net_d = build_discriminator(arch, 6).to(device).train()
+    opt_g = torch.optim.Adam(net_g.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(net_d.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    criterion, l1 = gan_loss("vanilla"), nn.L1Loss()
+    real_a = torch.rand(batch, 3, 256, 256, device=device) * 2 - 1
+    real_b = torch.rand(batch, 3, 256, 256, device=device) * 2 - 1
+
+    def step() -> None:
+        fake_b = net_g(real_a)
+        net_d.requires_grad_(True)
+        opt_d.zero_grad()
+        loss_d_fake = criterion(net_d(torch.cat((real_a, fake_b), 1).detach()), False)
+        loss_d_real = criterion(net_d(torch.cat((real_a, real_b), 1)), True)
+        ((loss_d_fake + loss_d_real) * 0.5).backward()
+        opt_d.step()
+        net_d.requires_grad_(False)
+        opt_g.zero_grad()
+        loss_g = criterion(net_d(torch.cat((real_a, fake_b), 1)), True) + l1(fake_b, real_b) * 100
+        loss_g.backward()
+        opt_g.step()
+
+    return step
+
+
+def reference_cyclegan_step(device: torch.device, batch: int) -> Callable[[], None]:
+    """The reference CycleGANModel.optimize_parameters, float32 NCHW (pool of 50)."""
+    arch, _ = build_configs("cyclegan", 3, 3, 256)
+    g_a, g_b = (build_generator(arch, d).to(device).train() for d in ("a2b", "b2a"))
+    d_a, d_b = (build_discriminator(arch, 3).to(device).train() for _ in range(2))
+    opt_g = torch.optim.Adam([*g_a.parameters(), *g_b.parameters()], lr=2e-4, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam([*d_a.parameters(), *d_b.parameters()], lr=2e-4, betas=(0.5, 0.999))
+    criterion, l1 = gan_loss("lsgan"), nn.L1Loss()
+    real_a = torch.rand(batch, 3, 256, 256, device=device) * 2 - 1
+    real_b = torch.rand(batch, 3, 256, 256, device=device) * 2 - 1
+
+    def step() -> None:
+        fake_b, fake_a = g_a(real_a), g_b(real_b)
+        rec_a, rec_b = g_b(fake_b), g_a(fake_a)
+        for net in (d_a, d_b):
+            net.requires_grad_(False)
+        opt_g.zero_grad()
+        loss = (criterion(d_a(fake_b), True) + criterion(d_b(fake_a), True)
+                + 10 * (l1(rec_a, real_a) + l1(rec_b, real_b))
+                + 5 * (l1(g_a(real_b), real_b) + l1(g_b(real_a), real_a)))
+        loss.backward()
+        opt_g.step()
+        for net in (d_a, d_b):
+            net.requires_grad_(True)
+        opt_d.zero_grad()
+        for net, real, fake in ((d_a, real_b, fake_b), (d_b, real_a, fake_a)):
+            ((criterion(net(real), True) + criterion(net(fake.detach()), False)) * 0.5).backward()
+        opt_d.step()
+
+    return step
+
+
+def geogan_step(kind: str, device: torch.device, batch: int, precision: str,
+                ngf: int = 64) -> Callable[[], None]:
+    """One step of :mod:`geogan.trainers` on a fixed random batch."""
+    arch, config = build_configs(kind, 3, 3, 256, overrides={"batch_size": batch, "ngf": ngf})
+    trainer = TRAINERS[kind](arch, config, device, precision)
+    sample = {"a": torch.rand(batch, 3, 256, 256) * 2 - 1,
+              "b": torch.rand(batch, 3, 256, 256) * 2 - 1,
+              "mask_a": torch.ones(batch, 1, 256, 256), "mask_b": torch.ones(batch, 1, 256, 256)}
+    data = trainer.to_device(sample)
+
+    def step() -> None:
+        trainer.train_step(data)
+
+    return step
+
+
+def seconds_per_step(step: Callable[[], None], steps: int, device: torch.device) -> float:
+    """Median wall time of ``steps`` steps after two warm-up steps."""
+    for _ in range(2):
+        step()
+    times = []
+    for _ in range(steps):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        started = time.perf_counter()
+        step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def compare(device: torch.device, steps: int, cases: list[tuple[str, int]]) -> None:
+    bf16 = (device.type == "cuda" and torch.cuda.is_bf16_supported()) or (
+        device.type == "cpu" and cpu_has_native_bf16())
+    print(f"\n== {device} ({torch.get_num_threads()} threads), paper networks at 256², "
+          f"median of {steps} steps ==")
+    print(f"{'model':9} {'batch':>5} {'variant':14} {'s/step':>8} {'img/s':>7} {'vs ref':>7}")
+    for kind, batch in cases:
+        factory = reference_pix2pix_step if kind == "pix2pix" else reference_cyclegan_step
+        torch.manual_seed(0)
+        reference = seconds_per_step(factory(device, batch), steps, device)
+        rows = [("reference", reference)]
+        for precision in ("fp32", "bf16") if bf16 else ("fp32",):
+            torch.manual_seed(0)
+            rows.append((f"geogan {precision}",
+                         seconds_per_step(geogan_step(kind, device, batch, precision),
+                                          steps, device)))
+        for name, seconds in rows:
+            print(f"{kind:9} {batch:5d} {name:14} {seconds:8.3f} {batch / seconds:7.2f} "
+                  f"{reference / seconds:6.2f}×")
+        quoted = QUOTED_REFERENCE.get((kind, batch))
+        if quoted and device.type == "cpu":
+            print(f"{'':31}(reference code as quoted in issue 3: {quoted:.2f} s/step)")
+
+
+def data_wait(device: str, steps: int, workdir: Path) -> None:
+    """The real loop on exported sample chips: share of time spent waiting for data."""
+    scene = workdir / "scene"
+    write_sample_pair(scene, "sat-map", size=768, seed=1)
+    chips = workdir / "chips"
+    export_chips(scene / "sat.tif", scene / "map.tif", chips, ExportOptions(tile_size=256))
+    for workers in (0, 1):
+        report = train(chips, workdir / f"m{workers}.pt", TrainOptions(
+            overrides={"steps": steps, "workers": workers, "val_every": 10_000},
+            device=device, overwrite=True, checkpoint_dir=workdir / f"run{workers}"))
+        print(f"training loop, pix2pix paper b1 on {report.device} ({report.precision}), "
+              f"{workers} worker(s): {report.seconds / report.steps:.3f} s/step, "
+              f"{100 * report.data_wait_fraction:.1f} % of it waiting for data")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=5, help="timed steps per case")
+    parser.add_argument("--quick", action="store_true", help="Pix2Pix batch 1 only")
+    args = parser.parse_args()
+    cases = [("pix2pix", 1)] if args.quick else [("pix2pix", 1), ("pix2pix", 4), ("cyclegan", 1)]
+    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    for device in devices:
+        compare(device, args.steps, cases)
+    with tempfile.TemporaryDirectory() as tmp:
+        for device in devices:
+            data_wait(device.type, max(args.steps * 2, 10), Path(tmp))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""``geogan info``: what a model file holds, without running any code from it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+
+@click.command("info")
+@click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the description as JSON.")
+def info_command(model: Path, as_json: bool) -> None:
+    """Describe MODEL: networks, bands, value mapping, output type, training record.
+
+    \b
+    Example:
+      geogan info m.pt
+    """
+    from geogan.modelfile import describe_model, read_model_file  # imports torch
+
+    description = describe_model(read_model_file(model))
+    if as_json:
+        click.echo(json.dumps(description, indent=2))
+        return
+    click.echo(_format(model, description))
+
+
+def _format(path: Path, d: dict[str, Any]) -> str:
+    arch, training = d["architecture"], d["training"]
+    lines = [
+        f"{path}: geogan model file version {d['version']}",
+        f"  model        {arch['kind']}: {arch['generator']} generator(s) "
+        f"{', '.join(d['directions'])}, ngf {arch['ngf']}, {arch['norm']} norm, "
+        f"{d['parameters']:,} parameters per direction",
+        f"  bands        {arch['in_bands']} → {arch['out_bands']}",
+        f"  tile size    {d['tile_size']} × {d['tile_size']}",
+        f"  output       {d['output']['dtype']}, nodata {d['output']['nodata']}",
+    ]
+    for role, norm in d["normalization"].items():
+        ranges = ", ".join(f"{lo:g}…{hi:g}" for lo, hi in zip(norm["low"], norm["high"],
+                                                                 strict=True))
+        lines.append(f"  domain {role}     {norm['dtype']}, [{ranges}] → [-1, 1]")
+    if training:
+        lines.append(f"  trained      {training.get('steps')} steps ({training.get('epochs')} "
+                     f"epochs), seed {training.get('seed')}, {training.get('device')} "
+                     f"{training.get('precision')}, {training.get('created')}")
+        lines.append(f"  chips        {training.get('chips')} ({training.get('train_chips')} "
+                     f"train, {training.get('val_chips')} val)")
+        final = (training.get("final") or {}).get("eval") or {}
+        if final:
+            lines.append("  validation   " + ", ".join(f"{k} {v:.4g}" for k, v in final.items()))
+        versions = training.get("versions") or {}
+        lines.append("  versions     " + ", ".join(f"{k} {v}" for k, v in versions.items()))
+    return "\n".join(lines)

@@ -1,0 +1,119 @@
+"""``geogan train``: fit Pix2Pix or CycleGAN on a chip folder and write the model file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import click
+from tqdm import tqdm
+
+from geogan.config import GAN_LOSSES, MODEL_KINDS, PRECISIONS, PRESETS
+
+from .options import overwrite_opt, seed_opt, show_progress
+
+
+class _TrainBar:
+    """A tqdm bar of steps with the latest mean losses as its postfix."""
+
+    def __init__(self) -> None:
+        self._bar: tqdm[None] | None = None
+
+    def __call__(self, progress: Any) -> None:
+        if not show_progress():
+            return
+        if self._bar is None:
+            self._bar = tqdm(desc="train", unit="step", total=progress.total,
+                             initial=max(0, progress.step - 10), leave=False, disable=None)
+        if self._bar.disable:
+            return
+        self._bar.set_postfix({k: f"{v:.3g}" for k, v in progress.losses.items()},
+                              refresh=False)
+        self._bar.update(progress.step - self._bar.n)
+
+    def __enter__(self) -> _TrainBar:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+@click.command("train")
+@click.argument("chips", type=click.Path(file_okay=False, path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Model file to write (e.g. m.pt).")
+@click.option("--model", "kind", type=click.Choice(MODEL_KINDS), default=None,
+              help="GAN to fit [default: pix2pix for paired chips, cyclegan for unpaired].")
+@click.option("--preset", type=click.Choice(list(PRESETS)), default="paper", show_default=True,
+              help="paper: the published networks; tiny: the same, narrow, for CPU demos.")
+@click.option("--epochs", type=click.IntRange(min=1), default=None,
+              help="Passes over the training chips [default: the preset's, 200 / 20].")
+@click.option("--steps", type=click.IntRange(min=1), default=None,
+              help="Optimiser steps in all, instead of --epochs.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+              help="Chips per step [default: 1, as in the papers].")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Adam learning rate [default: 2e-4], decayed to zero over the second half.")
+@click.option("--ngf", type=click.IntRange(min=1), default=None,
+              help="Generator width [default: 64 paper, 16 tiny].")
+@click.option("--ndf", type=click.IntRange(min=1), default=None,
+              help="Discriminator width [default: 64 paper, 16 tiny].")
+@click.option("--gan-loss", type=click.Choice(GAN_LOSSES), default=None,
+              help="Adversarial loss [default: vanilla for pix2pix, lsgan for cyclegan].")
+@click.option("--lambda-l1", type=click.FloatRange(min=0), default=None,
+              help="Weight of Pix2Pix's L1 loss [default: 100].")
+@click.option("--lambda-cycle", type=click.FloatRange(min=0), default=None,
+              help="Weight of each CycleGAN cycle loss [default: 10].")
+@click.option("--lambda-identity", type=click.FloatRange(min=0), default=None,
+              help="CycleGAN identity loss as a fraction of --lambda-cycle [default: 0.5].")
+@click.option("--augment/--no-augment", default=None,
+              help="Random flips and 90° rotations, the same for both chips [default: on].")
+@click.option("--mask-nodata/--no-mask-nodata", "masked", default=None,
+              help="Leave nodata pixels out of every loss [default: on].")
+@click.option("--val-every", type=click.IntRange(min=0), default=None, metavar="STEPS",
+              help="Validate, preview and checkpoint every STEPS steps [default: each epoch].")
+@click.option("--device", default="auto", show_default=True, metavar="auto|cpu|cuda",
+              help="Where to train.")
+@click.option("--precision", type=click.Choice(PRECISIONS), default=None,
+              help="Arithmetic: auto picks bf16 where the GPU/CPU has it natively, else fp32 "
+                   "(fp16 with loss scaling on older GPUs).")
+@click.option("--checkpoint-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Checkpoints, log.jsonl and previews [default: <model>-train/ beside it].")
+@click.option("--resume", is_flag=True, help="Continue from the checkpoint in --checkpoint-dir.")
+@click.option("--workers", type=click.IntRange(min=0), default=None,
+              help="Data-loading processes [default: 1].")
+@seed_opt
+@overwrite_opt
+def train_command(chips: Path, output: Path, kind: str | None, preset: str, device: str,
+                  checkpoint_dir: Path | None, resume: bool, overwrite: bool,
+                  **overrides: Any) -> None:
+    """Fit a GAN on CHIPS (a folder from export-chips, or ArcGIS-exported chips).
+
+    Paired chips (images/ + images2/) train Pix2Pix; unpaired ones (train_a/ + train_b/)
+    train CycleGAN. The model file holds everything translate needs; the checkpoint
+    folder holds checkpoints, a JSON-lines log and preview PNGs (input | output |
+    target). Ctrl-C writes a checkpoint; run the same command with --resume to go on.
+
+    \b
+    Examples:
+      geogan train chips/ -o m.pt
+      geogan train chips/ -o m.pt --preset tiny --steps 300
+      geogan train chips/ -o m.pt --resume
+    """
+    from geogan.train import TrainOptions, train  # imports torch: only when training
+
+    options = TrainOptions(kind=kind, preset=preset, overrides=overrides, device=device,
+                           checkpoint_dir=checkpoint_dir, resume=resume, overwrite=overwrite)
+    with _TrainBar() as bar:
+        report = train(chips, output, options, bar)
+    final = report.final.get("eval") or {}
+    quality = ", ".join(f"{k} {v:.4g}" for k, v in final.items()) or "no validation chips"
+    click.echo(
+        f"Trained {report.architecture.kind} ({report.config.batch_size}×"
+        f"{report.architecture.tile_size}², {report.device}, {report.precision}) for "
+        f"{report.steps} steps in {report.seconds:.0f} s; validation: {quality}.\n"
+        f"Wrote {report.model_path}; log and previews in {report.checkpoint_dir}."
+    )

@@ -1,0 +1,252 @@
+"""Typed configuration of the networks and of training, with named presets.
+
+:class:`Architecture` says how to build the networks; it travels in the model file so
+that ``translate`` needs no flags. :class:`TrainConfig` says how to fit them; it is kept
+in the checkpoints and in the model file's training record. Both are plain frozen
+dataclasses of ints, floats and strings, so that ``dataclasses.asdict`` gives a value
+``torch.load(..., weights_only=True)`` accepts.
+
+Presets are small named sets of values (``paper`` follows the papers, ``tiny`` keeps the
+structure with narrow layers for CPU demos and tests); any value can be overridden.
+This module imports neither torch nor numpy.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any, TypeVar
+
+from geogan.errors import ConfigError
+
+MODEL_KINDS = ("pix2pix", "cyclegan")
+"""Pix2Pix needs paired chips; CycleGAN learns from unpaired ones."""
+
+GENERATORS_BY_KIND = {"pix2pix": "unet", "cyclegan": "resnet"}
+NORMS_BY_KIND = {"pix2pix": "batch", "cyclegan": "instance"}
+GAN_LOSSES_BY_KIND = {"pix2pix": "vanilla", "cyclegan": "lsgan"}
+
+GAN_LOSSES = ("vanilla", "lsgan")
+NORMS = ("batch", "instance")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+DEVICES = ("auto", "cpu", "cuda")
+
+MIN_TILE_SIZE = 64
+MAX_TILE_SIZE = 1024
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """How to build the networks of one model.
+
+    Attributes:
+        kind: ``pix2pix`` or ``cyclegan``.
+        in_bands: Bands of domain A (the input of translate).
+        out_bands: Bands of domain B (the output of translate).
+        tile_size: Side of the square tiles the model sees, a power of two from 64 to
+            1024. The U-Net has ``log2(tile_size)`` down-sampling levels (8 at 256), so
+            its bottleneck is 1 x 1.
+        generator: Generator registry name: ``unet`` (Pix2Pix) or ``resnet`` (CycleGAN).
+        ngf: Filters of the generator's first layer (64 in the papers).
+        ndf: Filters of the discriminator's first layer (64 in the papers).
+        n_layers: Strided layers of the PatchGAN discriminator; 3 gives 70 x 70 patches.
+        norm: ``batch`` (Pix2Pix) or ``instance`` (CycleGAN).
+        dropout: Dropout probability in the three innermost decoder blocks of the
+            U-Net (0.5 in the paper); in the ResNet blocks (0 in the paper).
+        resnet_blocks: Residual blocks of the ResNet generator (9 at 256 px).
+    """
+
+    kind: str
+    in_bands: int
+    out_bands: int
+    tile_size: int = 256
+    generator: str = "unet"
+    ngf: int = 64
+    ndf: int = 64
+    n_layers: int = 3
+    norm: str = "batch"
+    dropout: float = 0.5
+    resnet_blocks: int = 9
+
+    def __post_init__(self) -> None:
+        if self.kind not in MODEL_KINDS:
+            raise ConfigError(f"unknown model kind {self.kind!r}; use one of {_names(MODEL_KINDS)}")
+        if self.in_bands < 1 or self.out_bands < 1:
+            raise ConfigError("a model needs at least one input and one output band")
+        if not is_valid_tile_size(self.tile_size):
+            raise ConfigError(
+                f"tile size {self.tile_size} is not a power of two from {MIN_TILE_SIZE} to "
+                f"{MAX_TILE_SIZE}; export chips with --tile-size 256 (or 64, 128, 512, 1024)"
+            )
+        if self.norm not in NORMS:
+            raise ConfigError(f"unknown norm {self.norm!r}; use one of {_names(NORMS)}")
+        for name in ("ngf", "ndf", "n_layers", "resnet_blocks"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, not {getattr(self, name)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout must be in [0, 1), not {self.dropout}")
+
+    @property
+    def unet_depth(self) -> int:
+        """Down-sampling levels of the U-Net: ``log2(tile_size)``."""
+        return int(math.log2(self.tile_size))
+
+    @property
+    def directions(self) -> tuple[str, ...]:
+        """Generators a model holds: ``a2b``, and ``b2a`` for CycleGAN."""
+        return ("a2b", "b2a") if self.kind == "cyclegan" else ("a2b",)
+
+    def bands(self, direction: str) -> tuple[int, int]:
+        """(input, output) bands of the generator of ``direction``."""
+        return (self.in_bands, self.out_bands) if direction == "a2b" else (
+            self.out_bands, self.in_bands)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values, as stored in the model file."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Architecture:
+        """Rebuild from :meth:`to_dict` output; unknown keys are ignored."""
+        return _from_dict(cls, d)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to fit a model.
+
+    Attributes:
+        batch_size: Chips (or chip pairs) per step; 1 in both papers.
+        epochs: Passes over the training chips; ignored when ``steps`` is set.
+        steps: Optimiser steps in all, instead of ``epochs``.
+        lr: Adam learning rate, constant for the first half of training, then
+            decayed linearly to zero.
+        beta1: Adam's first beta (0.5 in the papers).
+        beta2: Adam's second beta.
+        gan_loss: ``vanilla`` (BCE with logits) or ``lsgan`` (least squares).
+        lambda_l1: Weight of the L1 loss of Pix2Pix.
+        lambda_cycle: Weight of each cycle-consistency loss of CycleGAN.
+        lambda_identity: Weight of CycleGAN's identity loss, as a fraction of
+            ``lambda_cycle`` (0.5 in the paper); only used when both domains have the
+            same number of bands.
+        pool_size: Past fakes each CycleGAN discriminator draws from (50).
+        augment: Random flips and 90-degree rotations, the same for both chips.
+        masked: Leave nodata pixels (in either chip) out of every loss.
+        val_every: Validate every this many steps; 0 validates once per epoch.
+        precision: ``auto``, ``fp32``, ``bf16`` or ``fp16`` (CUDA only).
+        seed: Fixes initialisation, data order, augmentation and dropout.
+        workers: DataLoader worker processes; 0 loads in the training process.
+    """
+
+    batch_size: int = 1
+    epochs: int = 200
+    steps: int | None = None
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    gan_loss: str = "vanilla"
+    lambda_l1: float = 100.0
+    lambda_cycle: float = 10.0
+    lambda_identity: float = 0.5
+    pool_size: int = 50
+    augment: bool = True
+    masked: bool = True
+    val_every: int = 0
+    precision: str = "auto"
+    seed: int = 0
+    workers: int = 1
+
+    def __post_init__(self) -> None:
+        if self.gan_loss not in GAN_LOSSES:
+            raise ConfigError(
+                f"unknown GAN loss {self.gan_loss!r}; use one of {_names(GAN_LOSSES)}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(
+                f"unknown precision {self.precision!r}; use one of {_names(PRECISIONS)}")
+        if self.batch_size < 1 or self.epochs < 1 or (self.steps is not None and self.steps < 1):
+            raise ConfigError("batch size, epochs and steps must be at least 1")
+        if self.lr <= 0:
+            raise ConfigError(f"the learning rate must be positive, not {self.lr}")
+        if min(self.lambda_l1, self.lambda_cycle, self.lambda_identity) < 0:
+            raise ConfigError("loss weights must not be negative")
+        if self.pool_size < 0 or self.workers < 0 or self.val_every < 0 or self.seed < 0:
+            raise ConfigError("pool size, workers, val-every and seed must not be negative")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values, as stored in checkpoints and the training record."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> TrainConfig:
+        """Rebuild from :meth:`to_dict` output; unknown keys are ignored."""
+        return _from_dict(cls, d)
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # Isola et al. 2017 and Zhu et al. 2017, at 256 x 256.
+    "paper": {"ngf": 64, "ndf": 64, "epochs": 200},
+    # The same structure, a sixteenth of the arithmetic: minutes on a laptop CPU.
+    "tiny": {"ngf": 16, "ndf": 16, "epochs": 20},
+}
+"""Named presets: values that differ from the dataclass defaults."""
+
+
+def build_configs(kind: str, in_bands: int, out_bands: int, tile_size: int, *,
+                  preset: str = "paper",
+                  overrides: Mapping[str, Any] | None = None) -> tuple[Architecture, TrainConfig]:
+    """Architecture and training configuration of a preset with overrides applied.
+
+    The kind chooses the generator, the norm and the GAN loss the paper used; the
+    preset then sets widths and length; ``overrides`` (a value of ``None`` means "not
+    given") win over both. A key of either dataclass may be overridden.
+
+    Raises:
+        ConfigError: For an unknown preset, an unknown key or a bad value.
+    """
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}; use one of {_names(PRESETS)}")
+    if kind not in MODEL_KINDS:
+        raise ConfigError(f"unknown model kind {kind!r}; use one of {_names(MODEL_KINDS)}")
+    values: dict[str, Any] = {
+        "generator": GENERATORS_BY_KIND[kind],
+        "norm": NORMS_BY_KIND[kind],
+        "gan_loss": GAN_LOSSES_BY_KIND[kind],
+        "dropout": 0.5 if kind == "pix2pix" else 0.0,
+    }
+    values.update(PRESETS[preset])
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    arch_keys = {f.name for f in fields(Architecture)}
+    train_keys = {f.name for f in fields(TrainConfig)}
+    unknown = set(values) - arch_keys - train_keys
+    if unknown:
+        raise ConfigError(f"unknown setting(s) {_names(sorted(unknown))}")
+    arch = Architecture(kind=kind, in_bands=in_bands, out_bands=out_bands, tile_size=tile_size,
+                        **{k: v for k, v in values.items()
+                           if k in arch_keys and k not in {"kind", "in_bands", "out_bands",
+                                                           "tile_size"}})
+    train = TrainConfig(**{k: v for k, v in values.items() if k in train_keys})
+    return arch, train
+
+
+def is_valid_tile_size(size: int) -> bool:
+    """Whether ``size`` is a power of two from 64 to 1024."""
+    return MIN_TILE_SIZE <= size <= MAX_TILE_SIZE and size & (size - 1) == 0
+
+
+_Config = TypeVar("_Config", Architecture, TrainConfig)
+
+
+def _from_dict(cls: type[_Config], d: Mapping[str, Any]) -> _Config:
+    names = {f.name for f in fields(cls)}
+    try:
+        return cls(**{k: v for k, v in d.items() if k in names})
+    except TypeError as error:
+        raise ConfigError(f"incomplete {cls.__name__} settings: {error}") from None
+
+
+def _names(names: Any) -> str:
+    return ", ".join(str(n) for n in names)
+
+
+__all__ = ["PRESETS", "Architecture", "TrainConfig", "build_configs", "is_valid_tile_size"]

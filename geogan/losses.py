@@ -1,0 +1,161 @@
+"""Losses of Pix2Pix and CycleGAN that leave nodata out.
+
+Georeferenced chips have nodata: scene edges, masked clouds, gaps between swaths. A
+network should be neither rewarded nor punished for what it makes of them, so every
+loss here takes an optional mask or weight and averages over the valid part only:
+
+* :class:`GANLoss` (``vanilla``: BCE with logits, Pix2Pix; ``lsgan``: least squares,
+  CycleGAN), found by name in :data:`GAN_LOSSES`, weights each logit of a PatchGAN
+  output by :func:`patch_weights`, the valid fraction of the pixels under it;
+* :func:`masked_l1` averages the absolute difference over valid pixels.
+
+All losses compute in float32 whatever the precision of their inputs, so they are safe
+under ``torch.autocast``, and return a float32 scalar. An all-nodata batch gives a zero
+that still has a gradient path, so a training step needs no special case (and no
+host synchronisation to detect one).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from geogan.errors import ConfigError
+
+_EPS = 1e-12
+"""Floor of a weight sum: only an all-zero weight reaches it, and its numerator is 0."""
+
+
+def _weighted_mean(values: Tensor, weight: Tensor | None) -> Tensor:
+    """sum(weight * values) / sum(weight broadcast to values), or the mean of values.
+
+    ``values`` is float32; ``weight`` must broadcast to its shape. A zero weight gives
+    0 with a gradient path (0 / eps) instead of NaN.
+    """
+    if weight is None:
+        return values.mean()
+    weight = weight.float().expand_as(values)  # (N, C, H, W), a view
+    return (weight * values).sum() / weight.sum().clamp_min(_EPS)
+
+
+class GANLoss(ABC):
+    """Adversarial loss of a discriminator's logits against an all-real or all-fake target.
+
+    Subclasses give the loss of each logit; calling the loss averages it, weighted when
+    a weight is given.
+    """
+
+    @abstractmethod
+    def elementwise(self, prediction: Tensor, target: Tensor) -> Tensor:
+        """Loss of each float32 logit against a float32 target of the same shape."""
+
+    def __call__(self, prediction: Tensor, target_is_real: bool,
+                 weight: Tensor | None = None) -> Tensor:
+        """Mean loss of ``prediction`` against 1 (real) or 0 (fake).
+
+        Args:
+            prediction: Discriminator logits, e.g. (N, 1, h, w), of any float dtype.
+            target_is_real: Whether the target is "real" (1) or "fake" (0).
+            weight: Optional weights in [0, 1] that broadcast to ``prediction``, e.g.
+                :func:`patch_weights` of the nodata mask; the result is then the
+                weighted mean, so patches over nodata count for nothing.
+
+        Returns:
+            A float32 scalar; 0 (with a gradient path) when the weights are all zero.
+        """
+        prediction = prediction.float()
+        target = torch.full_like(prediction, 1.0 if target_is_real else 0.0)
+        return _weighted_mean(self.elementwise(prediction, target), weight)
+
+
+class VanillaGANLoss(GANLoss):
+    """Binary cross-entropy with logits: the GAN loss of Goodfellow et al. and Pix2Pix."""
+
+    def elementwise(self, prediction: Tensor, target: Tensor) -> Tensor:
+        """BCE of each logit: ``log(1 + exp(-x))`` for real, ``log(1 + exp(x))`` for fake."""
+        return F.binary_cross_entropy_with_logits(prediction, target, reduction="none")
+
+
+class LSGANLoss(GANLoss):
+    """Least squares on the logits (Mao et al. 2017), as CycleGAN uses."""
+
+    def elementwise(self, prediction: Tensor, target: Tensor) -> Tensor:
+        """Squared difference of each logit from its target."""
+        return F.mse_loss(prediction, target, reduction="none")
+
+
+GAN_LOSSES: dict[str, type[GANLoss]] = {
+    "vanilla": VanillaGANLoss,
+    "lsgan": LSGANLoss,
+}
+"""GAN losses by name."""
+
+
+def gan_loss(name: str) -> GANLoss:
+    """A new GAN loss by name (``vanilla`` or ``lsgan``).
+
+    Raises:
+        ConfigError: For an unknown name.
+    """
+    try:
+        return GAN_LOSSES[name]()
+    except KeyError:
+        raise ConfigError(
+            f"unknown GAN loss {name!r}; use one of {', '.join(GAN_LOSSES)}") from None
+
+
+def masked_l1(prediction: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
+    """Mean absolute difference over the valid pixels and all channels.
+
+    Args:
+        prediction: (N, C, H, W), any float dtype.
+        target: (N, C, H, W).
+        mask: Optional (N, 1, H, W) float mask, 1 where both chips are valid and 0 over
+            nodata. Nodata pixels must hold finite values (0 * NaN is NaN).
+
+    Returns:
+        A float32 scalar: ``sum(mask * |p - t|) / (sum(mask) * C)``, or the plain mean
+        without a mask; 0 (with a gradient path) when the mask is all zero.
+    """
+    difference = (prediction.float() - target.float()).abs()  # (N, C, H, W)
+    return _weighted_mean(difference, mask)
+
+
+def patch_weights(mask: Tensor, size: Sequence[int]) -> Tensor:
+    """Weights of the logits of a PatchGAN output: the valid fraction under each one.
+
+    Each output cell is mapped to an area of the image as adaptive average pooling
+    divides it; its weight is the mean of the mask over that area. A patch over nodata
+    weighs 0, a patch across the edge of the scene weighs its valid fraction.
+
+    Args:
+        mask: (N, 1, H, W) float mask, 1 valid, 0 nodata.
+        size: (h, w) of the discriminator output, e.g. ``logits.shape[-2:]``.
+
+    Returns:
+        (N, 1, h, w) float32 weights in [0, 1], without gradient.
+
+    Raises:
+        ValueError: If ``mask`` is not 4-D or ``size`` not two sides.
+    """
+    if mask.ndim != 4:
+        raise ValueError(f"the mask must be (N, 1, H, W), not {tuple(mask.shape)}")
+    if len(size) != 2:
+        raise ValueError(f"the output size must be (h, w), not {tuple(size)}")
+    with torch.no_grad():
+        return F.adaptive_avg_pool2d(mask.float(), (int(size[0]), int(size[1])))  # (N, 1, h, w)
+
+
+__all__ = [
+    "GAN_LOSSES",
+    "GANLoss",
+    "LSGANLoss",
+    "VanillaGANLoss",
+    "gan_loss",
+    "masked_l1",
+    "patch_weights",
+]

@@ -1,0 +1,199 @@
+"""The model file (``m.pt``): everything ``translate`` needs, and nothing that can run code.
+
+A model file is a ``torch.save``d dict of tensors and plain values (str, int, float,
+bool, None, lists and dicts of them), so it loads with ``torch.load(weights_only=True)``:
+a file from an untrusted source cannot execute anything while it is read. It holds
+
+``format``, ``version``
+    ``"geogan-model"`` and :data:`MODEL_VERSION`.
+``architecture``
+    :class:`~geogan.config.Architecture` as a dict: how to rebuild the generators.
+``generators``
+    ``{"a2b": state_dict}``, plus ``"b2a"`` for CycleGAN.
+``normalization``
+    ``{"a": ..., "b": ...}``: :class:`~geogan.normalization.BandNormalization` of each
+    domain, which maps raster values to the generator's [-1, 1] and back.
+``output``
+    dtype and nodata of the translation A → B (the target domain's own).
+``training``
+    The record of how the model was made: steps, epochs, final validation metrics,
+    seed, chip folder, configuration and library versions.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from geogan.config import Architecture
+from geogan.errors import ConfigError, ModelFileError, OutputError, OutputExistsError
+from geogan.normalization import BandNormalization
+
+MODEL_FORMAT = "geogan-model"
+MODEL_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """The content of a model file, checked and typed.
+
+    Attributes:
+        architecture: How to build the generators.
+        generators: State dict of each direction's generator (``a2b``, ``b2a``).
+        normalization: Value mapping of domain ``a`` (input) and ``b`` (target).
+        training: The training record (plain values).
+    """
+
+    architecture: Architecture
+    generators: Mapping[str, Mapping[str, torch.Tensor]]
+    normalization: Mapping[str, BandNormalization]
+    training: Mapping[str, Any] = field(default_factory=dict)
+
+    def output(self, direction: str = "a2b") -> BandNormalization:
+        """Normalisation (dtype, nodata, value range) of what ``direction`` produces."""
+        return self.normalization["b" if direction == "a2b" else "a"]
+
+    def to_payload(self) -> dict[str, Any]:
+        """The dict that is saved: tensors and plain values only."""
+        target = self.normalization["b"]
+        return {
+            "format": MODEL_FORMAT,
+            "version": MODEL_VERSION,
+            "architecture": self.architecture.to_dict(),
+            "tile_size": self.architecture.tile_size,
+            "generators": {name: {k: v.detach().cpu().contiguous() for k, v in sd.items()}
+                           for name, sd in self.generators.items()},
+            "normalization": {name: n.to_dict() for name, n in self.normalization.items()},
+            "output": {"dtype": target.dtype, "nodata": target.nodata},
+            "training": dict(self.training),
+        }
+
+
+def save_model_file(path: str | os.PathLike[str], model: ModelFile, *,
+                    overwrite: bool = False) -> Path:
+    """Write ``model`` to ``path`` atomically (temporary file, then rename).
+
+    Raises:
+        OutputExistsError: If ``path`` exists and ``overwrite`` is false.
+        OutputError: If the file cannot be written.
+    """
+    path = Path(path)
+    check_model_output(path, overwrite)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial",
+                                             dir=path.parent)
+        os.close(handle)
+        try:
+            torch.save(model.to_payload(), temporary)
+            os.replace(temporary, path)
+        finally:
+            if os.path.exists(temporary):
+                os.unlink(temporary)
+    except OSError as error:
+        raise OutputError(
+            f"cannot write the model file {path}: {error.strerror or error}") from None
+    return path
+
+
+def check_model_output(path: Path, overwrite: bool) -> None:
+    """Refuse an existing output before any work is done (not only at the end).
+
+    Raises:
+        OutputExistsError: If ``path`` exists and ``overwrite`` is false.
+        OutputError: If ``path`` is a folder.
+    """
+    if path.is_dir():
+        raise OutputError(f"{path} is a folder; give the model file's name, e.g. {path / 'm.pt'}")
+    if path.exists() and not overwrite:
+        raise OutputExistsError(f"{path} already exists; pass --overwrite to replace it")
+
+
+def read_model_file(path: str | os.PathLike[str]) -> ModelFile:
+    """Read and check a model file without running any code stored in it.
+
+    Raises:
+        ModelFileError: If the file is missing, is not a geogan model file (including a
+            pickle that holds code), is damaged, or was written by a newer geogan.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ModelFileError(f"model file {path} does not exist; train one with `geogan train`")
+    if path.is_dir():
+        raise ModelFileError(f"{path} is a folder, not a model file")
+    payload = _load_plain(path)
+    if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
+        raise ModelFileError(f"{path} is not a geogan model file (it has no "
+                             f"'format': '{MODEL_FORMAT}' entry)")
+    version = payload.get("version")
+    if not isinstance(version, int) or version > MODEL_VERSION:
+        raise ModelFileError(f"{path} is model file version {version}; this geogan reads up to "
+                             f"version {MODEL_VERSION}: upgrade geogan")
+    try:
+        architecture = Architecture.from_dict(payload["architecture"])
+        normalization = {name: BandNormalization.from_dict(payload["normalization"][name])
+                         for name in ("a", "b")}
+        generators = payload["generators"]
+        missing = [d for d in architecture.directions if d not in generators]
+        if missing:
+            raise ModelFileError(f"{path} lacks the {missing[0]} generator's weights")
+        bad = [d for d in architecture.directions if not _is_state_dict(generators[d])]
+        if bad:
+            raise ModelFileError(f"{path} is damaged: the {bad[0]} weights are not tensors")
+    except (KeyError, TypeError, ValueError, ConfigError) as error:
+        raise ModelFileError(f"{path} is damaged or incomplete ({error})") from None
+    for role, norm in normalization.items():
+        expected = architecture.in_bands if role == "a" else architecture.out_bands
+        if norm.bands != expected:
+            raise ModelFileError(f"{path} is inconsistent: domain {role} has {norm.bands} "
+                                 f"normalised bands but the network expects {expected}")
+    return ModelFile(architecture=architecture, generators=generators,
+                     normalization=normalization, training=payload.get("training") or {})
+
+
+def _load_plain(path: Path) -> Any:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        # weights_only refuses anything but tensors and plain values: this is where a
+        # pickle carrying code (or any foreign Python object) stops, unexecuted.
+        first = str(error).strip().splitlines()[0] if str(error).strip() else "refused"
+        raise ModelFileError(
+            f"{path} is not a geogan model file: it holds Python objects that are not "
+            f"loaded for safety ({first[:120]})") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as error:
+        raise ModelFileError(f"{path} is not a readable model file (damaged, truncated or "
+                             f"another format: {str(error).splitlines()[0][:120]})") from None
+
+
+def _is_state_dict(value: Any) -> bool:
+    return isinstance(value, dict) and bool(value) and all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in value.items())
+
+
+def describe_model(model: ModelFile) -> dict[str, Any]:
+    """A JSON-ready description of a model file (what ``geogan info`` prints)."""
+    from geogan.models import build_generator, count_parameters
+
+    payload = model.to_payload()
+    training = dict(payload["training"])
+    training.pop("history", None)
+    return {
+        "format": MODEL_FORMAT,
+        "version": MODEL_VERSION,
+        "architecture": payload["architecture"],
+        "directions": list(model.architecture.directions),
+        "parameters": count_parameters(build_generator(model.architecture, "a2b")),
+        "tile_size": payload["tile_size"],
+        "output": payload["output"],
+        "normalization": payload["normalization"],
+        "training": training,
+    }

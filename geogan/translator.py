@@ -1,0 +1,188 @@
+"""A trained generator ready to translate arrays: the Python API behind ``translate``.
+
+:func:`load_model` reads a model file and returns a :class:`Translator`, which owns the
+generator of one direction (in eval mode, so a tile's output never depends on the other
+tiles of a batch), the value mapping of both domains and the tile size.
+``Translator.translate_array`` turns one tile (or less) of raster values into target
+values; the windowed engine of ``geogan translate`` feeds ``translate_tiles`` with
+batches of normalised tiles.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+
+from geogan.devices import autocast, resolve_device, resolve_precision
+from geogan.errors import InputError, ModelFileError
+from geogan.modelfile import ModelFile, read_model_file
+from geogan.models import build_generator, channels_last
+
+
+class Translator:
+    """One direction of a trained model, in eval mode, with its value mappings.
+
+    Args:
+        model: A checked model file (see :func:`geogan.modelfile.read_model_file`).
+        direction: ``a2b`` (input → target), or ``b2a`` for CycleGAN models.
+        device: ``auto``, ``cpu`` or ``cuda``.
+        precision: ``auto``, ``fp32``, ``bf16`` or ``fp16`` arithmetic of the generator.
+
+    Raises:
+        ModelFileError: If the weights do not fit the stored architecture.
+        InputError: For a direction the model does not have.
+    """
+
+    def __init__(self, model: ModelFile, *, direction: str = "a2b", device: str = "cpu",
+                 precision: str = "fp32") -> None:
+        architecture = model.architecture
+        if direction not in architecture.directions:
+            raise InputError(f"a {architecture.kind} model translates "
+                             f"{' and '.join(architecture.directions)} only, not {direction}")
+        self.model = model
+        self.architecture = architecture
+        self.direction = direction
+        self.device = resolve_device(device)
+        self.precision = resolve_precision(precision, self.device)
+        source, target = ("a", "b") if direction == "a2b" else ("b", "a")
+        self.input_normalization = model.normalization[source]
+        self.output_normalization = model.normalization[target]
+        generator = build_generator(architecture, direction)
+        try:
+            generator.load_state_dict(model.generators[direction], strict=True)
+        except RuntimeError as error:
+            raise ModelFileError(f"the {direction} weights do not fit the stored architecture "
+                                 f"(damaged model file): {str(error).splitlines()[0]}") from None
+        self.generator = generator.to(self.device).eval()
+        if self.device.type == "cpu" or self.precision != "fp32":
+            self.generator = channels_last(self.generator)
+
+    @property
+    def tile_size(self) -> int:
+        """Side of the square tiles the generator was trained on."""
+        return self.architecture.tile_size
+
+    @property
+    def in_bands(self) -> int:
+        """Bands the generator reads."""
+        return self.input_normalization.bands
+
+    @property
+    def out_bands(self) -> int:
+        """Bands the generator writes."""
+        return self.output_normalization.bands
+
+    @property
+    def output_dtype(self) -> str:
+        """Data type of the translated values (the target domain's own)."""
+        return self.output_normalization.dtype
+
+    @property
+    def output_nodata(self) -> float | None:
+        """Nodata value of the target domain, if it had one."""
+        return self.output_normalization.nodata
+
+    @torch.inference_mode()
+    def translate_tiles(self, tiles: torch.Tensor) -> torch.Tensor:
+        """Run the generator on normalised tiles.
+
+        Args:
+            tiles: (N, in_bands, tile, tile) float32 in [-1, 1], on any device.
+
+        Returns:
+            (N, out_bands, tile, tile) float32 in [-1, 1], on this translator's device.
+        """
+        tiles = tiles.to(self.device, torch.float32, non_blocking=True)
+        tiles = tiles.contiguous(memory_format=torch.channels_last)
+        with autocast(self.device, self.precision):
+            out = self.generator(tiles)  # (N, out_bands, tile, tile)
+        result: torch.Tensor = out.float().contiguous()
+        return result
+
+    def translate_array(self, array: NDArray[Any],
+                        valid: NDArray[np.bool_] | None = None) -> NDArray[Any]:
+        """Translate one tile, or less, of raster values.
+
+        Arrays smaller than a tile are padded by reflection to the tile size and the
+        result is cropped back. Pixels that are invalid (``valid`` false, the input's
+        nodata in every band, or non-finite) are fed as the mid value, as in training,
+        and come out as the output nodata where the model has one.
+
+        Args:
+            array: (in_bands, H, W), or (H, W) for one band, in the input's units;
+                H and W at most the tile size.
+            valid: Optional (H, W) mask of valid pixels.
+
+        Returns:
+            (out_bands, H, W) in the model's output dtype and units.
+
+        Raises:
+            InputError: If the band count or size does not fit the model.
+        """
+        values = np.asarray(array)
+        if values.ndim == 2:
+            values = values[None]
+        if values.ndim != 3 or values.shape[0] != self.in_bands:
+            raise InputError(f"the model reads {self.in_bands} band(s); the array has shape "
+                             f"{values.shape} (expected ({self.in_bands}, H, W))")
+        _, height, width = values.shape
+        if height > self.tile_size or width > self.tile_size:
+            raise InputError(f"translate_array takes at most one tile "
+                             f"({self.tile_size} x {self.tile_size}); got {height} x {width}. "
+                             "Use geogan.translate_raster for larger rasters.")
+        mask = self._validity(values, valid)
+        normalized = self.input_normalization.normalize(values)
+        normalized[:, ~mask] = 0.0
+        padded = _pad_to(normalized, self.tile_size)
+        out = self.translate_tiles(torch.from_numpy(padded)[None])[0]
+        result = self.output_normalization.denormalize(out[:, :height, :width].cpu().numpy())
+        nodata = self.output_nodata
+        if nodata is not None and not mask.all():
+            result[:, ~mask] = nodata
+        return result
+
+    def _validity(self, values: NDArray[Any], valid: NDArray[np.bool_] | None) -> NDArray[np.bool_]:
+        mask = np.ones(values.shape[1:], dtype=bool)
+        if valid is not None:
+            mask &= np.asarray(valid, dtype=bool)
+        if values.dtype.kind == "f":
+            mask &= np.isfinite(values).all(axis=0)
+        nodata = self.input_normalization.nodata
+        if nodata is not None:
+            mask &= ~(values == nodata).all(axis=0)
+        return mask
+
+
+def load_model(path: str | os.PathLike[str], *, direction: str = "a2b", device: str = "cpu",
+               precision: str = "fp32") -> Translator:
+    """Load a model file as a :class:`Translator`.
+
+    Args:
+        path: A model file written by ``geogan train``.
+        direction: ``a2b``, or ``b2a`` for CycleGAN models.
+        device: ``auto``, ``cpu`` or ``cuda``.
+        precision: Arithmetic of the generator: ``fp32`` (default, exact), ``bf16``,
+            ``fp16`` or ``auto``.
+
+    Raises:
+        ModelFileError: If the file is missing, damaged or not a geogan model file.
+    """
+    return Translator(read_model_file(path), direction=direction, device=device,
+                      precision=precision)
+
+
+def _pad_to(array: NDArray[np.float32], size: int) -> NDArray[np.float32]:
+    """Pad (C, H, W) at the bottom and right to (C, size, size) by reflection (numpy
+    reflects repeatedly where the pad is wider than the array), or by repeating the edge
+    of an array one pixel wide."""
+    _, height, width = array.shape
+    if height == size and width == size:
+        return np.ascontiguousarray(array)
+    pad = ((0, 0), (0, size - height), (0, size - width))
+    if min(height, width) > 1:
+        return np.ascontiguousarray(np.pad(array, pad, mode="reflect"))
+    return np.ascontiguousarray(np.pad(array, pad, mode="edge"))

@@ -1,0 +1,188 @@
+"""The losses: values by hand, weighting by valid fraction, zero weights, precision."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import Tensor
+
+from geogan.errors import ConfigError
+from geogan.losses import (
+    GAN_LOSSES,
+    LSGANLoss,
+    VanillaGANLoss,
+    gan_loss,
+    masked_l1,
+    patch_weights,
+)
+
+LOGITS = [0.0, 2.0, -1.0, 3.0]
+
+
+def logits(requires_grad: bool = False) -> Tensor:
+    """[[0, 2], [-1, 3]] as a (1, 1, 2, 2) discriminator output."""
+    return torch.tensor(LOGITS).reshape(1, 1, 2, 2).requires_grad_(requires_grad)
+
+
+def softplus(x: float) -> float:
+    return math.log(1 + math.exp(x))
+
+
+def approx(value: float) -> object:
+    return pytest.approx(value, rel=1e-6, abs=1e-7)
+
+
+# --- GAN losses -----------------------------------------------------------------------
+
+def test_vanilla_is_bce_with_logits_by_hand() -> None:
+    loss = gan_loss("vanilla")
+    real = sum(math.log(1 + math.exp(-x)) for x in LOGITS) / 4  # -log sigmoid(x)
+    fake = sum(math.log(1 + math.exp(x)) for x in LOGITS) / 4  # -log(1 - sigmoid(x))
+    assert loss(logits(), True).item() == approx(real)
+    assert loss(logits(), False).item() == approx(fake)
+    assert real == approx((math.log(2) + softplus(-2) + softplus(1) + softplus(-3)) / 4)
+
+
+def test_lsgan_is_mean_squared_error_by_hand() -> None:
+    loss = gan_loss("lsgan")
+    assert loss(logits(), True).item() == approx((1 + 1 + 4 + 4) / 4)
+    assert loss(logits(), False).item() == approx((0 + 4 + 1 + 9) / 4)
+
+
+def test_weight_gives_weighted_mean() -> None:
+    weight = torch.tensor([[0.5, 1.0], [0.0, 0.0]]).reshape(1, 1, 2, 2)
+    vanilla = gan_loss("vanilla")(logits(), True, weight)
+    assert vanilla.item() == approx((0.5 * math.log(2) + softplus(-2)) / 1.5)
+    lsgan = gan_loss("lsgan")(logits(), False, weight)
+    assert lsgan.item() == approx((0.5 * 0 + 4) / 1.5)
+
+
+@pytest.mark.parametrize("name", ["vanilla", "lsgan"])
+@pytest.mark.parametrize("real", [True, False])
+def test_all_ones_weight_equals_plain_mean(name: str, real: bool) -> None:
+    prediction = torch.randn(3, 1, 5, 5)
+    loss = gan_loss(name)
+    weighted = loss(prediction, real, torch.ones(3, 1, 5, 5))
+    torch.testing.assert_close(weighted, loss(prediction, real))
+    # A weight broadcast over the batch, and a constant weight, give the same.
+    torch.testing.assert_close(loss(prediction, real, torch.full((1, 1, 5, 5), 0.3)), weighted)
+
+
+@pytest.mark.parametrize("name", ["vanilla", "lsgan"])
+def test_zero_weight_gives_zero_with_a_gradient_path(name: str) -> None:
+    prediction = logits(requires_grad=True)
+    value = gan_loss(name)(prediction, True, torch.zeros(1, 1, 2, 2))
+    assert value.item() == 0.0 and value.requires_grad
+    value.backward()
+    assert prediction.grad is not None and not prediction.grad.any()
+
+
+@pytest.mark.parametrize("name", ["vanilla", "lsgan"])
+def test_gan_loss_is_float32_for_bf16_logits_and_under_autocast(name: str) -> None:
+    prediction = logits().to(torch.bfloat16)
+    loss = gan_loss(name)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        value = loss(prediction, True, torch.ones(1, 1, 2, 2))
+    assert value.dtype == torch.float32 and value.ndim == 0
+    assert value.item() == pytest.approx(loss(logits(), True).item(), rel=1e-6)
+
+
+def test_gan_loss_gradient_pushes_logits_the_right_way() -> None:
+    prediction = logits(requires_grad=True)
+    gan_loss("vanilla")(prediction, True).backward()
+    assert prediction.grad is not None and (prediction.grad < 0).all()  # raise "real" logits
+
+
+def test_gan_loss_registry() -> None:
+    assert set(GAN_LOSSES) == {"vanilla", "lsgan"}
+    assert isinstance(gan_loss("vanilla"), VanillaGANLoss)
+    assert isinstance(gan_loss("lsgan"), LSGANLoss)
+    with pytest.raises(ConfigError, match="vanilla, lsgan"):
+        gan_loss("wgan")
+
+
+# --- masked L1 ------------------------------------------------------------------------
+
+def test_masked_l1_by_hand() -> None:
+    prediction = torch.tensor([[[1.0, -2.0], [3.0, 0.5]],
+                               [[0.0, 4.0], [-1.0, 2.0]]]).unsqueeze(0)  # (1, 2, 2, 2)
+    target = torch.zeros(1, 2, 2, 2)
+    assert masked_l1(prediction, target).item() == approx((1 + 2 + 3 + 0.5 + 0 + 4 + 1 + 2) / 8)
+    mask = torch.tensor([[1.0, 1.0], [0.0, 0.0]]).reshape(1, 1, 2, 2)  # top row valid
+    assert masked_l1(prediction, target, mask).item() == approx((1 + 2 + 0 + 4) / 4)
+
+
+def test_masked_l1_with_full_mask_equals_mean() -> None:
+    prediction, target = torch.randn(2, 3, 8, 8), torch.randn(2, 3, 8, 8)
+    full = masked_l1(prediction, target, torch.ones(2, 1, 8, 8))
+    torch.testing.assert_close(full, (prediction - target).abs().mean())
+    torch.testing.assert_close(masked_l1(prediction, target), full)
+
+
+def test_masked_l1_ignores_values_under_nodata() -> None:
+    prediction, target = torch.randn(2, 3, 8, 8), torch.randn(2, 3, 8, 8)
+    mask = torch.ones(2, 1, 8, 8)
+    mask[:, :, :, 4:] = 0
+    changed = target.clone()
+    changed[:, :, :, 4:] = 1000.0
+    torch.testing.assert_close(masked_l1(prediction, changed, mask),
+                               masked_l1(prediction, target, mask))
+    torch.testing.assert_close(masked_l1(prediction, target, mask),
+                               (prediction - target)[..., :4].abs().mean())
+
+
+def test_masked_l1_zero_mask_gives_zero_with_a_gradient_path() -> None:
+    prediction = torch.randn(1, 2, 4, 4, requires_grad=True)
+    value = masked_l1(prediction, torch.zeros(1, 2, 4, 4), torch.zeros(1, 1, 4, 4))
+    assert value.item() == 0.0
+    value.backward()
+    assert prediction.grad is not None and not prediction.grad.any()
+
+
+def test_masked_l1_is_float32_for_bf16_inputs() -> None:
+    prediction = torch.randn(1, 2, 4, 4).to(torch.bfloat16)
+    value = masked_l1(prediction, torch.zeros(1, 2, 4, 4), torch.ones(1, 1, 4, 4))
+    assert value.dtype == torch.float32 and value.ndim == 0
+
+
+# --- patch weights --------------------------------------------------------------------
+
+def half_mask(size: int = 8) -> Tensor:
+    """(1, 1, size, size), valid in the left half."""
+    mask = torch.zeros(1, 1, size, size)
+    mask[..., : size // 2] = 1
+    return mask
+
+
+def test_patch_weights_are_valid_fractions() -> None:
+    mask = half_mask(8)
+    assert patch_weights(mask, (2, 2)).tolist() == [[[[1.0, 0.0], [1.0, 0.0]]]]
+    assert patch_weights(mask, (1, 1)).item() == 0.5
+    # 8 -> 3 cells: columns 0-2, 2-5 and 5-7; the middle one is half valid.
+    assert patch_weights(mask, (3, 3)).tolist() == [[[[1.0, 0.5, 0.0]] * 3]]
+
+
+def test_patch_weights_for_a_256_px_chip_and_30_x_30_logits() -> None:
+    mask = half_mask(256).expand(2, 1, 256, 256)
+    weights = patch_weights(mask, torch.Size([30, 30]))
+    assert weights.shape == (2, 1, 30, 30) and weights.dtype == torch.float32
+    assert (weights[..., :14] == 1).all() and (weights[..., 16:] == 0).all()
+    assert weights.sum().item() == pytest.approx(2 * 30 * 15)  # symmetric about the middle
+    assert (patch_weights(torch.ones(1, 1, 256, 256), (30, 30)) == 1).all()
+
+
+def test_patch_weights_make_nodata_patches_count_for_nothing() -> None:
+    prediction = torch.randn(1, 1, 2, 2)
+    prediction[..., 1] = 1000.0  # over nodata: must not matter
+    weight = patch_weights(half_mask(8), prediction.shape[-2:])
+    value = gan_loss("lsgan")(prediction, True, weight)
+    assert value.item() == approx(((prediction[..., 0] - 1) ** 2).mean().item())
+
+
+def test_patch_weights_rejects_bad_shapes() -> None:
+    with pytest.raises(ValueError, match="N, 1, H, W"):
+        patch_weights(torch.ones(8, 8), (2, 2))
+    with pytest.raises(ValueError, match="h, w"):
+        patch_weights(torch.ones(1, 1, 8, 8), (2, 2, 2))

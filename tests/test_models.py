@@ -1,0 +1,289 @@
+"""The networks: shapes, the reference's parameter counts, init, dropout, precision."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+from torch import Tensor, nn
+
+from geogan.config import Architecture
+from geogan.errors import ConfigError
+from geogan.models import (
+    DISCRIMINATORS,
+    GENERATORS,
+    PatchDiscriminator,
+    ResnetGenerator,
+    UNetGenerator,
+    build_discriminator,
+    build_generator,
+    count_parameters,
+    init_weights,
+    norm_layer,
+    set_dropout,
+)
+
+BAND_PAIRS = [(1, 3), (2, 4), (4, 3), (3, 3)]
+
+
+def tiny(kind: str = "pix2pix", in_bands: int = 3, out_bands: int = 3, tile_size: int = 64,
+         **overrides: Any) -> Architecture:
+    """A narrow architecture of the kind's paper settings."""
+    paper: dict[str, Any] = (
+        {"generator": "unet", "norm": "batch", "dropout": 0.5} if kind == "pix2pix"
+        else {"generator": "resnet", "norm": "instance", "dropout": 0.0, "resnet_blocks": 2})
+    values = {**paper, "ngf": 4, "ndf": 4, **overrides}
+    return Architecture(kind=kind, in_bands=in_bands, out_bands=out_bands, tile_size=tile_size,
+                        **values)
+
+
+def dropouts(module: nn.Module) -> list[nn.Dropout]:
+    return [m for m in module.modules() if isinstance(m, nn.Dropout)]
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)
+
+
+# --- shapes ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("size", [64, 128, 256])
+@pytest.mark.parametrize(("in_bands", "out_bands"), BAND_PAIRS)
+@pytest.mark.parametrize("kind", ["pix2pix", "cyclegan"])
+def test_generator_and_discriminator_shapes(kind: str, in_bands: int, out_bands: int,
+                                            size: int) -> None:
+    arch = tiny(kind, in_bands, out_bands, size)
+    x = torch.randn(2, in_bands, size, size)
+    with torch.no_grad():
+        fake = build_generator(arch)(x)
+        assert fake.shape == (2, out_bands, size, size)
+        d_in = in_bands + out_bands if kind == "pix2pix" else out_bands
+        d_input = torch.cat([x, fake], 1) if kind == "pix2pix" else fake
+        logits = build_discriminator(arch, d_in)(d_input)
+    # Three stride-2 4x4 convs, then two stride-1 4x4 convs with padding 1: S / 8 - 2.
+    assert logits.shape == (2, 1, size // 8 - 2, size // 8 - 2)
+    if kind == "cyclegan":
+        back = build_generator(arch, "b2a")
+        assert back(fake).shape == (2, in_bands, size, size)
+
+
+def test_discriminator_of_256_px_gives_30_x_30() -> None:
+    with torch.no_grad():
+        assert PatchDiscriminator(6, ndf=4)(torch.randn(1, 6, 256, 256)).shape == (1, 1, 30, 30)
+
+
+@pytest.mark.parametrize(("size", "depth"), [(64, 6), (128, 7), (256, 8), (512, 9), (1024, 10)])
+def test_unet_depth_is_log2_tile_size_with_1x1_bottleneck(size: int, depth: int) -> None:
+    arch = tiny(tile_size=size, ngf=2)
+    net = build_generator(arch)
+    assert isinstance(net, UNetGenerator) and net.depth == depth == arch.unet_depth
+    bottleneck: list[tuple[int, ...]] = []
+    net.encoder[-1].register_forward_hook(lambda m, i, o: bottleneck.append(tuple(o.shape)))
+    with torch.no_grad():
+        out = net.eval()(torch.randn(1, 3, size, size))
+    assert bottleneck == [(1, 16, 1, 1)]  # 8 ngf channels, 1 x 1
+    assert out.shape == (1, 3, size, size)
+
+
+def test_paper_size_unet_runs_at_64_px() -> None:
+    net = build_generator(Architecture(kind="pix2pix", in_bands=3, out_bands=3, tile_size=64))
+    with torch.no_grad():
+        assert net(torch.randn(1, 3, 64, 64)).shape == (1, 3, 64, 64)
+
+
+# --- parameter counts -----------------------------------------------------------------
+
+@pytest.mark.parametrize(("make", "expected"), [
+    # The reference prints 54.414 M (G of pix2pix), 11.378 M (G of CycleGAN),
+    # 2.769 M (D of pix2pix) and 2.765 M (D of CycleGAN).
+    (lambda: UNetGenerator(3, 3, 8, ngf=64, norm="batch"), 54_413_955),
+    (lambda: ResnetGenerator(3, 3, ngf=64, norm="instance", n_blocks=9), 11_378_179),
+    (lambda: PatchDiscriminator(6, ndf=64, n_layers=3, norm="batch"), 2_768_705),
+    (lambda: PatchDiscriminator(3, ndf=64, n_layers=3, norm="instance"), 2_764_737),
+])
+def test_paper_networks_have_the_reference_parameter_counts(make: Any, expected: int) -> None:
+    with torch.device("meta"):  # no memory, no initialisation
+        assert count_parameters(make()) == expected
+
+
+def test_unet_parameter_count_by_hand_at_depth_6() -> None:
+    # Encoder convs (no bias with batch norm) + norms, decoder transposed convs + norms.
+    ngf, c = 8, [3, 8, 16, 32, 64, 64, 64]
+    encoder = sum(c[k] * c[k + 1] * 16 for k in range(6)) + 2 * sum(c[2:6])
+    decoder = (c[6] * c[5] * 16 + 2 * c[5]  # innermost
+               + sum(2 * c[k + 1] * c[k] * 16 + 2 * c[k] for k in range(1, 5))
+               + 2 * ngf * 3 * 16 + 3)  # outermost, with bias
+    assert count_parameters(UNetGenerator(3, 3, 6, ngf=ngf)) == encoder + decoder
+
+
+def test_instance_norm_has_conv_bias_and_no_affine() -> None:
+    net = PatchDiscriminator(3, ndf=4, norm="instance")
+    norms = [m for m in net.modules() if isinstance(m, nn.InstanceNorm2d)]
+    assert norms and all(not m.affine and not m.track_running_stats for m in norms)
+    convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
+    assert all(m.bias is not None for m in convs)
+    batch = PatchDiscriminator(3, ndf=4, norm="batch")
+    # Only the first and last conv (no norm after them) keep a bias before batch norm.
+    assert [m.bias is not None for m in batch.modules() if isinstance(m, nn.Conv2d)] == [
+        True, False, False, False, True]
+
+
+# --- output range and initialisation --------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["pix2pix", "cyclegan"])
+def test_generator_output_lies_in_tanh_range(kind: str) -> None:
+    net = build_generator(tiny(kind))
+    with torch.no_grad():
+        out = net(100 * torch.randn(2, 3, 64, 64))
+    assert out.abs().max() <= 1.0
+
+
+def test_init_weights_draws_normal_weights_and_zero_biases() -> None:
+    net = build_generator(tiny(ngf=16))
+    convs = [m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    weights = torch.cat([m.weight.flatten() for m in convs])
+    assert weights.numel() > 500_000
+    assert abs(weights.std().item() - 0.02) < 0.0005
+    assert abs(weights.mean().item()) < 0.0005
+    assert all(m.bias is None or not m.bias.any() for m in convs)
+    norms = [m for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
+    scales = torch.cat([m.weight for m in norms])
+    assert abs(scales.mean().item() - 1.0) < 0.01 and 0.01 < scales.std().item() < 0.03
+    assert not torch.cat([m.bias for m in norms]).any()
+
+
+def test_init_weights_std_and_linear_layers() -> None:
+    net = nn.Sequential(nn.Linear(200, 300), nn.Conv2d(3, 3, 3))
+    init_weights(net, std=0.5)
+    assert abs(net[0].weight.std().item() - 0.5) < 0.02
+    assert not net[0].bias.any() and not net[1].bias.any()
+
+
+# --- dropout --------------------------------------------------------------------------
+
+def test_unet_has_three_dropouts_in_the_innermost_decoder_blocks() -> None:
+    net = build_generator(tiny(tile_size=256))
+    assert isinstance(net, UNetGenerator) and net.depth == 8
+    assert len(dropouts(net)) == 3
+    with_dropout = [k for k, block in enumerate(net.decoder) if dropouts(block)]
+    assert with_dropout == [4, 5, 6]  # the reference's three 8ngf middle blocks
+    assert all(d.p == 0.5 for d in dropouts(net))
+    for k in with_dropout:  # after the norm, at the end of the decoder block
+        assert isinstance(net.decoder[k][-1], nn.Dropout)
+        assert isinstance(net.decoder[k][-2], nn.BatchNorm2d)
+
+
+@pytest.mark.parametrize(("depth", "levels"), [(6, [2, 3, 4]), (10, [6, 7, 8])])
+def test_unet_dropout_is_always_in_three_levels_next_to_the_innermost(
+        depth: int, levels: list[int]) -> None:
+    with torch.device("meta"):
+        net = UNetGenerator(1, 1, depth, ngf=2, dropout=0.3)
+    assert [k for k, block in enumerate(net.decoder) if dropouts(block)] == levels
+    assert all(d.p == 0.3 for d in dropouts(net))
+
+
+def test_no_dropout_modules_when_dropout_is_zero() -> None:
+    assert not dropouts(build_generator(tiny(dropout=0.0)))
+    assert not dropouts(build_generator(tiny("cyclegan")))
+    assert len(dropouts(build_generator(tiny("cyclegan", dropout=0.5)))) == 2  # one per block
+
+
+def test_set_dropout_switches_only_dropout() -> None:
+    net = build_generator(tiny()).eval()
+    set_dropout(net, True)
+    assert all(d.training for d in dropouts(net))
+    assert not any(m.training for m in net.modules() if not isinstance(m, nn.Dropout))
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert not torch.equal(net(x), net(x))  # dropout on, running BN statistics
+        set_dropout(net, False)
+        assert torch.equal(net(x), net(x))
+    net.train()
+    set_dropout(net, False)
+    assert not any(d.training for d in dropouts(net))
+    assert all(m.training for m in net.modules() if not isinstance(m, nn.Dropout))
+
+
+# --- registries and errors ------------------------------------------------------------
+
+def test_registries() -> None:
+    assert set(GENERATORS) == {"unet", "resnet"}
+    assert set(DISCRIMINATORS) == {"patch"}
+    assert isinstance(build_generator(tiny()), UNetGenerator)
+    assert isinstance(build_generator(tiny("cyclegan")), ResnetGenerator)
+    assert isinstance(build_discriminator(tiny(), 6), PatchDiscriminator)
+
+
+def test_build_generator_directions_swap_bands() -> None:
+    arch = tiny("cyclegan", in_bands=2, out_bands=5)
+    a2b, b2a = build_generator(arch, "a2b"), build_generator(arch, "b2a")
+    assert isinstance(a2b, ResnetGenerator) and isinstance(b2a, ResnetGenerator)
+    assert (a2b.in_channels, a2b.out_channels) == (2, 5)
+    assert (b2a.in_channels, b2a.out_channels) == (5, 2)
+
+
+def test_unknown_names_raise_config_error_naming_the_known_ones() -> None:
+    with pytest.raises(ConfigError, match="unet, resnet"):
+        build_generator(tiny(generator="vit"))
+    with pytest.raises(ConfigError, match="patch"):
+        build_discriminator(tiny(), 6, name="pixel")
+    with pytest.raises(ConfigError, match="batch, instance"):
+        norm_layer("group")
+    with pytest.raises(ConfigError, match="a2b"):
+        build_generator(tiny(), "b2a")  # Pix2Pix has one direction
+
+
+def test_bad_input_shapes_raise_value_error() -> None:
+    unet = UNetGenerator(3, 3, 6, ngf=2)
+    with pytest.raises(ValueError, match="multiples of 64"):
+        unet(torch.randn(1, 3, 96, 96))
+    with pytest.raises(ValueError, match=r"\(N, 3, H, W\)"):
+        unet(torch.randn(1, 4, 64, 64))
+    with pytest.raises(ValueError, match=r"\(N, 3, H, W\)"):
+        unet(torch.randn(3, 64, 64))
+    with pytest.raises(ValueError, match="multiples of 4"):
+        ResnetGenerator(3, 3, ngf=2, n_blocks=1)(torch.randn(1, 3, 66, 66))
+    with pytest.raises(ValueError, match="at least 5"):
+        UNetGenerator(3, 3, 4)
+
+
+# --- memory format and precision ------------------------------------------------------
+
+def _outputs(net: nn.Module, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    net.eval()
+    with torch.no_grad():
+        reference = net(x)
+        last = net.to(memory_format=torch.channels_last)(x.contiguous(
+            memory_format=torch.channels_last))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = net(x.contiguous(memory_format=torch.channels_last))
+    return reference, last, low
+
+
+@pytest.mark.parametrize("make", [
+    lambda: build_generator(tiny(ngf=8)),
+    lambda: build_generator(tiny("cyclegan", ngf=8)),
+    lambda: build_discriminator(tiny(ndf=8), 3),
+])
+def test_channels_last_and_bf16_autocast_match_fp32(make: Any) -> None:
+    net = make()
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    reference, last, low = _outputs(net, x)
+    torch.testing.assert_close(last, reference, atol=1e-5, rtol=1e-4)
+    assert low.dtype == torch.bfloat16 and low.shape == reference.shape
+    scale = reference.abs().max().item()
+    assert scale > 0
+    # bf16 keeps 8 bits of mantissa: a few per cent of the output's range.
+    assert (low.float() - reference).abs().max().item() < 0.05 * scale
+
+
+def test_unet_backward_under_bf16_autocast() -> None:
+    net = build_generator(tiny()).to(memory_format=torch.channels_last)
+    x = torch.randn(2, 3, 64, 64).contiguous(memory_format=torch.channels_last)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = net(x).float().square().mean()
+    loss.backward()
+    grads = [p.grad for p in net.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
