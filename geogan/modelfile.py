@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import tempfile
+import warnings
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -161,17 +163,30 @@ def read_model_file(path: str | os.PathLike[str]) -> ModelFile:
 
 def _load_plain(path: Path) -> Any:
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's notes on foreign pickle protocols
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         # weights_only refuses anything but tensors and plain values: this is where a
         # pickle carrying code (or any foreign Python object) stops, unexecuted.
-        first = str(error).strip().splitlines()[0] if str(error).strip() else "refused"
-        raise ModelFileError(
-            f"{path} is not a geogan model file: it holds Python objects that are not "
-            f"loaded for safety ({first[:120]})") from None
+        found = re.search(r"GLOBAL ([\w.]+)", str(error))
+        if found or "Unsupported global" in str(error):
+            what = f" ({found.group(1)})" if found else ""
+            raise ModelFileError(
+                f"{path} is not a geogan model file: it refers to Python code{what}, which "
+                "is never loaded, for safety") from None
+        raise ModelFileError(_unreadable(path, error)) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as error:
-        raise ModelFileError(f"{path} is not a readable model file (damaged, truncated or "
-                             f"another format: {str(error).splitlines()[0][:120]})") from None
+        raise ModelFileError(_unreadable(path, error)) from None
+
+
+def _unreadable(path: Path, error: Exception) -> str:
+    text = str(error)
+    found = re.search(r"WeightsUnpickler error:\s*(\S[^\n]*)", text)  # torch's own reason
+    detail = found.group(1) if found else (text.strip().splitlines() or [type(error).__name__])[0]
+    detail = detail[:120]
+    return (f"{path} is not a readable model file (damaged, truncated or another format: "
+            f"{detail})")
 
 
 def _is_state_dict(value: Any) -> bool:

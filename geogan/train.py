@@ -92,7 +92,7 @@ class TrainOptions:
         checkpoint_dir: Checkpoints, log and previews; default ``<model>-train/``.
         resume: Continue from the checkpoint in ``checkpoint_dir``.
         overwrite: Replace an existing model file and start over an existing
-            checkpoint folder.
+            checkpoint folder. ``resume`` also replaces the model file.
         preview_chips: Validation chips shown in each preview grid.
     """
 
@@ -149,7 +149,8 @@ def train(chips: str | os.PathLike[str], output: str | os.PathLike[str],
         TrainingInterrupted: After Ctrl-C, once a checkpoint is written.
     """
     output = Path(output)
-    check_model_output(output, options.overwrite)
+    # A resumed run writes the model file its first part would have written.
+    check_model_output(output, options.overwrite or options.resume)
     seed = int(options.overrides.get("seed") or 0)
     folder = open_chip_folder(chips, seed=seed)
     kind = options.kind or ("pix2pix" if folder.paired else "cyclegan")
@@ -364,11 +365,7 @@ class _Run:
                 f"{self.run_dir}: run the same command with --resume to continue")
 
     def _learning_rate(self, step: int) -> float:
-        """Constant for the first half of the steps, then linearly down to zero."""
-        half = self.total // 2
-        if step < half:
-            return self.config.lr
-        return self.config.lr * (self.total - step) / (self.total - half)
+        return learning_rate(step, self.total, self.config.lr)
 
     def _log(self, epoch: int, losses: Mapping[str, float], metrics: Mapping[str, float]) -> None:
         record = {
@@ -483,7 +480,7 @@ class _Run:
             "seed": self.config.seed,
             "preset": self.options.preset,
             "config": self.config.to_dict(),
-            "chips": str(folder.root),
+            "chips": str(folder.root.absolute()),
             "chips_source": folder.source,
             "train_chips": len(folder.train["a"]),
             "val_chips": len(folder.val["a"]),
@@ -493,9 +490,18 @@ class _Run:
             "final": dict(final),
             "history": list(self.history),
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
-            "versions": {"geogan": __version__, "torch": torch.__version__,
+            "versions": {"geogan": __version__, "torch": str(torch.__version__),
                          "numpy": np.__version__, "rasterio": rasterio.__version__},
         }
+
+
+def learning_rate(step: int, total: int, lr: float) -> float:
+    """The papers' schedule, per step: ``lr`` for the first half of the ``total`` steps,
+    then linearly down to zero (reached after the last step)."""
+    half = total // 2
+    if step < half:
+        return lr
+    return lr * (total - step) / (total - half)
 
 
 @contextlib.contextmanager

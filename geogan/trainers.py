@@ -144,8 +144,8 @@ class Pix2PixTrainer(GANTrainer):
         return {"b": self.architecture.in_bands + self.architecture.out_bands}
 
     def train_step(self, batch: Batch) -> dict[str, Tensor]:
-        real_a, real_b = batch["a"], batch["b"]  # (N, Ca, H, W), (N, Cb, H, W)
         mask = self._mask(batch["mask_a"])
+        real_a, real_b = _apply(batch["a"], mask), _apply(batch["b"], mask)  # (N, C, H, W)
         generator, discriminator = self.generators["a2b"], self.discriminators["b"]
         with autocast(self.device, self.precision):
             fake_b = generator(real_a)
@@ -247,8 +247,8 @@ class CycleGANTrainer(GANTrainer):
 
     def train_step(self, batch: Batch) -> dict[str, Tensor]:
         config = self.config
-        real_a, real_b = batch["a"], batch["b"]  # (N, Ca, H, W), (N, Cb, H, W)
         mask_a, mask_b = self._mask(batch["mask_a"]), self._mask(batch["mask_b"])
+        real_a, real_b = _apply(batch["a"], mask_a), _apply(batch["b"], mask_b)  # (N, C, H, W)
         g_ab, g_ba = self.generators["a2b"], self.generators["b2a"]
         d_a, d_b = self.discriminators["a"], self.discriminators["b"]
         lambda_cycle = config.lambda_cycle
@@ -315,6 +315,7 @@ class CycleGANTrainer(GANTrainer):
 
 
 def _apply(image: Tensor, mask: Tensor | None) -> Tensor:
+    """Zero ``image`` where ``mask`` is 0: what nodata looks like to every network."""
     return image if mask is None else image * mask
 
 

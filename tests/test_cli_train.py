@@ -1,0 +1,131 @@
+"""The train and info commands: output, exit codes and one-line errors for bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from geogan.chips import ExportOptions, export_chips
+from geogan.cli.main import cli
+
+from .conftest import write_raster
+from .test_train import pair_scene
+
+FAST = ("--preset", "tiny", "--ngf", "4", "--ndf", "4", "--workers", "0", "--precision", "fp32",
+        "--device", "cpu")
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture(scope="module")
+def chips(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("cli-train")
+    a, b = pair_scene(tmp, 192)
+    export_chips(a, b, tmp / "chips", ExportOptions(tile_size=64, val_fraction=0.3, workers=1))
+    return tmp / "chips"
+
+
+@pytest.fixture(scope="module")
+def model(chips: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("model") / "m.pt"
+    code, stdout, stderr = run("-q", "train", str(chips), "-o", str(out), "--steps", "3", *FAST)
+    assert code == 0, stderr
+    assert "Trained pix2pix" in stdout and f"Wrote {out}" in stdout
+    return out
+
+
+def test_train_writes_model_and_checkpoint_folder(model):
+    run_dir = model.with_name("m-train")
+    assert (run_dir / "checkpoint.pt").exists() and (run_dir / "log.jsonl").exists()
+    assert torch.load(model, weights_only=True)["training"]["steps"] == 3
+
+
+def test_info_prints_what_the_model_file_holds(model):
+    code, stdout, _ = run("info", str(model))
+    assert code == 0
+    assert "pix2pix: unet generator(s) a2b, ngf 4, batch norm" in stdout
+    assert "bands        3 → 3" in stdout and "tile size    64 × 64" in stdout
+    assert "trained      3 steps" in stdout
+    code, stdout, _ = run("info", str(model), "--json")
+    assert code == 0
+    description = json.loads(stdout)
+    assert description["architecture"]["kind"] == "pix2pix"
+    assert description["parameters"] > 0 and description["training"]["steps"] == 3
+
+
+def test_train_does_not_import_torch_until_it_trains():
+    code = ("import sys; from geogan.cli.main import cli; "
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def assert_one_line_error(code: int, stderr: str, message: str) -> None:
+    assert code == 1, stderr
+    assert stderr.startswith("Error: ") and stderr.count("\n") == 1, stderr
+    assert message in stderr
+    assert "Traceback" not in stderr
+
+
+def test_empty_or_wrong_chip_folder(tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "wrong" / "photos").mkdir(parents=True)
+    write_raster(tmp_path / "wrong" / "photos" / "0.tif", np.zeros((3, 64, 64), np.uint8))
+    assert_one_line_error(*run("train", str(tmp_path / "empty"), "-o", str(tmp_path / "m.pt"))[::2],
+                          "is empty")
+    assert_one_line_error(*run("train", str(tmp_path / "wrong"), "-o", str(tmp_path / "m.pt"))[::2],
+                          "images/")
+    assert_one_line_error(*run("train", str(tmp_path / "nope"), "-o", str(tmp_path / "m.pt"))[::2],
+                          "does not exist")
+    assert not (tmp_path / "m.pt").exists()
+
+
+def test_band_counts_that_differ_between_chips(tmp_path):
+    rng = np.random.default_rng(0)
+    for folder in ("images", "images2"):
+        (tmp_path / "chips" / folder).mkdir(parents=True)
+        for i, bands in enumerate((3, 3, 4)):
+            write_raster(tmp_path / "chips" / folder / f"{i}.tif",
+                         rng.integers(0, 255, (bands, 64, 64), dtype=np.uint8))
+    code, _, stderr = run("train", str(tmp_path / "chips"), "-o", str(tmp_path / "m.pt"))
+    assert_one_line_error(code, stderr, "bands")
+
+
+def test_existing_output_and_resume_without_checkpoint(chips, model, tmp_path):
+    code, _, stderr = run("train", str(chips), "-o", str(model), *FAST)
+    assert_one_line_error(code, stderr, "--overwrite")
+    code, _, stderr = run("train", str(chips), "-o", str(tmp_path / "x.pt"), "--resume", *FAST)
+    assert_one_line_error(code, stderr, "no checkpoint to resume")
+
+
+def test_device_and_option_errors(chips, tmp_path):
+    if not torch.cuda.is_available():
+        code, _, stderr = run("train", str(chips), "-o", str(tmp_path / "m.pt"), "--device",
+                              "cuda")
+        assert_one_line_error(code, stderr, "no CUDA GPU")
+    code, _, stderr = run("train", str(chips), "-o", str(tmp_path / "m.pt"), "--model", "gan")
+    assert code == 2 and "Invalid value" in stderr
+    code, _, stderr = run("train", str(chips), "-o", str(tmp_path / "m.pt"), "--steps", "0")
+    assert code == 2
+
+
+@pytest.mark.parametrize("content", [b"", b"not a model at all", b"PK\x03\x04broken zip"])
+def test_info_on_a_damaged_or_foreign_file(tmp_path, content):
+    path = tmp_path / "m.pt"
+    path.write_bytes(content)
+    code, _, stderr = run("info", str(path))
+    assert_one_line_error(code, stderr, "not a readable model file")
+
+
+def test_info_on_a_missing_file(tmp_path):
+    code, _, stderr = run("info", str(tmp_path / "none.pt"))
+    assert_one_line_error(code, stderr, "does not exist")

@@ -1,0 +1,248 @@
+"""The trainers and the training loop: updates, masking, schedule, resume, recalibration."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+import geogan.train as train_module
+from geogan.chips import ExportOptions, export_chips
+from geogan.config import build_configs
+from geogan.data import ChipDataset, epoch_keys, open_chip_folder
+from geogan.errors import CheckpointError, ConfigError, OutputExistsError, TrainingInterrupted
+from geogan.modelfile import read_model_file
+from geogan.train import TrainOptions, TrainProgress, learning_rate, train
+from geogan.trainers import CycleGANTrainer, ImagePool, Pix2PixTrainer
+
+from .conftest import smooth_field, write_raster
+
+CPU = torch.device("cpu")
+TINY = {"ngf": 8, "ndf": 8, "workers": 0, "precision": "fp32"}
+
+
+def pair_scene(tmp: Path, size: int = 256) -> tuple[Path, Path]:
+    """A learnable pair: RGB uint8 input, target = a fixed colour mapping of it."""
+    rng = np.random.default_rng(11)
+    a = (np.stack([smooth_field(rng, (size, size), 16) for _ in range(3)]) * 250).astype(np.uint8)
+    b = np.stack([a[1], 255 - a[0], a[2] // 2]).astype(np.uint8)
+    return write_raster(tmp / "a.tif", a), write_raster(tmp / "b.tif", b)
+
+
+@pytest.fixture(scope="module")
+def chips(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """16 paired geogan chips of 64 px (some of them val)."""
+    tmp = tmp_path_factory.mktemp("train")
+    a, b = pair_scene(tmp)
+    export_chips(a, b, tmp / "chips", ExportOptions(tile_size=64, val_fraction=0.25, workers=1))
+    return tmp / "chips"
+
+
+@pytest.fixture(scope="module")
+def unpaired_chips(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("unpaired")
+    rng = np.random.default_rng(3)
+    write_raster(tmp / "sar.tif", (smooth_field(rng, (192, 192))[None] * -20).astype(np.float32))
+    _, b = pair_scene(tmp, 192)
+    export_chips(tmp / "sar.tif", b, tmp / "chips",
+                 ExportOptions(tile_size=64, unpaired=True, val_fraction=0.2, workers=1))
+    return tmp / "chips"
+
+
+def batch(n: int = 2, a_bands: int = 3, b_bands: int = 3, size: int = 64) -> dict[str, Any]:
+    generator = torch.Generator().manual_seed(0)
+    a = torch.rand(n, a_bands, size, size, generator=generator) * 2 - 1
+    b = torch.tanh(a[:, :1].repeat(1, b_bands, 1, 1) * 2)
+    ones = torch.ones(n, 1, size, size)
+    return {"a": a, "b": b, "mask_a": ones, "mask_b": ones.clone()}
+
+
+def trainer(kind: str, in_bands: int = 3, out_bands: int = 3, **overrides: Any) -> Any:
+    arch, config = build_configs(kind, in_bands, out_bands, 64, preset="tiny",
+                                 overrides={**TINY, **overrides})
+    torch.manual_seed(0)
+    cls = Pix2PixTrainer if kind == "pix2pix" else CycleGANTrainer
+    return cls(arch, config, CPU, "fp32")
+
+
+def test_pix2pix_steps_change_the_weights_and_lower_l1_on_a_fixed_batch():
+    t = trainer("pix2pix", lr=2e-3)
+    data = t.to_device(batch())
+    before = {k: v.clone() for k, v in t.generators["a2b"].state_dict().items()}
+    d_before = {k: v.clone() for k, v in t.discriminators["b"].state_dict().items()}
+    l1 = [float(t.train_step(data)["g_l1"]) for _ in range(25)]
+    after = t.generators["a2b"].state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+    d_after = t.discriminators["b"].state_dict()
+    assert any(not torch.equal(d_before[k], d_after[k]) for k in d_before)
+    assert np.mean(l1[-5:]) < 0.85 * np.mean(l1[:3])
+    assert l1[-1] < l1[0]
+
+
+@pytest.mark.parametrize(("in_bands", "out_bands"), [(1, 3), (2, 4), (4, 3), (3, 3)])
+def test_cyclegan_step_with_any_band_counts(in_bands, out_bands):
+    t = trainer("cyclegan", in_bands, out_bands, pool_size=2)
+    data = t.to_device(batch(a_bands=in_bands, b_bands=out_bands))
+    before = {k: v.clone() for k, v in t.generators["b2a"].state_dict().items()}
+    losses = t.train_step(data)
+    expected = {"g_a2b", "g_b2a", "cycle_a", "cycle_b", "d_a", "d_b"}
+    if in_bands == out_bands:
+        expected |= {"idt_a", "idt_b"}
+    assert set(losses) == expected
+    assert all(torch.isfinite(v) for v in losses.values())
+    assert any(not torch.equal(before[k], v) for k, v in t.generators["b2a"].state_dict().items())
+
+
+def test_pix2pix_losses_ignore_what_lies_under_the_nodata_mask():
+    data = batch()
+    mask = torch.ones_like(data["mask_a"])
+    mask[:, :, :, 32:] = 0
+    first = {**data, "mask_a": mask, "mask_b": mask}
+    second = {**first, "b": first["b"].clone()}
+    second["b"][:, :, :, 32:] = torch.rand_like(second["b"][:, :, :, 32:])  # only under the mask
+    results = []
+    for sample in (first, second):
+        t = trainer("pix2pix", dropout=0.0)
+        results.append(t.train_step(t.to_device(sample)))
+    for name in results[0]:
+        assert torch.equal(results[0][name], results[1][name]), name
+    # and the mask does matter when it is switched off
+    t = trainer("pix2pix", dropout=0.0, masked=False)
+    unmasked = t.train_step(t.to_device(second))
+    assert not torch.equal(unmasked["g_l1"], results[0]["g_l1"])
+
+
+def test_image_pool_returns_new_fakes_until_full_then_mixes_stored_ones():
+    pool = ImagePool(3, seed=0)
+    images = [torch.full((1, 1, 2, 2), float(i)) for i in range(20)]
+    masks = torch.ones(1, 1, 2, 2)
+    returned = [float(pool.query(img, masks)[0][0, 0, 0, 0]) for img in images]
+    assert returned[:3] == [0.0, 1.0, 2.0]
+    assert any(r != i for i, r in enumerate(returned[3:], 3))  # some stored fakes came back
+    state = pool.state_dict()
+    copy = ImagePool(3, seed=99)
+    copy.load_state_dict(state)
+    assert [float(copy.query(i, masks)[0].sum()) for i in images] == \
+        [float(pool.query(i, masks)[0].sum()) for i in images]
+
+
+def test_learning_rate_is_constant_then_decays_linearly_to_zero():
+    rates = [learning_rate(s, 10, 2e-4) for s in range(10)]
+    assert rates[:5] == [2e-4] * 5
+    assert rates[5:] == pytest.approx([2e-4 * k / 5 for k in (5, 4, 3, 2, 1)])
+    assert learning_rate(10, 10, 2e-4) == 0
+
+
+def options(tmp_path: Path, name: str = "run", **overrides: Any) -> TrainOptions:
+    return TrainOptions(preset="tiny", overrides={**TINY, **overrides},
+                        checkpoint_dir=tmp_path / name, device="cpu")
+
+
+def test_training_lowers_validation_l1_and_writes_log_previews_and_model(chips, tmp_path):
+    report = train(chips, tmp_path / "m.pt", options(tmp_path, steps=60, val_every=20,
+                                                      lr=1e-3))
+    l1 = [h["l1"] for h in report.history]
+    assert len(l1) == 3 and l1[-1] < l1[0]
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [20, 40, 60]
+    assert {"l1", "psnr", "ssim"} <= set(log[0]["val"]) and "g_l1" in log[0]["losses"]
+    previews = sorted((tmp_path / "run" / "previews").glob("*.png"))
+    assert [p.name for p in previews] == ["step-0000020.png", "step-0000040.png",
+                                          "step-0000060.png"]
+    model = read_model_file(tmp_path / "m.pt")
+    assert model.architecture.tile_size == 64 and model.training["steps"] == 60
+    assert set(model.training["final"]) >= {"eval", "batch_stats", "eval_before_recalibration"}
+    assert report.final["eval"]["l1"] <= report.final["eval_before_recalibration"]["l1"] + 0.05
+
+
+def test_recalibration_gives_the_exact_average_of_batch_statistics(chips, tmp_path):
+    train(chips, tmp_path / "m.pt", options(tmp_path, steps=4, batch_size=2))
+    model = read_model_file(tmp_path / "m.pt")
+    from geogan.models import build_generator, set_dropout
+
+    generator = build_generator(model.architecture)
+    generator.load_state_dict(model.generators["a2b"])
+    norm = next(m for m in generator.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    recalibrated = norm.running_mean.clone()
+    seen: list[torch.Tensor] = []
+    norm.register_forward_hook(lambda m, i, o: seen.append(i[0].mean(dim=(0, 2, 3))))
+    folder = open_chip_folder(chips)
+    dataset = ChipDataset(folder, "train", *(folder.domains[r].normalization() for r in "ab"))
+    keys = epoch_keys(folder, 0, 0, augment=False)
+    generator.train()
+    set_dropout(generator, False)
+    with torch.no_grad():
+        for i in range(0, len(keys), 2):
+            generator(torch.stack([dataset[k]["a"] for k in keys[i:i + 2]]))
+    assert torch.allclose(recalibrated, torch.stack(seen).mean(0), atol=1e-5)
+
+
+def interrupt_at(step: int) -> Any:
+    def progress(p: TrainProgress) -> None:
+        if p.step == step:
+            os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C does
+    return progress
+
+
+@pytest.mark.parametrize("kind", ["pix2pix", "cyclegan"])
+def test_resume_after_ctrl_c_ends_with_the_weights_of_an_uninterrupted_run(
+        kind, chips, unpaired_chips, tmp_path, monkeypatch):
+    monkeypatch.setattr(train_module, "LOSS_SYNC_STEPS", 1)
+    folder = chips if kind == "pix2pix" else unpaired_chips
+    settings = {"steps": 8, "val_every": 3, "batch_size": 2, "pool_size": 3}
+    train(folder, tmp_path / "whole.pt", options(tmp_path, "whole", **settings))
+    with pytest.raises(TrainingInterrupted, match="--resume"):
+        train(folder, tmp_path / "split.pt", options(tmp_path, "split", **settings),
+              interrupt_at(5))
+    assert not (tmp_path / "split.pt").exists()
+    # The resumed run may use worker processes: the data order does not depend on them.
+    resumed = TrainOptions(preset="tiny", overrides={**TINY, **settings, "workers": 1},
+                           checkpoint_dir=tmp_path / "split", device="cpu", resume=True)
+    report = train(folder, tmp_path / "split.pt", resumed)
+    assert report.resumed_from == 5 and report.steps == 8
+    whole = torch.load(tmp_path / "whole" / "checkpoint.pt", weights_only=True)
+    split = torch.load(tmp_path / "split" / "checkpoint.pt", weights_only=True)
+    for name, state in whole["trainer"]["networks"].items():
+        for key, value in state.items():
+            assert torch.equal(value, split["trainer"]["networks"][name][key]), (name, key)
+    a = read_model_file(tmp_path / "whole.pt").generators
+    b = read_model_file(tmp_path / "split.pt").generators
+    assert all(torch.equal(a[d][k], b[d][k]) for d in a for k in a[d])
+    log = (tmp_path / "split" / "log.jsonl").read_text().splitlines()
+    steps = [json.loads(line)["step"] for line in log]
+    assert steps == [3, 5, 6, 8]
+
+
+def test_existing_outputs_and_checkpoints_are_not_replaced_silently(chips, tmp_path):
+    train(chips, tmp_path / "m.pt", options(tmp_path, steps=2))
+    with pytest.raises(OutputExistsError, match="--overwrite"):
+        train(chips, tmp_path / "m.pt", options(tmp_path, steps=2))
+    with pytest.raises(OutputExistsError, match="--resume"):
+        train(chips, tmp_path / "other.pt", options(tmp_path, steps=2))
+    with pytest.raises(CheckpointError, match="without --resume"):
+        train(chips, tmp_path / "x.pt", TrainOptions(preset="tiny", resume=True,
+                                                     checkpoint_dir=tmp_path / "none"))
+    with pytest.raises(CheckpointError, match=r"other settings.*ngf"):
+        train(chips, tmp_path / "m.pt", TrainOptions(
+            preset="tiny", overrides={**TINY, "steps": 2, "ngf": 4}, resume=True,
+            checkpoint_dir=tmp_path / "run"))
+
+
+def test_pix2pix_needs_paired_chips(unpaired_chips, tmp_path):
+    with pytest.raises(ConfigError, match="--model cyclegan"):
+        train(unpaired_chips, tmp_path / "m.pt", TrainOptions(kind="pix2pix", preset="tiny"))
+
+
+def test_cyclegan_model_file_holds_both_directions(unpaired_chips, tmp_path):
+    report = train(unpaired_chips, tmp_path / "c.pt", options(tmp_path, steps=3))
+    model = read_model_file(tmp_path / "c.pt")
+    assert set(model.generators) == {"a2b", "b2a"}
+    assert (model.architecture.in_bands, model.architecture.out_bands) == (1, 3)
+    assert model.normalization["a"].dtype == "float32" and model.output().dtype == "uint8"
+    assert report.final["recalibrated_layers"] == 0  # InstanceNorm: nothing to recalibrate
