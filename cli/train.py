@@ -84,7 +84,7 @@ class _TrainBar:
               help="Checkpoints, log.jsonl and previews [default: <model>-train/ beside it].")
 @click.option("--resume", is_flag=True, help="Continue from the checkpoint in --checkpoint-dir.")
 @click.option("--workers", type=click.IntRange(min=0), default=None,
-              help="Data-loading processes [default: 1].")
+              help="Data-loading processes [default: 0 on a CPU, else half the cores, ≤ 4].")
 @seed_opt
 @overwrite_opt
 def train_command(chips: Path, output: Path, kind: str | None, preset: str, device: str,

@@ -223,6 +223,8 @@ class _Run:
         self.device, self.precision, self.run_dir = device, precision, run_dir
         self.options = options
         self.normalization = {role: folder.domains[role].normalization() for role in ("a", "b")}
+        self.workers = config.workers if config.workers is not None else (
+            0 if device.type == "cpu" else min(4, (os.cpu_count() or 2) // 2))
         self.batches_info = _Batches(folder, config, 0, 0)
         self.total = config.steps or config.epochs * self.batches_info.steps_per_epoch
         self.step = 0
@@ -310,9 +312,10 @@ class _Run:
 
     # -- the loop ------------------------------------------------------------------
 
-    def _loader(self, batch_sampler: Iterable[list[Key]], split: str) -> DataLoader[Any]:
+    def _loader(self, batch_sampler: Iterable[list[Key]], split: str,
+                workers: int | None = None) -> DataLoader[Any]:
         dataset = ChipDataset(self.folder, split, self.normalization["a"], self.normalization["b"])
-        workers = self.config.workers
+        workers = self.workers if workers is None else workers
         return DataLoader(
             dataset, batch_sampler=batch_sampler, num_workers=workers,
             pin_memory=self.device.type == "cuda", persistent_workers=False,
@@ -398,7 +401,8 @@ class _Run:
         if not keys:
             return {}
         size = self.config.batch_size
-        loader = self._loader([keys[i:i + size] for i in range(0, len(keys), size)], "val")
+        # In this process: a short pass is not worth forking workers for.
+        loader = self._loader([keys[i:i + size] for i in range(0, len(keys), size)], "val", 0)
         mean = MetricMean()
         panels: list[list[np.ndarray]] = []
         with _generator_mode(self.trainer.generators.values(), mode), torch.no_grad():
@@ -446,7 +450,7 @@ class _Run:
         augmentation, the training batch size), weights untouched, dropout off."""
         keys = epoch_keys(self.folder, 0, self.config.seed, augment=False)
         size = self.config.batch_size
-        loader = self._loader([keys[i:i + size] for i in range(0, len(keys), size)], "train")
+        loader = self._loader([keys[i:i + size] for i in range(0, len(keys), size)], "train", 0)
         layers = 0
         for generator in self.trainer.generators.values():
             norms = [m for m in generator.modules() if isinstance(m, _BatchNorm)]
