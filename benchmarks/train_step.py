@@ -166,7 +166,7 @@ def data_wait(device: str, steps: int, workdir: Path) -> None:
     write_sample_pair(scene, "sat-map", size=768, seed=1)
     chips = workdir / "chips"
     export_chips(scene / "sat.tif", scene / "map.tif", chips, ExportOptions(tile_size=256))
-    for workers in (0, 1):
+    for workers in (0, 1):  # the default on a CPU, and one worker process
         report = train(chips, workdir / f"m{workers}.pt", TrainOptions(
             overrides={"steps": steps, "workers": workers, "val_every": 10_000},
             device=device, overwrite=True, checkpoint_dir=workdir / f"run{workers}"))
@@ -186,7 +186,7 @@ def main() -> None:
         compare(device, args.steps, cases)
     with tempfile.TemporaryDirectory() as tmp:
         for device in devices:
-            data_wait(device.type, max(args.steps * 2, 10), Path(tmp))
+            data_wait(device.type, max(args.steps * 6, 30), Path(tmp))
 
 
 if __name__ == "__main__":
