@@ -25,7 +25,7 @@ class _TrainBar:
             return
         if self._bar is None:
             self._bar = tqdm(desc="train", unit="step", total=progress.total,
-                             initial=max(0, progress.step - 10), leave=False, disable=None)
+                             initial=progress.start, leave=False, disable=None)
         if self._bar.disable:
             return
         self._bar.set_postfix({k: f"{v:.3g}" for k, v in progress.losses.items()},

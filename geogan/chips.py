@@ -52,6 +52,7 @@ from .footprints import (
     raster_footprint,
     reproject_geometry,
 )
+from .progress import Counter
 from .raster import chip_profile, is_categorical, open_raster, same_grid, valid_mask
 from .registration import estimate_shift
 from .split import DROPPED, VAL, split_chips
@@ -285,15 +286,7 @@ def export_chips(
                                   options, resampling)]
         stage = _make_stage(out)
         try:
-            total = sum(len(p.grid) for p in plans)
-            done = 0
-
-            def advance() -> None:
-                nonlocal done
-                done += 1
-                if progress is not None:
-                    progress(done, total)
-
+            advance = Counter(sum(len(p.grid) for p in plans), progress)
             results = [_export_plan(plan, stage, options, advance) for plan in plans]
             if sum(len(r.chips) for r in results) == 0:
                 raise NoChipsError(_no_chips_message(results, options))

@@ -54,6 +54,7 @@ from .chips import (
 )
 from .errors import ChipFolderError, ConfigError, NoChipsError
 from .normalization import BandNormalization
+from .progress import Counter, ProgressCallback
 from .raster import valid_mask
 from .stats import BandStatistics, StatisticsAccumulator
 
@@ -72,9 +73,6 @@ SPLITS = ("train", "val")
 
 #: (index of the chip of domain a, index of the chip of domain b, dihedral transform).
 Key = tuple[int, int, int]
-
-#: Progress callback: (chips done, chips in all).
-ProgressCallback = Callable[[int, int], None]
 
 _GET_STARTED = "make one with `geogan export-chips`"
 
@@ -328,14 +326,7 @@ def _open_plain(root: Path, val_fraction: float, seed: int,
         if not train[d]:
             raise ChipFolderError(f"no training chips in {root / name}; {_GET_STARTED}.")
 
-    total = sum(len(train[d]) + len(val[d]) for d in DOMAINS)
-    done = 0
-
-    def advance() -> None:
-        nonlocal done
-        done += 1
-        if progress is not None:
-            progress(done, total)
+    advance = Counter(sum(len(train[d]) + len(val[d]) for d in DOMAINS), progress)
 
     domains: dict[str, DomainInfo] = {}
     sizes: dict[str, int] = {}

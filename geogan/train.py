@@ -61,7 +61,6 @@ from geogan.errors import (
 from geogan.metrics import MetricMean, image_metrics
 from geogan.modelfile import ModelFile, check_model_output, save_model_file
 from geogan.models import set_dropout
-from geogan.normalization import BandNormalization
 from geogan.preview import grid, normalized_to_display, write_png
 from geogan.trainers import TRAINERS, GANTrainer
 
@@ -114,6 +113,8 @@ class TrainProgress:
     total: int
     epoch: int
     losses: Mapping[str, float]
+    start: int = 0
+    """Step the run started (or resumed) from."""
 
 
 @dataclass(frozen=True)
@@ -174,8 +175,7 @@ class _Batches(Sampler[list[Key]]):
 
     def __init__(self, folder: ChipFolder, config: TrainConfig, start: int, total: int) -> None:
         self.folder, self.config, self.start, self.total = folder, config, start, total
-        self.keys_per_epoch = len(epoch_keys(folder, 0, config.seed, config.augment))
-        self.steps_per_epoch = math.ceil(self.keys_per_epoch / config.batch_size)
+        self.steps_per_epoch = steps_per_epoch(folder, config)
 
     def __len__(self) -> int:
         return self.total - self.start
@@ -188,6 +188,12 @@ class _Batches(Sampler[list[Key]]):
                 keys = epoch_keys(self.folder, epoch, self.config.seed, self.config.augment)
                 keys_epoch = epoch
             yield keys[position * size:(position + 1) * size]
+
+
+def steps_per_epoch(folder: ChipFolder, config: TrainConfig) -> int:
+    """Optimiser steps in one pass over the training chips (the last batch may be short)."""
+    keys = len(epoch_keys(folder, 0, config.seed, config.augment))
+    return math.ceil(keys / config.batch_size)
 
 
 class _StopFlag:
@@ -225,8 +231,8 @@ class _Run:
         self.normalization = {role: folder.domains[role].normalization() for role in ("a", "b")}
         self.workers = config.workers if config.workers is not None else (
             0 if device.type == "cpu" else min(4, (os.cpu_count() or 2) // 2))
-        self.batches_info = _Batches(folder, config, 0, 0)
-        self.total = config.steps or config.epochs * self.batches_info.steps_per_epoch
+        self.steps_per_epoch = steps_per_epoch(folder, config)
+        self.total = config.steps or config.epochs * self.steps_per_epoch
         self.step = 0
         self.resumed_from = 0
         self.history: list[dict[str, Any]] = []
@@ -329,8 +335,7 @@ class _Run:
         """Train from the current step to the last, validating and checkpointing."""
         if self.step >= self.total:
             return
-        steps_per_epoch = self.batches_info.steps_per_epoch
-        val_every = self.config.val_every or steps_per_epoch
+        val_every = self.config.val_every or self.steps_per_epoch
         sums: dict[str, Tensor] = {}
         since_log = 0
         batches = self._loader(_Batches(self.folder, self.config, self.step, self.total),
@@ -348,11 +353,11 @@ class _Run:
                     sums[name] = sums[name] + value if name in sums else value.clone()
                 self.step += 1
                 since_log += 1
-                epoch = (self.step - 1) // steps_per_epoch
+                epoch = (self.step - 1) // self.steps_per_epoch
                 if progress is not None and (self.step % LOSS_SYNC_STEPS == 0
                                              or self.step == self.total):
                     progress(TrainProgress(self.step, self.total, epoch,
-                                           _means(sums, since_log)))
+                                           _means(sums, since_log), self.resumed_from))
                 if self.step % val_every == 0 or self.step == self.total or stop.requested:
                     self.run_seconds += time.perf_counter() - started
                     self._log(epoch, _means(sums, since_log), self.validate())
@@ -400,9 +405,8 @@ class _Run:
         keys = val_keys(self.folder)
         if not keys:
             return {}
-        size = self.config.batch_size
         # In this process: a short pass is not worth forking workers for.
-        loader = self._loader([keys[i:i + size] for i in range(0, len(keys), size)], "val", 0)
+        loader = self._loader(_in_batches(keys, self.config.batch_size), "val", 0)
         mean = MetricMean()
         panels: list[list[np.ndarray]] = []
         with _generator_mode(self.trainer.generators.values(), mode), torch.no_grad():
@@ -449,10 +453,9 @@ class _Run:
         """Exact BatchNorm averages over the training chips (canonical order, no
         augmentation, the training batch size), weights untouched, dropout off."""
         keys = epoch_keys(self.folder, 0, self.config.seed, augment=False)
-        size = self.config.batch_size
-        loader = self._loader([keys[i:i + size] for i in range(0, len(keys), size)], "train", 0)
+        loader = self._loader(_in_batches(keys, self.config.batch_size), "train", 0)
         layers = 0
-        for generator in self.trainer.generators.values():
+        for direction, generator in self.trainer.generators.items():
             norms = [m for m in generator.modules() if isinstance(m, _BatchNorm)]
             if not norms:
                 continue
@@ -464,7 +467,6 @@ class _Run:
             generator.train()
             set_dropout(generator, False)
             with torch.no_grad():
-                direction = next(d for d, g in self.trainer.generators.items() if g is generator)
                 for batch in loader:
                     batch = self.trainer.to_device(batch)
                     with autocast(self.device, self.precision):
@@ -480,7 +482,7 @@ class _Run:
         folder = self.folder
         return {
             "steps": self.step,
-            "epochs": round(self.step / self.batches_info.steps_per_epoch, 3),
+            "epochs": round(self.step / self.steps_per_epoch, 3),
             "seed": self.config.seed,
             "preset": self.options.preset,
             "config": self.config.to_dict(),
@@ -509,7 +511,7 @@ def learning_rate(step: int, total: int, lr: float) -> float:
 
 
 @contextlib.contextmanager
-def _generator_mode(generators: Iterator[nn.Module] | Any, mode: str) -> Iterator[None]:
+def _generator_mode(generators: Iterable[nn.Module], mode: str) -> Iterator[None]:
     """Put generators in eval mode, or in train mode with dropout off and BatchNorm
     buffers restored afterwards; then back to training."""
     generators = list(generators)
@@ -537,6 +539,10 @@ def _panels(batch: Mapping[str, Tensor], output: Tensor, reference: Tensor, mask
         rows.append([normalized_to_display(t[i].float().cpu().numpy(), valid)
                      for t in (batch["a"], output, reference)])
     return rows
+
+
+def _in_batches(keys: Sequence[Key], size: int) -> list[list[Key]]:
+    return [list(keys[i:i + size]) for i in range(0, len(keys), size)]
 
 
 def _means(sums: Mapping[str, Tensor], count: int) -> dict[str, float]:
@@ -575,4 +581,4 @@ def _atomic_save(payload: Mapping[str, Any], path: Path) -> None:
                           f"{error.strerror or error}") from None
 
 
-__all__ = ["BandNormalization", "TrainOptions", "TrainProgress", "TrainReport", "train"]
+__all__ = ["TrainOptions", "TrainProgress", "TrainReport", "train"]
