@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import logging
 import sys
+import warnings
 from typing import Any
 
 import click
 
 from geogan import __version__
-from geogan.errors import GeoganError
+from geogan.errors import GeoganError, GeoganWarning
 
 from .export_chips import export_chips_command
 from .info import info_command
 from .sample_data import sample_data_command
 from .train import train_command
+from .translate import translate_command
 
 
 class GeoganGroup(click.Group):
@@ -27,7 +29,9 @@ class GeoganGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            with warnings.catch_warnings():
+                warnings.showwarning = _show_warning
+                return super().invoke(ctx)
         except GeoganError as error:
             if ctx.meta.get("geogan.debug"):
                 raise
@@ -38,6 +42,16 @@ class GeoganGroup(click.Group):
                 raise
             click.echo("Interrupted.", err=True)
             sys.exit(130)
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: Any = None, line: str | None = None) -> None:
+    """geogan's warnings as one ``Warning:`` line on stderr; others as Python shows them."""
+    if issubclass(category, GeoganWarning):
+        click.echo(f"Warning: {message}", err=True)
+    else:
+        click.echo(warnings.formatwarning(message, category, filename, lineno, line).rstrip(),
+                   err=True)
 
 
 @click.group(cls=GeoganGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -57,6 +71,7 @@ def cli(ctx: click.Context, debug: bool, verbose: int, quiet: int) -> None:
 cli.add_command(sample_data_command)
 cli.add_command(export_chips_command)
 cli.add_command(train_command)
+cli.add_command(translate_command)
 cli.add_command(info_command)
 
 

@@ -57,6 +57,8 @@ class ProgressBar:
                              disable=None)
         if self._bar.disable:
             return
+        if done < self._bar.n:  # the next item of a batch starts over
+            self._bar.reset(total)
         self._bar.total = total
         self._bar.update(done - self._bar.n)
 

@@ -83,3 +83,9 @@ class TrainingInterrupted(GeoganError):
     """Training was interrupted (Ctrl-C); a checkpoint was written to resume from."""
 
     exit_code = 130
+
+
+class GeoganWarning(UserWarning):
+    """Something a user should know that does not stop the work (e.g. a scene without a
+    CRS is translated, but its output has none either). The command line prints it as
+    one ``Warning:`` line."""

@@ -22,10 +22,10 @@ a file from an untrusted source cannot execute anything while it is read. It hol
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 import re
-import tempfile
 import warnings
 import zipfile
 from collections.abc import Mapping
@@ -36,8 +36,9 @@ from typing import Any
 import torch
 
 from geogan.config import Architecture
-from geogan.errors import ConfigError, ModelFileError, OutputError, OutputExistsError
+from geogan.errors import ConfigError, ModelFileError, OutputError
 from geogan.normalization import BandNormalization
+from geogan.outputs import atomic_file, check_output_file
 
 MODEL_FORMAT = "geogan-model"
 MODEL_VERSION = 1
@@ -52,16 +53,28 @@ class ModelFile:
         generators: State dict of each direction's generator (``a2b``, ``b2a``).
         normalization: Value mapping of domain ``a`` (input) and ``b`` (target).
         training: The training record (plain values).
+        sha256: SHA-256 of the file it was read from (hex), None if not read from a file.
+        path: The file it was read from, None if not read from a file.
     """
 
     architecture: Architecture
     generators: Mapping[str, Mapping[str, torch.Tensor]]
     normalization: Mapping[str, BandNormalization]
     training: Mapping[str, Any] = field(default_factory=dict)
+    sha256: str | None = None
+    path: str | None = None
 
     def output(self, direction: str = "a2b") -> BandNormalization:
         """Normalisation (dtype, nodata, value range) of what ``direction`` produces."""
         return self.normalization["b" if direction == "a2b" else "a"]
+
+    def band_descriptions(self, domain: str) -> list[str | None]:
+        """Band names of ``domain`` (``a`` or ``b``) as the training chips had them, or
+        Nones where the model file does not record them."""
+        bands = self.normalization[domain].bands
+        recorded = (self.training.get("band_descriptions") or {}).get(domain) or []
+        names = [name if isinstance(name, str) else None for name in recorded]
+        return names if len(names) == bands else [None] * bands
 
     def to_payload(self) -> dict[str, Any]:
         """The dict that is saved: tensors and plain values only."""
@@ -89,20 +102,8 @@ def save_model_file(path: str | os.PathLike[str], model: ModelFile, *,
     """
     path = Path(path)
     check_model_output(path, overwrite)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial",
-                                             dir=path.parent)
-        os.close(handle)
-        try:
-            torch.save(model.to_payload(), temporary)
-            os.replace(temporary, path)
-        finally:
-            if os.path.exists(temporary):
-                os.unlink(temporary)
-    except OSError as error:
-        raise OutputError(
-            f"cannot write the model file {path}: {error.strerror or error}") from None
+    with atomic_file(path, "model file") as temporary:
+        torch.save(model.to_payload(), temporary)
     return path
 
 
@@ -111,12 +112,11 @@ def check_model_output(path: Path, overwrite: bool) -> None:
 
     Raises:
         OutputExistsError: If ``path`` exists and ``overwrite`` is false.
-        OutputError: If ``path`` is a folder.
+        OutputError: If ``path`` is a folder or its folder is not writable.
     """
     if path.is_dir():
         raise OutputError(f"{path} is a folder; give the model file's name, e.g. {path / 'm.pt'}")
-    if path.exists() and not overwrite:
-        raise OutputExistsError(f"{path} already exists; pass --overwrite to replace it")
+    check_output_file(path, overwrite, "model file")
 
 
 def read_model_file(path: str | os.PathLike[str]) -> ModelFile:
@@ -158,7 +158,16 @@ def read_model_file(path: str | os.PathLike[str]) -> ModelFile:
             raise ModelFileError(f"{path} is inconsistent: domain {role} has {norm.bands} "
                                  f"normalised bands but the network expects {expected}")
     return ModelFile(architecture=architecture, generators=generators,
-                     normalization=normalization, training=payload.get("training") or {})
+                     normalization=normalization, training=payload.get("training") or {},
+                     sha256=_sha256(path), path=str(path))
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _load_plain(path: Path) -> Any:

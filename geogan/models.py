@@ -130,6 +130,11 @@ def set_dropout(module: nn.Module, enabled: bool) -> None:
             layer.train(enabled)
 
 
+def has_dropout(module: nn.Module) -> bool:
+    """Whether ``module`` has a dropout layer that drops anything (``p > 0``)."""
+    return any(isinstance(m, _DROPOUT_LAYERS) and m.p > 0 for m in module.modules())
+
+
 def _check_input(x: Tensor, channels: int, multiple: int, network: str) -> None:
     """Raise ValueError unless ``x`` is (N, channels, H, W) with H and W multiples."""
     if x.ndim != 4 or x.shape[1] != channels:
@@ -482,6 +487,7 @@ __all__ = [
     "build_discriminator",
     "build_generator",
     "count_parameters",
+    "has_dropout",
     "init_weights",
     "norm_layer",
     "set_dropout",

@@ -147,33 +147,40 @@ def is_categorical(dataset: Any) -> bool:
     return bool(np.unique(keys).size <= CATEGORICAL_MAX_VALUES)
 
 
-def valid_mask(dataset: Any, window: Window, data: np.ndarray) -> np.ndarray:
+def valid_mask(dataset: Any, window: Window, data: np.ndarray, *,
+               any_band: bool = False) -> np.ndarray:
     """Boolean validity of each pixel of ``data``, read from ``dataset`` at ``window``.
 
-    A pixel is valid when every band is valid: not equal to the nodata value, not NaN
-    or infinite, and not masked by an internal mask or alpha band. Computing the nodata
-    test from ``data`` avoids a second read for the common nodata-value case.
+    A band's value is missing when it equals the nodata value or is NaN or infinite.
+    By default a pixel is valid when no band is missing (what a training chip needs);
+    with ``any_band`` when at least one band is not missing, which is GDAL's own
+    reading of a nodata value (its dataset mask) and what ``translate`` keeps as nodata.
+    An internal mask or alpha band, where present, decides instead of the nodata value.
+    Computing the nodata test from ``data`` avoids a second read for the common case.
 
     Args:
         dataset: The dataset ``data`` was read from.
         window: The window ``data`` covers.
         data: The pixels, shape (C, H, W).
+        any_band: Valid where any band is present, rather than every band.
 
     Returns:
         A (H, W) boolean array, True where valid.
     """
-    valid = np.ones(data.shape[1:], dtype=bool)
+    present = np.ones(data.shape, dtype=bool)
     flags = dataset.mask_flag_enums
-    if any(MaskFlags.per_dataset in f or MaskFlags.alpha in f for f in flags):
-        valid &= dataset.dataset_mask(window=window) > 0
-    elif dataset.nodata is not None:
+    masked = any(MaskFlags.per_dataset in f or MaskFlags.alpha in f for f in flags)
+    if not masked and dataset.nodata is not None:
         nodata = dataset.nodata
         if np.isnan(nodata):
-            valid &= ~np.isnan(data).any(axis=0)
+            present &= ~np.isnan(data)
         else:
-            valid &= (data != np.asarray(nodata).astype(data.dtype)).all(axis=0)
+            present &= data != np.asarray(nodata).astype(data.dtype)
     if data.dtype.kind == "f":
-        valid &= np.isfinite(data).all(axis=0)
+        present &= np.isfinite(data)
+    valid = np.asarray(present.any(axis=0) if any_band else present.all(axis=0))
+    if masked:
+        valid &= dataset.dataset_mask(window=window) > 0
     return valid
 
 

@@ -31,7 +31,6 @@ import json
 import math
 import os
 import signal
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -61,6 +60,7 @@ from geogan.errors import (
 from geogan.metrics import MetricMean, image_metrics
 from geogan.modelfile import ModelFile, check_model_output, save_model_file
 from geogan.models import set_dropout
+from geogan.outputs import atomic_file
 from geogan.preview import grid, normalized_to_display, write_png
 from geogan.trainers import TRAINERS, GANTrainer
 
@@ -488,6 +488,7 @@ class _Run:
             "config": self.config.to_dict(),
             "chips": str(folder.root.absolute()),
             "chips_source": folder.source,
+            "band_descriptions": _band_descriptions(folder),
             "train_chips": len(folder.train["a"]),
             "val_chips": len(folder.val["a"]),
             "device": str(self.device),
@@ -499,6 +500,19 @@ class _Run:
             "versions": {"geogan": __version__, "torch": str(torch.__version__),
                          "numpy": np.__version__, "rasterio": rasterio.__version__},
         }
+
+
+def _band_descriptions(folder: ChipFolder) -> dict[str, list[str | None]]:
+    """Each domain's band names, read from its first training chip (``translate`` gives
+    them to the output's bands)."""
+    import rasterio
+
+    names: dict[str, list[str | None]] = {}
+    for domain, chips in folder.train.items():
+        if chips:
+            with rasterio.open(chips[0]) as chip:
+                names[domain] = list(chip.descriptions)
+    return names
 
 
 def learning_rate(step: int, total: int, lr: float) -> float:
@@ -566,19 +580,8 @@ def _truncate_log(path: Path, step: int) -> None:
 
 
 def _atomic_save(payload: Mapping[str, Any], path: Path) -> None:
-    try:
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial",
-                                             dir=path.parent)
-        os.close(handle)
-        try:
-            torch.save(dict(payload), temporary)
-            os.replace(temporary, path)
-        finally:
-            if os.path.exists(temporary):
-                os.unlink(temporary)
-    except OSError as error:
-        raise OutputError(f"cannot write the checkpoint {path}: "
-                          f"{error.strerror or error}") from None
+    with atomic_file(path, "checkpoint") as temporary:
+        torch.save(dict(payload), temporary)
 
 
 __all__ = ["TrainOptions", "TrainProgress", "TrainReport", "train"]

@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 from geogan.devices import autocast, resolve_device, resolve_precision
 from geogan.errors import InputError, ModelFileError
 from geogan.modelfile import ModelFile, read_model_file
-from geogan.models import build_generator, channels_last
+from geogan.models import build_generator, channels_last, has_dropout, set_dropout
 
 
 class Translator:
@@ -90,6 +90,16 @@ class Translator:
         """Nodata value of the target domain, if it had one."""
         return self.output_normalization.nodata
 
+    @property
+    def output_descriptions(self) -> list[str | None]:
+        """Band names of the target domain, as its training chips had them."""
+        return self.model.band_descriptions("b" if self.direction == "a2b" else "a")
+
+    @property
+    def has_dropout(self) -> bool:
+        """Whether the generator has dropout layers (needed to draw samples)."""
+        return has_dropout(self.generator)
+
     @torch.inference_mode()
     def translate_tiles(self, tiles: torch.Tensor) -> torch.Tensor:
         """Run the generator on normalised tiles.
@@ -106,6 +116,27 @@ class Translator:
             out = self.generator(tiles)  # (N, out_bands, tile, tile)
         result: torch.Tensor = out.float().contiguous()
         return result
+
+    @torch.inference_mode()
+    def sample_tiles(self, tiles: torch.Tensor, samples: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Run the generator ``samples`` times with dropout on (normalisation stays in
+        eval mode): the per-pixel mean and standard deviation of the outputs.
+
+        Args:
+            tiles: (N, in_bands, tile, tile) float32 in [-1, 1].
+            samples: Number of passes, at least 2.
+
+        Returns:
+            Mean and population standard deviation, each (N, out_bands, tile, tile)
+            float32 in normalised units, on this translator's device.
+        """
+        set_dropout(self.generator, True)
+        try:
+            draws = torch.stack([self.translate_tiles(tiles) for _ in range(samples)])
+        finally:
+            set_dropout(self.generator, False)
+        std, mean = torch.std_mean(draws, dim=0, correction=0)  # (N, C, tile, tile) each
+        return mean, std
 
     def translate_array(self, array: NDArray[Any],
                         valid: NDArray[np.bool_] | None = None) -> NDArray[Any]:

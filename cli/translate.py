@@ -1,0 +1,93 @@
+"""``geogan translate``: scenes of any size through a trained model, into GeoTIFFs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from geogan.config import PRECISIONS
+from geogan.windows import BLENDS
+
+from .options import ProgressBar, creation_options, overwrite_opt, seed_opt
+
+
+@click.command("translate")
+@click.argument("scenes", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("-m", "--model", "model_path", required=True,
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="Model file written by `geogan train`.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="GeoTIFF to write, for one scene [default: ./<scene>-<model>.tif].")
+@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder for the outputs of many scenes (<scene>.tif each); scenes whose "
+                   "output exists are skipped, so a rerun resumes.")
+@click.option("--overlap", type=click.IntRange(min=0), default=None, metavar="PX",
+              help="Pixels neighbouring windows share [default: a quarter of the tile].")
+@click.option("--blend", type=click.Choice(BLENDS), default=BLENDS[0], show_default=True,
+              help="How overlapping windows are blended (none = centre crop).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Windows per generator call.")
+@click.option("--device", default="auto", show_default=True,
+              help="auto, cpu, cuda or cuda:N.")
+@click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
+              help="Generator arithmetic; auto = bf16 where the device has it natively.")
+@click.option("--direction", type=click.Choice(["a2b", "b2a"]), default="a2b",
+              show_default=True, help="b2a: a CycleGAN model's target domain back to the input's.")
+@click.option("--samples", type=click.IntRange(min=1), default=1, show_default=True,
+              metavar="K", help="K >= 2: K passes with dropout on; writes their mean and a "
+                                "per-pixel standard-deviation band (uncertainty).")
+@seed_opt
+@creation_options
+@click.option("--cog", is_flag=True, help="Write Cloud Optimised GeoTIFFs with overviews.")
+@overwrite_opt
+@click.pass_context
+def translate_command(ctx: click.Context, scenes: tuple[str, ...], model_path: Path,
+                      output: Path | None, out_dir: Path | None, overlap: int | None,
+                      blend: str, batch_size: int, device: str, precision: str,
+                      direction: str, samples: int, seed: int,
+                      creation_options: dict[str, Any], cog: bool, overwrite: bool) -> None:
+    """Translate SCENES with a trained model into georeferenced GeoTIFFs.
+
+    Each output has its scene's CRS, transform and size and the model's bands and data
+    type; nodata stays nodata. Windows of the model's tile size overlap and are blended,
+    so there are no seams; the scene is streamed, so its size is not limited by memory.
+
+    \b
+    Examples:
+      geogan translate big_scene.tif --model m.pt -o big_map.tif
+      geogan translate scenes/*.tif --model m.pt --out-dir maps/ --cog
+    """
+    if output is not None and out_dir is not None:
+        raise click.UsageError("give -o/--output (one scene) or --out-dir (many), not both")
+    if len(scenes) > 1 and out_dir is None:
+        raise click.UsageError(f"{len(scenes)} scenes need --out-dir; -o names one output")
+    from geogan.translate import translate_batch, translate_raster  # torch loads here
+
+    options: dict[str, Any] = {
+        "overlap": overlap, "blend": blend, "batch_size": batch_size, "device": device,
+        "precision": precision, "direction": direction, "samples": samples, "seed": seed,
+        "creation_options": {k.upper(): v for k, v in creation_options.items()},
+        "cog": cog, "overwrite": overwrite,
+    }
+    if out_dir is None:
+        target = output or Path(f"{Path(scenes[0]).stem}-{model_path.stem}.tif")
+        with ProgressBar("translate", "win") as progress:
+            report = translate_raster(scenes[0], target, model_path, progress=progress,
+                                      **options)
+        click.echo(f"Wrote {report.output} ({report.width} x {report.height}, {report.bands} "
+                   f"{report.dtype} band{'s' if report.bands > 1 else ''}; {report.windows_run} "
+                   f"of {report.windows} windows on {report.device} {report.precision}) in "
+                   f"{report.seconds:.1f} s.")
+        return
+    with ProgressBar("scenes", "scene") as scene_bar, ProgressBar("translate", "win") as bar:
+        batch = translate_batch(scenes, out_dir, model_path, progress=bar,
+                                scene_progress=scene_bar, **options)
+    for failure in batch.failures:
+        click.echo(f"Error: {failure.source}: {failure.message}", err=True)
+    click.echo(f"{batch.count('done')} translated, {batch.count('skipped')} skipped (output "
+               f"exists), {batch.count('failed')} failed, into {out_dir} in "
+               f"{batch.seconds:.1f} s.")
+    if batch.failures:
+        ctx.exit(1)

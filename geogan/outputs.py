@@ -1,0 +1,71 @@
+"""Writing output files so that nothing is ever half-written under its real name.
+
+Every file geogan writes (translated rasters, model files, checkpoints) is first written
+under a hidden temporary name in the target folder and renamed over the real name only
+when complete: ``os.replace`` is atomic within a folder, so a reader sees the old file
+or the new one, never a mixture. An error or Ctrl-C deletes the temporary file.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from geogan.errors import OutputError, OutputExistsError
+
+
+def check_output_file(path: Path, overwrite: bool, what: str = "output") -> None:
+    """Refuse an output that cannot or may not be written, before any work is done.
+
+    Raises:
+        OutputExistsError: If ``path`` exists and ``overwrite`` is false.
+        OutputError: If ``path`` is a folder, or the folder it would go in exists and is
+            not writable (missing folders are created, like ``mkdir -p``).
+    """
+    if path.is_dir():
+        raise OutputError(f"the {what} {path} is a folder; give a file name")
+    if path.exists() and not overwrite:
+        raise OutputExistsError(f"{path} already exists; pass --overwrite to replace it")
+    existing = path.absolute().parent
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputError(f"cannot write the {what} {path}: {existing} is not a folder")
+    if not os.access(existing, os.W_OK):
+        raise OutputError(f"cannot write the {what} {path}: the folder {existing} "
+                          "is not writable")
+
+
+@contextmanager
+def atomic_file(path: Path, what: str = "output") -> Iterator[Path]:
+    """A temporary path beside ``path`` to write to; renamed to ``path`` on success.
+
+    Args:
+        path: The final name; its folder is created if missing.
+        what: What the file is, for error messages ("model file", "checkpoint").
+
+    Yields:
+        The temporary path (an empty file exists there).
+
+    Raises:
+        OutputError: If the folder cannot be created or written, or the rename fails.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".partial{path.suffix}",
+                                        dir=path.parent)
+        os.close(handle)
+    except OSError as error:
+        raise OutputError(f"cannot write the {what} {path}: {error.strerror or error}") from None
+    temporary = Path(name)
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    except OSError as error:
+        raise OutputError(f"cannot write the {what} {path}: {error.strerror or error}") from None
+    finally:
+        for leftover in (temporary, temporary.with_name(temporary.name + ".aux.xml")):
+            leftover.unlink(missing_ok=True)

@@ -1,0 +1,394 @@
+"""``translate``: scenes of any size through a trained model, into georeferenced GeoTIFFs.
+
+:func:`translate_raster` translates one scene; :func:`translate_batch` translates many
+with one loaded model, skipping scenes already done and carrying on past failures.
+The windows and their blending are :mod:`geogan.windows`; the streaming pipeline is
+:mod:`geogan.engine`. This module decides what is written: the output profile (the
+input's grid, the model's bands and dtype), nodata, band names, provenance tags, the
+temporary file and its rename, and the optional Cloud Optimised GeoTIFF.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+import rasterio.shutil
+import torch
+from rasterio.enums import ColorInterp, MaskFlags
+from rasterio.errors import NotGeoreferencedWarning, RasterioError
+
+from geogan import __version__
+from geogan.engine import OutputBands, Pipeline
+from geogan.errors import ConfigError, GeoganError, GeoganWarning, InputError, OutputError
+from geogan.modelfile import MODEL_FORMAT, MODEL_VERSION
+from geogan.outputs import atomic_file, check_output_file
+from geogan.progress import ProgressCallback
+from geogan.raster import open_raster
+from geogan.translator import Translator, load_model
+from geogan.windows import BLENDS, WindowGrid, check_window_options, default_overlap
+
+#: GDAL block cache while translating, unless GDAL_CACHEMAX is set: enough for a few
+#: block rows of a wide output, and a bound on memory whatever the scene's height.
+GDAL_CACHE_BYTES = 256 * 2**20
+
+#: Output tags (default metadata domain) that say where the raster came from.
+TAG_PREFIX = "GEOGAN_"
+
+
+@dataclass(frozen=True)
+class TranslateOptions:
+    """How to translate. Defaults suit a large scene on whatever device is present."""
+
+    overlap: int | None = None  # pixels neighbouring windows share; None = a quarter tile
+    blend: str = BLENDS[0]  # cosine, linear or none (centre crop)
+    batch_size: int = 8  # windows per generator call
+    device: str = "auto"  # auto, cpu, cuda or cuda:N
+    precision: str = "auto"  # auto (fastest exact enough), fp32, bf16 or fp16
+    direction: str = "a2b"  # b2a translates a CycleGAN model's target domain back
+    samples: int = 1  # >= 2: passes with dropout on; writes their mean and a spread band
+    seed: int = 0  # seeds the dropout draws of --samples
+    creation_options: Mapping[str, Any] = field(default_factory=dict)  # GDAL, e.g. ZLEVEL
+    cog: bool = False  # write a Cloud Optimised GeoTIFF with overviews
+    overwrite: bool = False  # replace an existing output
+
+    def check(self) -> None:
+        """Raise :class:`ConfigError` for values that cannot work (before any work)."""
+        if self.batch_size < 1:
+            raise ConfigError(f"batch size must be at least 1, not {self.batch_size}")
+        if self.samples < 1:
+            raise ConfigError(f"samples must be at least 1, not {self.samples}")
+        if self.blend not in BLENDS:
+            raise ConfigError(f"unknown blend {self.blend!r}; use one of {', '.join(BLENDS)}")
+
+    def record(self, translator: Translator) -> dict[str, Any]:
+        """The options as they were applied, for the output's provenance tag."""
+        values = asdict(self)
+        values.pop("overwrite")
+        values["creation_options"] = dict(self.creation_options)
+        values.update(overlap=self.overlap_for(translator), device=str(translator.device),
+                      precision=translator.precision, direction=translator.direction)
+        return values
+
+    def overlap_for(self, translator: Translator) -> int:
+        """The overlap in pixels for ``translator``'s tile size."""
+        if self.overlap is None:
+            return default_overlap(translator.tile_size)
+        return self.overlap
+
+
+@dataclass(frozen=True)
+class TranslateReport:
+    """What one scene's translation wrote."""
+
+    source: str
+    output: Path
+    width: int
+    height: int
+    bands: int
+    dtype: str
+    windows: int  # windows laid over the scene
+    windows_run: int  # windows the generator ran (the others held no valid pixel)
+    seconds: float
+    device: str
+    precision: str
+
+
+@dataclass(frozen=True)
+class SceneOutcome:
+    """One scene of a batch: ``done``, ``skipped`` (output existed) or ``failed``."""
+
+    source: str
+    output: Path
+    status: str
+    message: str = ""
+    report: TranslateReport | None = None
+
+
+@dataclass(frozen=True)
+class BatchReport:
+    """Every scene of a batch, in the order given."""
+
+    outcomes: tuple[SceneOutcome, ...]
+    seconds: float
+
+    def count(self, status: str) -> int:
+        """Number of scenes with ``status``."""
+        return sum(outcome.status == status for outcome in self.outcomes)
+
+    @property
+    def failures(self) -> list[SceneOutcome]:
+        """The scenes that failed."""
+        return [outcome for outcome in self.outcomes if outcome.status == "failed"]
+
+
+def translate_raster(src: str | os.PathLike[str], dst: str | os.PathLike[str],
+                     model: str | os.PathLike[str] | Translator, *,
+                     progress: ProgressCallback | None = None,
+                     **options: Any) -> TranslateReport:
+    """Translate the raster ``src`` into the GeoTIFF ``dst`` with ``model``.
+
+    The output has ``src``'s CRS, transform, width and height, and the model's output
+    bands and data type; pixels that are nodata in ``src`` are nodata in ``dst``. It is
+    written under a temporary name and renamed when complete.
+
+    Args:
+        src: The scene: any raster GDAL reads, with the bands the model was trained on.
+        dst: The GeoTIFF to write.
+        model: A model file, or a :class:`~geogan.translator.Translator` already loaded
+            (then ``device``, ``precision`` and ``direction`` are the translator's).
+        progress: Called with (windows done, windows in all).
+        **options: Fields of :class:`TranslateOptions`.
+
+    Returns:
+        What was written.
+
+    Raises:
+        InputError: If ``src`` cannot be read or does not fit the model (band count), or
+            an option is out of range (:class:`~geogan.errors.ConfigError`).
+        ModelFileError: If the model file is missing or damaged.
+        OutputExistsError: If ``dst`` exists and ``overwrite`` is false.
+        OutputError: If ``dst`` cannot be written.
+    """
+    settings = TranslateOptions(**options)
+    settings.check()
+    translator = _translator(model, settings)
+    return _translate(os.fspath(src), Path(dst), translator, settings, progress)
+
+
+def translate_batch(scenes: Sequence[str | os.PathLike[str]], out_dir: str | os.PathLike[str],
+                    model: str | os.PathLike[str] | Translator, *,
+                    progress: ProgressCallback | None = None,
+                    scene_progress: ProgressCallback | None = None,
+                    **options: Any) -> BatchReport:
+    """Translate many scenes with one model into ``out_dir/<scene name>.tif``.
+
+    Scenes whose output exists are skipped unless ``overwrite`` (so a rerun resumes
+    where an interrupted batch stopped); a scene that fails is reported in its outcome
+    and the others go on.
+
+    Args:
+        scenes: The scenes, translated in this order.
+        out_dir: Folder for the outputs; created if missing.
+        model: A model file or a loaded :class:`~geogan.translator.Translator`.
+        progress: Called with (windows done, windows in all) for the current scene.
+        scene_progress: Called with (scenes finished, scenes in all).
+        **options: Fields of :class:`TranslateOptions`.
+
+    Raises:
+        InputError: If two scenes would write the same output, or an option is bad.
+        ModelFileError: If the model file is missing or damaged.
+        OutputError: If ``out_dir`` is not a writable folder.
+    """
+    settings = TranslateOptions(**options)
+    settings.check()
+    folder = Path(out_dir)
+    outputs = output_names(scenes, folder)
+    check_output_file(folder / "probe.tif", overwrite=True, what="output")
+    translator = _translator(model, settings)
+    start = time.perf_counter()
+    outcomes: list[SceneOutcome] = []
+    for number, (scene, output) in enumerate(zip(scenes, outputs, strict=True)):
+        source = os.fspath(scene)
+        if output.exists() and not settings.overwrite:
+            outcomes.append(SceneOutcome(source, output, "skipped", "output exists"))
+        else:
+            try:
+                report = _translate(source, output, translator, settings, progress)
+                outcomes.append(SceneOutcome(source, output, "done", report=report))
+            except GeoganError as error:
+                outcomes.append(SceneOutcome(source, output, "failed", str(error)))
+        if scene_progress is not None:
+            scene_progress(number + 1, len(outputs))
+    return BatchReport(tuple(outcomes), time.perf_counter() - start)
+
+
+def output_names(scenes: Sequence[str | os.PathLike[str]], folder: Path) -> list[Path]:
+    """``folder/<scene stem>.tif`` for each scene.
+
+    Raises:
+        InputError: If two scenes have the same name (their outputs would collide).
+    """
+    outputs = [folder / f"{Path(os.fspath(scene)).stem}.tif" for scene in scenes]
+    seen: dict[Path, str] = {}
+    for scene, output in zip(scenes, outputs, strict=True):
+        if output in seen:
+            raise InputError(f"{seen[output]} and {os.fspath(scene)} would both be written to "
+                             f"{output}; rename one, or translate them in separate batches")
+        seen[output] = os.fspath(scene)
+    return outputs
+
+
+def _translator(model: str | os.PathLike[str] | Translator,
+                settings: TranslateOptions) -> Translator:
+    if not isinstance(model, Translator):
+        return load_model(model, direction=settings.direction, device=settings.device,
+                          precision=settings.precision)
+    if settings.direction != model.direction:
+        raise ConfigError(f"the translator was loaded for {model.direction}, not "
+                          f"{settings.direction}; load the model again with "
+                          f"direction={settings.direction!r}")
+    return model
+
+
+def _translate(source: str, output: Path, translator: Translator, settings: TranslateOptions,
+               progress: ProgressCallback | None) -> TranslateReport:
+    start = time.perf_counter()
+    overlap = settings.overlap_for(translator)
+    check_window_options(translator.tile_size, overlap, settings.blend)
+    check_output_file(output, settings.overwrite)
+    if _same_file(source, output):
+        raise InputError(f"the output {output} is the scene itself; choose another name")
+    if settings.samples >= 2 and not translator.has_dropout:
+        raise ConfigError("--samples needs a generator with dropout (Pix2Pix has it); "
+                          "this model has none, so every sample would be the same")
+    with open_raster(source, georeferenced=False) as dataset:
+        bands = _model_bands(dataset, source, translator)
+        if dataset.crs is None:
+            warnings.warn(f"{source} has no CRS; its output will have none either",
+                          GeoganWarning, stacklevel=2)
+        if dataset.dtypes[0] != translator.input_normalization.dtype:
+            warnings.warn(f"{source} is {dataset.dtypes[0]} but the model was trained on "
+                          f"{translator.input_normalization.dtype} rasters; its values are "
+                          "mapped with the training statistics all the same", GeoganWarning,
+                          stacklevel=2)
+        grid = WindowGrid(dataset.height, dataset.width, translator.tile_size, overlap,
+                          settings.blend)
+        bands_out = _output_bands(dataset, translator, settings)
+        profile = _profile(dataset, translator, settings, bands_out)
+    torch.manual_seed(settings.seed)
+    pipeline: Pipeline | None = None
+    env: dict[str, Any] = {"GDAL_TIFF_INTERNAL_MASK": True}
+    if "GDAL_CACHEMAX" not in os.environ:
+        env["GDAL_CACHEMAX"] = GDAL_CACHE_BYTES
+    with atomic_file(output) as temporary, rasterio.Env(**env):
+        written = temporary.with_name(temporary.name + ".gtiff") if settings.cog else temporary
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                with rasterio.open(written, "w", **profile) as out:
+                    pipeline = Pipeline(source, bands, out, grid, translator, bands_out,
+                                        batch_size=settings.batch_size,
+                                        samples=settings.samples, progress=progress)
+                    pipeline.run()
+                    _describe(out, translator, settings, source)
+            if settings.cog:
+                _write_cog(written, temporary, settings)
+        except RasterioError as error:
+            raise OutputError(f"cannot write {output}: {error}") from None
+        finally:
+            if settings.cog:
+                written.unlink(missing_ok=True)
+    return TranslateReport(
+        source=source, output=output, width=grid.width, height=grid.height,
+        bands=profile["count"], dtype=profile["dtype"], windows=len(grid),
+        windows_run=pipeline.windows_run, seconds=time.perf_counter() - start,
+        device=str(translator.device), precision=translator.precision)
+
+
+def _same_file(source: str, output: Path) -> bool:
+    try:
+        return output.exists() and Path(source).samefile(output)
+    except OSError:
+        return False
+
+
+def _model_bands(dataset: Any, source: str, translator: Translator) -> list[int]:
+    """The 1-based bands to read: all of them, or all but an alpha band when that makes
+    the count the model's.
+
+    Raises:
+        InputError: If the band count does not match the model's.
+    """
+    bands = list(range(1, dataset.count + 1))
+    if len(bands) != translator.in_bands:
+        colour = [b for b in bands if dataset.colorinterp[b - 1] != ColorInterp.alpha]
+        if len(colour) == translator.in_bands:
+            return colour
+        raise InputError(f"{source} has {dataset.count} band(s) but the model reads "
+                         f"{translator.in_bands}; give a scene of the kind it was trained on "
+                         "(select bands first, e.g. with `rio convert --bidx`)")
+    return bands
+
+
+def _output_bands(dataset: Any, translator: Translator, settings: TranslateOptions) -> OutputBands:
+    """How invalid input pixels are marked in the output, and whether it has a spread band.
+
+    The target domain's nodata value when it had one; else NaN for float outputs and
+    a dataset mask for integer outputs, but only when the scene can hold invalid pixels
+    at all (a nodata value, a mask or alpha band, or a float type that may hold NaN).
+    """
+    flags = dataset.mask_flag_enums
+    may_be_invalid = (dataset.nodata is not None or dataset.dtypes[0].startswith("float")
+                      or any(MaskFlags.per_dataset in f or MaskFlags.alpha in f for f in flags))
+    uncertainty = settings.samples >= 2
+    nodata = translator.output_nodata
+    if nodata is not None:
+        return OutputBands(nodata, mask=False, uncertainty=uncertainty)
+    if not may_be_invalid:
+        return OutputBands(None, mask=False, uncertainty=uncertainty)
+    if np.dtype(translator.output_dtype).kind == "f":
+        return OutputBands(math.nan, mask=False, uncertainty=uncertainty)
+    return OutputBands(None, mask=True, uncertainty=uncertainty)
+
+
+def _profile(dataset: Any, translator: Translator, settings: TranslateOptions,
+             bands_out: OutputBands) -> dict[str, Any]:
+    """The output's profile: the scene's grid, the model's bands, a tiled compressed
+    GeoTIFF; ``--co`` options win."""
+    dtype = translator.output_dtype
+    count = translator.out_bands + int(bands_out.uncertainty)
+    profile: dict[str, Any] = {
+        "driver": "GTiff", "width": dataset.width, "height": dataset.height,
+        "count": count, "dtype": dtype, "crs": dataset.crs, "transform": dataset.transform,
+        "nodata": bands_out.nodata, "tiled": True, "blockxsize": 256, "blockysize": 256,
+        "compress": "deflate", "predictor": 3 if np.dtype(dtype).kind == "f" else 2,
+        "interleave": "pixel", "bigtiff": "if_safer",
+    }
+    if settings.cog:  # an intermediate file: fast compression, the COG pass compresses
+        profile["zlevel"] = 1
+    elif settings.creation_options:
+        profile.update({k.lower(): v for k, v in settings.creation_options.items()})
+    if count == 3 and dtype == "uint8" and profile.get("compress") != "jpeg":
+        profile.setdefault("photometric", "rgb")
+    return profile
+
+
+def _describe(out: Any, translator: Translator, settings: TranslateOptions, source: str) -> None:
+    """Band names and provenance tags."""
+    names = list(translator.output_descriptions)
+    if settings.samples >= 2:
+        names.append(f"uncertainty: per-pixel standard deviation of {settings.samples} samples")
+    for band, name in enumerate(names, start=1):
+        if name:
+            out.set_band_description(band, name)
+    model = translator.model
+    tags = {
+        "GENERATED": "yes: translated by a generative model (geogan), not measured",
+        "MODEL": os.path.basename(model.path or "") or "unknown",
+        "MODEL_SHA256": model.sha256 or "unknown",
+        "MODEL_FORMAT": f"{MODEL_FORMAT} {MODEL_VERSION}",
+        "MODEL_KIND": translator.architecture.kind,
+        "VERSION": __version__,
+        "SOURCE": os.path.basename(source),
+        "OPTIONS": json.dumps(settings.record(translator), sort_keys=True),
+    }
+    out.update_tags(TIFFTAG_SOFTWARE=f"geogan {__version__}",
+                    **{TAG_PREFIX + key: value for key, value in tags.items()})
+
+
+def _write_cog(source: Path, target: Path, settings: TranslateOptions) -> None:
+    """Copy the finished GeoTIFF into a Cloud Optimised GeoTIFF with overviews."""
+    options: dict[str, Any] = {"compress": "deflate", "predictor": "yes", "bigtiff": "if_safer",
+                               "overview_resampling": "average"}
+    options.update({k.lower(): v for k, v in settings.creation_options.items()})
+    rasterio.shutil.copy(source, target, driver="COG", **options)
