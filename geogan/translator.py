@@ -11,6 +11,8 @@ batches of normalised tiles.
 from __future__ import annotations
 
 import os
+from collections.abc import MutableMapping
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -20,7 +22,7 @@ from numpy.typing import NDArray
 from geogan.devices import autocast, resolve_device, resolve_precision
 from geogan.errors import InputError, ModelFileError
 from geogan.modelfile import ModelFile, read_model_file
-from geogan.models import build_generator, channels_last, has_dropout, set_dropout
+from geogan.models import build_generator, has_dropout, set_dropout
 
 
 class Translator:
@@ -31,6 +33,9 @@ class Translator:
         direction: ``a2b`` (input → target), or ``b2a`` for CycleGAN models.
         device: ``auto``, ``cpu`` or ``cuda``.
         precision: ``auto``, ``fp32``, ``bf16`` or ``fp16`` arithmetic of the generator.
+        weights: The direction's state dict to use instead of ``model``'s, consumed (its
+            tensors are replaced in place), so that :func:`load_model` never holds two
+            copies of large weights.
 
     Raises:
         ModelFileError: If the weights do not fit the stored architecture.
@@ -38,12 +43,12 @@ class Translator:
     """
 
     def __init__(self, model: ModelFile, *, direction: str = "a2b", device: str = "cpu",
-                 precision: str = "fp32") -> None:
+                 precision: str = "fp32",
+                 weights: MutableMapping[str, torch.Tensor] | None = None) -> None:
         architecture = model.architecture
         if direction not in architecture.directions:
             raise InputError(f"a {architecture.kind} model translates "
                              f"{' and '.join(architecture.directions)} only, not {direction}")
-        self.model = model
         self.architecture = architecture
         self.direction = direction
         self.device = resolve_device(device)
@@ -51,19 +56,26 @@ class Translator:
         source, target = ("a", "b") if direction == "a2b" else ("b", "a")
         self.input_normalization = model.normalization[source]
         self.output_normalization = model.normalization[target]
-        generator = build_generator(architecture, direction)
-        try:
-            generator.load_state_dict(model.generators[direction], strict=True)
-        except RuntimeError as error:
-            raise ModelFileError(f"the {direction} weights do not fit the stored architecture "
-                                 f"(damaged model file): {str(error).splitlines()[0]}") from None
-        self.generator = generator.to(self.device).eval()
         # Channels-last helps BatchNorm U-Nets; InstanceNorm/reflection ResNets run
         # faster in the default layout.
         self.memory_format = (torch.channels_last if architecture.norm == "batch"
                               else torch.contiguous_format)
-        if self.memory_format == torch.channels_last:
-            self.generator = channels_last(self.generator)
+        state = dict(model.generators[direction]) if weights is None else weights
+        if not state:
+            raise ModelFileError(f"the model holds no {direction} weights")
+        for name, tensor in state.items():  # in place: one copy of the weights at a time
+            if tensor.dim() == 4:
+                state[name] = tensor.contiguous(memory_format=self.memory_format)
+        with torch.device("meta"):  # no memory and no random initialisation to discard
+            generator = build_generator(architecture, direction)
+        try:
+            generator.load_state_dict(state, strict=True, assign=True)
+        except RuntimeError as error:
+            raise ModelFileError(f"the {direction} weights do not fit the stored architecture "
+                                 f"(damaged model file): {str(error).splitlines()[0]}") from None
+        self.generator = generator.to(self.device).eval()
+        # The metadata only: the weights live in the generator.
+        self.model = replace(model, generators={})
 
     @property
     def tile_size(self) -> int:
@@ -206,8 +218,10 @@ def load_model(path: str | os.PathLike[str], *, direction: str = "a2b", device: 
     Raises:
         ModelFileError: If the file is missing, damaged or not a geogan model file.
     """
-    return Translator(read_model_file(path), direction=direction, device=device,
-                      precision=precision)
+    model = read_model_file(path)
+    weights = dict(model.generators).pop(direction, None)
+    return Translator(replace(model, generators={}), direction=direction,
+                      device=device, precision=precision, weights=weights)
 
 
 def _pad_to(array: NDArray[np.float32], size: int) -> NDArray[np.float32]:

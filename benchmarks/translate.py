@@ -1,0 +1,178 @@
+"""End-to-end ``translate`` time against the bare generator, and peak memory.
+
+Speed: for the paper U-Net (Pix2Pix, 256 x 256, RGB → RGB; random weights, the
+arithmetic is the same as a trained model's) it translates a scene built from the
+sample data and times, in the same run and for each precision the CPU does well:
+
+* ``forward``: the generator alone (``Translator.translate_tiles``) on as many batches of
+  random tiles as the scene has windows, at the same batch size: the floor;
+* ``translate``: ``geogan.translate_raster`` end to end (read, normalise, generate, blend,
+  de-normalise, compress and write a tiled GeoTIFF).
+
+It prints both and their ratio; the budget (DESIGN.md) is a ratio of at most 1.15.
+
+Memory: in fresh processes it translates scenes of the same width and 1 and 8 times the
+height and prints the peak resident memory (``VmHWM``, Linux) of each, and with
+``--memory-size N`` also an N x N scene (the budget: 16384 x 16384 under 2 GB on CPU).
+
+    python benchmarks/translate.py                       # ~2 minutes on 2 CPU cores
+    python benchmarks/translate.py --memory-size 16384   # adds ~7 minutes (bf16)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import torch
+from rasterio.windows import Window
+
+from geogan.config import build_configs
+from geogan.devices import cpu_has_native_bf16
+from geogan.modelfile import ModelFile, save_model_file
+from geogan.models import build_generator
+from geogan.normalization import BandNormalization
+from geogan.synthetic import write_sample_pair
+from geogan.translate import translate_raster
+from geogan.translator import load_model
+from geogan.windows import WindowGrid, default_overlap
+
+
+def paper_model(path: Path, preset: str = "paper") -> Path:
+    """A Pix2Pix model file with the paper's (or tiny) U-Net and random weights."""
+    arch, _ = build_configs("pix2pix", 3, 3, 256, preset=preset)
+    torch.manual_seed(0)
+    generator = build_generator(arch, "a2b")
+    uint8 = BandNormalization((0.0,) * 3, (255.0,) * 3, "uint8", None)
+    model = ModelFile(architecture=arch, generators={"a2b": generator.state_dict()},
+                      normalization={"a": uint8, "b": uint8})
+    return save_model_file(path, model, overwrite=True)
+
+
+def tiled_scene(path: Path, width: int, height: int, sample: Path) -> Path:
+    """A width x height RGB uint8 GeoTIFF tiled from the sample image, written strip by
+    strip (so that building a 16384² scene needs little memory)."""
+    with rasterio.open(sample) as src:
+        tile = src.read()  # (3, 1024, 1024)
+        profile = dict(src.profile)
+    size = tile.shape[1]
+    profile.update(width=width, height=height, tiled=True, blockxsize=256, blockysize=256,
+                   compress="deflate", bigtiff="if_safer")
+    with rasterio.open(path, "w", **profile) as dst:
+        for row in range(0, height, size):
+            rows = min(size, height - row)
+            strip = np.tile(tile[:, :rows], (1, 1, -(-width // size)))[:, :, :width]
+            dst.write(strip, window=Window(0, row, width, rows))
+    return path
+
+
+def time_forward(model: Path, windows: int, batch_size: int, precision: str) -> float:
+    """Seconds for the generator alone over ``windows`` random tiles."""
+    translator = load_model(model, device="cpu", precision=precision)
+    tiles = torch.rand(batch_size, 3, 256, 256) * 2 - 1
+    translator.translate_tiles(tiles)  # warm-up
+    start = time.perf_counter()
+    for first in range(0, windows, batch_size):
+        translator.translate_tiles(tiles[:min(batch_size, windows - first)])
+    return time.perf_counter() - start
+
+
+def time_translate(model: Path, scene: Path, out: Path, batch_size: int,
+                   precision: str) -> tuple[float, int]:
+    """Seconds for translate_raster end to end, and the windows it ran."""
+    translator = load_model(model, device="cpu", precision=precision)
+    translator.translate_tiles(torch.zeros(1, 3, 256, 256))  # warm-up, as for forward
+    start = time.perf_counter()
+    report = translate_raster(scene, out, translator, batch_size=batch_size, overwrite=True)
+    return time.perf_counter() - start, report.windows_run
+
+
+_MEMORY_CHILD = """
+import json, sys, time
+from geogan.translate import translate_raster
+from geogan.translator import load_model
+
+def status(key):  # this process's own figures: ru_maxrss would count the parent's too
+    for line in open("/proc/self/status"):
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) / 1024
+
+model, scene, out, precision = sys.argv[1:5]
+translator = load_model(model, device="cpu", precision=precision)
+before = status("VmHWM")
+start = time.perf_counter()
+report = translate_raster(scene, out, translator, overwrite=True)
+seconds = time.perf_counter() - start
+print(json.dumps({"before_mb": before, "peak_mb": status("VmHWM"), "seconds": seconds,
+                  "windows": report.windows_run}))
+"""
+
+
+def peak_memory(model: Path, scene: Path, out: Path, precision: str) -> dict[str, float]:
+    """Peak RSS of a fresh process that loads the model and translates ``scene``."""
+    result = subprocess.run([sys.executable, "-c", _MEMORY_CHILD, str(model), str(scene),
+                             str(out), precision], capture_output=True, text=True, check=True)
+    values: dict[str, float] = json.loads(result.stdout.strip().splitlines()[-1])
+    return values
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--size", type=int, default=2048, help="side of the timed scene")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=2, help="timed runs (median)")
+    parser.add_argument("--memory-width", type=int, default=4096)
+    parser.add_argument("--memory-height", type=int, default=512)
+    parser.add_argument("--memory-size", type=int, default=0,
+                        help="also measure an N x N scene (e.g. 16384)")
+    args = parser.parse_args()
+    precisions = ["fp32"] + (["bf16"] if cpu_has_native_bf16() else [])
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; paper U-Net 256²; "
+          f"batch {args.batch_size}")
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        sample = write_sample_pair(root / "sample", "sat-map", size=1024, seed=1).input_path
+        model = paper_model(root / "m.pt")
+        scene = tiled_scene(root / "scene.tif", args.size, args.size, sample)
+        grid = WindowGrid(args.size, args.size, 256, default_overlap(256), "cosine")
+        print(f"\nscene {args.size} x {args.size}: {len(grid)} windows "
+              f"(overlap {grid.overlap} px)")
+        print(f"{'precision':<10}{'forward s':>11}{'translate s':>13}{'ratio':>8}{'Mpx/s':>8}")
+        for precision in precisions:
+            forward, whole = [], []
+            for _ in range(args.repeats):
+                forward.append(time_forward(model, len(grid), args.batch_size, precision))
+                seconds, _ = time_translate(model, scene, root / "out.tif", args.batch_size,
+                                            precision)
+                whole.append(seconds)
+            f, t = statistics.median(forward), statistics.median(whole)
+            print(f"{precision:<10}{f:>11.2f}{t:>13.2f}{t / f:>8.3f}"
+                  f"{args.size ** 2 / t / 1e6:>8.2f}")
+        precision = precisions[-1]
+        print(f"\npeak memory ({precision}), fresh process each:")
+        width, height = args.memory_width, args.memory_height
+        sizes = [(width, height), (width, 8 * height)]
+        if args.memory_size:
+            sizes.append((args.memory_size, args.memory_size))
+        results = []
+        for w, h in sizes:
+            scene = tiled_scene(root / f"scene-{w}x{h}.tif", w, h, sample)
+            values = peak_memory(model, scene, root / "out.tif", precision)
+            scene.unlink()
+            results.append(values)
+            print(f"  {w} x {h}: peak {values['peak_mb']:.0f} MB (model loaded: "
+                  f"{values['before_mb']:.0f} MB), {values['windows']:.0f} windows in "
+                  f"{values['seconds']:.0f} s")
+        print(f"  8 x taller: peak x {results[1]['peak_mb'] / results[0]['peak_mb']:.3f}")
+
+
+if __name__ == "__main__":
+    main()
