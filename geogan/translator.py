@@ -219,7 +219,11 @@ def load_model(path: str | os.PathLike[str], *, direction: str = "a2b", device: 
         ModelFileError: If the file is missing, damaged or not a geogan model file.
     """
     model = read_model_file(path)
-    weights = dict(model.generators).pop(direction, None)
+    # The file's own dict of tensors (nothing else refers to it once the model's metadata
+    # is handed on), converted in place by the translator.
+    weights = model.generators.get(direction)
+    if not isinstance(weights, dict):
+        weights = None
     return Translator(replace(model, generators={}), direction=direction,
                       device=device, precision=precision, weights=weights)
 
