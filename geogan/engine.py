@@ -258,7 +258,10 @@ class Pipeline:
                             tiles, windows = [], []
                     self._put(self._to_generator, _RowDone(i, queued, valid))
         except RasterioError as error:
-            raise InputError(f"cannot read {self.source}: {error}") from None
+            # rasterio's own message can be "Read failed. See previous exception"; GDAL's
+            # reason is the cause.
+            reason = error.__cause__ if error.__cause__ is not None else error
+            raise InputError(f"cannot read {self.source}: {reason}") from None
         if tiles:
             self._put(self._to_generator, _batch(tiles, windows))
         self._put(self._to_generator, _END)

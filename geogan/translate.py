@@ -199,7 +199,10 @@ def translate_batch(scenes: Sequence[str | os.PathLike[str]], out_dir: str | os.
     outcomes: list[SceneOutcome] = []
     for number, (scene, output) in enumerate(zip(scenes, outputs, strict=True)):
         source = os.fspath(scene)
-        if output.exists() and not settings.overwrite:
+        if _same_file(source, output):
+            outcomes.append(SceneOutcome(source, output, "failed", f"the output {output} is "
+                                         "the scene itself; choose another --out-dir"))
+        elif output.exists() and not settings.overwrite:
             outcomes.append(SceneOutcome(source, output, "skipped", "output exists"))
         else:
             try:

@@ -1,0 +1,229 @@
+"""The translate command: outputs, batches, exit codes and one-line errors and warnings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+from click.testing import CliRunner
+
+from geogan.cli.main import cli
+from geogan.translator import Translator
+
+from .conftest import write_raster
+from .test_translate import save_model, textured
+
+FAST = ("--device", "cpu", "--precision", "fp32")
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, ["translate", *map(str, args)])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def assert_one_line_error(code: int, stderr: str, message: str) -> None:
+    assert code == 1, stderr
+    assert stderr.startswith("Error: ") and stderr.count("\n") == 1, stderr
+    assert message in stderr, stderr
+    assert "Traceback" not in stderr
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    tmp = tmp_path_factory.mktemp("cli-translate")
+    rng = np.random.default_rng(2)
+    (tmp / "scenes").mkdir()
+    return {
+        "model": save_model(tmp / "m.pt"),
+        "a": write_raster(tmp / "scenes" / "a.tif", textured(rng, 3, 100, 130)),
+        "b": write_raster(tmp / "scenes" / "b.tif", textured(rng, 3, 70, 90)),
+        "two_bands": write_raster(tmp / "scenes" / "two.tif", textured(rng, 2, 70, 70)),
+        "no_crs": write_raster(tmp / "scenes" / "local.tif", textured(rng, 3, 70, 70),
+                               crs=None),
+    }
+
+
+def test_one_scene_with_output(files, tmp_path):
+    out = tmp_path / "map.tif"
+    code, stdout, stderr = run(files["a"], "--model", files["model"], "-o", out, *FAST)
+    assert code == 0, stderr
+    assert stdout.startswith(f"Wrote {out} (130 x 100, 3 uint8 bands;")
+    assert "on cpu fp32" in stdout
+    assert stderr == ""
+    with rasterio.open(out) as dst, rasterio.open(files["a"]) as src:
+        assert (dst.crs, dst.transform, dst.shape) == (src.crs, src.transform, src.shape)
+
+
+def test_default_output_name_is_scene_and_model_in_the_current_folder(files, tmp_path,
+                                                                      monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, stdout, stderr = run(files["a"], "-m", files["model"], "--overlap", "8", "--blend",
+                               "linear", "--batch-size", "3", *FAST)
+    assert code == 0, stderr
+    assert (tmp_path / "a-m.tif").exists()
+    assert "Wrote a-m.tif" in stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-m.tif"]
+
+
+def test_options_reach_the_output(files, tmp_path):
+    out = tmp_path / "map.tif"
+    code, _, stderr = run(files["a"], "-m", files["model"], "-o", out, "--co", "compress=lzw",
+                          "--overlap", "0", "--blend", "none", "--samples", "2", "--seed", "3",
+                          *FAST)
+    assert code == 0, stderr
+    with rasterio.open(out) as dst:
+        assert dst.count == 4 and "standard deviation" in dst.descriptions[3]
+        assert dst.compression.name.lower() == "lzw"
+        tags = dst.tags()
+    for text in ('"overlap": 0', '"blend": "none"', '"samples": 2', '"seed": 3'):
+        assert text in tags["GEOGAN_OPTIONS"]
+
+
+@pytest.mark.parametrize("args", [
+    ("{a}", "{b}", "-m", "{model}"),  # several scenes need --out-dir
+    ("{a}", "-m", "{model}", "-o", "x.tif", "--out-dir", "maps"),  # both
+    ("{a}", "-m", "{model}", "--blend", "gaussian"),
+    ("{a}", "-m", "{model}", "--overlap", "-1"),
+    ("{a}", "-m", "{model}", "--batch-size", "0"),
+    ("{a}", "-m", "{model}", "--direction", "sideways"),
+    ("{a}",),  # no model
+    ("-m", "{model}"),  # no scene
+])
+def test_usage_errors_exit_with_2(files, tmp_path, monkeypatch, args):
+    monkeypatch.chdir(tmp_path)
+    code, stdout, stderr = run(*(arg.format(**files) for arg in args))
+    assert code == 2, stdout + stderr
+    assert "Traceback" not in stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_batch_reports_failures_and_a_rerun_skips_what_is_done(files, tmp_path):
+    bad = tmp_path / "bad.tif"
+    bad.write_text("not a raster")
+    out_dir = tmp_path / "maps"
+    code, stdout, stderr = run(files["a"], bad, files["b"], "-m", files["model"], "--out-dir",
+                               out_dir, *FAST)
+    assert code == 1, stderr
+    assert stderr.startswith(f"Error: {bad}: ") and stderr.count("\n") == 1, stderr
+    assert "Traceback" not in stderr
+    assert "2 translated, 0 skipped (output exists), 1 failed" in stdout
+    assert sorted(p.name for p in out_dir.iterdir()) == ["a.tif", "b.tif"]
+    before = (out_dir / "a.tif").read_bytes()
+
+    code, stdout, _ = run(files["a"], files["b"], "-m", files["model"], "--out-dir", out_dir,
+                          *FAST)
+    assert code == 0
+    assert "0 translated, 2 skipped (output exists), 0 failed" in stdout
+    assert (out_dir / "a.tif").read_bytes() == before
+
+    code, stdout, _ = run(files["a"], "-m", files["model"], "--out-dir", out_dir, "--overwrite",
+                          *FAST)
+    assert code == 0 and "1 translated, 0 skipped" in stdout
+
+
+def test_band_count_mismatch(files, tmp_path):
+    code, _, stderr = run(files["two_bands"], "-m", files["model"], "-o", tmp_path / "x.tif",
+                          *FAST)
+    assert_one_line_error(code, stderr, "has 2 band(s) but the model reads 3")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("content", [b"", b"garbage" * 100, "foreign"])
+def test_damaged_or_foreign_model(files, tmp_path, content):
+    model = tmp_path / "m.pt"
+    if content == "foreign":
+        torch.save({"a": 1}, model)
+    else:
+        model.write_bytes(content)
+    code, _, stderr = run(files["a"], "-m", model, "-o", tmp_path / "x.tif", *FAST)
+    assert_one_line_error(code, stderr, str(model))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt"]
+
+
+def test_missing_model_or_scene(files, tmp_path):
+    code, _, stderr = run(files["a"], "-m", tmp_path / "none.pt", "-o", tmp_path / "x.tif",
+                          *FAST)
+    assert_one_line_error(code, stderr, "does not exist")
+    code, _, stderr = run(tmp_path / "none.tif", "-m", files["model"], "-o", tmp_path / "x.tif",
+                          *FAST)
+    assert_one_line_error(code, stderr, "no such file")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_existing_output_needs_overwrite(files, tmp_path):
+    out = tmp_path / "map.tif"
+    out.write_bytes(b"earlier")
+    code, _, stderr = run(files["a"], "-m", files["model"], "-o", out, *FAST)
+    assert_one_line_error(code, stderr, "--overwrite")
+    assert out.read_bytes() == b"earlier"
+    code, _, stderr = run(files["a"], "-m", files["model"], "-o", out, "--overwrite", *FAST)
+    assert code == 0, stderr
+    with rasterio.open(out) as dst:
+        assert dst.count == 3
+
+
+def test_bad_overlap_or_samples_for_the_model(files, tmp_path):
+    code, _, stderr = run(files["a"], "-m", files["model"], "-o", tmp_path / "x.tif",
+                          "--overlap", "40", *FAST)
+    assert_one_line_error(code, stderr, "overlap must be between 0 and half")
+    cyclegan = save_model(tmp_path / "c.pt", "cyclegan")
+    code, _, stderr = run(files["a"], "-m", cyclegan, "-o", tmp_path / "x.tif", "--samples", "3",
+                          *FAST)
+    assert_one_line_error(code, stderr, "dropout")
+    code, _, stderr = run(files["a"], "-m", files["model"], "-o", tmp_path / "x.tif",
+                          "--direction", "b2a", *FAST)
+    assert_one_line_error(code, stderr, "a2b only")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.pt"]
+
+
+def test_output_folder_that_is_a_file(files, tmp_path):
+    (tmp_path / "maps").write_text("a file")
+    code, _, stderr = run(files["a"], "-m", files["model"], "-o", tmp_path / "maps" / "x.tif",
+                          *FAST)
+    assert_one_line_error(code, stderr, "not a folder")
+    code, _, stderr = run(files["a"], files["b"], "-m", files["model"], "--out-dir",
+                          tmp_path / "maps", *FAST)
+    assert code == 2 and "is a file" in stderr  # click checks --out-dir itself
+
+
+def test_scene_without_crs_gives_a_warning_line(files, tmp_path):
+    out = tmp_path / "x.tif"
+    code, stdout, stderr = run(files["no_crs"], "-m", files["model"], "-o", out, *FAST)
+    assert code == 0, stderr
+    lines = stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Warning: ") and "no CRS" in lines[0], stderr
+    assert "Wrote" in stdout
+    with rasterio.open(out) as dst:
+        assert dst.crs is None
+
+
+def test_ctrl_c_leaves_nothing_and_exits_130(files, tmp_path, monkeypatch):
+    calls = []
+
+    def interrupted(self, tiles):
+        calls.append(1)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Translator, "translate_tiles", interrupted)
+    code, _, stderr = run(files["a"], "-m", files["model"], "-o", tmp_path / "x.tif", *FAST)
+    assert calls == [1]
+    assert code == 130 and stderr == "Interrupted.\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_out_dir_that_is_the_scenes_folder_is_an_error(files, tmp_path):
+    scene = write_raster(tmp_path / "s.tif", textured(np.random.default_rng(0), 3, 70, 70))
+    code, stdout, stderr = run(scene, "-m", files["model"], "--out-dir", tmp_path, *FAST)
+    assert code == 1, stdout
+    assert "itself" in stderr
