@@ -12,6 +12,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # for type checkers only: importing them at run time would load torch
+    from geogan.translate import translate_batch, translate_raster
     from geogan.translator import Translator, load_model
 
 try:
@@ -19,9 +20,10 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
-__all__ = ["Translator", "__version__", "load_model"]
+__all__ = ["Translator", "__version__", "load_model", "translate_batch", "translate_raster"]
 
-_LAZY = {"load_model": "geogan.translator", "Translator": "geogan.translator"}
+_LAZY = {"load_model": "geogan.translator", "Translator": "geogan.translator",
+         "translate_raster": "geogan.translate", "translate_batch": "geogan.translate"}
 
 
 def __getattr__(name: str) -> Any:

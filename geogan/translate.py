@@ -10,12 +10,13 @@ temporary file and its rename, and the optional Cloud Optimised GeoTIFF.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -268,7 +269,6 @@ def _translate(source: str, output: Path, translator: Translator, settings: Tran
                           settings.blend)
         bands_out = _output_bands(dataset, translator, settings)
         profile = _profile(dataset, translator, settings, bands_out)
-    torch.manual_seed(settings.seed)
     pipeline: Pipeline | None = None
     env: dict[str, Any] = {"GDAL_TIFF_INTERNAL_MASK": True}
     if "GDAL_CACHEMAX" not in os.environ:
@@ -282,7 +282,8 @@ def _translate(source: str, output: Path, translator: Translator, settings: Tran
                     pipeline = Pipeline(source, bands, out, grid, translator, bands_out,
                                         batch_size=settings.batch_size,
                                         samples=settings.samples, progress=progress)
-                    pipeline.run()
+                    with _dropout_rng(translator, settings.seed):
+                        pipeline.run()
                     _describe(out, translator, settings, source)
             if settings.cog:
                 _write_cog(written, temporary, settings)
@@ -296,6 +297,16 @@ def _translate(source: str, output: Path, translator: Translator, settings: Tran
         bands=profile["count"], dtype=profile["dtype"], windows=len(grid),
         windows_run=pipeline.windows_run, seconds=time.perf_counter() - start,
         device=str(translator.device), precision=translator.precision)
+
+
+@contextlib.contextmanager
+def _dropout_rng(translator: Translator, seed: int) -> Iterator[None]:
+    """Seed the dropout draws of ``--samples`` without touching the caller's RNG state."""
+    device = translator.device
+    devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
 
 
 def _same_file(source: str, output: Path) -> bool:
