@@ -17,6 +17,7 @@ import click
 from geogan import __version__
 from geogan.errors import GeoganError, GeoganWarning
 
+from .demo import demo_command
 from .export_chips import export_chips_command
 from .info import info_command
 from .sample_data import sample_data_command
@@ -73,6 +74,7 @@ cli.add_command(export_chips_command)
 cli.add_command(train_command)
 cli.add_command(translate_command)
 cli.add_command(info_command)
+cli.add_command(demo_command)
 
 
 def main() -> None:

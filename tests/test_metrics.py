@@ -15,7 +15,11 @@ from geogan.metrics import (
     MetricMean,
     image_metrics,
     l1,
+    palette_confusion,
+    palette_scores,
     psnr,
+    scores_from_confusion,
+    snap_to_palette,
     ssim,
 )
 
@@ -190,3 +194,108 @@ def test_bad_shapes_are_refused() -> None:
         ssim(torch.zeros(1, 3, 8, 8), torch.zeros(1, 3, 8, 8))
     with pytest.raises(ValueError, match="N, C, H, W"):
         l1(a[0], a[0])
+
+
+# --------------------------------------------------------------------------- map classes
+
+PALETTE = {"black": (0, 0, 0), "white": (255, 255, 255), "red": (255, 0, 0)}
+
+
+def paint(rows: list[str], noise: int = 0) -> NDArray[np.uint8]:
+    """A (3, H, W) uint8 map from rows of class initials (k, w, r), each colour moved
+    ``noise`` grey levels towards the middle, as a translated map's colours are."""
+    colours = {"k": (0, 0, 0), "w": (255, 255, 255), "r": (255, 0, 0)}
+    image = np.array([[colours[c] for c in row] for row in rows], dtype=np.int64)  # (H, W, 3)
+    image = np.where(image > 127, image - noise, image + noise)
+    return image.transpose(2, 0, 1).astype(np.uint8)
+
+
+def test_snap_to_palette_picks_the_nearest_colour() -> None:
+    image = paint(["kwr", "rwk"], noise=40)
+    assert snap_to_palette(image, PALETTE).tolist() == [[0, 1, 2], [2, 1, 0]]
+    # The same with the palette as an array.
+    colours = np.array(list(PALETTE.values()))
+    assert snap_to_palette(image, colours).tolist() == [[0, 1, 2], [2, 1, 0]]
+
+
+def test_snap_to_palette_ties_go_to_the_colour_listed_first() -> None:
+    grey = np.full((3, 1, 1), 127.5)  # half-way between black and white
+    assert snap_to_palette(grey, {"black": (0, 0, 0), "white": (255, 255, 255)})[0, 0] == 0
+    assert snap_to_palette(grey, {"white": (255, 255, 255), "black": (0, 0, 0)})[0, 0] == 0
+
+
+def test_palette_scores_on_a_hand_made_map() -> None:
+    reference = paint(["kkw", "wrr"])
+    prediction = paint(["kww", "wrk"], noise=30)
+    scores = palette_scores(prediction, reference, PALETTE)
+    # rows = reference, columns = prediction: black 1 right, 1 as white; white 2 right;
+    # red 1 right, 1 as black.
+    assert scores.confusion.tolist() == [[1, 1, 0], [0, 2, 0], [1, 0, 1]]
+    assert scores.accuracy == {"black": 0.5, "white": 1.0, "red": 0.5}
+    assert scores.iou == pytest.approx({"black": 1 / 3, "white": 2 / 3, "red": 1 / 2})
+    assert scores.pixel_accuracy == pytest.approx(4 / 6)
+    assert scores.mean_iou == pytest.approx(0.5)
+    assert scores.pixels == 6 and scores.classes == ("black", "white", "red")
+
+
+def test_identical_maps_score_perfectly() -> None:
+    reference = paint(["kwr", "rrw"])
+    scores = palette_scores(reference, reference, PALETTE)
+    assert scores.pixel_accuracy == 1.0 and scores.mean_iou == 1.0
+    assert set(scores.accuracy.values()) == {1.0} and set(scores.iou.values()) == {1.0}
+
+
+def test_class_absent_from_the_reference_is_none_and_left_out_of_the_mean() -> None:
+    reference = paint(["kkw", "wkw"])  # no red
+    prediction = paint(["kkw", "wrw"])  # one black pixel painted red
+    scores = palette_scores(prediction, reference, PALETTE)
+    assert scores.accuracy["red"] is None and scores.iou["red"] is None
+    assert scores.accuracy["black"] == pytest.approx(2 / 3)  # the red pixel counts against
+    assert scores.iou == pytest.approx({"black": 2 / 3, "white": 1.0, "red": None})
+    assert scores.mean_iou == pytest.approx((2 / 3 + 1.0) / 2)
+    assert scores.pixel_accuracy == pytest.approx(5 / 6)
+
+
+def test_invalid_pixels_are_not_scored() -> None:
+    reference = paint(["kkw", "wrr"])
+    prediction = paint(["kww", "wrk"])
+    valid = np.array([[True, False, True], [True, True, False]])  # hide the two mistakes
+    scores = palette_scores(prediction, reference, PALETTE, valid)
+    assert scores.pixels == 4 and scores.pixel_accuracy == 1.0 and scores.mean_iou == 1.0
+    nothing = palette_scores(prediction, reference, PALETTE, np.zeros((2, 3), dtype=bool))
+    assert nothing.pixels == 0
+    assert math.isnan(nothing.pixel_accuracy) and math.isnan(nothing.mean_iou)
+    assert set(nothing.accuracy.values()) == {None}
+
+
+def test_confusion_matrices_of_windows_add_up_to_the_whole() -> None:
+    reference = paint(["kkwr", "wrrk", "rwkw"])
+    prediction = paint(["kwwr", "wrkk", "rkkw"], noise=20)
+    whole = palette_confusion(prediction, reference, PALETTE)
+    parts = sum(palette_confusion(prediction[:, rows], reference[:, rows], PALETTE)
+                for rows in (slice(0, 1), slice(1, 3)))
+    assert np.array_equal(parts, whole)
+    names = list(PALETTE)
+    expected = palette_scores(prediction, reference, PALETTE).to_dict()
+    assert scores_from_confusion(parts, names).to_dict() == expected
+
+
+def test_palette_scores_to_dict_is_plain() -> None:
+    reference = paint(["kw"])
+    values = palette_scores(reference, reference, PALETTE).to_dict()
+    assert values["confusion"] == [[1, 0, 0], [0, 1, 0], [0, 0, 0]]
+    assert values["accuracy"] == {"black": 1.0, "white": 1.0, "red": None}
+
+
+def test_palette_functions_refuse_bad_shapes() -> None:
+    image = paint(["kw"])
+    with pytest.raises(ValueError, match="3, H, W"):
+        snap_to_palette(image[:2], PALETTE)
+    with pytest.raises(ValueError, match="same shape"):
+        palette_scores(image, paint(["kwk"]), PALETTE)
+    with pytest.raises(ValueError, match="valid must be"):
+        palette_scores(image, image, PALETTE, np.ones((2, 2), dtype=bool))
+    with pytest.raises(ValueError, match="confusion must be"):
+        scores_from_confusion(np.zeros((2, 2)), ["a", "b", "c"])
+    with pytest.raises(ValueError, match="palette"):
+        snap_to_palette(image, np.zeros((0, 3)))
