@@ -368,10 +368,13 @@ def _profile(dataset: Any, translator: Translator, settings: TranslateOptions,
         "compress": "deflate", "predictor": 3 if np.dtype(dtype).kind == "f" else 2,
         "interleave": "pixel", "bigtiff": "if_safer",
     }
-    if settings.cog:  # an intermediate file: fast compression, the COG pass compresses
-        profile["zlevel"] = 1
-    elif settings.creation_options:
+    if not settings.cog:  # with --cog, --co is for the COG driver (see _write_cog)
         profile.update({k.lower(): v for k, v in settings.creation_options.items()})
+    if str(profile["compress"]).lower() == "deflate":
+        # Level 1 compresses a 2048 x 256 RGB block row in 6 ms instead of 33 ms at GDAL's
+        # default 6, for files about 15 % larger: it keeps the writer off the generator's
+        # cores. --co ZLEVEL=6 (or COMPRESS=ZSTD) chooses otherwise.
+        profile.setdefault("zlevel", 1)
     if count == 3 and dtype == "uint8" and profile.get("compress") != "jpeg":
         profile.setdefault("photometric", "rgb")
     return profile
