@@ -85,7 +85,8 @@ def translate_command(ctx: click.Context, scenes: tuple[str, ...], model_path: P
         batch = translate_batch(scenes, out_dir, model_path, progress=bar,
                                 scene_progress=scene_bar, **options)
     for failure in batch.failures:
-        click.echo(f"Error: {failure.source}: {failure.message}", err=True)
+        where = "" if failure.source in failure.message else f"{failure.source}: "
+        click.echo(f"Error: {where}{failure.message}", err=True)
     click.echo(f"{batch.count('done')} translated, {batch.count('skipped')} skipped (output "
                f"exists), {batch.count('failed')} failed, into {out_dir} in "
                f"{batch.seconds:.1f} s.")

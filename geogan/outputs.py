@@ -8,8 +8,9 @@ or the new one, never a mixture. An error or Ctrl-C deletes the temporary file.
 
 from __future__ import annotations
 
+import errno
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -55,12 +56,9 @@ def atomic_file(path: Path, what: str = "output") -> Iterator[Path]:
     """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".partial{path.suffix}",
-                                        dir=path.parent)
-        os.close(handle)
+        temporary = _create_temporary(path)
     except OSError as error:
         raise OutputError(f"cannot write the {what} {path}: {error.strerror or error}") from None
-    temporary = Path(name)
     try:
         yield temporary
         os.replace(temporary, path)
@@ -69,3 +67,16 @@ def atomic_file(path: Path, what: str = "output") -> Iterator[Path]:
     finally:
         for leftover in (temporary, temporary.with_name(temporary.name + ".aux.xml")):
             leftover.unlink(missing_ok=True)
+
+
+def _create_temporary(path: Path) -> Path:
+    """A new empty hidden file beside ``path``, with the permissions the umask gives new
+    files (``tempfile.mkstemp`` would make it private, and the rename would keep that)."""
+    for _ in range(100):
+        temporary = path.with_name(f".{path.stem}.{secrets.token_hex(4)}.partial{path.suffix}")
+        try:
+            os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return temporary
+    raise FileExistsError(errno.EEXIST, "no free temporary name", os.fspath(path))

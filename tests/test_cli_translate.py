@@ -115,7 +115,7 @@ def test_batch_reports_failures_and_a_rerun_skips_what_is_done(files, tmp_path):
     code, stdout, stderr = run(files["a"], bad, files["b"], "-m", files["model"], "--out-dir",
                                out_dir, *FAST)
     assert code == 1, stderr
-    assert stderr.startswith(f"Error: {bad}: ") and stderr.count("\n") == 1, stderr
+    assert stderr.startswith(f"Error: {bad} ") and stderr.count("\n") == 1, stderr
     assert "Traceback" not in stderr
     assert "2 translated, 0 skipped (output exists), 1 failed" in stdout
     assert sorted(p.name for p in out_dir.iterdir()) == ["a.tif", "b.tif"]

@@ -904,3 +904,14 @@ def test_a_missing_or_unreadable_scene(tmp_path, models):
     with pytest.raises(InputError, match=r"text\.tif"):
         translate_raster(tmp_path / "text.tif", tmp_path / "out.tif", models["p2p_u8"], **CPU)
     assert sorted(os.listdir(tmp_path)) == ["text.tif"]
+
+
+def test_outputs_get_the_permissions_of_new_files(tmp_path, rng, models):
+    """Like any file GDAL creates: the umask decides, not a private temporary file."""
+    scene = write_raster(tmp_path / "a.tif", textured(rng, 3, 70, 70))
+    previous = os.umask(0o022)
+    try:
+        out = translate_raster(scene, tmp_path / "out.tif", models["p2p_u8"], **CPU).output
+    finally:
+        os.umask(previous)
+    assert out.stat().st_mode & 0o777 == 0o644
