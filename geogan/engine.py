@@ -234,23 +234,19 @@ class Pipeline:
 
     def _read(self) -> None:
         grid, tile = self.grid, self.grid.tile_size
-        normalization = self.translator.input_normalization
         tiles: list[NDArray[np.float32]] = []
         windows: list[tuple[int, int]] = []
         try:
             with rasterio.open(self.source) as dataset:
+                strips = _Strips(dataset, self.bands, self.translator, grid.width)
                 for i, row_off in enumerate(grid.row_starts):
-                    window = Window(0, row_off, grid.width, min(tile, grid.height - row_off))
-                    data = dataset.read(self.bands, window=window)  # (C, h, W)
-                    valid = valid_mask(dataset, window, data, any_band=True)
-                    strip = normalization.normalize(data)
-                    strip *= valid  # invalid pixels go in as the mid value, as in training
-                    strip = _pad_strip(strip, tile)  # (C, >= tile, >= tile)
+                    strip, valid = strips.read(row_off, min(tile, grid.height - row_off))
+                    padded = _pad_strip(strip, tile)  # (C, >= tile, >= tile)
                     queued = 0
                     for j, col_off in enumerate(grid.col_starts):
                         if not valid[:, col_off:col_off + tile].any():
                             continue
-                        tiles.append(strip[:, :tile, col_off:col_off + tile])
+                        tiles.append(padded[:, :tile, col_off:col_off + tile])
                         windows.append((i, j))
                         queued += 1
                         if len(tiles) == self.batch_size:
@@ -338,6 +334,39 @@ class Pipeline:
                 self.output.write_mask(np.where(valid, 255, 0).astype(np.uint8), window=window)
         except (RasterioError, OSError) as error:
             raise OutputError(f"cannot write {self.output.name}: {error}") from None
+
+
+class _Strips:
+    """Normalised strips of the scene, full width, for consecutive window rows.
+
+    Window rows overlap, so each strip keeps the rows it shares with the previous one
+    and reads and normalises only the new rows: every pixel is read once.
+    """
+
+    def __init__(self, dataset: Any, bands: list[int], translator: Translator,
+                 width: int) -> None:
+        self.dataset, self.bands, self.width = dataset, bands, width
+        self.normalization = translator.input_normalization
+        self.row_off = 0
+        self.strip = np.zeros((len(bands), 0, width), np.float32)  # (C, rows, W)
+        self.valid = np.zeros((0, width), bool)
+
+    def read(self, row_off: int, height: int) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
+        """Rows ``[row_off, row_off + height)``: normalised values with invalid pixels at
+        the mid value 0, as in training (C, height, W), and validity (height, W)."""
+        kept = max(0, self.row_off + self.valid.shape[0] - row_off)
+        first = row_off + kept  # first row not held yet
+        window = Window(0, first, self.width, row_off + height - first)
+        data = self.dataset.read(self.bands, window=window)  # (C, new rows, W)
+        valid = valid_mask(self.dataset, window, data, any_band=True)
+        strip = self.normalization.normalize(data)
+        strip *= valid
+        if kept:
+            skip = row_off - self.row_off
+            strip = np.concatenate([self.strip[:, skip:], strip], axis=1)
+            valid = np.concatenate([self.valid[skip:], valid])
+        self.row_off, self.strip, self.valid = row_off, strip, valid
+        return strip, valid
 
 
 def _batch(tiles: list[NDArray[np.float32]], windows: list[tuple[int, int]]) -> _Batch:
