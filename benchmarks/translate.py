@@ -17,6 +17,7 @@ height and prints the peak resident memory (``VmHWM``, Linux) of each, and with
 
     python benchmarks/translate.py                       # ~2 minutes on 2 CPU cores
     python benchmarks/translate.py --memory-size 16384   # adds ~7 minutes (bf16)
+    python benchmarks/translate.py --preset tiny         # the demo's narrow U-Net
 """
 
 from __future__ import annotations
@@ -128,6 +129,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", type=int, default=2048, help="side of the timed scene")
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--preset", choices=["paper", "tiny"], default="paper",
+                        help="the generator's widths (tiny: ngf 16)")
     parser.add_argument("--repeats", type=int, default=2, help="timed runs (median)")
     parser.add_argument("--memory-width", type=int, default=4096)
     parser.add_argument("--memory-height", type=int, default=512)
@@ -135,12 +138,12 @@ def main() -> None:
                         help="also measure an N x N scene (e.g. 16384)")
     args = parser.parse_args()
     precisions = ["fp32"] + (["bf16"] if cpu_has_native_bf16() else [])
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; paper U-Net 256²; "
-          f"batch {args.batch_size}")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {args.preset} "
+          f"U-Net 256²; batch {args.batch_size}")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         sample = write_sample_pair(root / "sample", "sat-map", size=1024, seed=1).input_path
-        model = paper_model(root / "m.pt")
+        model = paper_model(root / "m.pt", args.preset)
         scene = tiled_scene(root / "scene.tif", args.size, args.size, sample)
         grid = WindowGrid(args.size, args.size, 256, default_overlap(256), "cosine")
         print(f"\nscene {args.size} x {args.size}: {len(grid)} windows "
