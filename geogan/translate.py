@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import os
+import sys
+import tempfile
 import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
@@ -25,7 +28,7 @@ import numpy as np
 import rasterio
 import rasterio.shutil
 import torch
-from rasterio.enums import ColorInterp, MaskFlags
+from rasterio.enums import ColorInterp, Interleaving, MaskFlags
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 
 from geogan import __version__
@@ -37,6 +40,8 @@ from geogan.progress import ProgressCallback
 from geogan.raster import open_raster
 from geogan.translator import Translator, load_model
 from geogan.windows import BLENDS, WindowGrid, check_window_options, default_overlap
+
+logger = logging.getLogger(__name__)
 
 #: GDAL block cache while translating, unless GDAL_CACHEMAX is set: enough for a few
 #: block rows of a wide output, and a bound on memory whatever the scene's height.
@@ -278,15 +283,22 @@ def _translate(source: str, output: Path, translator: Translator, settings: Tran
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", NotGeoreferencedWarning)
-                with rasterio.open(written, "w", **profile) as out:
-                    pipeline = Pipeline(source, bands, out, grid, translator, bands_out,
-                                        batch_size=settings.batch_size,
-                                        samples=settings.samples, progress=progress)
-                    with _dropout_rng(translator, settings.seed):
-                        pipeline.run()
-                    _describe(out, translator, settings, source)
+                out = rasterio.open(written, "w", **profile)
+            try:
+                pipeline = Pipeline(source, bands, out, grid, translator, bands_out,
+                                    batch_size=settings.batch_size, samples=settings.samples,
+                                    progress=progress)
+                with _dropout_rng(translator, settings.seed):
+                    pipeline.run()
+                _describe(out, translator, settings, source)
+            finally:
+                with gdal_messages() as messages:  # the last blocks are written here
+                    out.close()
+            check_blocks_written(written, output, messages)
             if settings.cog:
-                _write_cog(written, temporary, settings)
+                with gdal_messages() as messages:
+                    _write_cog(written, temporary, settings)
+                check_blocks_written(temporary, output, messages)
         except RasterioError as error:
             raise OutputError(f"cannot write {output}: {error}") from None
         finally:
@@ -401,6 +413,54 @@ def _describe(out: Any, translator: Translator, settings: TranslateOptions, sour
     }
     out.update_tags(TIFFTAG_SOFTWARE=f"geogan {__version__}",
                     **{TAG_PREFIX + key: value for key, value in tags.items()})
+
+
+@contextlib.contextmanager
+def gdal_messages() -> Iterator[list[str]]:
+    """Collect what GDAL's libtiff prints on the process's stderr (file descriptor 2)
+    while the block runs: it reports failed writes there, not to the caller. The lines
+    are in the yielded list once the block has run; :func:`check_blocks_written` puts
+    the first in its error, and they are logged as warnings when nothing failed."""
+    lines: list[str] = []
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield lines
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            lines.extend(sink.read().decode(errors="replace").splitlines())
+
+
+def check_blocks_written(path: Path, output: Path, messages: Sequence[str] = ()) -> None:
+    """Raise :class:`OutputError` unless every block of the GeoTIFF ``path`` lies inside
+    the file.
+
+    GDAL reports some write failures (disk full, a file-size limit) only on its error
+    stream while it closes a file, not to the caller, and leaves a truncated file; so the
+    layout of what was written is read back before the file may replace ``output``.
+    This reads the TIFF directory, not the pixels.
+    """
+    reason = f": {messages[0]}" if messages else " (disk full or a file-size limit?)"
+    size = path.stat().st_size
+    try:
+        with rasterio.open(path) as written:
+            bands = [1] if written.interleaving != Interleaving.band else written.indexes
+            for band in bands:
+                for (row, col), _ in written.block_windows(band):
+                    offset = written.get_tag_item(f"BLOCK_OFFSET_{col}_{row}", "TIFF", bidx=band)
+                    length = written.get_tag_item(f"BLOCK_SIZE_{col}_{row}", "TIFF", bidx=band)
+                    if int(offset or 0) + int(length or 0) > size:
+                        raise OutputError(f"cannot write {output}: the file came out "
+                                          f"truncated{reason}")
+    except RasterioError:
+        raise OutputError(f"cannot write {output}: the file came out unreadable"
+                          f"{reason}") from None
+    for message in messages:  # nothing failed: pass them on, as GDAL's other messages
+        logger.warning("GDAL: %s", message)
 
 
 def _write_cog(source: Path, target: Path, settings: TranslateOptions) -> None:
