@@ -35,6 +35,9 @@ from .options import ProgressBar, creation_options, overwrite_opt, seed_opt
                    "[default: nearest for palette/categorical rasters, else bilinear].")
 @click.option("--max-shift", type=click.FloatRange(min=0), default=None, metavar="PX",
               help="Drop chip pairs whose estimated misregistration exceeds PX pixels.")
+@click.option("--resume", is_flag=True,
+              help="Continue an export that was interrupted (Ctrl-C or an error) with the same "
+                   "inputs and settings, keeping the chips it had written.")
 @seed_opt
 @creation_options
 @overwrite_opt
@@ -42,7 +45,7 @@ def export_chips_command(
     input_raster: str, additional_raster: str, out_dir: str, tile_size: int,
     stride: int | None, min_valid: float, val_fraction: float, aoi: str | None,
     unpaired: bool, resampling: str | None, max_shift: float | None, seed: int,
-    creation_options: dict[str, Any], overwrite: bool,
+    creation_options: dict[str, Any], overwrite: bool, resume: bool,
 ) -> None:
     """Cut INPUT and ADDITIONAL into aligned, georeferenced chips.
 
@@ -51,14 +54,20 @@ def export_chips_command(
     per chip with the same name, plus geogan-chips.json (statistics) and index.geojson
     (footprints, split, valid fraction, estimated misregistration).
 
+    The folder appears only when complete. An interrupted export (Ctrl-C: exit code
+    130, or an error such as a full disk) keeps what it wrote in a hidden .NAME.partial
+    folder beside it: the same command with --resume continues it.
+
     \b
     Example:
       geogan export-chips sat.tif map.tif -o chips/ --tile-size 256 --stride 128
+      geogan export-chips sat.tif map.tif -o chips/ --tile-size 256 --stride 128 --resume
     """
     options = ExportOptions(
         tile_size=tile_size, stride=stride, min_valid=min_valid, val_fraction=val_fraction,
         seed=seed, aoi=aoi, unpaired=unpaired, resampling=resampling, max_shift=max_shift,
-        overwrite=overwrite, creation_options={k.upper(): v for k, v in creation_options.items()},
+        overwrite=overwrite, resume=resume,
+        creation_options={k.upper(): v for k, v in creation_options.items()},
     )
     with ProgressBar("chips", "win") as progress:
         report = export_chips(input_raster, additional_raster, out_dir, options, progress)

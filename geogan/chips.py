@@ -6,10 +6,15 @@ paired data (Pix2Pix) the additional raster is brought onto the input raster's g
 pair is two GeoTIFFs of the same name in ``images/`` and ``images2/``. For unpaired
 data (CycleGAN) each raster is chipped on its own into ``train_a/`` and ``train_b/``.
 
-The folder is built under a hidden staging name beside the output and renamed into
-place only when complete, so a failure or an interruption never leaves a folder whose
-metadata lists chips that are not there. Rasters are read window by window: memory
-depends on the tile size, not on the rasters' size.
+The folder is built under a hidden staging name beside the output (``.NAME.partial``) and
+renamed into place only when complete, so a failure or an interruption never leaves a
+folder whose metadata lists chips that are not there: the metadata is written last. Each
+chip is written whole under a temporary name and renamed, so a chip file in the stage is
+always complete. An interrupted export keeps its stage, with a record of the settings it
+was started with (``.geogan-export.json``); ``resume=True`` continues it with the same
+settings: chips already written are not written again, and the statistics, split, metadata
+and index are made over all chips, exactly as in an uninterrupted export. Rasters are
+read window by window: memory depends on the tile size, not on the rasters' size.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from affine import Affine
 from rasterio.enums import Resampling
 from rasterio.errors import NotGeoreferencedWarning, WindowError
 from rasterio.features import geometry_mask
+from rasterio.io import MemoryFile
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 from rasterio.windows import bounds as window_bounds
@@ -43,7 +49,14 @@ from shapely.geometry import box, mapping
 from shapely.geometry.base import BaseGeometry
 
 from . import __version__
-from .errors import InputError, NoChipsError, NoOverlapError, OutputError, OutputExistsError
+from .errors import (
+    GeoganError,
+    InputError,
+    NoChipsError,
+    NoOverlapError,
+    OutputError,
+    OutputExistsError,
+)
 from .footprints import (
     crs_label,
     describe_bounds,
@@ -65,6 +78,11 @@ METADATA_NAME = "geogan-chips.json"
 INDEX_NAME = "index.geojson"
 PAIRED_FOLDERS = ("images", "images2")
 UNPAIRED_FOLDERS = ("train_a", "train_b")
+#: The record, in an unfinished export's stage folder, of the settings it was started with.
+SETTINGS_NAME = ".geogan-export.json"
+SETTINGS_FORMAT = "geogan-export-stage"
+#: Suffix of a chip being written (hidden: a leading dot); renamed to its name when complete.
+PARTIAL_SUFFIX = ".partial"
 
 #: Chips are registered on 2 × 2 block means: 4 × less work, about 0.2 px precision.
 REGISTRATION_SCALE = 2
@@ -89,6 +107,7 @@ class ExportOptions:
     overwrite: bool = False  # replace an existing non-empty output folder
     workers: int = 0  # threads reading and writing chips; 0 = one per CPU core (at most 8)
     creation_options: Mapping[str, Any] = field(default_factory=dict)  # GeoTIFF options
+    resume: bool = False  # continue an interrupted export of the same inputs and settings
 
     @property
     def step(self) -> int:
@@ -110,6 +129,12 @@ class ExportOptions:
         if self.resampling is not None and self.resampling not in Resampling.__members__:
             names = ", ".join(r.name for r in Resampling)
             raise InputError(f"unknown resampling {self.resampling!r}; use one of {names}.")
+
+
+class ExportInterrupted(GeoganError):
+    """An export was interrupted (Ctrl-C); its stage folder is kept to resume from."""
+
+    exit_code = 130
 
 
 @dataclass(frozen=True)
@@ -265,12 +290,21 @@ def export_chips(
         NoOverlapError: The footprints (and AOI) do not intersect.
         NoChipsError: No chip passes the filters.
         OutputExistsError: ``out_dir`` exists, is not empty, and ``overwrite`` is False.
-        OutputError: ``out_dir`` cannot be written.
+        OutputError: ``out_dir`` cannot be written (the stage folder is kept: rerun with
+            ``resume=True`` once the cause is fixed; it is removed after an input error,
+            which a rerun would meet again, or an unexpected exception).
+        InputError: ``resume`` is True but there is no interrupted export to resume, or it
+            was started with other inputs or settings.
+        ExportInterrupted: On Ctrl-C (KeyboardInterrupt); the stage folder is kept.
     """
     options = options or ExportOptions()
     options.check()
     out = Path(out_dir)
     _check_output(out, options.overwrite)
+    settings = _settings(input_path, additional_path, options)
+    stage = _stage_path(out)
+    if options.resume:
+        _check_resumable(stage, settings)
     started = time.perf_counter()
     with ExitStack() as stack:
         a = stack.enter_context(open_raster(input_path))
@@ -284,17 +318,35 @@ def export_chips(
         else:
             plans = [_plan_paired(a, b, os.fspath(input_path), os.fspath(additional_path),
                                   options, resampling)]
-        stage = _make_stage(out)
+        if options.resume:
+            _remove_partial_chips(stage)
+        else:
+            _make_stage(stage, settings)
         try:
             advance = Counter(sum(len(p.grid) for p in plans), progress)
             results = [_export_plan(plan, stage, options, advance) for plan in plans]
             if sum(len(r.chips) for r in results) == 0:
                 raise NoChipsError(_no_chips_message(results, options))
             metadata = _metadata(plans, results, options, resampling.name, reason)
-            (stage / INDEX_NAME).write_text(json.dumps(_index(plans, results), indent=1))
-            (stage / METADATA_NAME).write_text(json.dumps(metadata, indent=2))
+            # The manifest last: it never lists a chip that is not there.
+            _write_text(stage / INDEX_NAME, json.dumps(_index(plans, results), indent=1))
+            _write_text(stage / METADATA_NAME, json.dumps(metadata, indent=2))
+            (stage / SETTINGS_NAME).unlink()
             _publish(stage, out)
-        except BaseException:
+        except InputError:  # the same inputs would fail the same way: nothing to resume
+            shutil.rmtree(stage, ignore_errors=True)
+            raise
+        except KeyboardInterrupt:
+            raise ExportInterrupted(
+                f"export interrupted; the chips written so far are kept in {stage}: run the "
+                "same command with --resume to continue (without it, the export starts over)"
+            ) from None
+        except GeoganError as error:  # e.g. a full disk: resumable once fixed
+            raise type(error)(
+                f"{error}; the chips written so far are kept in {stage}: run the same "
+                "command with --resume to continue"
+            ) from None
+        except BaseException:  # a bug: nothing is kept that might not be trusted
             shutil.rmtree(stage, ignore_errors=True)
             raise
     counts = metadata["counts"]
@@ -401,7 +453,7 @@ def _export_plan(plan: _Plan, stage: Path, options: ExportOptions,
     """Export every window of a plan's grid: workers read, filter and write chips while
     this thread gathers statistics, in grid order (so results do not depend on timing)."""
     for layer in plan.layers:
-        (stage / layer.folder).mkdir()
+        (stage / layer.folder).mkdir(exist_ok=options.resume)
     accumulators = [
         StatisticsAccumulator(layer.count, layer.dtype, seed=options.seed)
         for layer in plan.layers
@@ -495,9 +547,11 @@ def _export_window_in_env(plan: _Plan, stage: Path, options: ExportOptions,
         if options.max_shift is not None and found.reliable and found.magnitude > options.max_shift:
             return _Outcome(None, "shift")
     name = f"{index:09d}.tif"
-    for layer, (data, _) in zip(plan.layers, reads, strict=True):
-        _write_chip(stage / layer.folder / name, layer, transform, data, valid,
-                    options.creation_options)
+    paths = [stage / layer.folder / name for layer in plan.layers]
+    # Resuming: a chip file that exists is complete (written whole, then renamed).
+    if not (options.resume and all(path.exists() for path in paths)):
+        for path, layer, (data, _) in zip(paths, plan.layers, reads, strict=True):
+            _write_chip(path, layer, transform, data, valid, options.creation_options)
     chip = _Chip(i, j, name, window, bounds, fraction, shift)
     return _Outcome(chip, None, [data for data, _ in reads], valid)
 
@@ -505,17 +559,44 @@ def _export_window_in_env(plan: _Plan, stage: Path, options: ExportOptions,
 def _write_chip(path: Path, layer: _Layer, transform: Any, data: np.ndarray, valid: np.ndarray,
                 creation_options: Mapping[str, Any]) -> None:
     """Write one chip GeoTIFF: the layer's dtype, bands and nodata on the chip's grid,
-    with an internal mask when some pixels are invalid (so training can ignore them)."""
+    with an internal mask when some pixels are invalid (so training can ignore them).
+
+    The chip is built in memory and its bytes written by Python under a temporary name,
+    then renamed: a write error (full disk, file size limit) raises instead of being only
+    logged by GDAL, and a file under a chip's name is always complete.
+
+    Raises:
+        OutputError: If the chip cannot be written.
+    """
     profile = dict(layer.profile, width=data.shape[2], height=data.shape[1], transform=transform)
     profile.update(creation_options)
-    with rasterio.open(path, "w", **profile) as dst:
-        dst.write(data)
-        if not valid.all():
-            dst.write_mask(valid.astype(np.uint8) * 255)
-        if any(layer.descriptions):
-            dst.descriptions = layer.descriptions
-        if layer.colormap is not None:
-            dst.write_colormap(1, layer.colormap)
+    with MemoryFile() as memory:
+        with memory.open(**profile) as dst:
+            dst.write(data)
+            if not valid.all():
+                dst.write_mask(valid.astype(np.uint8) * 255)
+            if any(layer.descriptions):
+                dst.descriptions = layer.descriptions
+            if layer.colormap is not None:
+                dst.write_colormap(1, layer.colormap)
+        content = memory.read()
+    _write_bytes(path, content, "chip")
+
+
+def _write_bytes(path: Path, content: bytes, what: str) -> None:
+    """``content`` under ``path``, written whole under a hidden temporary name and renamed."""
+    temporary = path.with_name(f".{path.name}{PARTIAL_SUFFIX}")
+    try:
+        with open(temporary, "wb") as file:
+            file.write(content)
+        os.replace(temporary, path)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        raise OutputError(f"cannot write the {what} {path}: {error.strerror or error}") from None
+
+
+def _write_text(path: Path, text: str) -> None:
+    _write_bytes(path, text.encode(), "file")
 
 
 # --------------------------------------------------------------------------- outputs
@@ -538,16 +619,103 @@ def _check_output(out: Path, overwrite: bool) -> None:
         raise OutputError(f"the folder {existing} is not writable.")
 
 
-def _make_stage(out: Path) -> Path:
-    """A fresh hidden folder beside ``out`` to build the export in."""
-    stage = out.absolute().parent / f".{out.name}.partial"
+def _stage_path(out: Path) -> Path:
+    """The hidden folder beside ``out`` that the export is built in."""
+    return out.absolute().parent / f".{out.name}.partial"
+
+
+def _make_stage(stage: Path, settings: dict[str, Any]) -> None:
+    """A fresh ``stage`` (an earlier one is removed) holding the export's settings."""
     shutil.rmtree(stage, ignore_errors=True)
     try:
         stage.parent.mkdir(parents=True, exist_ok=True)
         stage.mkdir()
     except OSError as error:
         raise OutputError(f"cannot create {stage}: {error.strerror}.") from error
-    return stage
+    _write_text(stage / SETTINGS_NAME, json.dumps(settings, indent=2))
+
+
+def _file_record(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """What identifies an input file's version: absolute path, size and modification time."""
+    text = os.fspath(path)
+    if "://" in text or text.startswith("/vsi"):
+        return {"path": text}
+    try:
+        status = os.stat(text)
+    except OSError:
+        return {"path": str(Path(text).absolute())}
+    return {"path": str(Path(text).absolute()), "size": status.st_size,
+            "mtime_ns": status.st_mtime_ns}
+
+
+def _settings(input_path: str | os.PathLike[str], additional_path: str | os.PathLike[str],
+              options: ExportOptions) -> dict[str, Any]:
+    """Everything that changes an export's output: its inputs' identities and the options
+    (not ``overwrite``, ``workers`` or ``resume``, which don't)."""
+    return {
+        "format": SETTINGS_FORMAT,
+        "created_by": f"geogan {__version__}",
+        "inputs": {
+            "input": _file_record(input_path),
+            "additional": _file_record(additional_path),
+            "aoi": None if options.aoi is None else _file_record(options.aoi),
+        },
+        "options": {
+            "tile_size": options.tile_size,
+            "stride": options.step,
+            "min_valid": options.min_valid,
+            "val_fraction": options.val_fraction,
+            "seed": options.seed,
+            "unpaired": options.unpaired,
+            "resampling": options.resampling,
+            "max_shift": options.max_shift,
+            "creation_options": {str(k).upper(): str(v)
+                                 for k, v in sorted(options.creation_options.items())},
+        },
+    }
+
+
+def _check_resumable(stage: Path, settings: dict[str, Any]) -> None:
+    """Raise :class:`InputError` unless ``stage`` is an interrupted export of ``settings``."""
+    out = stage.parent / stage.name[1:-len(".partial")]
+    if not (stage / SETTINGS_NAME).is_file():
+        what = "holds no record of its settings" if stage.is_dir() else "does not exist"
+        raise InputError(
+            f"there is no interrupted export of {out} to resume ({stage} {what}); "
+            "run without --resume to start it"
+        )
+    try:
+        recorded = json.loads((stage / SETTINGS_NAME).read_text())
+    except (OSError, ValueError) as error:
+        raise InputError(f"cannot resume: {stage / SETTINGS_NAME} cannot be read ({error}); "
+                         "run without --resume to start over") from None
+    differences = []
+    for group in ("inputs", "options"):
+        old, new = recorded.get(group, {}), settings[group]
+        differences += [_setting_label(group, name) for name in new
+                        if old.get(name) != new[name]]
+    if recorded.get("created_by") != settings["created_by"]:
+        differences.append(f"geogan version ({recorded.get('created_by')})")
+    if differences:
+        raise InputError(
+            f"cannot resume the export in {stage}: it was started with other "
+            f"{', '.join(differences)}; rerun with the same inputs and settings, or without "
+            "--resume to start over"
+        )
+
+
+def _setting_label(group: str, name: str) -> str:
+    """How a user knows a setting: the command line's option, or which input file."""
+    if group == "inputs":
+        return {"input": "INPUT raster", "additional": "ADDITIONAL raster",
+                "aoi": "--aoi file"}[name]
+    return "--co" if name == "creation_options" else "--" + name.replace("_", "-")
+
+
+def _remove_partial_chips(stage: Path) -> None:
+    """Delete chips left half-written by a process that was killed outright."""
+    for leftover in stage.glob(f"*/.*{PARTIAL_SUFFIX}"):
+        leftover.unlink(missing_ok=True)
 
 
 def _publish(stage: Path, out: Path) -> None:
