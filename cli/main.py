@@ -1,8 +1,10 @@
 """The ``geogan`` group: shared environment and the error policy of every command.
 
 A :class:`~geogan.errors.GeoganError` ends the command with ``Error: <message>`` on
-stderr and its exit code (1); click's usage errors keep exit code 2. ``--debug``
-re-raises instead, so the traceback shows.
+stderr and its exit code (1); click's usage errors keep exit code 2. A
+:class:`PermissionError` that a library check did not catch first (a file or folder this
+user may not read or write) is the user's to fix too: one line and exit code 1.
+``--debug`` re-raises instead, so the traceback shows.
 """
 
 from __future__ import annotations
@@ -38,6 +40,13 @@ class GeoganGroup(click.Group):
                 raise
             click.echo(f"Error: {error}", err=True)
             sys.exit(error.exit_code)
+        except PermissionError as error:
+            if ctx.meta.get("geogan.debug"):
+                raise
+            where = f"{error.filename}: " if error.filename else ""
+            click.echo(f"Error: {where}permission denied; check the permissions of this file "
+                       "or folder (or choose another).", err=True)
+            sys.exit(1)
         except KeyboardInterrupt:
             if ctx.meta.get("geogan.debug"):
                 raise

@@ -55,7 +55,7 @@ from .chips import (
 from .errors import ChipFolderError, ConfigError, NoChipsError
 from .normalization import BandNormalization
 from .progress import Counter, ProgressCallback
-from .raster import valid_mask
+from .raster import gdal_reason, valid_mask
 from .stats import BandStatistics, StatisticsAccumulator
 
 #: File extensions read as chips (any case); everything else (``.aux.xml``, world
@@ -163,6 +163,9 @@ def open_chip_folder(
     if not root.is_dir():
         what = "is not a folder" if root.exists() else "does not exist"
         raise ChipFolderError(f"the chip folder {root} {what}; {_GET_STARTED}.")
+    if not os.access(root, os.R_OK | os.X_OK):
+        raise ChipFolderError(f"the chip folder {root} cannot be read (permission denied); "
+                              "check its permissions.")
     if not any(root.iterdir()):
         raise ChipFolderError(f"the chip folder {root} is empty; {_GET_STARTED}.")
     if (root / METADATA_NAME).is_file():
@@ -341,10 +344,14 @@ def _open_plain(root: Path, val_fraction: float, seed: int,
 
 
 def _list_chips(folder: Path) -> list[Path]:
-    chips = [
-        Path(entry.path) for entry in os.scandir(folder)
-        if entry.is_file() and Path(entry.name).suffix.lower() in CHIP_EXTENSIONS
-    ]
+    try:
+        chips = [
+            Path(entry.path) for entry in os.scandir(folder)
+            if entry.is_file() and Path(entry.name).suffix.lower() in CHIP_EXTENSIONS
+        ]
+    except OSError as error:
+        raise ChipFolderError(f"cannot read the chip folder {folder} "
+                              f"({error.strerror or error}); check its permissions.") from None
     return sorted(chips, key=lambda p: p.name)
 
 
@@ -443,10 +450,16 @@ class _quiet(warnings.catch_warnings):
 
 def _open(path: Path) -> Any:
     try:
+        if path.stat().st_size == 0:
+            raise ChipFolderError(f"cannot read the chip {path}: the file is empty (0 bytes); "
+                                  "re-export the chips.")
         return rasterio.open(path)
     except RasterioIOError as error:
-        reason = str(error).split("\n")[0]
-        raise ChipFolderError(f"cannot read the chip {path} ({reason}).") from error
+        raise ChipFolderError(f"cannot read the chip {path} ({gdal_reason(error, str(path))}); "
+                              "re-export the chips or remove it.") from error
+    except OSError as error:
+        raise ChipFolderError(f"cannot read the chip {path} ({error.strerror or error}); "
+                              "check its permissions.") from None
 
 
 class _ChipHeader(NamedTuple):

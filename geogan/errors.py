@@ -27,6 +27,10 @@ class NotARasterError(InputError):
     """A file exists but GDAL cannot open it as a raster."""
 
 
+class UnreadableError(InputError):
+    """A file or folder exists but this user may not read it (its permissions)."""
+
+
 class MissingCRSError(InputError):
     """A raster has no coordinate reference system or no geotransform."""
 

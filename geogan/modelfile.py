@@ -103,7 +103,11 @@ def save_model_file(path: str | os.PathLike[str], model: ModelFile, *,
     path = Path(path)
     check_model_output(path, overwrite)
     with atomic_file(path, "model file") as temporary:
-        torch.save(model.to_payload(), temporary)
+        try:
+            torch.save(model.to_payload(), temporary)
+        except RuntimeError as error:  # torch reports a failed write (disk full) so
+            raise OutputError(f"cannot write the model file {path} ({error}); free some "
+                              "space or choose another output") from None
     return path
 
 
@@ -131,6 +135,9 @@ def read_model_file(path: str | os.PathLike[str]) -> ModelFile:
         raise ModelFileError(f"model file {path} does not exist; train one with `geogan train`")
     if path.is_dir():
         raise ModelFileError(f"{path} is a folder, not a model file")
+    if not os.access(path, os.R_OK):
+        raise ModelFileError(f"model file {path} cannot be read (permission denied); check "
+                             "its permissions")
     payload = _load_plain(path)
     if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
         raise ModelFileError(f"{path} is not a geogan model file (it has no "
@@ -193,9 +200,11 @@ def _unreadable(path: Path, error: Exception) -> str:
     text = str(error)
     found = re.search(r"WeightsUnpickler error:\s*(\S[^\n]*)", text)  # torch's own reason
     detail = found.group(1) if found else (text.strip().splitlines() or [type(error).__name__])[0]
-    detail = detail[:120]
+    detail = re.split(r"(?<=[a-z0-9)])\. ", detail, maxsplit=1)[0].rstrip(". ")  # 1st sentence
+    if len(detail) > 120:
+        detail = detail[:119].rstrip() + "…"
     return (f"{path} is not a readable model file (damaged, truncated or another format: "
-            f"{detail})")
+            f"{detail}); give a model file written by `geogan train`")
 
 
 def _is_state_dict(value: Any) -> bool:

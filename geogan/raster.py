@@ -23,7 +23,13 @@ from rasterio.io import DatasetReader
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
-from .errors import MissingCRSError, NotARasterError, RasterNotFoundError, UnsupportedRasterError
+from .errors import (
+    MissingCRSError,
+    NotARasterError,
+    RasterNotFoundError,
+    UnreadableError,
+    UnsupportedRasterError,
+)
 
 #: Data types geogan reads and writes. Complex types have no meaning for the GANs.
 SUPPORTED_DTYPES = frozenset(
@@ -63,21 +69,38 @@ def open_raster(path: str | os.PathLike[str], *, georeferenced: bool = True) -> 
         raise RasterNotFoundError(f"{name}: no such file.")
     if _is_local_path(name) and Path(name).is_dir():
         raise NotARasterError(f"{name} is a folder, not a raster file.")
+    if _is_local_path(name) and not os.access(name, os.R_OK):
+        raise UnreadableError(f"{name} cannot be read (permission denied); check its "
+                              "permissions.")
+    if _is_local_path(name) and Path(name).stat().st_size == 0:
+        raise NotARasterError(f"{name} is not a raster: the file is empty (0 bytes); "
+                              "write or copy it again.")
     try:
         with warnings.catch_warnings():
             # geogan says so itself, in one line, when georeferencing is required.
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             dataset = rasterio.open(name)
     except RasterioIOError as error:
-        reason = str(error).split("\n")[0]
         raise NotARasterError(
-            f"{name} is not a raster GDAL can read ({reason})."
+            f"{name} is not a raster GDAL can read ({gdal_reason(error, name)}); give a "
+            "GeoTIFF or another raster format GDAL reads."
         ) from error
     with dataset:
         check_supported(dataset, name)
         if georeferenced:
             check_georeferenced(dataset, name)
         yield dataset
+
+
+def gdal_reason(error: Exception, name: str) -> str:
+    """GDAL's first line about ``error``, without the file name it repeats and the full
+    stop, to go in brackets after geogan's own sentence."""
+    reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    for quoted in (f"'{name}' ", f"{name}: ", f"{name} "):
+        if reason.startswith(quoted):
+            reason = reason[len(quoted):]
+            break
+    return reason.rstrip(". ") or type(error).__name__
 
 
 def check_supported(dataset: Any, name: str) -> None:

@@ -581,7 +581,11 @@ def _truncate_log(path: Path, step: int) -> None:
 
 def _atomic_save(payload: Mapping[str, Any], path: Path) -> None:
     with atomic_file(path, "checkpoint") as temporary:
-        torch.save(dict(payload), temporary)
+        try:
+            torch.save(dict(payload), temporary)
+        except RuntimeError as error:  # torch reports a failed write (disk full) so
+            raise OutputError(f"cannot write the checkpoint {path} ({error}); free some "
+                              "space or choose another --checkpoint-dir") from None
 
 
 __all__ = ["TrainOptions", "TrainProgress", "TrainReport", "train"]
