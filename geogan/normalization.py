@@ -153,25 +153,29 @@ class BandNormalization:
 
         Returns:
             ``(y + 1) / 2 * (high - low) + low`` in :attr:`dtype`: rounded half to even
-            and clipped to the type's range for integer types, cast for float types.
-            Non-finite inputs give the middle of the range for integer types.
+            and clipped to the type's range for integer types (values beyond it, infinite
+            ones included, give the type's minimum or maximum; nothing wraps around),
+            cast for float types. NaN gives the middle of ``[low, high]`` for integer
+            types.
 
         Raises:
             ValueError: If the band axis does not have :attr:`bands` entries.
         """
         self._check(array)
         low, span = self._bounds()
-        values = (array.astype(np.float64) + 1.0) * (span / 2.0) + low  # (C, H, W)
+        with np.errstate(over="ignore"):  # an overflow to ±inf is clipped below
+            values = (array.astype(np.float64) + 1.0) * (span / 2.0) + low  # (C, H, W)
         dtype = np.dtype(self.dtype)
         if dtype.kind == "f":
             cast: np.ndarray = values.astype(dtype)
             return cast
-        finite = np.isfinite(values)
-        if not finite.all():
-            values = np.where(finite, values, low + span / 2.0)
-        info = np.iinfo(dtype)
+        # Only NaN has no side to clip to; an infinite value (or a finite one so large
+        # that the mapping overflowed) is clipped like any other out-of-range value.
+        missing = np.isnan(values)
+        if missing.any():
+            values = np.where(missing, low + span / 2.0, values)
         np.rint(values, out=values)
-        np.clip(values, info.min, info.max, out=values)
+        np.clip(values, *_float_range(dtype), out=values)
         result: np.ndarray = values.astype(dtype)
         return result
 
@@ -207,3 +211,16 @@ class BandNormalization:
             raise ValueError(f"normalisation bounds must be lists of numbers ({error})") from error
         nodata = d["nodata"]
         return cls(low, high, str(d["dtype"]), None if nodata is None else float(nodata))
+
+
+def _float_range(dtype: np.dtype[Any]) -> tuple[float, float]:
+    """The smallest and largest float64 values that cast to the integer ``dtype`` without
+    wrapping: its range, rounded inwards where float64 cannot hold its ends (64-bit
+    types, whose maximum rounds up to a power of two just out of range)."""
+    info = np.iinfo(dtype)
+    low, high = float(info.min), float(info.max)
+    if int(high) > info.max:
+        high = float(np.nextafter(high, -np.inf))
+    if int(low) < info.min:  # never for two's complement types; kept for symmetry
+        low = float(np.nextafter(low, np.inf))
+    return low, high

@@ -179,9 +179,10 @@ def _block_mean(image: NDArray[Any], scale: int) -> NDArray[np.float32]:
     h, w = image.shape[1] // scale, image.shape[2] // scale
     # Summing strided slices is several times faster than a mean over a reshaped view.
     total = np.zeros((image.shape[0], h, w), np.float32)
-    for i in range(scale):
-        for j in range(scale):
-            total += image[:, i : h * scale : scale, j : w * scale : scale]
+    with np.errstate(invalid="ignore"):  # inf + -inf in one block: NaN, as documented
+        for i in range(scale):
+            for j in range(scale):
+                total += image[:, i : h * scale : scale, j : w * scale : scale]
     total *= np.float32(1 / scale**2)
     return total
 
