@@ -33,6 +33,7 @@ from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
 from geogan.errors import InputError, OutputError
+from geogan.normalization import missing
 from geogan.progress import ProgressCallback
 from geogan.raster import valid_mask
 from geogan.translator import Translator
@@ -360,6 +361,7 @@ class _Strips:
         data = self.dataset.read(self.bands, window=window)  # (C, new rows, W)
         valid = valid_mask(self.dataset, window, data, any_band=True)
         strip = self.normalization.normalize(data)
+        strip[missing(data, self.dataset.nodata)] = 0.0  # a band missing in a valid pixel
         strip *= valid
         if kept:
             skip = row_off - self.row_off

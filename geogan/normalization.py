@@ -224,3 +224,25 @@ def _float_range(dtype: np.dtype[Any]) -> tuple[float, float]:
     if int(low) < info.min:  # never for two's complement types; kept for symmetry
         low = float(np.nextafter(low, np.inf))
     return low, high
+
+
+def missing(values: np.ndarray, nodata: float | None) -> np.ndarray:
+    """Which values are missing: equal to ``nodata`` (NaN allowed) or, in float arrays,
+    NaN or infinite.
+
+    A pixel is nodata when all its bands are missing; a missing value in a pixel that
+    other bands keep valid is fed to the generator as the mid value 0, as in training.
+
+    Args:
+        values: Raster values, any shape.
+        nodata: The raster's nodata value, or None.
+
+    Returns:
+        A boolean array of the same shape.
+    """
+    absent = np.zeros(values.shape, dtype=bool)
+    if values.dtype.kind == "f":
+        absent |= ~np.isfinite(values)
+    if nodata is not None and not math.isnan(nodata):
+        absent |= values == np.asarray(nodata).astype(values.dtype)
+    return absent

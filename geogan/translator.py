@@ -23,6 +23,7 @@ from geogan.devices import autocast, resolve_device, resolve_precision
 from geogan.errors import InputError, ModelFileError
 from geogan.modelfile import ModelFile, read_model_file
 from geogan.models import build_generator, has_dropout, set_dropout
+from geogan.normalization import missing
 
 
 class Translator:
@@ -155,9 +156,10 @@ class Translator:
         """Translate one tile, or less, of raster values.
 
         Arrays smaller than a tile are padded by reflection to the tile size and the
-        result is cropped back. Pixels that are invalid (``valid`` false, the input's
-        nodata in every band, or non-finite) are fed as the mid value, as in training,
-        and come out as the output nodata where the model has one.
+        result is cropped back. Pixels that are invalid (``valid`` false, or every band
+        the input's nodata or non-finite) are fed as the mid value, as in training, and
+        come out as the output nodata where the model has one; a single missing band of
+        an otherwise valid pixel is fed as the mid value (as ``translate_raster`` does).
 
         Args:
             array: (in_bands, H, W), or (H, W) for one band, in the input's units;
@@ -181,8 +183,12 @@ class Translator:
             raise InputError(f"translate_array takes at most one tile "
                              f"({self.tile_size} x {self.tile_size}); got {height} x {width}. "
                              "Use geogan.translate_raster for larger rasters.")
-        mask = self._validity(values, valid)
+        absent = missing(values, self.input_normalization.nodata)  # (C, H, W)
+        mask = ~absent.all(axis=0)
+        if valid is not None:
+            mask &= np.asarray(valid, dtype=bool)
         normalized = self.input_normalization.normalize(values)
+        normalized[absent] = 0.0
         normalized[:, ~mask] = 0.0
         padded = _pad_to(normalized, self.tile_size)
         out = self.translate_tiles(torch.from_numpy(padded)[None])[0]
@@ -191,17 +197,6 @@ class Translator:
         if nodata is not None and not mask.all():
             result[:, ~mask] = nodata
         return result
-
-    def _validity(self, values: NDArray[Any], valid: NDArray[np.bool_] | None) -> NDArray[np.bool_]:
-        mask = np.ones(values.shape[1:], dtype=bool)
-        if valid is not None:
-            mask &= np.asarray(valid, dtype=bool)
-        if values.dtype.kind == "f":
-            mask &= np.isfinite(values).all(axis=0)
-        nodata = self.input_normalization.nodata
-        if nodata is not None:
-            mask &= ~(values == nodata).all(axis=0)
-        return mask
 
 
 def load_model(path: str | os.PathLike[str], *, direction: str = "a2b", device: str = "cpu",

@@ -180,9 +180,17 @@ def test_translate_array_treats_non_finite_values_as_invalid(tmp_path):
     spoiled[0, 20:25, 20:25] = np.inf
     spoiled[2, 30:35, 30:35] = -np.inf
     out = translator.translate_array(spoiled)
-    bad = ~np.isfinite(spoiled).all(axis=0)
+    # Nodata where every band is missing; a pixel with one infinite band stays valid (that
+    # band goes in as the mid value), as in translate_raster.
+    bad = ~np.isfinite(spoiled).any(axis=0)
+    assert bad.sum() == 100
     assert (out[:, bad] == -9999.0).all()
     assert np.isfinite(out[:, ~bad]).all() and (out[:, ~bad] != -9999.0).all()
+    one_band = spoiled.copy()
+    one_band[0, 20:25, 20:25] = 0.5  # the mid value of the input range [0, 1]
+    one_band[2, 30:35, 30:35] = 0.5
+    assert np.array_equal(translator.translate_array(one_band)[:, 20:35, 20:35],
+                          out[:, 20:35, 20:35])
 
 
 def test_export_chips_counts_non_finite_pixels_invalid_and_leaves_them_out_of_statistics(
@@ -275,3 +283,24 @@ def test_bf16_tiles_stay_close_to_fp32_in_normalised_units():
     assert diff.max().item() <= 0.02, figures
     assert diff.mean().item() <= 4e-3, figures
     assert a.std().item() > 0.05, "the model's output is flat; the comparison would say nothing"
+
+
+def test_a_band_missing_in_a_valid_pixel_goes_in_as_the_mid_value(tmp_path):
+    """translate_raster and translate_array agree: the scene's nodata value in one band of
+    a pixel that other bands keep valid is fed as the mid value, not as a number."""
+    model = make_model(in_dtype="float32", in_range=(0.0, 1.0), in_nodata=-1.0, out_bands=1,
+                       out_dtype="float32", out_range=(0.0, 255.0), out_nodata=-9999.0)
+    path = save_model_file(tmp_path / "m.pt", model)
+    scene = float_scene(np.random.default_rng(5), 64, 64)
+    holed, mid = scene.copy(), scene.copy()
+    holed[1, 10:20, 10:20] = -1.0
+    mid[1, 10:20, 10:20] = 0.5
+    outs = []
+    for name, data in (("holed", holed), ("mid", mid)):
+        src = write_raster(tmp_path / f"{name}.tif", data, nodata=-1.0)
+        with rasterio.open(translate_raster(src, tmp_path / f"{name}-out.tif", path,
+                                            **CPU).output) as out:
+            outs.append(out.read())
+    assert np.array_equal(outs[0], outs[1])
+    translator = Translator(model, **CPU)
+    assert np.allclose(translator.translate_array(holed), outs[0], atol=1e-3)
