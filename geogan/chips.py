@@ -50,6 +50,7 @@ from shapely.geometry.base import BaseGeometry
 
 from . import __version__
 from .errors import (
+    ExportInterrupted,
     GeoganError,
     InputError,
     NoChipsError,
@@ -129,12 +130,6 @@ class ExportOptions:
         if self.resampling is not None and self.resampling not in Resampling.__members__:
             names = ", ".join(r.name for r in Resampling)
             raise InputError(f"unknown resampling {self.resampling!r}; use one of {names}.")
-
-
-class ExportInterrupted(GeoganError):
-    """An export was interrupted (Ctrl-C); its stage folder is kept to resume from."""
-
-    exit_code = 130
 
 
 @dataclass(frozen=True)

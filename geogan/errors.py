@@ -83,6 +83,12 @@ class CheckpointError(InputError):
     """A checkpoint cannot be resumed: missing, damaged, or made with other settings."""
 
 
+class ExportInterrupted(GeoganError):
+    """An export was interrupted (Ctrl-C); its stage folder is kept to resume from."""
+
+    exit_code = 130
+
+
 class TrainingInterrupted(GeoganError):
     """Training was interrupted (Ctrl-C); a checkpoint was written to resume from."""
 
