@@ -36,7 +36,7 @@ from geogan.errors import InputError, OutputError
 from geogan.normalization import missing
 from geogan.progress import ProgressCallback
 from geogan.raster import valid_mask
-from geogan.translator import Translator
+from geogan.translator import Translator, pad_to_tile
 from geogan.windows import WindowGrid
 
 _QUEUE_DEPTH = 2  # batches waiting between stages: enough to overlap, little memory
@@ -242,7 +242,7 @@ class Pipeline:
                 strips = _Strips(dataset, self.bands, self.translator, grid.width)
                 for i, row_off in enumerate(grid.row_starts):
                     strip, valid = strips.read(row_off, min(tile, grid.height - row_off))
-                    padded = _pad_strip(strip, tile)  # (C, >= tile, >= tile)
+                    padded = pad_to_tile(strip, tile)  # (C, >= tile, >= tile)
                     queued = 0
                     for j, col_off in enumerate(grid.col_starts):
                         if not valid[:, col_off:col_off + tile].any():
@@ -373,17 +373,6 @@ class _Strips:
 
 def _batch(tiles: list[NDArray[np.float32]], windows: list[tuple[int, int]]) -> _Batch:
     return _Batch(torch.from_numpy(np.stack(tiles)), list(windows))
-
-
-def _pad_strip(strip: NDArray[np.float32], tile: int) -> NDArray[np.float32]:
-    """Pad a (C, h, W) strip at the bottom and right to at least a tile each way, by
-    reflection (repeating the edge where the strip is one pixel thin)."""
-    _, height, width = strip.shape
-    pad = ((0, 0), (0, max(0, tile - height)), (0, max(0, tile - width)))
-    if not any(p[1] for p in pad):
-        return strip
-    mode = "reflect" if min(height, width) > 1 else "edge"
-    return np.pad(strip, pad, mode=mode)  # type: ignore[call-overload,no-any-return]
 
 
 def _half_spans(translator: Translator) -> list[float]:

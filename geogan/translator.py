@@ -190,7 +190,7 @@ class Translator:
         normalized = self.input_normalization.normalize(values)
         normalized[absent] = 0.0
         normalized[:, ~mask] = 0.0
-        padded = _pad_to(normalized, self.tile_size)
+        padded = pad_to_tile(normalized, self.tile_size)  # (C, tile, tile)
         out = self.translate_tiles(torch.from_numpy(padded)[None])[0]
         result = self.output_normalization.denormalize(out[:, :height, :width].cpu().numpy())
         nodata = self.output_nodata
@@ -223,14 +223,13 @@ def load_model(path: str | os.PathLike[str], *, direction: str = "a2b", device: 
                       device=device, precision=precision, weights=weights)
 
 
-def _pad_to(array: NDArray[np.float32], size: int) -> NDArray[np.float32]:
-    """Pad (C, H, W) at the bottom and right to (C, size, size) by reflection (numpy
-    reflects repeatedly where the pad is wider than the array), or by repeating the edge
-    of an array one pixel wide."""
+def pad_to_tile(array: NDArray[np.float32], tile: int) -> NDArray[np.float32]:
+    """Pad (C, H, W) at the bottom and right to at least ``tile`` each way, by reflection
+    (numpy reflects repeatedly where the pad is wider than the array), repeating the edge
+    where the array is one pixel thin; returned as it is when nothing is missing."""
     _, height, width = array.shape
-    if height == size and width == size:
-        return np.ascontiguousarray(array)
-    pad = ((0, 0), (0, size - height), (0, size - width))
-    if min(height, width) > 1:
-        return np.ascontiguousarray(np.pad(array, pad, mode="reflect"))
-    return np.ascontiguousarray(np.pad(array, pad, mode="edge"))
+    pad = ((0, 0), (0, max(0, tile - height)), (0, max(0, tile - width)))
+    if not pad[1][1] and not pad[2][1]:
+        return array
+    mode = "reflect" if min(height, width) > 1 else "edge"
+    return np.pad(array, pad, mode=mode)  # type: ignore[call-overload,no-any-return]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -67,3 +68,16 @@ def pair(tmp_path: Path, scene: np.ndarray) -> tuple[Path, Path]:
     a = write_raster(tmp_path / "a.tif", scene)
     b = write_raster(tmp_path / "b.tif", scene.astype(np.float32).mean(axis=0, keepdims=True) * 2.0)
     return a, b
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """One intra-op thread for a module of tiny-model tests: the engine's reader and writer
+    threads already keep a small machine busy, and on a loaded CPU torch's spinning worker
+    threads can make a tiny model's batch ~100 times slower."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -31,12 +31,7 @@ def assert_one_line_error(code: int, stderr: str, message: str) -> None:
     assert "Traceback" not in stderr
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

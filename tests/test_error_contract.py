@@ -69,12 +69,7 @@ class Assets:
     chips: Path  # an ArcGIS-layout chip folder (images/ + images2/) of 64 × 64 chips
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -30,13 +30,7 @@ needs_bf16 = pytest.mark.skipif(not cpu_has_native_bf16(),
                                 reason="this CPU has no native bfloat16 (bf16 is refused)")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """One intra-op thread, as in test_translate: the tiny models run fastest that way."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def read(path: Path) -> tuple[np.ndarray, np.ndarray, float | None]:
