@@ -65,6 +65,9 @@ class _TrainBar:
               help="Adversarial loss [default: vanilla for pix2pix, lsgan for cyclegan].")
 @click.option("--lambda-l1", type=click.FloatRange(min=0), default=None,
               help="Weight of Pix2Pix's L1 loss [default: 100].")
+@click.option("--lambda-gan", type=click.FloatRange(min=0), default=None,
+              help="Weight of Pix2Pix's adversarial loss [default: 1]; 0 trains the U-Net on "
+                   "L1 alone (no discriminator), a baseline.")
 @click.option("--lambda-cycle", type=click.FloatRange(min=0), default=None,
               help="Weight of each CycleGAN cycle loss [default: 10].")
 @click.option("--lambda-identity", type=click.FloatRange(min=0), default=None,
@@ -83,13 +86,16 @@ class _TrainBar:
 @click.option("--checkpoint-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Checkpoints, log.jsonl and previews [default: <model>-train/ beside it].")
 @click.option("--resume", is_flag=True, help="Continue from the checkpoint in --checkpoint-dir.")
+@click.option("--init-from", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Start a new run from this checkpoint.pt (networks and optimisers) or "
+                   "model file (generators), e.g. to fine-tune on new chips.")
 @click.option("--workers", type=click.IntRange(min=0), default=None,
               help="Data-loading processes [default: 0 on a CPU, else half the cores, ≤ 4].")
 @seed_opt
 @overwrite_opt
 def train_command(chips: Path, output: Path, kind: str | None, preset: str, device: str,
-                  checkpoint_dir: Path | None, resume: bool, overwrite: bool,
-                  **overrides: Any) -> None:
+                  checkpoint_dir: Path | None, resume: bool, init_from: Path | None,
+                  overwrite: bool, **overrides: Any) -> None:
     """Fit a GAN on CHIPS (a folder from export-chips, or ArcGIS-exported chips).
 
     Paired chips (images/ + images2/) train Pix2Pix; unpaired ones (train_a/ + train_b/)
@@ -97,23 +103,32 @@ def train_command(chips: Path, output: Path, kind: str | None, preset: str, devi
     folder holds checkpoints, a JSON-lines log and preview PNGs (input | output |
     target). Ctrl-C writes a checkpoint; run the same command with --resume to go on.
 
+    Under torchrun (torchrun --nproc-per-node N -m geogan train ...) the N processes
+    train together with DistributedDataParallel; only the first writes files.
+
     \b
     Examples:
       geogan train chips/ -o m.pt
       geogan train chips/ -o m.pt --preset tiny --steps 300
       geogan train chips/ -o m.pt --resume
+      torchrun --standalone --nproc-per-node 2 -m geogan train chips/ -o m.pt
     """
     from geogan.train import TrainOptions, train  # imports torch: only when training
 
     options = TrainOptions(kind=kind, preset=preset, overrides=overrides, device=device,
-                           checkpoint_dir=checkpoint_dir, resume=resume, overwrite=overwrite)
+                           checkpoint_dir=checkpoint_dir, resume=resume, overwrite=overwrite,
+                           init_from=init_from)
     with _TrainBar() as bar:
         report = train(chips, output, options, bar)
+    if report.rank != 0:  # under torchrun: the first process reports for all
+        return
+    processes = f", {report.world_size} processes" if report.world_size > 1 else ""
     final = report.final.get("eval") or {}
     quality = ", ".join(f"{k} {v:.4g}" for k, v in final.items()) or "no validation chips"
     click.echo(
         f"Trained {report.architecture.kind} ({report.config.batch_size}×"
-        f"{report.architecture.tile_size}², {report.device}, {report.precision}) for "
+        f"{report.architecture.tile_size}², {report.device}, {report.precision}"
+        f"{processes}) for "
         f"{report.steps} steps in {report.seconds:.0f} s; validation: {quality}.\n"
         f"Wrote {report.model_path}; log and previews in {report.checkpoint_dir}."
     )

@@ -126,6 +126,9 @@ class TrainConfig:
         beta2: Adam's second beta.
         gan_loss: ``vanilla`` (BCE with logits) or ``lsgan`` (least squares).
         lambda_l1: Weight of the L1 loss of Pix2Pix.
+        lambda_gan: Weight of the adversarial loss of the Pix2Pix generator (1 in the
+            paper). 0 trains the same U-Net on L1 alone, with no discriminator update: the
+            baseline ``benchmarks/quality.py`` compares Pix2Pix with.
         lambda_cycle: Weight of each cycle-consistency loss of CycleGAN.
         lambda_identity: Weight of CycleGAN's identity loss, as a fraction of
             ``lambda_cycle`` (0.5 in the paper); only used when both domains have the
@@ -151,6 +154,7 @@ class TrainConfig:
     beta2: float = 0.999
     gan_loss: str = "vanilla"
     lambda_l1: float = 100.0
+    lambda_gan: float = 1.0
     lambda_cycle: float = 10.0
     lambda_identity: float = 0.5
     pool_size: int = 50
@@ -172,7 +176,7 @@ class TrainConfig:
             raise ConfigError("batch size, epochs and steps must be at least 1")
         if self.lr <= 0:
             raise ConfigError(f"the learning rate must be positive, not {self.lr}")
-        if min(self.lambda_l1, self.lambda_cycle, self.lambda_identity) < 0:
+        if min(self.lambda_l1, self.lambda_gan, self.lambda_cycle, self.lambda_identity) < 0:
             raise ConfigError("loss weights must not be negative")
         if self.pool_size < 0 or (self.workers or 0) < 0 or self.val_every < 0 or self.seed < 0:
             raise ConfigError("pool size, workers, val-every and seed must not be negative")

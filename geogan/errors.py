@@ -83,6 +83,10 @@ class CheckpointError(InputError):
     """A checkpoint cannot be resumed: missing, damaged, or made with other settings."""
 
 
+class DistributedError(GeoganError):
+    """The training processes that torchrun started cannot work together."""
+
+
 class ExportInterrupted(GeoganError):
     """An export was interrupted (Ctrl-C); its stage folder is kept to resume from."""
 

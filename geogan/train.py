@@ -22,6 +22,15 @@ running averages. Those averages drift during training (especially at batch 1), 
 run ends with a recalibration pass: exact averages of the batch statistics over the
 training chips, no weight update, dropout off. The record keeps validation metrics in
 eval mode before and after it and in train mode (batch statistics) for comparison.
+
+Several processes: under ``torchrun`` the run is data-parallel with PyTorch
+DistributedDataParallel (see :mod:`geogan.distributed`); rank 0 alone writes the
+checkpoint folder and the model file, and a checkpoint written by N processes resumes
+with any number of them, a single one included.
+
+Warm start (``init_from``): a new run, with its own schedule from step 0, that starts
+from the networks and optimisers of another run's checkpoint, or from the generators of
+a model file (fine-tuning on new chips, or the Python API's repeated ``fit``).
 """
 
 from __future__ import annotations
@@ -34,7 +43,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -50,22 +59,33 @@ from geogan import __version__
 from geogan.config import Architecture, TrainConfig, build_configs
 from geogan.data import ChipDataset, ChipFolder, Key, epoch_keys, open_chip_folder, val_keys
 from geogan.devices import autocast, resolve_device, resolve_precision
+from geogan.distributed import (
+    ProcessGroup,
+    parameter_digest,
+    process_group,
+    rank_device,
+    restarted_by_torchrun,
+    shard,
+    shard_size,
+)
 from geogan.errors import (
     CheckpointError,
     ConfigError,
+    DistributedError,
+    ModelFileError,
     OutputError,
     OutputExistsError,
     TrainingInterrupted,
 )
 from geogan.metrics import MetricMean, image_metrics
-from geogan.modelfile import ModelFile, check_model_output, save_model_file
+from geogan.modelfile import ModelFile, check_model_output, read_model_file, save_model_file
 from geogan.models import set_dropout
 from geogan.outputs import atomic_file
 from geogan.preview import grid, normalized_to_display, write_png
 from geogan.trainers import TRAINERS, GANTrainer
 
 CHECKPOINT_FORMAT = "geogan-checkpoint"
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 1  # version 1 without "world_size" was written by one process
 CHECKPOINT_NAME = "checkpoint.pt"
 LOG_NAME = "log.jsonl"
 PREVIEW_FOLDER = "previews"
@@ -93,6 +113,8 @@ class TrainOptions:
         overwrite: Replace an existing model file and start over an existing
             checkpoint folder. ``resume`` also replaces the model file.
         preview_chips: Validation chips shown in each preview grid.
+        init_from: Start from this checkpoint (networks and optimisers) or model file
+            (generators); the architecture must match. Not with ``resume``.
     """
 
     kind: str | None = None
@@ -103,6 +125,7 @@ class TrainOptions:
     resume: bool = False
     overwrite: bool = False
     preview_chips: int = 4
+    init_from: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -133,6 +156,9 @@ class TrainReport:
     data_wait_fraction: float
     history: Sequence[Mapping[str, Any]]
     final: Mapping[str, Any]
+    rank: int = 0
+    """This process's rank; only rank 0 wrote the files."""
+    world_size: int = 1
 
 
 def train(chips: str | os.PathLike[str], output: str | os.PathLike[str],
@@ -146,10 +172,20 @@ def train(chips: str | os.PathLike[str], output: str | os.PathLike[str],
         DeviceError: If the device or precision is not available.
         OutputExistsError: If the model or a checkpoint exists and neither
             ``overwrite`` nor ``resume`` says what to do with it.
-        CheckpointError: If ``resume`` finds no usable checkpoint.
+        CheckpointError: If ``resume`` finds no usable checkpoint, or ``init_from``
+            names one that does not fit.
+        DistributedError: If the processes torchrun started cannot join or disagree.
         TrainingInterrupted: After Ctrl-C, once a checkpoint is written.
     """
     output = Path(output)
+    if options.resume and options.init_from is not None:
+        raise ConfigError("--resume continues a run and --init-from starts a new one; "
+                          "give one of them")
+    run_dir = (Path(options.checkpoint_dir) if options.checkpoint_dir is not None
+               else output.with_name(f"{output.stem}-train"))
+    if restarted_by_torchrun() and (run_dir / CHECKPOINT_NAME).exists():
+        # torchrun --max-restarts starts the same command again after a failure.
+        options = replace(options, resume=True, init_from=None)
     # A resumed run writes the model file its first part would have written.
     check_model_output(output, options.overwrite or options.resume)
     seed = int(options.overrides.get("seed") or 0)
@@ -163,19 +199,22 @@ def train(chips: str | os.PathLike[str], output: str | os.PathLike[str],
         preset=options.preset, overrides=options.overrides)
     device = resolve_device(options.device)
     precision = resolve_precision(config.precision, device)
-    run_dir = options.checkpoint_dir or output.with_name(f"{output.stem}-train")
-    run = _Run(folder, architecture, config, device, precision, run_dir, options)
-    run.start(resume=options.resume, overwrite=options.overwrite)
-    run.fit(progress)
-    return run.finish(output, options.overwrite)
+    with process_group(device) as group:
+        device = rank_device(group, device)
+        run = _Run(folder, architecture, config, device, precision, run_dir, options, group)
+        run.start(resume=options.resume, overwrite=options.overwrite)
+        run.fit(progress if group.is_main else None)
+        return run.finish(output, options.overwrite)
 
 
 class _Batches(Sampler[list[Key]]):
-    """The batches of every remaining step, epoch after epoch, from ``start``."""
+    """This process's batches of every remaining step, epoch after epoch, from ``start``."""
 
-    def __init__(self, folder: ChipFolder, config: TrainConfig, start: int, total: int) -> None:
+    def __init__(self, folder: ChipFolder, config: TrainConfig, start: int, total: int,
+                 group: ProcessGroup) -> None:
         self.folder, self.config, self.start, self.total = folder, config, start, total
-        self.steps_per_epoch = steps_per_epoch(folder, config)
+        self.group = group
+        self.steps_per_epoch = steps_per_epoch(folder, config, group)
 
     def __len__(self) -> int:
         return self.total - self.start
@@ -185,23 +224,31 @@ class _Batches(Sampler[list[Key]]):
         for step in range(self.start, self.total):
             epoch, position = divmod(step, self.steps_per_epoch)
             if epoch != keys_epoch:
-                keys = epoch_keys(self.folder, epoch, self.config.seed, self.config.augment)
+                keys = shard(epoch_keys(self.folder, epoch, self.config.seed,
+                                        self.config.augment), self.group)
                 keys_epoch = epoch
             yield keys[position * size:(position + 1) * size]
 
 
-def steps_per_epoch(folder: ChipFolder, config: TrainConfig) -> int:
-    """Optimiser steps in one pass over the training chips (the last batch may be short)."""
+def steps_per_epoch(folder: ChipFolder, config: TrainConfig,
+                    group: ProcessGroup | None = None) -> int:
+    """Optimiser steps in one pass over the training chips (the last batch may be short);
+    with several processes each step takes a batch on every one of them."""
     keys = len(epoch_keys(folder, 0, config.seed, config.augment))
+    if group is not None:
+        keys = shard_size(keys, group)
     return math.ceil(keys / config.batch_size)
 
 
 class _StopFlag:
-    """Turns the first Ctrl-C into a request to stop after the current step (the second
-    one interrupts at once). Only the main thread can own signal handlers."""
+    """Turns the first Ctrl-C into a request to stop after the current step; the second
+    one interrupts at once, except under torchrun, which passes on the Ctrl-C that
+    every process already had (and kills them itself if they are not done in 30 s).
+    Only the main thread can own signal handlers."""
 
-    def __init__(self) -> None:
+    def __init__(self, second_interrupts: bool = True) -> None:
         self.requested = False
+        self.second_interrupts = second_interrupts
         self._previous: Any = None
 
     def __enter__(self) -> _StopFlag:
@@ -210,7 +257,7 @@ class _StopFlag:
         return self
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.requested:
+        if self.requested and self.second_interrupts:
             raise KeyboardInterrupt
         self.requested = True
 
@@ -224,14 +271,14 @@ class _Run:
 
     def __init__(self, folder: ChipFolder, architecture: Architecture, config: TrainConfig,
                  device: torch.device, precision: str, run_dir: Path,
-                 options: TrainOptions) -> None:
+                 options: TrainOptions, group: ProcessGroup) -> None:
         self.folder, self.architecture, self.config = folder, architecture, config
         self.device, self.precision, self.run_dir = device, precision, run_dir
-        self.options = options
+        self.options, self.group = options, group
         self.normalization = {role: folder.domains[role].normalization() for role in ("a", "b")}
         self.workers = config.workers if config.workers is not None else (
             0 if device.type == "cpu" else min(4, (os.cpu_count() or 2) // 2))
-        self.steps_per_epoch = steps_per_epoch(folder, config)
+        self.steps_per_epoch = steps_per_epoch(folder, config, group)
         self.total = config.steps or config.epochs * self.steps_per_epoch
         self.step = 0
         self.resumed_from = 0
@@ -240,7 +287,7 @@ class _Run:
         self.run_seconds = 0.0
         torch.manual_seed(config.seed)
         self.trainer: GANTrainer = TRAINERS[architecture.kind](
-            architecture, config, device, precision)
+            architecture, config, device, precision, group)
 
     # -- checkpoints ---------------------------------------------------------------
 
@@ -255,17 +302,22 @@ class _Run:
                 raise CheckpointError(f"no checkpoint to resume in {self.run_dir}; run "
                                       "without --resume to start, or give --checkpoint-dir")
             self._load_checkpoint()
+            self.group.barrier()
             return
         if self.checkpoint_path.exists() and not overwrite:
             raise OutputExistsError(
                 f"{self.run_dir} holds a checkpoint of an earlier run; pass --resume to "
                 "continue it or --overwrite to start over")
-        try:
-            (self.run_dir / PREVIEW_FOLDER).mkdir(parents=True, exist_ok=True)
-            (self.run_dir / LOG_NAME).write_text("")
-        except OSError as error:
-            raise OutputError(f"cannot write to the checkpoint folder {self.run_dir}: "
-                              f"{error.strerror or error}") from None
+        if self.options.init_from is not None:
+            self._warm_start(Path(self.options.init_from))
+        if self.group.is_main:
+            try:
+                (self.run_dir / PREVIEW_FOLDER).mkdir(parents=True, exist_ok=True)
+                (self.run_dir / LOG_NAME).write_text("")
+            except OSError as error:
+                raise OutputError(f"cannot write to the checkpoint folder {self.run_dir}: "
+                                  f"{error.strerror or error}") from None
+        self.group.barrier()
 
     def _checkpoint(self) -> dict[str, Any]:
         rng: dict[str, Any] = {"torch": torch.get_rng_state()}
@@ -279,6 +331,8 @@ class _Run:
             "chips": str(self.folder.root),
             "step": self.step,
             "total": self.total,
+            "world_size": self.group.world_size,
+            "steps_per_epoch": self.steps_per_epoch,
             "trainer": self.trainer.state_dict(),
             "rng": rng,
             "history": self.history,
@@ -289,17 +343,23 @@ class _Run:
     def save_checkpoint(self) -> None:
         _atomic_save(self._checkpoint(), self.checkpoint_path)
 
-    def _load_checkpoint(self) -> None:
-        path = self.checkpoint_path
+    def _read_checkpoint(self, path: Path, hint: str) -> dict[str, Any]:
         try:
             state = torch.load(path, map_location=self.device, weights_only=True)
-        except Exception as error:  # any failure to read means: not resumable
+        except Exception as error:  # any failure to read means: not usable
             raise CheckpointError(f"cannot read the checkpoint {path} ({type(error).__name__}); "
-                                  "run without --resume to start over") from None
+                                  f"{hint}") from None
         if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
             raise CheckpointError(f"{path} is not a geogan checkpoint")
+        return state
+
+    def _load_checkpoint(self) -> None:
+        path = self.checkpoint_path
+        state = self._read_checkpoint(path, "run without --resume to start over")
         differences = _differences(state["architecture"], self.architecture.to_dict())
-        differences += [k for k in _differences(state["config"], self.config.to_dict())
+        # A setting added since the checkpoint was written counts as its default.
+        saved_config = TrainConfig.from_dict(state["config"]).to_dict()
+        differences += [k for k in _differences(saved_config, self.config.to_dict())
                         if k not in _RESUMABLE_CHANGES]
         if differences:
             raise CheckpointError(
@@ -309,12 +369,45 @@ class _Run:
         torch.set_rng_state(state["rng"]["torch"].cpu())
         if "cuda" in state["rng"] and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["rng"]["cuda"].cpu(), self.device)
-        self.step = self.resumed_from = int(state["step"])
+        saved_step = int(state["step"])
+        # Written by another number of processes: the same share of the run, counted in
+        # this run's steps (explicit --steps are kept as they are).
+        saved_per_epoch = int(state.get("steps_per_epoch") or steps_per_epoch(
+            self.folder, self.config))
+        if self.config.steps is None and saved_per_epoch != self.steps_per_epoch:
+            self.step = round(saved_step * self.steps_per_epoch / saved_per_epoch)
+        else:
+            self.step = saved_step
+        self.resumed_from = self.step
         self.history = list(state["history"])
         self.run_seconds = float(state.get("seconds", 0.0))
         self.wait_seconds = float(state.get("wait_seconds", 0.0))
-        _truncate_log(self.run_dir / LOG_NAME, self.step)
-        (self.run_dir / PREVIEW_FOLDER).mkdir(parents=True, exist_ok=True)
+        if self.group.is_main:
+            _truncate_log(self.run_dir / LOG_NAME, saved_step)
+            (self.run_dir / PREVIEW_FOLDER).mkdir(parents=True, exist_ok=True)
+
+    def _warm_start(self, path: Path) -> None:
+        """Networks and optimisers from a checkpoint, or generators from a model file."""
+        if not path.is_file():
+            raise CheckpointError(f"--init-from {path}: no such file")
+        try:
+            model = read_model_file(path)
+        except ModelFileError:
+            state = self._read_checkpoint(path, "give a geogan checkpoint or model file")
+            self._check_same_networks(path, state["architecture"])
+            self.trainer.load_state_dict(state["trainer"])
+            return
+        self._check_same_networks(path, model.architecture.to_dict())
+        for direction, generator in self.trainer.generators.items():
+            generator.load_state_dict(model.generators[direction])
+
+    def _check_same_networks(self, path: Path, saved: Mapping[str, Any]) -> None:
+        differences = _differences(saved, self.architecture.to_dict())
+        if differences:
+            raise CheckpointError(
+                f"{path} holds other networks than this run builds "
+                f"({', '.join(sorted(differences))}); give the same --model, --preset, "
+                "--ngf/--ndf and chips with the same bands and tile size")
 
     # -- the loop ------------------------------------------------------------------
 
@@ -338,11 +431,12 @@ class _Run:
         val_every = self.config.val_every or self.steps_per_epoch
         sums: dict[str, Tensor] = {}
         since_log = 0
-        batches = self._loader(_Batches(self.folder, self.config, self.step, self.total),
-                               "train")
+        batches = self._loader(
+            _Batches(self.folder, self.config, self.step, self.total, self.group), "train")
         iterator = iter(batches)
         started = time.perf_counter()
-        with _StopFlag() as stop:
+        stopping = False
+        with _StopFlag(second_interrupts=not self.group.distributed) as stop:
             while self.step < self.total:
                 self.trainer.set_learning_rate(self._learning_rate(self.step))
                 waited = time.perf_counter()
@@ -358,16 +452,20 @@ class _Run:
                                              or self.step == self.total):
                     progress(TrainProgress(self.step, self.total, epoch,
                                            _means(sums, since_log), self.resumed_from))
-                if self.step % val_every == 0 or self.step == self.total or stop.requested:
+                stopping = self.group.any(stop.requested)  # every rank stops at one step
+                if self.step % val_every == 0 or self.step == self.total or stopping:
                     self.run_seconds += time.perf_counter() - started
-                    self._log(epoch, _means(sums, since_log), self.validate())
+                    mean_losses = self.group.mean(_means(sums, since_log))
+                    if self.group.is_main:
+                        self._log(epoch, mean_losses, self.validate())
+                        self.save_checkpoint()
+                    self.group.barrier()
                     sums, since_log = {}, 0
-                    self.save_checkpoint()
                     started = time.perf_counter()
-                if stop.requested:
+                if stopping:
                     break
         del iterator
-        if stop.requested and self.step < self.total:
+        if stopping and self.step < self.total:
             raise TrainingInterrupted(
                 f"stopped at step {self.step} of {self.total}; the checkpoint is in "
                 f"{self.run_dir}: run the same command with --resume to continue")
@@ -425,28 +523,38 @@ class _Run:
     # -- the end -------------------------------------------------------------------
 
     def finish(self, output: Path, overwrite: bool) -> TrainReport:
-        """Recalibrate BatchNorm, validate in both modes, write the model file."""
+        """Check that every process holds the same weights; then, on rank 0, recalibrate
+        BatchNorm, validate in both modes and write the model file."""
+        digests = self.group.gather(parameter_digest(self.trainer.generators.values()))
+        if len(set(digests)) > 1:
+            raise DistributedError(
+                f"the generators differ between the {self.group.world_size} training "
+                "processes; the model file was not written (were they started from "
+                "different code or settings?)")
         final: dict[str, Any] = {}
-        before = self.validate("eval", preview=False)
-        recalibrated = self._recalibrate()
-        if recalibrated:
-            final["eval_before_recalibration"] = before
-        final["eval"] = self.validate("eval", preview=True)
-        final["batch_stats"] = self.validate("batch-stats", preview=False)
-        final["recalibrated_layers"] = recalibrated
-        model = ModelFile(
-            architecture=self.architecture,
-            generators={d: g.state_dict() for d, g in self.trainer.generators.items()},
-            normalization=self.normalization,
-            training=self._record(final),
-        )
-        save_model_file(output, model, overwrite=overwrite or self.options.resume)
+        if self.group.is_main:
+            before = self.validate("eval", preview=False)
+            recalibrated = self._recalibrate()
+            if recalibrated:
+                final["eval_before_recalibration"] = before
+            final["eval"] = self.validate("eval", preview=True)
+            final["batch_stats"] = self.validate("batch-stats", preview=False)
+            final["recalibrated_layers"] = recalibrated
+            model = ModelFile(
+                architecture=self.architecture,
+                generators={d: g.state_dict() for d, g in self.trainer.generators.items()},
+                normalization=self.normalization,
+                training=self._record(final, digests),
+            )
+            save_model_file(output, model, overwrite=overwrite or self.options.resume)
+        self.group.barrier()
         return TrainReport(
             model_path=output, checkpoint_dir=self.run_dir, architecture=self.architecture,
             config=self.config, device=str(self.device), precision=self.precision,
             steps=self.step, resumed_from=self.resumed_from, seconds=self.run_seconds,
             data_wait_fraction=self.wait_seconds / max(self.run_seconds, 1e-9),
-            history=self.history, final=final,
+            history=self.history, final=final, rank=self.group.rank,
+            world_size=self.group.world_size,
         )
 
     def _recalibrate(self) -> int:
@@ -476,7 +584,7 @@ class _Run:
             generator.eval()
         return layers
 
-    def _record(self, final: Mapping[str, Any]) -> dict[str, Any]:
+    def _record(self, final: Mapping[str, Any], digests: Sequence[str]) -> dict[str, Any]:
         import rasterio
 
         folder = self.folder
@@ -493,6 +601,10 @@ class _Run:
             "val_chips": len(folder.val["a"]),
             "device": str(self.device),
             "precision": self.precision,
+            "distributed": {"world_size": self.group.world_size, "backend": self.group.backend,
+                            "generator_sha256": list(digests)},
+            "init_from": None if self.options.init_from is None
+            else str(Path(self.options.init_from).absolute()),
             "seconds": round(self.run_seconds, 2),
             "final": dict(final),
             "history": list(self.history),

@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from geogan.config import Architecture, TrainConfig
 from geogan.devices import autocast
+from geogan.distributed import SINGLE, ProcessGroup, wrap
 from geogan.losses import gan_loss, masked_l1, patch_weights
 from geogan.models import build_discriminator, build_generator, channels_last
 
@@ -41,10 +42,13 @@ class GANTrainer(ABC):
         config: Loss weights, optimiser settings and masking.
         device: Where to train.
         precision: ``fp32``, ``bf16`` or ``fp16`` (resolved, not ``auto``).
+        group: The training processes; with more than one, every forward pass whose
+            gradients update a network goes through its DistributedDataParallel
+            wrapper (:attr:`synced`), which averages the gradients across processes.
     """
 
     def __init__(self, architecture: Architecture, config: TrainConfig, device: torch.device,
-                 precision: str) -> None:
+                 precision: str, group: ProcessGroup = SINGLE) -> None:
         self.architecture = architecture
         self.config = config
         self.device = device
@@ -64,6 +68,12 @@ class GANTrainer(ABC):
             name: self._prepare(build_discriminator(architecture, channels))
             for name, channels in self._discriminator_inputs().items()
         }
+        # The same networks, wrapped for DDP when distributed (else the same objects).
+        # Forward passes that only feed another network's update (a frozen
+        # discriminator judging fakes) use the plain networks: DDP would wait for
+        # gradients that never come.
+        self.synced: dict[str, nn.Module] = {
+            name: wrap(module, group, device) for name, module in self.networks().items()}
         self.optimizers: dict[str, torch.optim.Optimizer] = {
             "g": self._adam(p for g in self.generators.values() for p in g.parameters()),
             "d": self._adam(p for d in self.discriminators.values() for p in d.parameters()),
@@ -156,29 +166,33 @@ class Pix2PixTrainer(GANTrainer):
     def train_step(self, batch: Batch) -> dict[str, Tensor]:
         mask = self._mask(batch["mask_a"])
         real_a, real_b = _apply(batch["a"], mask), _apply(batch["b"], mask)  # (N, C, H, W)
-        generator, discriminator = self.generators["a2b"], self.discriminators["b"]
+        generator, discriminator = self.synced["g_a2b"], self.synced["d_b"]
+        adversarial = self.config.lambda_gan > 0  # 0: the L1-only baseline, no D at all
         with autocast(self.device, self.precision):
             fake_b = generator(real_a)
             if mask is not None:
                 fake_b = fake_b * mask  # nodata stays 0, as in the real chips
 
-        # Discriminator: real pairs are real, generated pairs are fake; the loss is halved.
-        _requires_grad(self.discriminators, True)
-        with autocast(self.device, self.precision):
-            pred_fake = discriminator(torch.cat((real_a, fake_b.detach()), 1))
-            pred_real = discriminator(torch.cat((real_a, real_b), 1))
-        loss_d_fake = self._gan(pred_fake, False, mask)
-        loss_d_real = self._gan(pred_real, True, mask)
-        loss_d = 0.5 * (loss_d_fake + loss_d_real)
-        self._update(loss_d, self.optimizers["d"])
+        zero = torch.zeros((), device=self.device)
+        loss_d_fake = loss_d_real = loss_g_gan = zero
+        if adversarial:
+            # Discriminator: real pairs are real, generated pairs are fake; the loss is halved.
+            _requires_grad(self.discriminators, True)
+            with autocast(self.device, self.precision):
+                pred_fake = discriminator(torch.cat((real_a, fake_b.detach()), 1))
+                pred_real = discriminator(torch.cat((real_a, real_b), 1))
+            loss_d_fake = self._gan(pred_fake, False, mask)
+            loss_d_real = self._gan(pred_real, True, mask)
+            loss_d = 0.5 * (loss_d_fake + loss_d_real)
+            self._update(loss_d, self.optimizers["d"])
 
-        # Generator: fool the (frozen) discriminator and stay close to the target.
-        _requires_grad(self.discriminators, False)
-        with autocast(self.device, self.precision):
-            pred_fake = discriminator(torch.cat((real_a, fake_b), 1))
-        loss_g_gan = self._gan(pred_fake, True, mask)
+            # Generator: fool the (frozen) discriminator and stay close to the target.
+            _requires_grad(self.discriminators, False)
+            with autocast(self.device, self.precision):
+                pred_fake = self.discriminators["b"](torch.cat((real_a, fake_b), 1))
+            loss_g_gan = self._gan(pred_fake, True, mask)
         loss_g_l1 = masked_l1(fake_b, real_b, mask)
-        loss_g = loss_g_gan + self.config.lambda_l1 * loss_g_l1
+        loss_g = self.config.lambda_gan * loss_g_gan + self.config.lambda_l1 * loss_g_l1
         self._update(loss_g, self.optimizers["g"])
         self.scaler.update()
         return {"d_real": loss_d_real.detach(), "d_fake": loss_d_fake.detach(),
@@ -240,8 +254,8 @@ class CycleGANTrainer(GANTrainer):
     ways, identity loss 0.5·λ (when both domains have the same bands), a pool of fakes."""
 
     def __init__(self, architecture: Architecture, config: TrainConfig, device: torch.device,
-                 precision: str) -> None:
-        super().__init__(architecture, config, device, precision)
+                 precision: str, group: ProcessGroup = SINGLE) -> None:
+        super().__init__(architecture, config, device, precision, group)
         self.pools = {name: ImagePool(config.pool_size, config.seed + i)
                       for i, name in enumerate(("a", "b"))}
 
@@ -259,7 +273,7 @@ class CycleGANTrainer(GANTrainer):
         config = self.config
         mask_a, mask_b = self._mask(batch["mask_a"]), self._mask(batch["mask_b"])
         real_a, real_b = _apply(batch["a"], mask_a), _apply(batch["b"], mask_b)  # (N, C, H, W)
-        g_ab, g_ba = self.generators["a2b"], self.generators["b2a"]
+        g_ab, g_ba = self.synced["g_a2b"], self.synced["g_b2a"]
         d_a, d_b = self.discriminators["a"], self.discriminators["b"]
         lambda_cycle = config.lambda_cycle
 
@@ -292,6 +306,7 @@ class CycleGANTrainer(GANTrainer):
         _requires_grad(self.discriminators, True)
         pool_b, pool_mask_b = self.pools["b"].query(fake_b.detach(), batch["mask_a"])
         pool_a, pool_mask_a = self.pools["a"].query(fake_a.detach(), batch["mask_b"])
+        d_a, d_b = self.synced["d_a"], self.synced["d_b"]
         with autocast(self.device, self.precision):
             pred = {"real_b": d_b(real_b), "fake_b": d_b(pool_b),
                     "real_a": d_a(real_a), "fake_a": d_a(pool_a)}
