@@ -38,6 +38,10 @@ from .options import ProgressBar, creation_options, overwrite_opt, seed_opt
 @click.option("--samples", type=click.IntRange(min=1), default=1, show_default=True,
               metavar="K", help="K >= 2: K passes with dropout on; writes their mean and a "
                                 "per-pixel standard-deviation band (uncertainty).")
+@click.option("--cluster", default=None, metavar="ADDRESS|local:N",
+              help="With --out-dir: one task per scene on the Dask scheduler at ADDRESS "
+                   "(tcp://host:8786), or on N worker processes of this machine (local:N). "
+                   "Needs pip install 'geogan[distributed]'.")
 @seed_opt
 @creation_options
 @click.option("--cog", is_flag=True, help="Write Cloud Optimised GeoTIFFs with overviews.")
@@ -46,7 +50,7 @@ from .options import ProgressBar, creation_options, overwrite_opt, seed_opt
 def translate_command(ctx: click.Context, scenes: tuple[str, ...], model_path: Path,
                       output: Path | None, out_dir: Path | None, overlap: int | None,
                       blend: str, batch_size: int, device: str, precision: str,
-                      direction: str, samples: int, seed: int,
+                      direction: str, samples: int, cluster: str | None, seed: int,
                       creation_options: dict[str, Any], cog: bool, overwrite: bool) -> None:
     """Translate SCENES with a trained model into georeferenced GeoTIFFs.
 
@@ -58,11 +62,14 @@ def translate_command(ctx: click.Context, scenes: tuple[str, ...], model_path: P
     Examples:
       geogan translate big_scene.tif --model m.pt -o big_map.tif
       geogan translate scenes/*.tif --model m.pt --out-dir maps/ --cog
+      geogan translate scenes/*.tif --model m.pt --out-dir maps/ --cluster local:4
     """
     if output is not None and out_dir is not None:
         raise click.UsageError("give -o/--output (one scene) or --out-dir (many), not both")
     if len(scenes) > 1 and out_dir is None:
         raise click.UsageError(f"{len(scenes)} scenes need --out-dir; -o names one output")
+    if cluster is not None and out_dir is None:
+        raise click.UsageError("--cluster translates into --out-dir; give one")
     from geogan.translate import translate_batch, translate_raster  # torch loads here
 
     options: dict[str, Any] = {
@@ -82,8 +89,9 @@ def translate_command(ctx: click.Context, scenes: tuple[str, ...], model_path: P
                    f"{report.seconds:.1f} s.")
         return
     with ProgressBar("scenes", "scene") as scene_bar, ProgressBar("translate", "win") as bar:
-        batch = translate_batch(scenes, out_dir, model_path, progress=bar,
-                                scene_progress=scene_bar, **options)
+        batch = translate_batch(scenes, out_dir, model_path, cluster=cluster,
+                                progress=None if cluster else bar, scene_progress=scene_bar,
+                                **options)
     for failure in batch.failures:
         where = "" if failure.source in failure.message else f"{failure.source}: "
         click.echo(f"Error: {where}{failure.message}", err=True)

@@ -118,6 +118,8 @@ class SceneOutcome:
     status: str
     message: str = ""
     report: TranslateReport | None = None
+    worker: str = ""
+    """The Dask worker that translated it (on a cluster)."""
 
 
 @dataclass(frozen=True)
@@ -167,7 +169,7 @@ def translate_raster(src: str | os.PathLike[str], dst: str | os.PathLike[str],
     """
     settings = TranslateOptions(**options)
     settings.check()
-    translator = _translator(model, settings)
+    translator = translator_for(model, settings)
     return _translate(os.fspath(src), Path(dst), translator, settings, progress)
 
 
@@ -175,6 +177,7 @@ def translate_batch(scenes: Sequence[str | os.PathLike[str]], out_dir: str | os.
                     model: str | os.PathLike[str] | Translator, *,
                     progress: ProgressCallback | None = None,
                     scene_progress: ProgressCallback | None = None,
+                    cluster: Any = None,
                     **options: Any) -> BatchReport:
     """Translate many scenes with one model into ``out_dir/<scene name>.tif``.
 
@@ -183,42 +186,65 @@ def translate_batch(scenes: Sequence[str | os.PathLike[str]], out_dir: str | os.
     and the others go on.
 
     Args:
-        scenes: The scenes, translated in this order.
+        scenes: The scenes, translated in this order (on a cluster: in any order, and
+            reported in this one).
         out_dir: Folder for the outputs; created if missing.
-        model: A model file or a loaded :class:`~geogan.translator.Translator`.
-        progress: Called with (windows done, windows in all) for the current scene.
+        model: A model file or a loaded :class:`~geogan.translator.Translator` (a
+            model file only, with ``cluster``).
+        progress: Called with (windows done, windows in all) for the current scene
+            (not with ``cluster``: the windows run on the workers).
         scene_progress: Called with (scenes finished, scenes in all).
+        cluster: ``None`` to translate here, one scene after another; else a Dask
+            distributed scheduler's address, ``local:N`` for a local cluster of N
+            worker processes, or a ``distributed.Client`` (see :mod:`geogan.cluster`).
         **options: Fields of :class:`TranslateOptions`.
 
     Raises:
         InputError: If two scenes would write the same output, or an option is bad.
         ModelFileError: If the model file is missing or damaged.
         OutputError: If ``out_dir`` is not a writable folder.
+        ConfigError: If ``cluster`` is given and Dask distributed is not installed, or
+            the scheduler cannot be reached.
     """
     settings = TranslateOptions(**options)
     settings.check()
     folder = Path(out_dir)
     outputs = output_names(scenes, folder)
     check_output_file(folder / "probe.tif", overwrite=True, what="output")
-    translator = _translator(model, settings)
+    sources = [os.fspath(scene) for scene in scenes]
+    if cluster is not None:
+        from geogan.cluster import translate_on_cluster
+
+        if isinstance(model, Translator):
+            raise ConfigError("a cluster's workers load the model themselves: give the "
+                              "model file, not a loaded Translator")
+        return translate_on_cluster(sources, outputs, model, settings, cluster,
+                                    scene_progress)
+    translator = translator_for(model, settings)
     start = time.perf_counter()
     outcomes: list[SceneOutcome] = []
-    for number, (scene, output) in enumerate(zip(scenes, outputs, strict=True)):
-        source = os.fspath(scene)
-        if _same_file(source, output):
-            outcomes.append(SceneOutcome(source, output, "failed", f"the output {output} is "
-                                         "the scene itself; choose another --out-dir"))
-        elif output.exists() and not settings.overwrite:
-            outcomes.append(SceneOutcome(source, output, "skipped", "output exists"))
-        else:
-            try:
-                report = _translate(source, output, translator, settings, progress)
-                outcomes.append(SceneOutcome(source, output, "done", report=report))
-            except GeoganError as error:
-                outcomes.append(SceneOutcome(source, output, "failed", str(error)))
+    for number, (source, output) in enumerate(zip(sources, outputs, strict=True)):
+        outcomes.append(translate_scene(source, output, translator, settings, progress))
         if scene_progress is not None:
             scene_progress(number + 1, len(outputs))
     return BatchReport(tuple(outcomes), time.perf_counter() - start)
+
+
+def translate_scene(source: str, output: Path, translator: Translator,
+                    settings: TranslateOptions,
+                    progress: ProgressCallback | None = None) -> SceneOutcome:
+    """One scene of a batch, here or on a cluster's worker: skipped when its output
+    exists (and ``overwrite`` is off), failed with the error's message, or done."""
+    if _same_file(source, output):
+        return SceneOutcome(source, output, "failed", f"the output {output} is the scene "
+                            "itself; choose another --out-dir")
+    if output.exists() and not settings.overwrite:
+        return SceneOutcome(source, output, "skipped", "output exists")
+    try:
+        report = _translate(source, output, translator, settings, progress)
+    except GeoganError as error:
+        return SceneOutcome(source, output, "failed", str(error))
+    return SceneOutcome(source, output, "done", report=report)
 
 
 def output_names(scenes: Sequence[str | os.PathLike[str]], folder: Path) -> list[Path]:
@@ -237,8 +263,9 @@ def output_names(scenes: Sequence[str | os.PathLike[str]], folder: Path) -> list
     return outputs
 
 
-def _translator(model: str | os.PathLike[str] | Translator,
-                settings: TranslateOptions) -> Translator:
+def translator_for(model: str | os.PathLike[str] | Translator,
+                   settings: TranslateOptions) -> Translator:
+    """``model`` loaded as ``settings`` ask (or checked against them, if loaded)."""
     if not isinstance(model, Translator):
         return load_model(model, direction=settings.direction, device=settings.device,
                           precision=settings.precision)
@@ -409,6 +436,7 @@ def _describe(out: Any, translator: Translator, settings: TranslateOptions, sour
         "MODEL_KIND": translator.architecture.kind,
         "VERSION": __version__,
         "SOURCE": os.path.basename(source),
+        "TILE_SIZE": str(translator.tile_size),  # with OPTIONS: the windows (seam score)
         "OPTIONS": json.dumps(settings.record(translator), sort_keys=True),
     }
     out.update_tags(TIFFTAG_SOFTWARE=f"geogan {__version__}",

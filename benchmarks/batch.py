@@ -1,0 +1,78 @@
+"""Scenes per minute of a batch: one machine, then Dask clusters of 1 and 2 local workers.
+
+It builds ``--scenes`` RGB uint8 scenes from the sample data and translates the same batch,
+in the same run, three ways:
+
+* ``batch``: ``translate_batch`` here, one scene after another (the baseline);
+* ``local:1``: a Dask LocalCluster of one worker process with all the cores;
+* ``local:2``: two worker processes, each with half of the cores.
+
+It prints scenes per minute and each ratio to the baseline. Cluster times include
+starting the cluster and each worker loading the model once: what a user waits for.
+On a machine with few cores, two workers can only win what one worker's generator
+leaves idle (reading, writing and compressing between generator calls); the gain grows
+with cores and machines.
+
+    python benchmarks/batch.py                          # ~3 minutes on 2 CPU cores
+    python benchmarks/batch.py --preset paper --scenes 4 --size 1024
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from translate import paper_model, tiled_scene  # type: ignore[import-not-found]
+
+from geogan.synthetic import write_sample_pair
+from geogan.translate import translate_batch
+
+
+def run(scenes: list[Path], out: Path, model: Path, cluster: str | None,
+        precision: str) -> float:
+    """Seconds to translate ``scenes`` into the empty folder ``out``."""
+    start = time.perf_counter()
+    report = translate_batch(scenes, out, model, cluster=cluster, device="cpu",
+                             precision=precision)
+    seconds = time.perf_counter() - start
+    if report.count("done") != len(scenes):
+        raise SystemExit(f"{cluster or 'batch'}: {[o.message for o in report.failures]}")
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenes", type=int, default=12)
+    parser.add_argument("--size", type=int, default=1024, help="Side of each scene (px).")
+    parser.add_argument("--preset", choices=["tiny", "paper"], default="tiny")
+    parser.add_argument("--precision", default="fp32")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as folder:
+        tmp = Path(folder)
+        sample = write_sample_pair(tmp / "sample", "sat-map", size=1024, seed=1).input_path
+        model = paper_model(tmp / "m.pt", args.preset)
+        scene = tiled_scene(tmp / "scene.tif", args.size, args.size, sample)
+        scenes = []
+        for i in range(args.scenes):
+            copy = tmp / f"scene-{i:02d}.tif"
+            os.link(scene, copy)
+            scenes.append(copy)
+        print(f"{args.scenes} scenes of {args.size}², {args.preset} U-Net, {args.precision}, "
+              f"{os.cpu_count()} cores")
+        baseline = run(scenes, tmp / "batch", model, None, args.precision)
+        print(f"{'batch (here)':>14}: {60 * args.scenes / baseline:6.1f} scenes/min "
+              f"({baseline:.1f} s)")
+        for workers in args.workers:
+            seconds = run(scenes, tmp / f"local-{workers}", model, f"local:{workers}",
+                          args.precision)
+            print(f"{f'local:{workers}':>14}: {60 * args.scenes / seconds:6.1f} scenes/min "
+                  f"({seconds:.1f} s, {baseline / seconds:.2f}x the batch)")
+
+
+if __name__ == "__main__":
+    main()

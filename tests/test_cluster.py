@@ -1,0 +1,113 @@
+"""Batch translation on a Dask distributed cluster: a LocalCluster of 2 worker processes."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from click.testing import CliRunner
+
+import geogan.cluster
+from geogan.cli.main import cli
+from geogan.errors import ConfigError
+from geogan.translate import translate_batch
+from geogan.translator import load_model
+
+from .conftest import write_raster
+from .test_translate import CPU, leftovers, save_model, textured
+
+distributed = pytest.importorskip("distributed")
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_model(tmp_path_factory.mktemp("model") / "m.pt")
+
+
+@pytest.fixture(scope="module")
+def client() -> object:
+    """Two worker processes of one thread, as ``--cluster local:2`` starts them."""
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as local, \
+            distributed.Client(local) as connected:
+        yield connected
+
+
+def scenes(folder: Path, count: int) -> list[Path]:
+    rng = np.random.default_rng(7)
+    folder.mkdir()
+    return [write_raster(folder / f"s{i}.tif", textured(rng, 3, 90 + 10 * i, 130))
+            for i in range(count)]
+
+
+def test_a_cluster_batch_writes_what_a_local_batch_writes(tmp_path, model, client):
+    paths = scenes(tmp_path / "scenes", 5)
+    broken = tmp_path / "scenes" / "broken.tif"
+    broken.write_text("not a raster")
+    batch = [*paths[:2], broken, *paths[2:]]
+    (tmp_path / "cluster").mkdir()
+    (tmp_path / "cluster" / "s4.tif").write_bytes(b"an earlier output")
+    finished: list[tuple[int, int]] = []
+    on_cluster = translate_batch(batch, tmp_path / "cluster", model, cluster=client,
+                                 scene_progress=lambda d, t: finished.append((d, t)), **CPU)
+    here = translate_batch(batch, tmp_path / "local", model, **CPU)
+
+    statuses = ["done", "done", "failed", "done", "done", "skipped"]
+    assert [o.status for o in on_cluster.outcomes] == statuses
+    assert [o.status for o in here.outcomes][:5] == statuses[:5]
+    assert [o.source for o in on_cluster.outcomes] == [str(p) for p in batch]  # given order
+    assert "broken.tif" in on_cluster.outcomes[2].message
+    assert finished == [(i, 6) for i in range(1, 7)]
+    for path in paths[:4]:
+        with rasterio.open(tmp_path / "cluster" / path.name) as a, \
+                rasterio.open(tmp_path / "local" / path.name) as b:
+            assert a.profile == b.profile
+            assert np.array_equal(a.read(), b.read())
+    assert (tmp_path / "cluster" / "s4.tif").read_bytes() == b"an earlier output"
+    assert not leftovers(tmp_path / "cluster")
+    # Both workers took scenes, and each loaded the model once for all of its scenes.
+    workers = {o.worker for o in on_cluster.outcomes if o.status == "done"}
+    assert len(workers) == 2
+    assert client.run(geogan.cluster.model_loads) == dict.fromkeys(workers, 1)
+
+    rerun = translate_batch(batch, tmp_path / "cluster", model, cluster=client, **CPU)
+    assert [o.status for o in rerun.outcomes] == [
+        "skipped", "skipped", "failed", "skipped", "skipped", "skipped"]
+    assert client.run(geogan.cluster.model_loads) == dict.fromkeys(workers, 1)
+
+
+def test_the_command_starts_a_local_cluster_and_reports_failures(tmp_path, model):
+    paths = scenes(tmp_path / "scenes", 3)
+    (tmp_path / "scenes" / "x.tif").write_text("not a raster")
+    result = CliRunner().invoke(cli, [
+        "translate", *map(str, paths), str(tmp_path / "scenes" / "x.tif"), "--model", str(model),
+        "--out-dir", str(tmp_path / "maps"), "--cluster", "local:2", "--device", "cpu",
+        "--precision", "fp32"])
+    assert result.exit_code == 1, result.output
+    assert "3 translated, 0 skipped (output exists), 1 failed" in result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "x.tif" in errors[0]
+    assert sorted(p.name for p in (tmp_path / "maps").iterdir()) == ["s0.tif", "s1.tif",
+                                                                     "s2.tif"]
+
+
+def test_cluster_errors_are_one_line(tmp_path, model, monkeypatch):
+    paths = scenes(tmp_path / "scenes", 1)
+    with pytest.raises(ConfigError, match="local:N with N a number"):
+        translate_batch(paths, tmp_path / "maps", model, cluster="local:zero", **CPU)
+    with pytest.raises(ConfigError, match="model file, not a loaded Translator"):
+        translate_batch(paths, tmp_path / "maps", load_model(model), cluster="local:1", **CPU)
+    monkeypatch.setattr(geogan.cluster, "CONNECT_TIMEOUT", "1s")
+    with pytest.raises(ConfigError, match="cannot reach the Dask scheduler at tcp://"):
+        translate_batch(paths, tmp_path / "maps", model, cluster="tcp://127.0.0.1:9", **CPU)
+    monkeypatch.setitem(sys.modules, "distributed", None)  # as if it were not installed
+    with pytest.raises(ConfigError, match=r"pip install 'geogan\[distributed\]'"):
+        translate_batch(paths, tmp_path / "maps", model, cluster="local:2", **CPU)
+    result = CliRunner().invoke(cli, ["translate", str(paths[0]), "--model", str(model),
+                                      "--cluster", "local:2"])
+    assert result.exit_code == 2 and "--out-dir" in result.output
