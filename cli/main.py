@@ -20,6 +20,7 @@ from geogan import __version__
 from geogan.errors import GeoganError, GeoganWarning
 
 from .demo import demo_command
+from .evaluate import evaluate_command
 from .export_chips import export_chips_command
 from .info import info_command
 from .sample_data import sample_data_command
@@ -84,6 +85,7 @@ cli.add_command(train_command)
 cli.add_command(translate_command)
 cli.add_command(info_command)
 cli.add_command(demo_command)
+cli.add_command(evaluate_command)
 
 
 def main() -> None:

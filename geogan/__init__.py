@@ -2,8 +2,10 @@
 
 The library never prints and never exits: it returns results and raises the typed
 errors of :mod:`geogan.errors`. The ``geogan`` command (``geogan.cli``) is a thin layer
-over it. Importing ``geogan`` does not import torch, so that ``export-chips`` and
-``sample-data`` start fast and run where torch is absent.
+over it, and so is the arcgis.learn-style API (:mod:`geogan.learn`: ``prepare_data``,
+``Pix2Pix``, ``CycleGAN``, ``load_model``). Importing ``geogan`` imports neither torch nor
+matplotlib, so that ``export-chips`` and ``sample-data`` start fast and run where torch is
+absent.
 """
 
 from __future__ import annotations
@@ -12,18 +14,24 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # for type checkers only: importing them at run time would load torch
+    from geogan.evaluate import evaluate_rasters
+    from geogan.learn import ChipData, CycleGAN, Pix2Pix, load_model, prepare_data
     from geogan.translate import translate_batch, translate_raster
-    from geogan.translator import Translator, load_model
+    from geogan.translator import Translator
 
 try:
     __version__ = version("geogan")
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
-__all__ = ["Translator", "__version__", "load_model", "translate_batch", "translate_raster"]
+__all__ = ["ChipData", "CycleGAN", "Pix2Pix", "Translator", "__version__", "evaluate_rasters",
+           "load_model", "prepare_data", "translate_batch", "translate_raster"]
 
-_LAZY = {"load_model": "geogan.translator", "Translator": "geogan.translator",
-         "translate_raster": "geogan.translate", "translate_batch": "geogan.translate"}
+_LAZY = {"load_model": "geogan.learn", "prepare_data": "geogan.learn", "Pix2Pix": "geogan.learn",
+         "CycleGAN": "geogan.learn", "ChipData": "geogan.learn",
+         "Translator": "geogan.translator",
+         "translate_raster": "geogan.translate", "translate_batch": "geogan.translate",
+         "evaluate_rasters": "geogan.evaluate"}
 
 
 def __getattr__(name: str) -> Any:

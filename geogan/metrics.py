@@ -59,6 +59,7 @@ __all__ = [
     "scores_from_confusion",
     "snap_to_palette",
     "ssim",
+    "ssim_map",
 ]
 
 METRIC_NAMES = ("l1", "psnr", "ssim")
@@ -196,35 +197,28 @@ def gaussian_window_1d(
     return weights / weights.sum()
 
 
-def ssim(
+def ssim_map(
     prediction: Tensor, target: Tensor, mask: Tensor | None = None, data_range: float = 2.0
-) -> Tensor:
-    """Structural similarity of each image (Wang et al. 2004), averaged over channels.
+) -> tuple[Tensor, Tensor]:
+    """The SSIM of every window position of every channel, and which positions count.
 
-    Local means, variances and the covariance are Gaussian-weighted (11 x 11 window,
-    sigma 1.5, weights summing to 1) and are population moments (no ``n / (n - 1)``
-    correction); ``C1 = (0.01 * data_range)**2`` and ``C2 = (0.03 * data_range)**2``.
-    Each channel gets its own SSIM map; the score of an image is the mean of its maps
-    over channels and over the window positions whose *whole* window lies on valid
-    pixels (the mask eroded by the window).
+    The building block of :func:`ssim`, exposed so that a scene larger than memory can be
+    scored window by window (``geogan.evaluate``): a caller that reads each window with a
+    margin of ``SSIM_WINDOW // 2`` pixels and keeps the positions whose centre lies in the
+    window's own part gets exactly the sums of the one-shot computation.
 
-    Border handling: the window is only placed where it fits inside the image ('valid'
-    convolution, no padding), so an ``H x W`` image is scored on ``(H - 10) x (W - 10)``
-    positions and no padded value ever enters a score. scikit-image's
-    ``structural_similarity(..., gaussian_weights=True, sigma=1.5,
-    use_sample_covariance=False, data_range=2, channel_axis=0)`` filters with reflected
-    borders and then crops the same 5-pixel margin before averaging, so on unmasked
-    images the two agree to float rounding.
+    Position ``(i, j)`` of the map is the window centred on pixel ``(i + 5, j + 5)`` of
+    the image ('valid' placement, no padding); see :func:`ssim` for the definition.
 
     Args:
-        prediction: Translated images, (N, C, H, W) in [-1, 1], H and W at least 11.
-        target: Reference images, same shape.
+        prediction: Images, (N, C, H, W), in any units; H and W at least 11.
+        target: Reference images, same shape and units.
         mask: Valid pixels, (N, 1, H, W) of 0/1; ``None`` for all valid.
-        data_range: Max minus min of the value space: 2 for [-1, 1].
+        data_range: Max minus min of the value space (2 for [-1, 1], 255 for uint8).
 
     Returns:
-        (N,) float64, at most 1 (1 for identical images); NaN for an image where no
-        11 x 11 window lies wholly on valid pixels.
+        The SSIM map, (N, C, H - 10, W - 10) float64 (meaningless where not counted), and
+        the positions whose whole window lies on valid pixels, (N, 1, H - 10, W - 10) bool.
 
     Raises:
         ValueError: If the shapes do not agree, an image is smaller than the window, or
@@ -255,15 +249,55 @@ def ssim(
         var_x = xx - mu_x * mu_x
         var_y = yy - mu_y * mu_y
         cov = xy - mu_x * mu_y
-        ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / (
+        values = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / (
             (mu_x * mu_x + mu_y * mu_y + c1) * (var_x + var_y + c2)
         )  # (N, C, Ho, Wo)
 
         # A position counts only if no invalid pixel lies under its window.
         invalid = (~valid).to(torch.float32)  # (N, 1, H, W)
         window_ok = F.max_pool2d(invalid, SSIM_WINDOW, stride=1) == 0  # (N, 1, Ho, Wo)
-        zero = torch.zeros((), dtype=_DTYPE, device=x.device)
-        total = torch.where(window_ok, ssim_map, zero).sum(dim=(1, 2, 3))  # (N,)
+        return values, window_ok
+
+
+def ssim(
+    prediction: Tensor, target: Tensor, mask: Tensor | None = None, data_range: float = 2.0
+) -> Tensor:
+    """Structural similarity of each image (Wang et al. 2004), averaged over channels.
+
+    Local means, variances and the covariance are Gaussian-weighted (11 x 11 window,
+    sigma 1.5, weights summing to 1) and are population moments (no ``n / (n - 1)``
+    correction); ``C1 = (0.01 * data_range)**2`` and ``C2 = (0.03 * data_range)**2``.
+    Each channel gets its own SSIM map (:func:`ssim_map`); the score of an image is the
+    mean of its maps over channels and over the window positions whose *whole* window
+    lies on valid pixels (the mask eroded by the window).
+
+    Border handling: the window is only placed where it fits inside the image ('valid'
+    convolution, no padding), so an ``H x W`` image is scored on ``(H - 10) x (W - 10)``
+    positions and no padded value ever enters a score. scikit-image's
+    ``structural_similarity(..., gaussian_weights=True, sigma=1.5,
+    use_sample_covariance=False, data_range=2, channel_axis=0)`` filters with reflected
+    borders and then crops the same 5-pixel margin before averaging, so on unmasked
+    images the two agree to float rounding (``tests/test_evaluate.py`` checks it).
+
+    Args:
+        prediction: Translated images, (N, C, H, W) in [-1, 1], H and W at least 11.
+        target: Reference images, same shape.
+        mask: Valid pixels, (N, 1, H, W) of 0/1; ``None`` for all valid.
+        data_range: Max minus min of the value space: 2 for [-1, 1].
+
+    Returns:
+        (N,) float64, at most 1 (1 for identical images); NaN for an image where no
+        11 x 11 window lies wholly on valid pixels.
+
+    Raises:
+        ValueError: If the shapes do not agree, an image is smaller than the window, or
+            ``data_range`` is not positive.
+    """
+    with torch.autocast(device_type=prediction.device.type, enabled=False):
+        values, window_ok = ssim_map(prediction, target, mask, data_range)
+        c = values.shape[1]
+        zero = torch.zeros((), dtype=_DTYPE, device=values.device)
+        total = torch.where(window_ok, values, zero).sum(dim=(1, 2, 3))  # (N,)
         count = window_ok.sum(dim=(1, 2, 3)).to(_DTYPE) * c  # (N,)
         return total / count
 

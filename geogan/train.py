@@ -115,6 +115,8 @@ class TrainOptions:
         preview_chips: Validation chips shown in each preview grid.
         init_from: Start from this checkpoint (networks and optimisers) or model file
             (generators); the architecture must match. Not with ``resume``.
+        val_fraction: For chip folders without geogan's metadata: the share of chips
+            drawn (with the seed) for validation. geogan folders carry their split.
     """
 
     kind: str | None = None
@@ -126,6 +128,7 @@ class TrainOptions:
     overwrite: bool = False
     preview_chips: int = 4
     init_from: Path | None = None
+    val_fraction: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -189,7 +192,7 @@ def train(chips: str | os.PathLike[str], output: str | os.PathLike[str],
     # A resumed run writes the model file its first part would have written.
     check_model_output(output, options.overwrite or options.resume)
     seed = int(options.overrides.get("seed") or 0)
-    folder = open_chip_folder(chips, seed=seed)
+    folder = open_chip_folder(chips, val_fraction=options.val_fraction, seed=seed)
     kind = options.kind or ("pix2pix" if folder.paired else "cyclegan")
     if kind == "pix2pix" and not folder.paired:
         raise ConfigError(f"Pix2Pix needs paired chips (images/ and images2/), but {chips} "

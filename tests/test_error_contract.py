@@ -234,6 +234,17 @@ def translate(tmp: Path, scene: Path, model: Path, *, out: Path | None = None,
                 message, code, check, warning)
 
 
+def evaluate(prediction: Path, reference: Path, *more: str, message: str = "",
+             code: int = 1) -> Case:
+    return Case(["evaluate", str(prediction), str(reference), *more], message, code)
+
+
+def palette_file(tmp: Path, text: str) -> str:
+    path = tmp / "palette.json"
+    path.write_text(text)
+    return str(path)
+
+
 def info(model: Path, message: str = "", code: int = 1) -> Case:
     return Case(["info", str(model)], message, code)
 
@@ -398,6 +409,19 @@ ROWS: list[tuple[str, Build] | tuple[str, Build, pytest.MarkDecorator]] = [
      lambda s, t: translate(t, s.a, s.model, out=read_only_folder(t) / "out.tif",
                             message="locked"),
      needs_permissions),
+
+    # evaluate PREDICTION REFERENCE
+    ("evaluate/missing", lambda s, t: evaluate(s.a, t / "nope.tif", message="nope.tif")),
+    ("evaluate/not-a-raster", lambda s, t: evaluate(text_tif(t), s.a, message="not a raster")),
+    ("evaluate/band-mismatch", lambda s, t: evaluate(s.a, s.b, message="band")),
+    ("evaluate/no-overlap", lambda s, t: evaluate(s.b, far_away(t), message="overlap")),
+    ("evaluate/bad-palette-file",
+     lambda s, t: evaluate(s.a, s.a, "--palette", palette_file(t, "{not json"),
+                           message="palette")),
+    ("evaluate/bad-mask",
+     lambda s, t: evaluate(s.a, s.a, "--mask", palette_file(t, "[]"), message="not a GeoJSON")),
+    ("evaluate/bad-resampling",  # click: not one of the choices
+     lambda s, t: evaluate(s.a, s.a, "--resampling", "lanczos9", code=2)),
 
     # info MODEL
     ("info/missing", lambda s, t: info(t / "nope.pt", "does not exist")),

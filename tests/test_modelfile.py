@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-import geogan
 from geogan.config import build_configs
 from geogan.errors import InputError, ModelFileError, OutputExistsError
 from geogan.modelfile import MODEL_FORMAT, ModelFile, read_model_file, save_model_file
 from geogan.models import build_generator
 from geogan.normalization import BandNormalization
+from geogan.translator import load_model
 
 
 def model_file(kind: str = "pix2pix", in_bands: int = 3, out_bands: int = 1,
@@ -64,7 +64,7 @@ def test_an_existing_model_file_is_kept_without_overwrite(saved):
 
 
 def test_load_model_gives_a_translator(saved):
-    translator = geogan.load_model(saved)
+    translator = load_model(saved)
     assert isinstance(translator.generator, torch.nn.Module)
     assert not translator.generator.training
     assert (translator.tile_size, translator.in_bands, translator.out_bands) == (64, 3, 1)
@@ -72,7 +72,7 @@ def test_load_model_gives_a_translator(saved):
 
 
 def test_translate_array_of_a_tile_and_of_less(saved):
-    translator = geogan.load_model(saved)
+    translator = load_model(saved)
     rng = np.random.default_rng(0)
     tile = rng.integers(1, 255, (3, 64, 64), dtype=np.uint8)
     out = translator.translate_array(tile)
@@ -86,7 +86,7 @@ def test_translate_array_of_a_tile_and_of_less(saved):
 
 
 def test_translate_array_writes_nodata_where_the_input_is_nodata(saved):
-    translator = geogan.load_model(saved)
+    translator = load_model(saved)
     tile = np.full((3, 64, 64), 120, dtype=np.uint8)
     tile[:, :8] = 0  # the input's nodata in every band
     out = translator.translate_array(tile)
@@ -97,7 +97,7 @@ def test_translate_array_writes_nodata_where_the_input_is_nodata(saved):
 
 
 def test_translate_array_refuses_wrong_bands_or_size(saved):
-    translator = geogan.load_model(saved)
+    translator = load_model(saved)
     with pytest.raises(InputError, match="3 band"):
         translator.translate_array(np.zeros((2, 64, 64), np.uint8))
     with pytest.raises(InputError, match="translate_raster"):
@@ -106,12 +106,12 @@ def test_translate_array_refuses_wrong_bands_or_size(saved):
 
 def test_cyclegan_translator_goes_both_ways(tmp_path):
     path = save_model_file(tmp_path / "c.pt", model_file("cyclegan", 1, 3, "uint8", None))
-    back = geogan.load_model(path, direction="b2a")
+    back = load_model(path, direction="b2a")
     assert (back.in_bands, back.out_bands, back.output_dtype) == (3, 1, "uint8")
     assert back.translate_array(np.zeros((3, 64, 64), np.float32)).dtype == np.uint8
     pix = save_model_file(tmp_path / "p.pt", model_file())
     with pytest.raises(InputError, match="a2b only"):
-        geogan.load_model(pix, direction="b2a")
+        load_model(pix, direction="b2a")
 
 
 class RunsCode:
@@ -169,7 +169,7 @@ def test_damaged_or_foreign_files_give_one_clear_error(tmp_path, saved, content,
     else:
         torch.save(content, path)
     with pytest.raises(ModelFileError, match=message):
-        geogan.load_model(path)
+        load_model(path)
 
 
 def test_missing_model_file(tmp_path):

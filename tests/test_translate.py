@@ -375,6 +375,35 @@ def test_a_crop_translated_alone_matches_the_whole_scene_without_seams(tmp_path,
     assert mad["linear"] * 3 <= seams, figures
 
 
+def test_blending_leaves_no_seam_on_the_window_boundaries(tmp_path, rng):
+    """The seam score (geogan.seams) on the engine's own window lines: close to 1 with the
+    default cosine blend, far from 1 with --overlap 0 --blend none.
+
+    The random model's border effect is zero padding, which damps its output towards the
+    tile's edges: unblended, both sides of a boundary are damped, so the differences
+    across the lines come out *smaller* than elsewhere (a score well below 1) rather than
+    larger as a trained model's steps would. Either way a seam moves the score away from
+    1, so the test compares distances from 1; the scene itself shows what its own texture
+    gives on the same lines."""
+    from geogan.seams import seam_score
+
+    translator = load_model(save_model(tmp_path / "m.pt", out_bands=3, out_dtype="float32",
+                                       out_range=(0.0, 1000.0), local=True), **CPU)
+    data = textured(rng, 3, 256, 256)
+    scene = write_raster(tmp_path / "scene.tif", data)
+    scores = {}
+    for name, overlap, blend in (("cosine", TILE // 4, "cosine"), ("none, overlap 0", 0, "none")):
+        out = translate_raster(scene, tmp_path / f"{blend}.tif", translator, overlap=overlap,
+                               blend=blend).output
+        scores[name] = seam_score(read(out), None, TILE, overlap, blend)
+        scores[f"scene on the {name} lines"] = seam_score(data, None, TILE, overlap, blend)
+    figures = ", ".join(f"{name}: {value:.3f}" for name, value in scores.items())
+    print(f"seam scores: {figures}")
+    assert abs(scores["cosine"] - 1) < 0.1, figures
+    assert abs(scores["none, overlap 0"] - 1) > 4 * abs(scores["cosine"] - 1), figures
+    assert abs(scores["none, overlap 0"] - 1) > 0.25, figures
+
+
 MEMORY_SCRIPT = """
 import json, resource, sys, tracemalloc
 import torch
