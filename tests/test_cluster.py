@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -111,3 +112,32 @@ def test_cluster_errors_are_one_line(tmp_path, model, monkeypatch):
     result = CliRunner().invoke(cli, ["translate", str(paths[0]), "--model", str(model),
                                       "--cluster", "local:2"])
     assert result.exit_code == 2 and "--out-dir" in result.output
+
+
+def test_local_workers_keep_glibc_adaptive_malloc_and_our_environment_is_restored(
+        tmp_path, model):
+    """Dask's nanny sets MALLOC_TRIM_THRESHOLD_ in its workers (translation then runs at
+    half speed) and writes it into this process's environment too."""
+    before = dict(os.environ)
+    paths = scenes(tmp_path / "scenes", 1)
+    probes: list[dict[str, str | None]] = []
+
+    def probe() -> dict[str, str | None]:
+        return {name: os.environ.get(name) for name in ("MALLOC_TRIM_THRESHOLD_",
+                                                          "OMP_NUM_THREADS")}
+
+    original = distributed.Client.__enter__
+
+    def entered(self: object) -> object:
+        client = original(self)
+        probes.extend(self.run(probe).values())  # type: ignore[attr-defined]
+        return client
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(distributed.Client, "__enter__", entered)
+        batch = translate_batch(paths, tmp_path / "maps", model, cluster="local:1", **CPU)
+    assert [o.status for o in batch.outcomes] == ["done"]
+    assert probes and all(p["MALLOC_TRIM_THRESHOLD_"] is None for p in probes)
+    assert all(p["OMP_NUM_THREADS"] == str(max(1, os.cpu_count() or 1))
+               for p in probes)
+    assert dict(os.environ) == before
