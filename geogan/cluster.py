@@ -156,7 +156,8 @@ def _client(cluster: Any, distributed: Any) -> Iterator[tuple[Any, int | None]]:
         with _scheduler_logs_as_quiet_as_ours(), _worker_environment(threads):
             local = distributed.LocalCluster(
                 n_workers=workers, threads_per_worker=1, processes=True,
-                dashboard_address=None, silence_logs=logging.ERROR)
+                # ":0": any free port, never the 8787 of a cluster already running.
+                dashboard_address=":0", silence_logs=logging.ERROR)
             with local, distributed.Client(local) as client:
                 yield client, threads
         return
