@@ -81,3 +81,22 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def pair_scene(tmp: Path, size: int = 256) -> tuple[Path, Path]:
+    """A learnable pair: RGB uint8 input, target = a fixed colour mapping of it."""
+    rng = np.random.default_rng(11)
+    a = (np.stack([smooth_field(rng, (size, size), 16) for _ in range(3)]) * 250).astype(np.uint8)
+    b = np.stack([a[1], 255 - a[0], a[2] // 2]).astype(np.uint8)
+    return write_raster(tmp / "a.tif", a), write_raster(tmp / "b.tif", b)
+
+
+@pytest.fixture(scope="module")
+def chips(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """16 paired geogan chips of 64 px from :func:`pair_scene`, 4 of them val (12 train)."""
+    from geogan.chips import ExportOptions, export_chips
+
+    tmp = tmp_path_factory.mktemp("chips")
+    a, b = pair_scene(tmp)
+    export_chips(a, b, tmp / "chips", ExportOptions(tile_size=64, val_fraction=0.25, workers=1))
+    return tmp / "chips"

@@ -26,23 +26,14 @@ from geogan.modelfile import read_model_file
 from geogan.models import build_generator
 from geogan.train import TrainOptions, steps_per_epoch, train
 
-from .conftest import smooth_field, write_raster
-from .test_train import TINY, pair_scene
+from .conftest import pair_scene, smooth_field, write_raster
+from .test_train import TINY
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 TWO = ProcessGroup(rank=0, world_size=2, backend="gloo")
 SMALL = ["--preset", "tiny", "--ngf", "8", "--ndf", "8", "--precision", "fp32",
          "--device", "cpu", "--workers", "0"]
-
-
-@pytest.fixture(scope="module")
-def chips(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """12 training and 4 validation chip pairs of 64 px, without nodata."""
-    tmp = tmp_path_factory.mktemp("ddp")
-    a, b = pair_scene(tmp)
-    export_chips(a, b, tmp / "chips", ExportOptions(tile_size=64, val_fraction=0.25, workers=1))
-    return tmp / "chips"
 
 
 def torchrun(*args: str | Path, cwd: Path, **popen: Any) -> Any:

@@ -140,7 +140,7 @@ def test_export_sigint_keeps_old_output(tmp_path, export_pair):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A chip folder and a model trained on it (with its checkpoint folder beside it)."""
-    from .test_train import pair_scene
+    from .conftest import pair_scene
 
     tmp = tmp_path_factory.mktemp("interrupt-train")
     a, b = pair_scene(tmp, 192)

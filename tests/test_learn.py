@@ -30,8 +30,7 @@ from geogan.learn import GANModel
 from geogan.modelfile import read_model_file
 from geogan.synthetic import PALETTE_TAG
 
-from .conftest import smooth_field, write_raster
-from .test_train import pair_scene
+from .conftest import pair_scene, smooth_field, write_raster
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -41,15 +40,6 @@ SMALL = {"ngf": 8, "ndf": 8, "precision": "fp32", "workers": 0}
 
 def matplotlib_figure() -> Any:
     return pytest.importorskip("matplotlib.figure").Figure
-
-
-@pytest.fixture(scope="module")
-def chips(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """16 paired geogan chips of 64 px, 4 of them val."""
-    tmp = tmp_path_factory.mktemp("learn")
-    a, b = pair_scene(tmp)
-    export_chips(a, b, tmp / "chips", ExportOptions(tile_size=64, val_fraction=0.25, workers=1))
-    return tmp / "chips"
 
 
 @pytest.fixture(scope="module")

@@ -21,27 +21,10 @@ from geogan.modelfile import read_model_file
 from geogan.train import TrainOptions, TrainProgress, learning_rate, train
 from geogan.trainers import CycleGANTrainer, ImagePool, Pix2PixTrainer
 
-from .conftest import smooth_field, write_raster
+from .conftest import pair_scene, smooth_field, write_raster
 
 CPU = torch.device("cpu")
 TINY = {"ngf": 8, "ndf": 8, "workers": 0, "precision": "fp32"}
-
-
-def pair_scene(tmp: Path, size: int = 256) -> tuple[Path, Path]:
-    """A learnable pair: RGB uint8 input, target = a fixed colour mapping of it."""
-    rng = np.random.default_rng(11)
-    a = (np.stack([smooth_field(rng, (size, size), 16) for _ in range(3)]) * 250).astype(np.uint8)
-    b = np.stack([a[1], 255 - a[0], a[2] // 2]).astype(np.uint8)
-    return write_raster(tmp / "a.tif", a), write_raster(tmp / "b.tif", b)
-
-
-@pytest.fixture(scope="module")
-def chips(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """16 paired geogan chips of 64 px (some of them val)."""
-    tmp = tmp_path_factory.mktemp("train")
-    a, b = pair_scene(tmp)
-    export_chips(a, b, tmp / "chips", ExportOptions(tile_size=64, val_fraction=0.25, workers=1))
-    return tmp / "chips"
 
 
 @pytest.fixture(scope="module")
