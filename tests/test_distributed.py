@@ -148,14 +148,16 @@ def test_two_processes_of_batch_1_train_as_one_of_batch_2(chips, tmp_path):
 
 
 def mean_difference(first: torch.nn.Module, second: torch.nn.Module) -> float:
-    differences = [(p - q).abs().flatten()
-                   for p, q in zip(first.parameters(), second.parameters(), strict=True)]
-    return float(torch.cat(differences).mean())
+    with torch.no_grad():
+        differences = [(p - q).abs().flatten()
+                       for p, q in zip(first.parameters(), second.parameters(), strict=True)]
+        return float(torch.cat(differences).mean())
 
 
 def largest_difference(first: torch.nn.Module, second: torch.nn.Module) -> float:
-    return max(float((p - q).abs().max())
-               for p, q in zip(first.parameters(), second.parameters(), strict=True))
+    with torch.no_grad():
+        return max(float((p - q).abs().max())
+                   for p, q in zip(first.parameters(), second.parameters(), strict=True))
 
 
 def test_ctrl_c_under_torchrun_checkpoints_and_one_process_resumes(chips, tmp_path):
