@@ -11,7 +11,6 @@ import click
 from geogan.synthetic import KINDS
 
 from .options import ProgressBar, overwrite_opt
-from .train import _TrainBar
 
 if TYPE_CHECKING:  # geogan.demo imports torch: at run time only inside the command
     from geogan.demo import DemoReport, Quality
@@ -46,9 +45,10 @@ def demo_command(out_dir: Path, kind: str, steps: int | None, device: str,
     """
     from geogan.demo import DemoProgress, run_demo  # imports torch: only when run
 
-    with ProgressBar("chips", "win") as export_bar, _TrainBar() as train_bar, \
+    with ProgressBar("chips", "win") as export_bar, ProgressBar("train", "step") as train_bar, \
             ProgressBar("translate", "win") as translate_bar:
-        progress = DemoProgress(export=export_bar, train=train_bar, translate=translate_bar)
+        progress = DemoProgress(export=export_bar, train=train_bar.steps,
+                                translate=translate_bar)
         report = run_demo(out_dir, kind=kind, steps=steps, device=device,
                           overwrite=overwrite, progress=progress)
     click.echo(_summary(report))

@@ -7,12 +7,12 @@ Where rasterio's ``rio`` already defines an option users know (``--overwrite``,
 from __future__ import annotations
 
 from collections.abc import Callable
-from types import TracebackType
 from typing import Any
 
 import click
 from rasterio.rio import options as rio_options
-from tqdm import tqdm
+
+from geogan.progress import Bar
 
 __all__ = [
     "ProgressBar", "creation_options", "overwrite_opt", "seed_opt", "show_progress"
@@ -40,32 +40,10 @@ def show_progress() -> bool:
     return not (ctx is not None and ctx.find_root().meta.get("geogan.quiet", False))
 
 
-class ProgressBar:
-    """A tqdm bar drawn on stderr once work starts, fed by the library's (done, total)
-    progress callbacks; nothing is drawn if the command fails before any work, or with -q."""
+class ProgressBar(Bar):
+    """A command's bar on stderr: drawn on a terminal only, once work starts, and not
+    with ``geogan -q``; fed by the library's (done, total) callbacks, or by training
+    progress through :meth:`~geogan.progress.Bar.steps`."""
 
     def __init__(self, desc: str, unit: str) -> None:
-        self._desc, self._unit = desc, unit
-        self._bar: tqdm[None] | None = None
-
-    def __call__(self, done: int, total: int) -> None:
-        if not show_progress():
-            return
-        if self._bar is None:
-            # disable=None: drawn on a terminal only, never into logs.
-            self._bar = tqdm(desc=self._desc, unit=self._unit, total=total, leave=False,
-                             disable=None)
-        if self._bar.disable:
-            return
-        if done < self._bar.n:  # the next item of a batch starts over
-            self._bar.reset(total)
-        self._bar.total = total
-        self._bar.update(done - self._bar.n)
-
-    def __enter__(self) -> ProgressBar:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 traceback: TracebackType | None) -> None:
-        if self._bar is not None:
-            self._bar.close()
+        super().__init__(desc, unit, enabled=show_progress, terminal_only=True)

@@ -3,42 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import click
-from tqdm import tqdm
 
 from geogan.config import GAN_LOSSES, MODEL_KINDS, PRECISIONS, PRESETS
 
-from .options import overwrite_opt, seed_opt, show_progress
-
-
-class _TrainBar:
-    """A tqdm bar of steps with the latest mean losses as its postfix."""
-
-    def __init__(self) -> None:
-        self._bar: tqdm[None] | None = None
-
-    def __call__(self, progress: Any) -> None:
-        if not show_progress():
-            return
-        if self._bar is None:
-            self._bar = tqdm(desc="train", unit="step", total=progress.total,
-                             initial=progress.start, leave=False, disable=None)
-        if self._bar.disable:
-            return
-        self._bar.set_postfix({k: f"{v:.3g}" for k, v in progress.losses.items()},
-                              refresh=False)
-        self._bar.update(progress.step - self._bar.n)
-
-    def __enter__(self) -> _TrainBar:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 traceback: TracebackType | None) -> None:
-        if self._bar is not None:
-            self._bar.close()
+from .options import ProgressBar, overwrite_opt, seed_opt
 
 
 @click.command("train")
@@ -118,8 +89,8 @@ def train_command(chips: Path, output: Path, kind: str | None, preset: str, devi
     options = TrainOptions(kind=kind, preset=preset, overrides=overrides, device=device,
                            checkpoint_dir=checkpoint_dir, resume=resume, overwrite=overwrite,
                            init_from=init_from)
-    with _TrainBar() as bar:
-        report = train(chips, output, options, bar)
+    with ProgressBar("train", "step") as bar:
+        report = train(chips, output, options, bar.steps)
     if report.rank != 0:  # under torchrun: the first process reports for all
         return
     processes = f", {report.world_size} processes" if report.world_size > 1 else ""

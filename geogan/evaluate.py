@@ -82,6 +82,7 @@ __all__ = [
     "SeamScores",
     "detect_palette",
     "evaluate_rasters",
+    "given_palette",
     "load_palette",
 ]
 
@@ -363,6 +364,16 @@ def load_palette(path: str | os.PathLike[str]) -> dict[str, tuple[float, ...]]:
         raise InputError(f"palette file {name}: {error}; {hint}") from None
 
 
+def given_palette(spec: Mapping[str, Sequence[float]] | str | os.PathLike[str]
+                  ) -> dict[str, tuple[float, ...]]:
+    """A palette given as a mapping of class name → colour, or as a JSON file; checked.
+
+    Raises:
+        InputError: If it is not an object of classes with colours of one length.
+    """
+    return _check_palette(spec) if isinstance(spec, Mapping) else load_palette(spec)
+
+
 def _check_palette(document: Any) -> dict[str, tuple[float, ...]]:
     if not isinstance(document, Mapping) or not document:
         raise InputError("the palette is not an object of classes")
@@ -385,10 +396,8 @@ def _resolve_palette(spec: Any, ref: Any, ref_name: str
     """The palette to score classes with, and where it came from."""
     if spec is None:
         return None, None
-    if isinstance(spec, Mapping):
-        return _check_palette(spec), "given"
-    if os.fspath(spec) != "auto":
-        return load_palette(spec), os.fspath(spec)
+    if isinstance(spec, Mapping) or os.fspath(spec) != "auto":
+        return given_palette(spec), "given" if isinstance(spec, Mapping) else os.fspath(spec)
     tags = ref.tags()
     if PALETTE_TAG in tags:
         # The tag names the classes and lists every one, even those a scene lacks.

@@ -64,6 +64,7 @@ from geogan.modelfile import check_model_output, read_model_file
 from geogan.normalization import BandNormalization
 from geogan.outputs import atomic_file
 from geogan.preview import normalized_to_display
+from geogan.progress import Bar
 from geogan.raster import open_raster
 from geogan.stats import BandStatistics
 from geogan.synthetic import PALETTE_TAG, palette_from_tags
@@ -377,8 +378,10 @@ class GANModel:
             kind=self.kind, preset=self.preset, overrides=overrides, device=self.device,
             checkpoint_dir=run_dir, init_from=previous, overwrite=True,
             val_fraction=data.val_split_pct)
-        with _TrainBar(self.verbose and progress is None, len(self.runs) + 1) as bar:
-            report = train(data.path, run_dir / "model.pt", train_options, progress or bar)
+        with Bar(f"fit {len(self.runs) + 1}", "step",
+                 enabled=self.verbose and progress is None) as bar:
+            report = train(data.path, run_dir / "model.pt", train_options,
+                           progress or bar.steps)
         self._model_path = report.model_path.absolute()
         self.architecture = report.architecture
         self._translators.clear()
@@ -479,7 +482,7 @@ class GANModel:
         translator = self.translator(direction, options.pop("device", None),
                                      options.pop("precision", None))
         progress = options.pop("progress", None)
-        with _WindowBar(self.verbose and progress is None) as bar:
+        with Bar("translate", "window", enabled=self.verbose and progress is None) as bar:
             return translate_raster(src, dst, translator, progress=progress or bar,
                                     **options)
 
@@ -800,16 +803,14 @@ def _resolve_palette(palette: Mapping[str, Sequence[float]] | str | None,
     """The target's classes: given, from a palette tag, or its flat colours."""
     if palette is None:
         return None
-    if isinstance(palette, Mapping):
-        return dict(palette)
-    if palette != "auto":
-        from geogan.evaluate import load_palette
+    if isinstance(palette, Mapping) or palette != "auto":
+        from geogan.evaluate import given_palette
 
-        return dict(load_palette(palette))
+        return dict(given_palette(palette))
     target = folder.domains["b"]
     if np.dtype(target.dtype).kind not in "ui" or target.bands > 4:
         return None
-    sources = [_source_raster(folder), folder.val["b"][0]]
+    sources = [_source_raster(folder), *folder.val["b"][:1]]
     for source in sources:
         if source is not None and source.exists():
             with rasterio.open(source) as dataset:
@@ -843,54 +844,3 @@ def _read_log(path: Path) -> list[dict[str, Any]]:
                 if line.strip()]
     except (OSError, ValueError):
         return []
-
-
-class _TrainBar:
-    """A tqdm.auto bar of training steps with the latest losses (nothing when off)."""
-
-    def __init__(self, enabled: bool, run: int) -> None:
-        self.enabled, self.run = enabled, run
-        self._bar: Any = None
-
-    def __call__(self, progress: TrainProgress) -> None:
-        if not self.enabled:
-            return
-        if self._bar is None:
-            from tqdm.auto import tqdm
-
-            self._bar = tqdm(desc=f"fit {self.run}", unit="step", total=progress.total,
-                             initial=progress.start)
-        self._bar.set_postfix({k: f"{v:.3g}" for k, v in progress.losses.items()},
-                              refresh=False)
-        self._bar.update(progress.step - self._bar.n)
-
-    def __enter__(self) -> _TrainBar:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._bar is not None:
-            self._bar.close()
-
-
-class _WindowBar:
-    """A tqdm.auto bar of translated windows (nothing when off)."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self._bar: Any = None
-
-    def __call__(self, done: int, total: int) -> None:
-        if not self.enabled:
-            return
-        if self._bar is None:
-            from tqdm.auto import tqdm
-
-            self._bar = tqdm(desc="translate", unit="window", total=total)
-        self._bar.update(done - self._bar.n)
-
-    def __enter__(self) -> _WindowBar:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._bar is not None:
-            self._bar.close()
