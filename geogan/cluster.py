@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -28,6 +29,7 @@ from typing import Any
 
 from geogan.errors import ConfigError, GeoganError
 from geogan.modelfile import read_model_file
+from geogan.outputs import remove_partials
 from geogan.translate import (
     BatchReport,
     SceneOutcome,
@@ -73,23 +75,39 @@ def translate_on_cluster(sources: Sequence[str], outputs: Sequence[Path],
     model_path = os.path.abspath(os.fspath(model))
     read_model_file(model_path)  # one clear error here rather than one per scene
     start = time.perf_counter()
-    with _client(cluster, distributed) as (client, threads):
-        futures = [client.submit(_translate_task, source, output, model_path, settings, threads,
-                                 pure=False, key=f"geogan-scene-{i}-{os.getpid()}-{start}")
-                   for i, (source, output) in enumerate(zip(sources, outputs, strict=True))]
-        position = {future.key: i for i, future in enumerate(futures)}
-        outcomes: list[SceneOutcome | None] = [None] * len(futures)
-        try:
-            for finished, future in enumerate(distributed.as_completed(futures), 1):
-                i = position[future.key]
-                outcomes[i] = _outcome(future, sources[i], outputs[i])
-                if scene_progress is not None:
-                    scene_progress(finished, len(futures))
-        except BaseException:  # Ctrl-C: take the remaining scenes off the cluster
-            client.cancel(futures)
-            raise
+    outcomes: list[SceneOutcome | None] = [None] * len(sources)
+    try:
+        with _client(cluster, distributed) as (client, threads):
+            _run(client, distributed, threads, sources, outputs, model_path, settings,
+                 start, outcomes, scene_progress)
+    except BaseException:
+        if _is_local(cluster):  # its workers were stopped mid-scene: clean up after them
+            for output, outcome in zip(outputs, outcomes, strict=True):
+                if outcome is None:
+                    remove_partials(output)
+        raise
     done = [outcome for outcome in outcomes if outcome is not None]
     return BatchReport(tuple(done), time.perf_counter() - start)
+
+
+def _run(client: Any, distributed: Any, threads: int | None, sources: Sequence[str],
+         outputs: Sequence[Path], model_path: str, settings: TranslateOptions, start: float,
+         outcomes: list[SceneOutcome | None],
+         scene_progress: Callable[[int, int], None] | None) -> None:
+    """Submit one task per scene and fill ``outcomes`` as they finish."""
+    futures = [client.submit(_translate_task, source, output, model_path, settings, threads,
+                             pure=False, key=f"geogan-scene-{i}-{os.getpid()}-{start}")
+               for i, (source, output) in enumerate(zip(sources, outputs, strict=True))]
+    position = {future.key: i for i, future in enumerate(futures)}
+    try:
+        for finished, future in enumerate(distributed.as_completed(futures), 1):
+            i = position[future.key]
+            outcomes[i] = _outcome(future, sources[i], outputs[i])
+            if scene_progress is not None:
+                scene_progress(finished, len(futures))
+    except BaseException:  # Ctrl-C: take the remaining scenes off the cluster
+        client.cancel(futures)
+        raise
 
 
 def model_loads() -> int:
@@ -149,15 +167,16 @@ def _client(cluster: Any, distributed: Any) -> Iterator[tuple[Any, int | None]]:
         yield cluster, None
         return
     address = str(cluster)
-    if address == LOCAL_PREFIX or address.startswith(LOCAL_PREFIX + ":"):
+    if _is_local(address):
         workers = _local_workers(address)
         # Each worker takes its share of this machine's cores for the generator.
         threads = max(1, (os.cpu_count() or 1) // workers)
         with _scheduler_logs_as_quiet_as_ours(), _worker_environment(threads):
-            local = distributed.LocalCluster(
-                n_workers=workers, threads_per_worker=1, processes=True,
-                # ":0": any free port, never the 8787 of a cluster already running.
-                dashboard_address=":0", silence_logs=logging.ERROR)
+            with _children_ignore_ctrl_c():
+                local = distributed.LocalCluster(
+                    n_workers=workers, threads_per_worker=1, processes=True,
+                    # ":0": any free port, never the 8787 of a cluster already running.
+                    dashboard_address=":0", silence_logs=logging.ERROR)
             with local, distributed.Client(local) as client:
                 yield client, threads
         return
@@ -173,15 +192,35 @@ def _client(cluster: Any, distributed: Any) -> Iterator[tuple[Any, int | None]]:
 
 @contextlib.contextmanager
 def _scheduler_logs_as_quiet_as_ours() -> Iterator[None]:
-    """A local scheduler runs in this process, and Dask sets its loggers to INFO: hold
-    them to the level the application chose (WARNING unless ``-v``)."""
+    """A local scheduler and its nannies run in this process, and Dask sets its loggers to
+    INFO: show only their errors (its warnings about stopping the workers of an
+    interrupted batch are no news to the user), unless the application asked for more
+    (``-v``)."""
     logger = logging.getLogger("distributed")
     previous = logger.level
-    logger.setLevel(logging.getLogger().getEffectiveLevel())
+    chosen = logging.getLogger().getEffectiveLevel()
+    logger.setLevel(chosen if chosen < logging.WARNING else logging.ERROR)
     try:
         yield
     finally:
         logger.setLevel(previous)
+
+
+@contextlib.contextmanager
+def _children_ignore_ctrl_c() -> Iterator[None]:
+    """Ctrl-C goes to every process of the terminal's group, the local workers too, which
+    would each print a traceback. Processes started while SIGINT is ignored keep ignoring
+    it (Python installs its KeyboardInterrupt handler only where SIGINT is not ignored),
+    so the workers are started that way; this process stops them when it is interrupted.
+    A Ctrl-C during the few seconds of the start is lost."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @contextlib.contextmanager
@@ -211,6 +250,13 @@ def _worker_environment(threads: int) -> Iterator[None]:
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+def _is_local(cluster: Any) -> bool:
+    """Whether ``cluster`` asks for workers started (and stopped) here: ``local[:N]``."""
+    if not isinstance(cluster, str):
+        return False
+    return cluster == LOCAL_PREFIX or cluster.startswith(LOCAL_PREFIX + ":")
 
 
 def _local_workers(address: str) -> int:

@@ -9,6 +9,7 @@ or the new one, never a mixture. An error or Ctrl-C deletes the temporary file.
 from __future__ import annotations
 
 import errno
+import glob
 import os
 import secrets
 from collections.abc import Iterator
@@ -40,6 +41,10 @@ def check_output_file(path: Path, overwrite: bool, what: str = "output") -> None
                           "is not writable")
 
 
+_TOKEN_BYTES = 4
+"""Random bytes in a temporary name (as hex)."""
+
+
 @contextmanager
 def atomic_file(path: Path, what: str = "output") -> Iterator[Path]:
     """A temporary path beside ``path`` to write to; renamed to ``path`` on success.
@@ -69,11 +74,21 @@ def atomic_file(path: Path, what: str = "output") -> Iterator[Path]:
             leftover.unlink(missing_ok=True)
 
 
+def remove_partials(path: Path) -> None:
+    """Remove the temporary files that :func:`atomic_file` made for ``path`` in a process
+    that was killed before it could clean up (a Dask worker stopped mid-scene)."""
+    token = "?" * 2 * _TOKEN_BYTES
+    pattern = f".{glob.escape(path.stem)}.{token}.partial{glob.escape(path.suffix)}*"
+    for leftover in path.parent.glob(pattern):
+        leftover.unlink(missing_ok=True)
+
+
 def _create_temporary(path: Path) -> Path:
     """A new empty hidden file beside ``path``, with the permissions the umask gives new
     files (``tempfile.mkstemp`` would make it private, and the rename would keep that)."""
     for _ in range(100):
-        temporary = path.with_name(f".{path.stem}.{secrets.token_hex(4)}.partial{path.suffix}")
+        temporary = path.with_name(
+            f".{path.stem}.{secrets.token_hex(_TOKEN_BYTES)}.partial{path.suffix}")
         try:
             os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
         except FileExistsError:

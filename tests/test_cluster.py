@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -141,3 +144,32 @@ def test_local_workers_keep_glibc_adaptive_malloc_and_our_environment_is_restore
     assert all(p["OMP_NUM_THREADS"] == str(max(1, os.cpu_count() or 1))
                for p in probes)
     assert dict(os.environ) == before
+
+
+def test_ctrl_c_stops_a_local_cluster_batch_and_leaves_nothing_half_written(tmp_path, model):
+    """Ctrl-C reaches the workers too, which die mid-scene without cleaning up after
+    themselves: the batch removes their temporary files once the cluster is down."""
+    rng = np.random.default_rng(3)
+    (tmp_path / "scenes").mkdir()
+    batch = [write_raster(tmp_path / "scenes" / f"big{i}.tif", textured(rng, 3, 1600, 1600))
+             for i in range(4)]
+    out = tmp_path / "maps"
+    run = subprocess.Popen(
+        [sys.executable, "-m", "geogan", "translate", *map(str, batch), "--model", str(model),
+         "--out-dir", str(out), "--cluster", "local:2", "--device", "cpu", "--precision",
+         "fp32"], start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True)
+    deadline = time.monotonic() + 120
+    while not list(out.glob(".*.partial*")) and time.monotonic() < deadline:
+        assert run.poll() is None, run.stdout.read() if run.stdout else ""
+        time.sleep(0.05)
+    os.killpg(run.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+    output, _ = run.communicate(timeout=120)
+    assert run.returncode == 130, output
+    assert output.strip() == "Interrupted."
+    assert not [p.name for p in out.iterdir() if ".partial" in p.name]
+    finished = list(out.glob("*.tif"))
+    assert len(finished) < len(batch)  # stopped mid-batch; what is there is whole:
+    for path in finished:
+        with rasterio.open(path) as done:
+            assert done.read().shape == (3, 1600, 1600)
