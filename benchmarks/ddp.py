@@ -26,8 +26,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from geogan.chips import ExportOptions, export_chips
-from geogan.synthetic import write_sample_pair
+from geogan.chips.export import ExportOptions, export_chips
+from geogan.sampledata.world import write_sample_pair
 
 
 def seconds_per_step(log: Path, skip: int) -> float:

@@ -1,6 +1,6 @@
 """Translation quality of Pix2Pix against the same U-Net trained on L1 alone.
 
-On generated sat-map sample data (``geogan.synthetic``, fixed seeds) it:
+On generated sat-map sample data (``geogan.sampledata.world``, fixed seeds) it:
 
 1. writes a training pair (1024², seed 1, as ``geogan demo`` uses) and a held-out pair
    (a different scene: 768², seed 7) that training never sees;
@@ -9,7 +9,7 @@ On generated sat-map sample data (``geogan.synthetic``, fixed seeds) it:
    (L1 loss only, no discriminator), with the same seed, data order and step budget, on
    the CPU;
 4. translates the held-out satellite scene with each model;
-5. scores each translation against the held-out map with ``geogan.evaluate`` (palette from
+5. scores each translation against the held-out map with ``geogan.evaluation.rasters`` (palette from
    the map's ``GEOGAN_PALETTE`` tag): per-class accuracy, mean IoU, SSIM, PSNR, and the
    seam score; and an edge-sharpness figure.
 
@@ -38,12 +38,13 @@ import rasterio
 import torch
 from numpy.typing import NDArray
 
-from geogan.chips import ExportOptions, export_chips
-from geogan.evaluate import EvaluateOptions, EvaluationReport, evaluate_rasters
-from geogan.metrics import snap_to_palette
-from geogan.synthetic import palette_from_tags, write_sample_pair
-from geogan.train import TrainOptions, train
-from geogan.translate import translate_raster
+from geogan.chips.export import ExportOptions, export_chips
+from geogan.evaluation.rasters import EvaluateOptions, EvaluationReport, evaluate_rasters
+from geogan.evaluation.image_metrics import snap_to_palette
+from geogan.raster.palette import palette_from_tags
+from geogan.sampledata.world import write_sample_pair
+from geogan.training.loop import TrainOptions, train
+from geogan.inference.scene import translate_raster
 
 TILE = 256
 TRAIN_SCENE = (1024, 1)  # (size, seed): the demo's sat-map pair

@@ -6,11 +6,11 @@ configuration), it times in the same run:
 * ``reference``: the update of the reference PyTorch implementation
   (junyanz/pytorch-CycleGAN-and-pix2pix ``optimize_parameters``) written out here with
   the same networks: float32, NCHW, Adam with its default (foreach) kernels;
-* ``geogan fp32`` and ``geogan bf16``: :mod:`geogan.trainers` (channels-last, fused Adam,
+* ``geogan fp32`` and ``geogan bf16``: :mod:`geogan.training.steps` (channels-last, fused Adam,
   no host sync per step), in float32 and under bfloat16 autocast when the device has it.
 
 It prints seconds per step, images per second and the ratio to the reference. Then it
-runs the real training loop (``geogan.train.train``: DataLoader, worker process,
+runs the real training loop (``geogan.training.loop.train``: DataLoader, worker process,
 checkpoints) on chips exported from the sample scene and prints the share of the step
 time spent waiting for data. Everything runs again on CUDA when a GPU is present.
 
@@ -30,14 +30,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from geogan.chips import ExportOptions, export_chips
-from geogan.config import build_configs
-from geogan.devices import cpu_has_native_bf16
-from geogan.losses import gan_loss
-from geogan.models import build_discriminator, build_generator
-from geogan.synthetic import write_sample_pair
-from geogan.train import TrainOptions, train
-from geogan.trainers import TRAINERS
+from geogan.chips.export import ExportOptions, export_chips
+from geogan.nn.config import build_configs
+from geogan.nn.devices import cpu_has_native_bf16
+from geogan.nn.losses import gan_loss
+from geogan.nn.networks import build_discriminator, build_generator
+from geogan.sampledata.world import write_sample_pair
+from geogan.training.loop import TrainOptions, train
+from geogan.training.steps import TRAINERS
 
 # Per-step times of the reference implementation on the development CPU (2 cores,
 # torch 2.13, 2 threads), quoted in issue 3, for comparison with the figures measured here.
@@ -106,7 +106,7 @@ def reference_cyclegan_step(device: torch.device, batch: int) -> Callable[[], No
 
 def geogan_step(kind: str, device: torch.device, batch: int, precision: str,
                 ngf: int = 64) -> Callable[[], None]:
-    """One step of :mod:`geogan.trainers` on a fixed random batch."""
+    """One step of :mod:`geogan.training.steps` on a fixed random batch."""
     arch, config = build_configs(kind, 3, 3, 256, overrides={"batch_size": batch, "ngf": ngf})
     trainer = TRAINERS[kind](arch, config, device, precision)
     sample = {"a": torch.rand(batch, 3, 256, 256) * 2 - 1,

@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING
 
 import click
 
-from geogan.synthetic import KINDS
+from geogan.sampledata.world import KINDS
 
 from .options import ProgressBar, overwrite_opt
 
-if TYPE_CHECKING:  # geogan.demo imports torch: at run time only inside the command
-    from geogan.demo import DemoReport, Quality
+if TYPE_CHECKING:  # geogan.api.demo imports torch: at run time only inside the command
+    from geogan.api.demo import DemoReport, Quality
 
 
 @click.command("demo")
@@ -43,7 +43,7 @@ def demo_command(out_dir: Path, kind: str, steps: int | None, device: str,
       geogan demo
       geogan demo --kind sar-optical --out sar-demo
     """
-    from geogan.demo import DemoProgress, run_demo  # imports torch: only when run
+    from geogan.api.demo import DemoProgress, run_demo  # imports torch: only when run
 
     with ProgressBar("chips", "win") as export_bar, ProgressBar("train", "step") as train_bar, \
             ProgressBar("translate", "win") as translate_bar:

@@ -9,11 +9,11 @@ from typing import Any
 
 import click
 
-from geogan.windows import BLENDS
+from geogan.grids.windows import BLENDS
 
 from .options import ProgressBar
 
-RESAMPLINGS = ("nearest", "bilinear", "cubic", "average", "mode")  # geogan.evaluate's
+RESAMPLINGS = ("nearest", "bilinear", "cubic", "average", "mode")  # geogan.evaluation.rasters's
 
 
 @click.command("evaluate")
@@ -59,7 +59,7 @@ def evaluate_command(prediction: str, reference: str, palette: str | None, mask:
       geogan evaluate translated.tif truth.tif --mask held-out.geojson --json
       geogan evaluate out.tif ref_3857.tif --resampling cubic --tile 256 --overlap 64
     """
-    from geogan.evaluate import EvaluateOptions, evaluate_rasters  # torch loads here
+    from geogan.evaluation.rasters import EvaluateOptions, evaluate_rasters  # torch loads here
 
     options = EvaluateOptions(palette=palette, mask=mask, resampling=resampling,
                               data_range=data_range, tile=tile, overlap=overlap, blend=blend)

@@ -8,7 +8,7 @@ from typing import Any
 import click
 from rasterio.enums import Resampling
 
-from geogan.chips import ExportOptions, export_chips
+from geogan.chips.export import ExportOptions, export_chips
 
 from .options import ProgressBar, creation_options, overwrite_opt, seed_opt
 

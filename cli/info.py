@@ -19,7 +19,7 @@ def info_command(model: Path, as_json: bool) -> None:
     Example:
       geogan info m.pt
     """
-    from geogan.modelfile import describe_model, read_model_file  # imports torch
+    from geogan.nn.model_file import describe_model, read_model_file  # imports torch
 
     description = describe_model(read_model_file(model))
     if as_json:

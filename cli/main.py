@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from geogan import __version__
+from geogan.version import __version__
 from geogan.errors import GeoganError, GeoganWarning
 
 from .demo import demo_command

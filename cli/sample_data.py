@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from geogan.synthetic import KINDS, MIN_SIZE, write_sample_pair, write_sample_pairs
+from geogan.sampledata.world import KINDS, MIN_SIZE, write_sample_pair, write_sample_pairs
 
 from .options import overwrite_opt, seed_opt
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from geogan.config import GAN_LOSSES, MODEL_KINDS, PRECISIONS, PRESETS
+from geogan.nn.config import GAN_LOSSES, MODEL_KINDS, PRECISIONS, PRESETS
 
 from .options import ProgressBar, overwrite_opt, seed_opt
 
@@ -84,7 +84,7 @@ def train_command(chips: Path, output: Path, kind: str | None, preset: str, devi
       geogan train chips/ -o m.pt --resume
       torchrun --standalone --nproc-per-node 2 -m geogan train chips/ -o m.pt
     """
-    from geogan.train import TrainOptions, train  # imports torch: only when training
+    from geogan.training.loop import TrainOptions, train  # imports torch: only when training
 
     options = TrainOptions(kind=kind, preset=preset, overrides=overrides, device=device,
                            checkpoint_dir=checkpoint_dir, resume=resume, overwrite=overwrite,

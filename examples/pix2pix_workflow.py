@@ -3,7 +3,7 @@
     python examples/pix2pix_workflow.py --out workflow/            # about 3 minutes on 2 cores
     python examples/pix2pix_workflow.py --out /tmp/w --size 256 --tile 64 --steps 4   # seconds
 
-1. sample data: a satellite image and its map (``geogan.synthetic``), and a second,
+1. sample data: a satellite image and its map (``geogan.sampledata.world``), and a second,
    held-out scene the model never sees;
 2. export chips from the pair (``geogan.chips.export_chips``, as ``geogan export-chips``);
 3. ``prepare_data`` → ``show_batch`` (``batch.png``);
@@ -23,10 +23,10 @@ from pathlib import Path
 import rasterio
 
 import geogan
-from geogan.chips import ExportOptions, export_chips
-from geogan.evaluate import EvaluateOptions, evaluate_rasters
-from geogan.preview import downsample_for_preview, grid, to_display_rgb, write_png
-from geogan.synthetic import write_sample_pair
+from geogan.chips.export import ExportOptions, export_chips
+from geogan.evaluation.rasters import EvaluateOptions, evaluate_rasters
+from geogan.raster.preview import downsample_for_preview, grid, to_display_rgb, write_png
+from geogan.sampledata.world import write_sample_pair
 
 TRAIN_SEED, SCENE_SEED = 1, 2
 """Seeds of the training pair and of the held-out scene: two different places."""

@@ -2,7 +2,7 @@
 
 The library never prints and never exits: it returns results and raises the typed
 errors of :mod:`geogan.errors`. The ``geogan`` command (``geogan.cli``) is a thin layer
-over it, and so is the arcgis.learn-style API (:mod:`geogan.learn`: ``prepare_data``,
+over it, and so is the arcgis.learn-style API (:mod:`geogan.api.learn`: ``prepare_data``,
 ``Pix2Pix``, ``CycleGAN``, ``load_model``). Importing ``geogan`` imports neither torch nor
 matplotlib, so that ``export-chips`` and ``sample-data`` start fast and run where torch is
 absent.
@@ -14,10 +14,10 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # for type checkers only: importing them at run time would load torch
-    from geogan.evaluate import evaluate_rasters
-    from geogan.learn import ChipData, CycleGAN, Pix2Pix, load_model, prepare_data
-    from geogan.translate import translate_batch, translate_raster
-    from geogan.translator import Translator
+    from geogan.evaluation.rasters import evaluate_rasters
+    from geogan.api.learn import ChipData, CycleGAN, Pix2Pix, load_model, prepare_data
+    from geogan.inference.scene import translate_batch, translate_raster
+    from geogan.inference.translator import Translator
 
 try:
     __version__ = version("geogan")
@@ -27,11 +27,11 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 __all__ = ["ChipData", "CycleGAN", "Pix2Pix", "Translator", "__version__", "evaluate_rasters",
            "load_model", "prepare_data", "translate_batch", "translate_raster"]
 
-_LAZY = {"load_model": "geogan.learn", "prepare_data": "geogan.learn", "Pix2Pix": "geogan.learn",
-         "CycleGAN": "geogan.learn", "ChipData": "geogan.learn",
-         "Translator": "geogan.translator",
-         "translate_raster": "geogan.translate", "translate_batch": "geogan.translate",
-         "evaluate_rasters": "geogan.evaluate"}
+_LAZY = {"load_model": "geogan.api.learn", "prepare_data": "geogan.api.learn", "Pix2Pix": "geogan.api.learn",
+         "CycleGAN": "geogan.api.learn", "ChipData": "geogan.api.learn",
+         "Translator": "geogan.inference.translator",
+         "translate_raster": "geogan.inference.scene", "translate_batch": "geogan.inference.scene",
+         "evaluate_rasters": "geogan.evaluation.rasters"}
 
 
 def __getattr__(name: str) -> Any:

@@ -53,7 +53,7 @@ class Bar:
         self.update(done, total)
 
     def steps(self, progress: Any) -> None:
-        """Show a :class:`geogan.train.TrainProgress`: steps from the run's start, and the
+        """Show a :class:`geogan.training.loop.TrainProgress`: steps from the run's start, and the
         latest mean losses."""
         self.update(progress.step, progress.total, start=progress.start,
                     postfix=progress.losses)

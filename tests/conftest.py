@@ -94,7 +94,7 @@ def pair_scene(tmp: Path, size: int = 256) -> tuple[Path, Path]:
 @pytest.fixture(scope="module")
 def chips(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """16 paired geogan chips of 64 px from :func:`pair_scene`, 4 of them val (12 train)."""
-    from geogan.chips import ExportOptions, export_chips
+    from geogan.chips.export import ExportOptions, export_chips
 
     tmp = tmp_path_factory.mktemp("chips")
     a, b = pair_scene(tmp)

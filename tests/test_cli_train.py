@@ -12,7 +12,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from geogan.chips import ExportOptions, export_chips
+from geogan.chips.export import ExportOptions, export_chips
 from geogan.cli.main import cli
 
 from .conftest import pair_scene, write_raster

@@ -11,7 +11,7 @@ import torch
 from click.testing import CliRunner
 
 from geogan.cli.main import cli
-from geogan.translator import Translator
+from geogan.inference.translator import Translator
 
 from .conftest import write_raster
 from .test_translate import save_model, textured

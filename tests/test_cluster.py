@@ -14,11 +14,11 @@ import pytest
 import rasterio
 from click.testing import CliRunner
 
-import geogan.cluster
+import geogan.inference.cluster
 from geogan.cli.main import cli
 from geogan.errors import ConfigError
-from geogan.translate import translate_batch
-from geogan.translator import load_model
+from geogan.inference.scene import translate_batch
+from geogan.inference.translator import load_model
 
 from .conftest import write_raster
 from .test_translate import CPU, leftovers, save_model, textured
@@ -77,12 +77,12 @@ def test_a_cluster_batch_writes_what_a_local_batch_writes(tmp_path, model, clien
     # Both workers took scenes, and each loaded the model once for all of its scenes.
     workers = {o.worker for o in on_cluster.outcomes if o.status == "done"}
     assert len(workers) == 2
-    assert client.run(geogan.cluster.model_loads) == dict.fromkeys(workers, 1)
+    assert client.run(geogan.inference.cluster.model_loads) == dict.fromkeys(workers, 1)
 
     rerun = translate_batch(batch, tmp_path / "cluster", model, cluster=client, **CPU)
     assert [o.status for o in rerun.outcomes] == [
         "skipped", "skipped", "failed", "skipped", "skipped", "skipped"]
-    assert client.run(geogan.cluster.model_loads) == dict.fromkeys(workers, 1)
+    assert client.run(geogan.inference.cluster.model_loads) == dict.fromkeys(workers, 1)
 
 
 def test_the_command_starts_a_local_cluster_and_reports_failures(tmp_path, model):
@@ -106,7 +106,7 @@ def test_cluster_errors_are_one_line(tmp_path, model, monkeypatch):
         translate_batch(paths, tmp_path / "maps", model, cluster="local:zero", **CPU)
     with pytest.raises(ConfigError, match="model file, not a loaded Translator"):
         translate_batch(paths, tmp_path / "maps", load_model(model), cluster="local:1", **CPU)
-    monkeypatch.setattr(geogan.cluster, "CONNECT_TIMEOUT", "1s")
+    monkeypatch.setattr(geogan.inference.cluster, "CONNECT_TIMEOUT", "1s")
     with pytest.raises(ConfigError, match="cannot reach the Dask scheduler at tcp://"):
         translate_batch(paths, tmp_path / "maps", model, cluster="tcp://127.0.0.1:9", **CPU)
     monkeypatch.setitem(sys.modules, "distributed", None)  # as if it were not installed

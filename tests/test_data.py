@@ -14,8 +14,8 @@ import rasterio
 import torch
 from torch.utils.data import DataLoader
 
-from geogan.chips import ExportOptions, export_chips
-from geogan.data import (
+from geogan.chips.export import ExportOptions, export_chips
+from geogan.training.dataset import (
     ChipDataset,
     ChipFolder,
     KeySampler,
@@ -26,7 +26,7 @@ from geogan.data import (
     val_keys,
 )
 from geogan.errors import ChipFolderError
-from geogan.normalization import BandNormalization
+from geogan.nn.normalization import BandNormalization
 
 from .conftest import smooth_field, write_raster
 

@@ -13,9 +13,9 @@ import rasterio
 from click.testing import CliRunner
 from rasterio.errors import NotGeoreferencedWarning
 
-from geogan import demo
+from geogan.api import demo
 from geogan.cli.main import cli
-from geogan.demo import (
+from geogan.api.demo import (
     BOUNDARY_COLOUR,
     PREVIEW_BACKGROUND,
     PREVIEW_GAP,
@@ -25,7 +25,7 @@ from geogan.demo import (
     run_demo,
 )
 from geogan.errors import InputError, OutputExistsError
-from geogan.synthetic import MAP_PALETTE
+from geogan.sampledata.world import MAP_PALETTE
 
 STEPS = 3
 

@@ -19,12 +19,12 @@ import numpy as np
 import pytest
 import torch
 
-from geogan.chips import ExportOptions, export_chips
-from geogan.distributed import ProcessGroup, parameter_digest, shard, shard_size
+from geogan.chips.export import ExportOptions, export_chips
+from geogan.training.distributed import ProcessGroup, parameter_digest, shard, shard_size
 from geogan.errors import CheckpointError, ConfigError
-from geogan.modelfile import read_model_file
-from geogan.models import build_generator
-from geogan.train import TrainOptions, steps_per_epoch, train
+from geogan.nn.model_file import read_model_file
+from geogan.nn.networks import build_generator
+from geogan.training.loop import TrainOptions, steps_per_epoch, train
 
 from .conftest import pair_scene, smooth_field, write_raster
 from .test_train import TINY
@@ -69,8 +69,8 @@ def test_each_rank_gets_every_second_key_and_as_many_as_the_others():
 
 
 def test_an_epoch_has_half_the_steps_on_two_processes(chips):
-    from geogan.config import TrainConfig
-    from geogan.data import open_chip_folder
+    from geogan.nn.config import TrainConfig
+    from geogan.training.dataset import open_chip_folder
 
     folder = open_chip_folder(chips)
     config = TrainConfig(augment=False)
@@ -120,7 +120,7 @@ def test_torchrun_trains_cyclegan_with_both_generators_in_step(tmp_path):
 
 SCRIPT = """
 import sys
-from geogan.train import TrainOptions, train
+from geogan.training.loop import TrainOptions, train
 overrides = {overrides!r}
 options = TrainOptions(preset="tiny", overrides=overrides, device="cpu",
                        checkpoint_dir=sys.argv[3])

@@ -547,10 +547,10 @@ def test_unreadable_input_even_as_root(command: str, assets: Assets, tmp_path: P
     read (as it does for another user's chmod 000 file). The command line refuses it as
     a usage error (click checks its path arguments: exit 2); the library functions
     behind it raise their own one-sentence error for callers that bypass the CLI."""
-    from geogan.data import open_chip_folder
+    from geogan.training.dataset import open_chip_folder
     from geogan.errors import ChipFolderError, UnreadableError
-    from geogan.modelfile import read_model_file
-    from geogan.raster import open_raster
+    from geogan.nn.model_file import read_model_file
+    from geogan.raster.io import open_raster
 
     def open_(path: Path) -> None:
         with open_raster(path):
@@ -589,12 +589,12 @@ def test_a_permission_error_the_library_did_not_catch_is_one_line(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """A PermissionError from anywhere (a folder made unwritable mid-run) is the user's
     to fix: one line naming the file, exit 1; ``--debug`` re-raises it."""
-    import geogan.modelfile
+    import geogan.nn.model_file
 
     def denied(path: object) -> None:
         raise PermissionError(13, "Permission denied", "/data/m.pt")
 
-    monkeypatch.setattr(geogan.modelfile, "read_model_file", denied)
+    monkeypatch.setattr(geogan.nn.model_file, "read_model_file", denied)
     result = CliRunner().invoke(cli, ["info", "m.pt"])
     assert result.exit_code == 1
     assert result.stderr.count("\n") == 1

@@ -13,7 +13,7 @@ from rasterio.enums import Resampling
 from rasterio.warp import calculate_default_transform, reproject
 from rasterio.windows import Window, from_bounds
 
-from geogan.chips import ExportOptions, export_chips
+from geogan.chips.export import ExportOptions, export_chips
 from geogan.errors import NoChipsError, NoOverlapError, OutputExistsError
 
 from .conftest import smooth_field, write_raster
@@ -333,7 +333,7 @@ def test_area_smaller_than_a_tile(tmp_path, pair):
 
 
 def test_failure_midway_leaves_nothing(tmp_path, pair, monkeypatch):
-    import geogan.chips as chips_module
+    import geogan.chips.export as chips_module
 
     a, b = pair
     calls = {"n": 0}
@@ -408,7 +408,7 @@ def test_missing_parent_folders_are_created(tmp_path, pair):
 def test_window_partly_outside_the_source_is_padded_as_invalid(tmp_path, scene):
     """Grids whose origins differ by rounding can put a chip's last pixels past the
     additional raster's edge: those pixels are zero and invalid, the rest exact."""
-    from geogan.chips import _Layer
+    from geogan.chips.export import _Layer
 
     path = write_raster(tmp_path / "b.tif", scene)
     with rasterio.open(path) as src:

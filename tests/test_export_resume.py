@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-import geogan.chips as chips_module
-from geogan.chips import ExportInterrupted, ExportOptions, export_chips
+import geogan.chips.export as chips_module
+from geogan.chips.export import ExportInterrupted, ExportOptions, export_chips
 from geogan.cli.main import cli
 from geogan.errors import InputError, OutputExistsError
 

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from geogan.chips import ExportOptions, export_chips
+from geogan.chips.export import ExportOptions, export_chips
 
 from .conftest import smooth_field, write_raster
 from .test_translate import save_model, textured

@@ -7,9 +7,9 @@ import torch
 from click.testing import CliRunner
 
 from geogan.cli.main import cli
-from geogan.config import TrainConfig, build_configs
+from geogan.nn.config import TrainConfig, build_configs
 from geogan.errors import ConfigError
-from geogan.trainers import Pix2PixTrainer
+from geogan.training.steps import Pix2PixTrainer
 
 from .test_train import TINY, batch
 

@@ -1,4 +1,4 @@
-"""The arcgis.learn-style API (geogan.learn): prepare_data, Pix2Pix, CycleGAN, load_model."""
+"""The arcgis.learn-style API (geogan.api.learn): prepare_data, Pix2Pix, CycleGAN, load_model."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from rasterio.errors import NotGeoreferencedWarning
 
 import geogan
-from geogan.chips import ExportOptions, export_chips
+from geogan.chips.export import ExportOptions, export_chips
 from geogan.cli.main import cli
 from geogan.errors import (
     ChipFolderError,
@@ -26,9 +26,9 @@ from geogan.errors import (
     ModelFileError,
     OutputExistsError,
 )
-from geogan.learn import GANModel
-from geogan.modelfile import read_model_file
-from geogan.synthetic import PALETTE_TAG
+from geogan.api.learn import GANModel
+from geogan.nn.model_file import read_model_file
+from geogan.raster.palette import PALETTE_TAG
 
 from .conftest import pair_scene, smooth_field, write_raster
 
@@ -113,7 +113,7 @@ def test_import_geogan_loads_neither_torch_nor_matplotlib():
 
 
 def test_lazy_exports_are_the_learn_api():
-    from geogan import learn
+    from geogan.api import learn
 
     assert geogan.prepare_data is learn.prepare_data
     assert geogan.Pix2Pix is learn.Pix2Pix and geogan.CycleGAN is learn.CycleGAN

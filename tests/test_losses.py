@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from geogan.errors import ConfigError
-from geogan.losses import (
+from geogan.nn.losses import (
     GAN_LOSSES,
     LSGANLoss,
     VanillaGANLoss,

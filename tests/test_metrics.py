@@ -10,7 +10,7 @@ import torch
 from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import NDArray
 
-from geogan.metrics import (
+from geogan.evaluation.image_metrics import (
     PSNR_CAP_DB,
     MetricMean,
     image_metrics,

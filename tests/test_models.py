@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from geogan.config import Architecture
+from geogan.nn.config import Architecture
 from geogan.errors import ConfigError
-from geogan.models import (
+from geogan.nn.networks import (
     DISCRIMINATORS,
     GENERATORS,
     PatchDiscriminator,

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from geogan.normalization import BandNormalization
-from geogan.stats import BandStatistics, StatisticsAccumulator
+from geogan.nn.normalization import BandNormalization
+from geogan.raster.band_stats import BandStatistics, StatisticsAccumulator
 
 
 def stats(p2: float, p98: float) -> BandStatistics:

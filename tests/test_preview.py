@@ -12,7 +12,7 @@ from numpy.typing import NDArray
 from rasterio.errors import NotGeoreferencedWarning
 
 from geogan.errors import OutputError
-from geogan.preview import (
+from geogan.raster.preview import (
     downsample_for_preview,
     grid,
     normalized_to_display,

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from geogan.registration import Shift, estimate_shift
+from geogan.chips.registration import Shift, estimate_shift
 
 SIZE = 256
 FINE = 4  # fine pixels per chip pixel

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from geogan.errors import ConfigError
-from geogan.seams import SeamSums, seam_lines, seam_score, seam_sums
-from geogan.windows import WindowGrid
+from geogan.evaluation.seams import SeamSums, seam_lines, seam_score, seam_sums
+from geogan.grids.windows import WindowGrid
 
 from .conftest import smooth_field
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from geogan.translate import translate_batch
-from geogan.translator import load_model
+from geogan.inference.scene import translate_batch
+from geogan.inference.translator import load_model
 
 from .conftest import write_raster
 from .test_translate import CPU, save_model, textured

@@ -10,7 +10,7 @@ import pytest
 from numpy.typing import NDArray
 
 from geogan.errors import NoChipsError
-from geogan.stats import BandStatistics, StatisticsAccumulator
+from geogan.raster.band_stats import BandStatistics, StatisticsAccumulator
 
 BANDS = 3
 SIZE = 32

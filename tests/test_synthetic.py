@@ -1,4 +1,4 @@
-"""Tests of geogan.synthetic and ``geogan sample-data``: generated pairs and their promises.
+"""Tests of geogan.sampledata.world and ``geogan sample-data``: generated pairs and their promises.
 
 Every raster is generated into ``tmp_path`` at a small size, so the file runs in seconds.
 """
@@ -16,7 +16,8 @@ from click.testing import CliRunner
 
 from geogan.cli.main import cli
 from geogan.errors import InputError, OutputExistsError
-from geogan.synthetic import (
+from geogan.raster.palette import palette_from_tags
+from geogan.sampledata.world import (
     CLASS_NAMES,
     DSM_NODATA,
     FILE_NAMES,
@@ -24,7 +25,6 @@ from geogan.synthetic import (
     MAP_PALETTE,
     PIXEL_SIZE,
     generate_scene,
-    palette_from_tags,
     write_sample_pair,
     write_sample_pairs,
 )

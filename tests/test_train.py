@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 import torch
 
-import geogan.train as train_module
-from geogan.chips import ExportOptions, export_chips
-from geogan.config import build_configs
-from geogan.data import ChipDataset, epoch_keys, open_chip_folder
+import geogan.training.loop as train_module
+from geogan.chips.export import ExportOptions, export_chips
+from geogan.nn.config import build_configs
+from geogan.training.dataset import ChipDataset, epoch_keys, open_chip_folder
 from geogan.errors import CheckpointError, ConfigError, OutputExistsError, TrainingInterrupted
-from geogan.modelfile import read_model_file
-from geogan.train import TrainOptions, TrainProgress, learning_rate, train
-from geogan.trainers import CycleGANTrainer, ImagePool, Pix2PixTrainer
+from geogan.nn.model_file import read_model_file
+from geogan.training.loop import TrainOptions, TrainProgress, learning_rate, train
+from geogan.training.steps import CycleGANTrainer, ImagePool, Pix2PixTrainer
 
 from .conftest import pair_scene, smooth_field, write_raster
 
@@ -147,7 +147,7 @@ def test_training_lowers_validation_l1_and_writes_log_previews_and_model(chips, 
 def test_recalibration_gives_the_exact_average_of_batch_statistics(chips, tmp_path):
     train(chips, tmp_path / "m.pt", options(tmp_path, steps=4, batch_size=2))
     model = read_model_file(tmp_path / "m.pt")
-    from geogan.models import build_generator, set_dropout
+    from geogan.nn.networks import build_generator, set_dropout
 
     generator = build_generator(model.architecture)
     generator.load_state_dict(model.generators["a2b"])

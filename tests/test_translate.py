@@ -25,9 +25,9 @@ from rasterio.enums import ColorInterp, MaskFlags
 from rasterio.errors import RasterioError
 
 import geogan
-import geogan.engine as engine
-import geogan.translate as translate_module
-from geogan.config import build_configs
+import geogan.inference.pipeline as engine
+import geogan.inference.scene as translate_module
+from geogan.nn.config import build_configs
 from geogan.errors import (
     ConfigError,
     GeoganWarning,
@@ -36,12 +36,12 @@ from geogan.errors import (
     OutputError,
     OutputExistsError,
 )
-from geogan.modelfile import ModelFile, save_model_file
-from geogan.models import build_generator
-from geogan.normalization import BandNormalization
-from geogan.translate import translate_batch, translate_raster
-from geogan.translator import Translator, load_model
-from geogan.windows import WindowGrid
+from geogan.nn.model_file import ModelFile, save_model_file
+from geogan.nn.networks import build_generator
+from geogan.nn.normalization import BandNormalization
+from geogan.inference.scene import translate_batch, translate_raster
+from geogan.inference.translator import Translator, load_model
+from geogan.grids.windows import WindowGrid
 
 from .conftest import UTM33, smooth_field, write_raster
 
@@ -376,7 +376,7 @@ def test_a_crop_translated_alone_matches_the_whole_scene_without_seams(tmp_path,
 
 
 def test_blending_leaves_no_seam_on_the_window_boundaries(tmp_path, rng):
-    """The seam score (geogan.seams) on the engine's own window lines: close to 1 with the
+    """The seam score (geogan.evaluation.seams) on the engine's own window lines: close to 1 with the
     default cosine blend, far from 1 with --overlap 0 --blend none.
 
     The random model's border effect is zero padding, which damps its output towards the
@@ -385,7 +385,7 @@ def test_blending_leaves_no_seam_on_the_window_boundaries(tmp_path, rng):
     larger as a trained model's steps would. Either way a seam moves the score away from
     1, so the test compares distances from 1; the scene itself shows what its own texture
     gives on the same lines."""
-    from geogan.seams import seam_score
+    from geogan.evaluation.seams import seam_score
 
     translator = load_model(save_model(tmp_path / "m.pt", out_bands=3, out_dtype="float32",
                                        out_range=(0.0, 1000.0), local=True), **CPU)
@@ -408,8 +408,8 @@ MEMORY_SCRIPT = """
 import json, resource, sys, tracemalloc
 import torch
 torch.set_num_threads(1)
-from geogan.translate import translate_raster
-from geogan.translator import load_model
+from geogan.inference.scene import translate_raster
+from geogan.inference.translator import load_model
 translator = load_model(sys.argv[1], device="cpu", precision="fp32")
 def rss_kb():
     with open("/proc/self/status") as status:

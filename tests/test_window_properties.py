@@ -17,7 +17,7 @@ import numpy as np
 from hypothesis import configuration, example, given, settings
 from hypothesis import strategies as st
 
-from geogan.windows import BLENDS, WindowGrid, axis_starts, axis_weights
+from geogan.grids.windows import BLENDS, WindowGrid, axis_starts, axis_weights
 
 # No example database written into the repository; the search is seeded from the test
 # itself, so a failure reproduces on every run.

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from geogan.errors import ConfigError
-from geogan.windows import (
+from geogan.grids.windows import (
     BLENDS,
     WindowGrid,
     axis_starts,

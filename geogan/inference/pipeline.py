@@ -1,0 +1,405 @@
+"""The streaming pipeline behind ``translate``: read, generate, blend, write.
+
+Three stages run at once, joined by small bounded queues, so that the generator is
+the bottleneck:
+
+* a **reader** thread reads one row of windows at a time (a strip of the tile's height
+  across the whole width), normalises it with the model's statistics and cuts it into
+  batches of tiles; windows with no valid pixel are never run;
+* the **generator** runs on the calling thread, batch after batch;
+* a **writer** thread adds each tile's output, times its blend weight, into a buffer of
+  rows and the weights into a second one; once no later window can touch a row, the row
+  is divided by its weights, de-normalised, masked and written, and its memory reused.
+
+Rows are written in whole blocks of the output GeoTIFF, so each block is compressed
+once. Peak memory is a few strips of the scene's width: it depends on the width and the
+tile size, never on the height. Any error (or Ctrl-C) in any stage stops the others and
+is raised on the calling thread.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import rasterio
+import torch
+from numpy.typing import NDArray
+from rasterio.errors import RasterioError
+from rasterio.windows import Window
+
+from geogan.errors import InputError, OutputError
+from geogan.progress import ProgressCallback
+from geogan.raster.io import missing, valid_mask
+from geogan.inference.translator import Translator, pad_to_tile
+from geogan.grids.windows import WindowGrid
+
+_QUEUE_DEPTH = 2  # batches waiting between stages: enough to overlap, little memory
+_POLL_SECONDS = 0.1  # how often a blocked stage checks whether another one failed
+
+
+@dataclass(frozen=True)
+class OutputBands:
+    """How the writer turns blended rows into output pixels.
+
+    Attributes:
+        nodata: Written where the input was invalid, or None.
+        mask: Write a dataset mask (for integer outputs that have no nodata value).
+        uncertainty: The output has one more band: the per-pixel standard deviation of
+            the samples, in output units.
+    """
+
+    nodata: float | None
+    mask: bool
+    uncertainty: bool
+
+
+class _Stopped(Exception):
+    """Another stage failed; this one stops quietly."""
+
+
+class _RowBuffer:
+    """Weighted sums, summed weights and input validity of the rows not yet written.
+
+    Holds raster rows ``[base, base + capacity)``; grows when a window reaches further
+    and moves its rows down when the first ones are taken.
+    """
+
+    def __init__(self, channels: int, width: int, capacity: int) -> None:
+        self.base = 0
+        self.sums = np.zeros((channels, capacity, width), np.float32)  # (C, rows, W)
+        self.weights = np.zeros((capacity, width), np.float32)
+        self.valid = np.zeros((capacity, width), bool)
+
+    def _reserve(self, end: int) -> None:
+        need = end - self.base
+        capacity = self.weights.shape[0]
+        if need <= capacity:
+            return
+        capacity = max(need, 2 * capacity)
+        sums = np.zeros((self.sums.shape[0], capacity, self.sums.shape[2]), np.float32)
+        weights = np.zeros((capacity, self.weights.shape[1]), np.float32)
+        valid = np.zeros((capacity, self.valid.shape[1]), bool)
+        held = self.weights.shape[0]
+        sums[:, :held], weights[:held], valid[:held] = self.sums, self.weights, self.valid
+        self.sums, self.weights, self.valid = sums, weights, valid
+
+    def add(self, row: int, col: int, values: NDArray[np.float32],
+            weight: NDArray[np.float32]) -> None:
+        """Add ``values`` (C, h, w) times ``weight`` (h, w) at raster pixel (row, col)."""
+        _, height, width = values.shape
+        self._reserve(row + height)
+        r = row - self.base
+        values *= weight
+        self.sums[:, r:r + height, col:col + width] += values
+        self.weights[r:r + height, col:col + width] += weight
+
+    def set_valid(self, row: int, valid: NDArray[np.bool_]) -> None:
+        """Record the input validity of rows ``[row, row + len(valid))``."""
+        self._reserve(row + valid.shape[0])
+        r = row - self.base
+        self.valid[r:r + valid.shape[0]] = valid
+
+    def take(self, end: int) -> tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.bool_]]:
+        """Remove rows ``[base, end)`` and return their sums, weights and validity."""
+        n = end - self.base
+        out = self.sums[:, :n].copy(), self.weights[:n].copy(), self.valid[:n].copy()
+        rest = self.weights.shape[0] - n
+        self.sums[:, :rest] = self.sums[:, n:]
+        self.weights[:rest] = self.weights[n:]
+        self.valid[:rest] = self.valid[n:]
+        self.sums[:, rest:] = 0.0
+        self.weights[rest:] = 0.0
+        self.valid[rest:] = False
+        self.base = end
+        return out
+
+
+@dataclass
+class _Batch:
+    tiles: torch.Tensor  # (N, in_bands, tile, tile), normalised
+    windows: list[tuple[int, int]]  # (window row, window column) of each tile
+
+
+@dataclass
+class _RowDone:
+    row: int  # window row
+    queued: int  # windows of the row sent to the generator (the others had no valid pixel)
+    valid: NDArray[np.bool_]  # (strip height, width) input validity of the strip
+
+
+@dataclass
+class _Outputs:
+    values: NDArray[np.float32]  # (N, channels, tile, tile): normalised means (+ spread)
+    windows: list[tuple[int, int]]
+
+
+_END = object()
+
+
+class Pipeline:
+    """One scene through the three stages (see the module docstring).
+
+    Args:
+        source: Path of the scene (the reader opens its own handle).
+        bands: 1-based band indexes the model reads.
+        output: The output dataset, open for writing; only the writer thread uses it.
+        grid: The windows over the scene.
+        translator: The generator and value mappings.
+        bands_out: What to write besides the translated values.
+        batch_size: Windows per generator call.
+        samples: Generator passes per batch (dropout on) when at least 2.
+        progress: Called with (windows done, windows in all).
+    """
+
+    def __init__(self, source: str, bands: list[int], output: Any, grid: WindowGrid,
+                 translator: Translator, bands_out: OutputBands, *, batch_size: int,
+                 samples: int, progress: ProgressCallback | None) -> None:
+        self.source = source
+        self.bands = bands
+        self.output = output
+        self.grid = grid
+        self.translator = translator
+        self.bands_out = bands_out
+        self.batch_size = batch_size
+        self.samples = samples
+        self.progress = progress
+        self.windows_run = 0
+        self._stop = threading.Event()
+        self._errors: list[BaseException] = []
+        self._to_generator: queue.Queue[Any] = queue.Queue(_QUEUE_DEPTH)
+        self._to_writer: queue.Queue[Any] = queue.Queue(_QUEUE_DEPTH)
+
+    def run(self) -> None:
+        """Translate the whole scene into ``output``.
+
+        Raises:
+            InputError: If the scene cannot be read.
+            OutputError: If the output cannot be written.
+        """
+        threads = [threading.Thread(target=self._guarded, args=(stage,), daemon=True,
+                                    name=f"geogan-{stage.__name__.strip('_')}")
+                   for stage in (self._read, self._write)]
+        for thread in threads:
+            thread.start()
+        try:
+            self._guarded(self._generate)
+        except BaseException:  # Ctrl-C on this thread: stop the others before leaving
+            self._stop.set()
+            raise
+        finally:
+            for thread in threads:
+                thread.join()
+        if self._errors:
+            raise self._errors[0]
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    def _guarded(self, stage: Callable[[], None]) -> None:
+        try:
+            stage()
+        except _Stopped:
+            pass
+        except Exception as error:
+            self._errors.append(error)
+            self._stop.set()
+
+    def _put(self, target: queue.Queue[Any], item: Any) -> None:
+        while True:
+            if self._stop.is_set():
+                raise _Stopped
+            try:
+                target.put(item, timeout=_POLL_SECONDS)
+                return
+            except queue.Full:
+                continue
+
+    def _items(self, source: queue.Queue[Any]) -> Iterator[Any]:
+        while True:
+            if self._stop.is_set():
+                raise _Stopped
+            try:
+                item = source.get(timeout=_POLL_SECONDS)
+            except queue.Empty:
+                continue
+            if item is _END:
+                return
+            yield item
+
+    # -- stages -----------------------------------------------------------------------
+
+    def _read(self) -> None:
+        grid, tile = self.grid, self.grid.tile_size
+        tiles: list[NDArray[np.float32]] = []
+        windows: list[tuple[int, int]] = []
+        try:
+            with rasterio.open(self.source) as dataset:
+                strips = _Strips(dataset, self.bands, self.translator, grid.width)
+                for i, row_off in enumerate(grid.row_starts):
+                    strip, valid = strips.read(row_off, min(tile, grid.height - row_off))
+                    padded = pad_to_tile(strip, tile)  # (C, >= tile, >= tile)
+                    queued = 0
+                    for j, col_off in enumerate(grid.col_starts):
+                        if not valid[:, col_off:col_off + tile].any():
+                            continue
+                        tiles.append(padded[:, :tile, col_off:col_off + tile])
+                        windows.append((i, j))
+                        queued += 1
+                        if len(tiles) == self.batch_size:
+                            self._put(self._to_generator, _batch(tiles, windows))
+                            tiles, windows = [], []
+                    self._put(self._to_generator, _RowDone(i, queued, valid))
+        except RasterioError as error:
+            # rasterio's own message can be "Read failed. See previous exception"; GDAL's
+            # reason is the cause.
+            reason = error.__cause__ if error.__cause__ is not None else error
+            raise InputError(f"cannot read {self.source}: {reason}") from None
+        if tiles:
+            self._put(self._to_generator, _batch(tiles, windows))
+        self._put(self._to_generator, _END)
+
+    def _generate(self) -> None:
+        translator = self.translator
+        span = torch.tensor(_half_spans(translator), device=translator.device)  # (C,)
+        for item in self._items(self._to_generator):
+            if isinstance(item, _Batch):
+                if self.samples >= 2:
+                    mean, std = translator.sample_tiles(item.tiles, self.samples)
+                    # One spread band in output units: the bands' mean std.
+                    spread = (std * span[:, None, None]).mean(dim=1, keepdim=True)
+                    out = torch.cat([mean, spread], dim=1)  # (N, C + 1, tile, tile)
+                else:
+                    out = translator.translate_tiles(item.tiles)  # (N, C, tile, tile)
+                self.windows_run += len(item.windows)
+                item = _Outputs(out.cpu().numpy(), item.windows)
+            self._put(self._to_writer, item)
+        self._put(self._to_writer, _END)
+
+    def _write(self) -> None:
+        grid, tile = self.grid, self.grid.tile_size
+        channels = self.translator.out_bands + int(self.bands_out.uncertainty)
+        block = self.output.block_shapes[0][0]
+        buffer = _RowBuffer(channels, grid.width, 2 * tile + block)
+        queued: dict[int, int] = {}
+        received = [0] * grid.rows
+        finished = 0  # window rows whose every window has been added
+        written = 0  # raster rows written
+        done = 0
+        for item in self._items(self._to_writer):
+            if isinstance(item, _Outputs):
+                for values, (i, j) in zip(item.values, item.windows, strict=True):
+                    row, col = grid.row_starts[i], grid.col_starts[j]
+                    h, w = min(tile, grid.height - row), min(tile, grid.width - col)
+                    buffer.add(row, col, values[:, :h, :w], grid.weight(i, j)[:h, :w])
+                    received[i] += 1
+                done += len(item.windows)
+            else:
+                queued[item.row] = item.queued
+                buffer.set_valid(grid.row_starts[item.row], item.valid)
+                done += grid.cols - item.queued  # skipped windows are done too
+            while finished < grid.rows and queued.get(finished) == received[finished]:
+                finished += 1
+            final = grid.final_rows(finished - 1) if finished else 0
+            end = final if final == grid.height else final - final % block
+            if end > written:
+                self._write_rows(buffer.take(end), written)
+                written = end
+            if self.progress is not None:
+                self.progress(done, len(grid))
+
+    def _write_rows(self, rows: tuple[NDArray[np.float32], NDArray[np.float32],
+                                      NDArray[np.bool_]], row: int) -> None:
+        sums, weights, valid = rows
+        out_bands = self.translator.out_bands
+        covered = weights > 0
+        valid &= covered
+        sums /= np.where(covered, weights, 1.0)
+        means = np.clip(sums[:out_bands], -1.0, 1.0, out=sums[:out_bands])
+        values = self.translator.output_normalization.denormalize(means)  # (C, n, W)
+        if self.bands_out.uncertainty:
+            spread = _cast(sums[out_bands:], values.dtype)
+            values = np.concatenate([values, spread])
+        nodata = self.bands_out.nodata
+        if nodata is not None:
+            _keep_off_nodata(values, valid, nodata)
+            values[:, ~valid] = np.asarray(nodata).astype(values.dtype)
+        window = Window(0, row, self.grid.width, valid.shape[0])
+        try:
+            self.output.write(values, window=window)
+            if self.bands_out.mask:
+                self.output.write_mask(np.where(valid, 255, 0).astype(np.uint8), window=window)
+        except (RasterioError, OSError) as error:
+            raise OutputError(f"cannot write {self.output.name}: {error}") from None
+
+
+class _Strips:
+    """Normalised strips of the scene, full width, for consecutive window rows.
+
+    Window rows overlap, so each strip keeps the rows it shares with the previous one
+    and reads and normalises only the new rows: every pixel is read once.
+    """
+
+    def __init__(self, dataset: Any, bands: list[int], translator: Translator,
+                 width: int) -> None:
+        self.dataset, self.bands, self.width = dataset, bands, width
+        self.normalization = translator.input_normalization
+        self.row_off = 0
+        self.strip = np.zeros((len(bands), 0, width), np.float32)  # (C, rows, W)
+        self.valid = np.zeros((0, width), bool)
+
+    def read(self, row_off: int, height: int) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
+        """Rows ``[row_off, row_off + height)``: normalised values with invalid pixels at
+        the mid value 0, as in training (C, height, W), and validity (height, W)."""
+        kept = max(0, self.row_off + self.valid.shape[0] - row_off)
+        first = row_off + kept  # first row not held yet
+        window = Window(0, first, self.width, row_off + height - first)
+        data = self.dataset.read(self.bands, window=window)  # (C, new rows, W)
+        valid = valid_mask(self.dataset, window, data, any_band=True)
+        strip = self.normalization.normalize(data)
+        strip[missing(data, self.dataset.nodata)] = 0.0  # a band missing in a valid pixel
+        strip *= valid
+        if kept:
+            skip = row_off - self.row_off
+            strip = np.concatenate([self.strip[:, skip:], strip], axis=1)
+            valid = np.concatenate([self.valid[skip:], valid])
+        self.row_off, self.strip, self.valid = row_off, strip, valid
+        return strip, valid
+
+
+def _batch(tiles: list[NDArray[np.float32]], windows: list[tuple[int, int]]) -> _Batch:
+    return _Batch(torch.from_numpy(np.stack(tiles)), list(windows))
+
+
+def _half_spans(translator: Translator) -> list[float]:
+    """Output units per normalised unit, per band."""
+    normalization = translator.output_normalization
+    return [(hi - lo) / 2.0 for lo, hi in zip(normalization.low, normalization.high, strict=True)]
+
+
+def _cast(values: NDArray[np.float32], dtype: np.dtype[Any]) -> NDArray[Any]:
+    """``values`` in ``dtype``: rounded and clipped for integer types."""
+    if dtype.kind == "f":
+        return values.astype(dtype)
+    info = np.iinfo(dtype)
+    return np.clip(np.rint(values), info.min, info.max).astype(dtype)
+
+
+def _keep_off_nodata(values: NDArray[Any], valid: NDArray[np.bool_], nodata: float) -> None:
+    """Move valid pixels that came out equal to the nodata value one step away from it,
+    so that no translated pixel reads as missing."""
+    if np.isnan(nodata):
+        return
+    target = np.asarray(nodata).astype(values.dtype)
+    clash = (values == target) & valid
+    if not clash.any():
+        return
+    if values.dtype.kind == "f":
+        direction = np.inf if nodata < 0 else -np.inf
+        values[clash] = np.nextafter(target, np.asarray(direction, values.dtype))
+    else:
+        info = np.iinfo(values.dtype)
+        values[clash] = target + 1 if target < info.max else target - 1

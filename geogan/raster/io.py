@@ -1,0 +1,269 @@
+"""Opening and validating rasters, and reading their pixels with validity masks.
+
+Every command opens its rasters through :func:`open_raster`, so that a missing file,
+a file GDAL cannot read, a raster without georeferencing or an unsupported data type
+fail the same way everywhere, with a message that names the file and the fix.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+from affine import Affine
+from rasterio.enums import ColorInterp, MaskFlags
+from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio.io import DatasetReader
+from rasterio.vrt import WarpedVRT
+from rasterio.windows import Window
+
+from geogan.errors import (
+    MissingCRSError,
+    NotARasterError,
+    RasterNotFoundError,
+    UnreadableError,
+    UnsupportedRasterError,
+)
+
+#: Data types geogan reads and writes. Complex types have no meaning for the GANs.
+SUPPORTED_DTYPES = frozenset(
+    {"uint8", "int8", "uint16", "int16", "uint32", "int32", "float32", "float64"}
+)
+
+#: A palette raster, or a uint8 raster with at most this many distinct values (or colours)
+#: in a sample of its pixels, is treated as categorical (nearest-neighbour resampling).
+CATEGORICAL_MAX_VALUES = 32
+
+Dataset = DatasetReader | WarpedVRT
+
+
+def _is_local_path(path: str) -> bool:
+    return "://" not in path and not path.startswith("/vsi")
+
+
+@contextmanager
+def open_raster(path: str | os.PathLike[str], *, georeferenced: bool = True) -> Iterator[Any]:
+    """Open a raster for reading, with checks users can act on.
+
+    Args:
+        path: A file path or any GDAL-readable name (``/vsicurl/...``, ``s3://...``).
+        georeferenced: Require a CRS and a geotransform.
+
+    Yields:
+        The open ``rasterio`` dataset.
+
+    Raises:
+        RasterNotFoundError: The path does not exist.
+        NotARasterError: GDAL cannot open the file as a raster.
+        MissingCRSError: ``georeferenced`` and the raster has no CRS or geotransform.
+        UnsupportedRasterError: The data type is not supported or the raster is empty.
+    """
+    name = os.fspath(path)
+    if _is_local_path(name) and not Path(name).exists():
+        raise RasterNotFoundError(f"{name}: no such file.")
+    if _is_local_path(name) and Path(name).is_dir():
+        raise NotARasterError(f"{name} is a folder, not a raster file.")
+    if _is_local_path(name) and not os.access(name, os.R_OK):
+        raise UnreadableError(f"{name} cannot be read (permission denied); check its "
+                              "permissions.")
+    if _is_local_path(name) and Path(name).stat().st_size == 0:
+        raise NotARasterError(f"{name} is not a raster: the file is empty (0 bytes); "
+                              "write or copy it again.")
+    try:
+        with warnings.catch_warnings():
+            # geogan says so itself, in one line, when georeferencing is required.
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            dataset = rasterio.open(name)
+    except RasterioIOError as error:
+        raise NotARasterError(
+            f"{name} is not a raster GDAL can read ({gdal_reason(error, name)}); give a "
+            "GeoTIFF or another raster format GDAL reads."
+        ) from error
+    with dataset:
+        check_supported(dataset, name)
+        if georeferenced:
+            check_georeferenced(dataset, name)
+        yield dataset
+
+
+def gdal_reason(error: Exception, name: str) -> str:
+    """GDAL's first line about ``error``, without the file name it repeats and the full
+    stop, to go in brackets after geogan's own sentence."""
+    reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    for quoted in (f"'{name}' ", f"{name}: ", f"{name} "):
+        if reason.startswith(quoted):
+            reason = reason[len(quoted):]
+            break
+    return reason.rstrip(". ") or type(error).__name__
+
+
+def check_supported(dataset: Any, name: str) -> None:
+    """Raise :class:`UnsupportedRasterError` for empty rasters and unsupported dtypes."""
+    if dataset.count == 0 or dataset.width == 0 or dataset.height == 0:
+        raise UnsupportedRasterError(
+            f"{name} holds no pixels (size {dataset.width}×{dataset.height}, "
+            f"{dataset.count} bands)."
+        )
+    dtypes = set(dataset.dtypes)
+    unsupported = sorted(dtypes - SUPPORTED_DTYPES)
+    if unsupported:
+        raise UnsupportedRasterError(
+            f"{name} has data type {', '.join(unsupported)}; geogan supports "
+            f"{', '.join(sorted(SUPPORTED_DTYPES))}. Convert it first, e.g. with "
+            "`rio convert --dtype float32`."
+        )
+    if len(dtypes) > 1:
+        raise UnsupportedRasterError(
+            f"{name} mixes data types across bands ({', '.join(sorted(dtypes))}); "
+            "convert it to one type first."
+        )
+
+
+def check_georeferenced(dataset: Any, name: str) -> None:
+    """Raise :class:`MissingCRSError` unless the raster has a CRS and a geotransform."""
+    if dataset.crs is None:
+        raise MissingCRSError(
+            f"{name} has no coordinate reference system; assign one with "
+            f"`rio edit-info --crs EPSG:<code> {name}` (or gdal_edit.py -a_srs)."
+        )
+    if dataset.transform == Affine.identity() and dataset.gcps[0]:
+        raise MissingCRSError(
+            f"{name} is georeferenced by ground control points only; warp it onto a grid "
+            f"first (`gdalwarp {name} out.tif`)."
+        )
+    if dataset.transform == Affine.identity():
+        raise MissingCRSError(f"{name} has no geotransform; it cannot be placed on a map.")
+    if dataset.transform.b != 0 or dataset.transform.d != 0:
+        raise UnsupportedRasterError(
+            f"{name} has a rotated geotransform; warp it north-up first (`gdalwarp`)."
+        )
+
+
+def is_categorical(dataset: Any) -> bool:
+    """Whether a raster holds classes or flat colours rather than continuous values.
+
+    Palette rasters are categorical. A uint8 raster is too when a decimated sample of
+    its pixels holds at most :data:`CATEGORICAL_MAX_VALUES` distinct values (or colours,
+    for multi-band rasters): flat-colour maps must be resampled with nearest neighbour,
+    since interpolation invents colours that belong to no class.
+    """
+    if dataset.count >= 1 and dataset.colorinterp[0] == ColorInterp.palette:
+        return True
+    if dataset.dtypes[0] != "uint8":
+        return False
+    scale = max(1, int(np.ceil(max(dataset.width, dataset.height) / 512)))
+    shape = (dataset.count, max(1, dataset.height // scale), max(1, dataset.width // scale))
+    sample = dataset.read(out_shape=shape, resampling=rasterio.enums.Resampling.nearest)
+    pixels = sample.reshape(dataset.count, -1).T  # (N, C)
+    if pixels.shape[1] > 1:
+        keys = np.zeros(pixels.shape[0], dtype=np.int64)
+        for band in range(min(pixels.shape[1], 7)):
+            keys = keys * 256 + pixels[:, band]
+    else:
+        keys = pixels[:, 0].astype(np.int64)
+    return bool(np.unique(keys).size <= CATEGORICAL_MAX_VALUES)
+
+
+def valid_mask(dataset: Any, window: Window, data: np.ndarray, *,
+               any_band: bool = False) -> np.ndarray:
+    """Boolean validity of each pixel of ``data``, read from ``dataset`` at ``window``.
+
+    A band's value is missing when it equals the nodata value or is NaN or infinite.
+    By default a pixel is valid when no band is missing (what a training chip needs);
+    with ``any_band`` when at least one band is not missing, which is GDAL's own
+    reading of a nodata value (its dataset mask) and what ``translate`` keeps as nodata.
+    An internal mask or alpha band, where present, decides instead of the nodata value.
+    Computing the nodata test from ``data`` avoids a second read for the common case.
+
+    Args:
+        dataset: The dataset ``data`` was read from.
+        window: The window ``data`` covers.
+        data: The pixels, shape (C, H, W).
+        any_band: Valid where any band is present, rather than every band.
+
+    Returns:
+        A (H, W) boolean array, True where valid.
+    """
+    present = np.ones(data.shape, dtype=bool)
+    flags = dataset.mask_flag_enums
+    masked = any(MaskFlags.per_dataset in f or MaskFlags.alpha in f for f in flags)
+    if not masked and dataset.nodata is not None:
+        nodata = dataset.nodata
+        if np.isnan(nodata):
+            present &= ~np.isnan(data)
+        else:
+            present &= data != np.asarray(nodata).astype(data.dtype)
+    if data.dtype.kind == "f":
+        present &= np.isfinite(data)
+    valid = np.asarray(present.any(axis=0) if any_band else present.all(axis=0))
+    if masked:
+        valid &= dataset.dataset_mask(window=window) > 0
+    return valid
+
+
+def same_grid(a: Any, b: Any) -> tuple[int, int] | None:
+    """Pixel offset of ``b``'s grid relative to ``a``'s, when the two grids coincide.
+
+    Returns ``(row_offset, col_offset)`` such that pixel ``(r, c)`` of ``a`` is pixel
+    ``(r - row_offset, c - col_offset)`` of ``b``, or None when the CRS or pixel size
+    differ or the origins are not a whole number of pixels apart (then ``b`` must be
+    warped onto ``a``'s grid).
+    """
+    if a.crs != b.crs:
+        return None
+    ta: Affine = a.transform
+    tb: Affine = b.transform
+    if not np.allclose([ta.a, ta.e], [tb.a, tb.e], rtol=1e-9, atol=0.0):
+        return None
+    col = (tb.c - ta.c) / ta.a
+    row = (tb.f - ta.f) / ta.e
+    if abs(col - round(col)) > 1e-6 or abs(row - round(row)) > 1e-6:
+        return None
+    return round(row), round(col)
+
+
+def chip_profile(dataset: Any, crs: Any) -> dict[str, Any]:
+    """The GeoTIFF profile of chips cut from ``dataset`` onto a grid in ``crs``.
+
+    Starts from the dataset's own profile (dtype, band count, nodata), so nothing is
+    dropped by accident, and replaces only the CRS and the file layout; each chip adds
+    its own width, height and transform.
+    """
+    profile: dict[str, Any] = dict(dataset.profile)
+    for key in ("blockxsize", "blockysize", "tiled", "compress", "interleave", "photometric",
+                "width", "height", "transform"):
+        profile.pop(key, None)
+    profile.update(driver="GTiff", crs=crs, interleave="pixel")
+    rgb = (ColorInterp.red, ColorInterp.green, ColorInterp.blue)
+    if dataset.count == 3 and dataset.dtypes[0] == "uint8" and tuple(dataset.colorinterp) == rgb:
+        profile["photometric"] = "RGB"
+    return profile
+
+
+def missing(values: np.ndarray, nodata: float | None) -> np.ndarray:
+    """Which values are missing: equal to ``nodata`` (NaN allowed) or, in float arrays,
+    NaN or infinite.
+
+    A pixel is nodata when all its bands are missing; a missing value in a pixel that
+    other bands keep valid is fed to the generator as the mid value 0, as in training.
+
+    Args:
+        values: Raster values, any shape.
+        nodata: The raster's nodata value, or None.
+
+    Returns:
+        A boolean array of the same shape.
+    """
+    absent = np.zeros(values.shape, dtype=bool)
+    if values.dtype.kind == "f":
+        absent |= ~np.isfinite(values)
+    if nodata is not None and not math.isnan(nodata):
+        absent |= values == np.asarray(nodata).astype(values.dtype)
+    return absent

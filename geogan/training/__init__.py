@@ -1,0 +1,1 @@
+"""Training layer: dataset over chip folders, Pix2Pix/CycleGAN steps, loop, checkpoints, DDP."""

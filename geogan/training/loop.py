@@ -1,0 +1,706 @@
+"""Fit Pix2Pix or CycleGAN on a chip folder and write the model file: ``geogan train``.
+
+The run is a pure function of the chip folder, the configuration and the seed: data
+order and augmentation come from :func:`geogan.training.dataset.epoch_keys`, which depend on
+(seed, epoch) only; dropout draws from torch's seeded generator; the CycleGAN pools have
+generators of their own. A checkpoint stores all of that state, so a run that is
+stopped and resumed (``--resume``) ends with the same weights as one that was not.
+
+What the checkpoint folder holds (``<model>-train/`` beside the model by default):
+
+``checkpoint.pt``
+    Networks, optimisers, step, RNG states; written atomically at every validation, at
+    the end, and when Ctrl-C stops the run.
+``log.jsonl``
+    One JSON object per validation: step, epoch, learning rate, mean losses since the
+    last line, validation metrics, seconds, and the share of time spent waiting for data.
+``previews/step-NNNNNNN.png``
+    Input | output | target of a few validation chips.
+
+Eval-mode quality: translate runs the generator in eval mode, where BatchNorm uses its
+running averages. Those averages drift during training (especially at batch 1), so the
+run ends with a recalibration pass: exact averages of the batch statistics over the
+training chips, no weight update, dropout off. The record keeps validation metrics in
+eval mode before and after it and in train mode (batch statistics) for comparison.
+
+Several processes: under ``torchrun`` the run is data-parallel with PyTorch
+DistributedDataParallel (see :mod:`geogan.training.distributed`); rank 0 alone writes the
+checkpoint folder and the model file, and a checkpoint written by N processes resumes
+with any number of them, a single one included.
+
+Warm start (``init_from``): a new run, with its own schedule from step 0, that starts
+from the networks and optimisers of another run's checkpoint, or from the generators of
+a model file (fine-tuning on new chips, or the Python API's repeated ``fit``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.nn.modules.batchnorm import _BatchNorm
+from torch.utils.data import DataLoader, Sampler
+
+from geogan.version import __version__
+from geogan.nn.config import Architecture, TrainConfig, build_configs
+from geogan.training.dataset import ChipDataset, ChipFolder, Key, epoch_keys, open_chip_folder, val_keys
+from geogan.nn.devices import autocast, resolve_device, resolve_precision
+from geogan.training.distributed import (
+    ProcessGroup,
+    parameter_digest,
+    process_group,
+    rank_device,
+    restarted_by_torchrun,
+    shard,
+    shard_size,
+)
+from geogan.errors import (
+    CheckpointError,
+    ConfigError,
+    DistributedError,
+    ModelFileError,
+    OutputError,
+    OutputExistsError,
+    TrainingInterrupted,
+)
+from geogan.evaluation.image_metrics import MetricMean, image_metrics
+from geogan.nn.model_file import ModelFile, check_model_output, read_model_file, save_model_file
+from geogan.nn.networks import set_dropout
+from geogan.outputs import atomic_file
+from geogan.raster.preview import grid, normalized_to_display, write_png
+from geogan.training.steps import TRAINERS, GANTrainer
+
+CHECKPOINT_FORMAT = "geogan-checkpoint"
+CHECKPOINT_VERSION = 1  # version 1 without "world_size" was written by one process
+CHECKPOINT_NAME = "checkpoint.pt"
+LOG_NAME = "log.jsonl"
+PREVIEW_FOLDER = "previews"
+LOSS_SYNC_STEPS = 10
+"""Losses are copied to the host (a synchronisation) once per this many steps."""
+
+# Settings that may change between a run and its resumption without changing results.
+_RESUMABLE_CHANGES = frozenset({"workers", "val_every"})
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """What to train and where; the model settings are in ``overrides``.
+
+    Attributes:
+        kind: ``pix2pix`` or ``cyclegan``; ``None`` picks from the chip layout
+            (paired → Pix2Pix, unpaired → CycleGAN).
+        preset: ``paper`` or ``tiny``.
+        overrides: Values of :class:`~geogan.nn.config.Architecture` or
+            :class:`~geogan.nn.config.TrainConfig` that replace the preset's; ``None``
+            values are ignored.
+        device: ``auto``, ``cpu`` or ``cuda``.
+        checkpoint_dir: Checkpoints, log and previews; default ``<model>-train/``.
+        resume: Continue from the checkpoint in ``checkpoint_dir``.
+        overwrite: Replace an existing model file and start over an existing
+            checkpoint folder. ``resume`` also replaces the model file.
+        preview_chips: Validation chips shown in each preview grid.
+        init_from: Start from this checkpoint (networks and optimisers) or model file
+            (generators); the architecture must match. Not with ``resume``.
+        val_fraction: For chip folders without geogan's metadata: the share of chips
+            drawn (with the seed) for validation. geogan folders carry their split.
+    """
+
+    kind: str | None = None
+    preset: str = "paper"
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    device: str = "auto"
+    checkpoint_dir: Path | None = None
+    resume: bool = False
+    overwrite: bool = False
+    preview_chips: int = 4
+    init_from: Path | None = None
+    val_fraction: float = 0.1
+
+
+@dataclass(frozen=True)
+class TrainProgress:
+    """What the progress callback is told, every few steps."""
+
+    step: int
+    total: int
+    epoch: int
+    losses: Mapping[str, float]
+    start: int = 0
+    """Step the run started (or resumed) from."""
+
+
+@dataclass(frozen=True)
+class TrainReport:
+    """The outcome of :func:`train`."""
+
+    model_path: Path
+    checkpoint_dir: Path
+    architecture: Architecture
+    config: TrainConfig
+    device: str
+    precision: str
+    steps: int
+    resumed_from: int
+    seconds: float
+    data_wait_fraction: float
+    history: Sequence[Mapping[str, Any]]
+    final: Mapping[str, Any]
+    rank: int = 0
+    """This process's rank; only rank 0 wrote the files."""
+    world_size: int = 1
+
+
+def train(chips: str | os.PathLike[str], output: str | os.PathLike[str],
+          options: TrainOptions = TrainOptions(),
+          progress: Callable[[TrainProgress], None] | None = None) -> TrainReport:
+    """Fit a model on ``chips`` and write the model file ``output``.
+
+    Raises:
+        ChipFolderError: If the chip folder is missing, empty or inconsistent.
+        ConfigError: For unknown or out-of-range settings, or Pix2Pix on unpaired chips.
+        DeviceError: If the device or precision is not available.
+        OutputExistsError: If the model or a checkpoint exists and neither
+            ``overwrite`` nor ``resume`` says what to do with it.
+        CheckpointError: If ``resume`` finds no usable checkpoint, or ``init_from``
+            names one that does not fit.
+        DistributedError: If the processes torchrun started cannot join or disagree.
+        TrainingInterrupted: After Ctrl-C, once a checkpoint is written.
+    """
+    output = Path(output)
+    if options.resume and options.init_from is not None:
+        raise ConfigError("--resume continues a run and --init-from starts a new one; "
+                          "give one of them")
+    run_dir = (Path(options.checkpoint_dir) if options.checkpoint_dir is not None
+               else output.with_name(f"{output.stem}-train"))
+    if restarted_by_torchrun() and (run_dir / CHECKPOINT_NAME).exists():
+        # torchrun --max-restarts starts the same command again after a failure.
+        options = replace(options, resume=True, init_from=None)
+    # A resumed run writes the model file its first part would have written.
+    check_model_output(output, options.overwrite or options.resume)
+    seed = int(options.overrides.get("seed") or 0)
+    folder = open_chip_folder(chips, val_fraction=options.val_fraction, seed=seed)
+    kind = options.kind or ("pix2pix" if folder.paired else "cyclegan")
+    if kind == "pix2pix" and not folder.paired:
+        raise ConfigError(f"Pix2Pix needs paired chips (images/ and images2/), but {chips} "
+                          "holds unpaired chips; train it with --model cyclegan")
+    architecture, config = build_configs(
+        kind, folder.domains["a"].bands, folder.domains["b"].bands, folder.tile_size,
+        preset=options.preset, overrides=options.overrides)
+    device = resolve_device(options.device)
+    precision = resolve_precision(config.precision, device)
+    with process_group(device) as group:
+        device = rank_device(group, device)
+        run = _Run(folder, architecture, config, device, precision, run_dir, options, group)
+        run.start(resume=options.resume, overwrite=options.overwrite)
+        run.fit(progress if group.is_main else None)
+        return run.finish(output, options.overwrite)
+
+
+class _Batches(Sampler[list[Key]]):
+    """This process's batches of every remaining step, epoch after epoch, from ``start``."""
+
+    def __init__(self, folder: ChipFolder, config: TrainConfig, start: int, total: int,
+                 group: ProcessGroup) -> None:
+        self.folder, self.config, self.start, self.total = folder, config, start, total
+        self.group = group
+        self.steps_per_epoch = steps_per_epoch(folder, config, group)
+
+    def __len__(self) -> int:
+        return self.total - self.start
+
+    def __iter__(self) -> Iterator[list[Key]]:
+        size, keys, keys_epoch = self.config.batch_size, list[Key](), -1
+        for step in range(self.start, self.total):
+            epoch, position = divmod(step, self.steps_per_epoch)
+            if epoch != keys_epoch:
+                keys = shard(epoch_keys(self.folder, epoch, self.config.seed,
+                                        self.config.augment), self.group)
+                keys_epoch = epoch
+            yield keys[position * size:(position + 1) * size]
+
+
+def steps_per_epoch(folder: ChipFolder, config: TrainConfig,
+                    group: ProcessGroup | None = None) -> int:
+    """Optimiser steps in one pass over the training chips (the last batch may be short);
+    with several processes each step takes a batch on every one of them."""
+    keys = len(epoch_keys(folder, 0, config.seed, config.augment))
+    if group is not None:
+        keys = shard_size(keys, group)
+    return math.ceil(keys / config.batch_size)
+
+
+class _StopFlag:
+    """Turns the first Ctrl-C into a request to stop after the current step; the second
+    one interrupts at once, except under torchrun, which passes on the Ctrl-C that
+    every process already had (and kills them itself if they are not done in 30 s).
+    Only the main thread can own signal handlers."""
+
+    def __init__(self, second_interrupts: bool = True) -> None:
+        self.requested = False
+        self.second_interrupts = second_interrupts
+        self._previous: Any = None
+
+    def __enter__(self) -> _StopFlag:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.requested and self.second_interrupts:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+class _Run:
+    """One training run: state, loop, validation, checkpoints."""
+
+    def __init__(self, folder: ChipFolder, architecture: Architecture, config: TrainConfig,
+                 device: torch.device, precision: str, run_dir: Path,
+                 options: TrainOptions, group: ProcessGroup) -> None:
+        self.folder, self.architecture, self.config = folder, architecture, config
+        self.device, self.precision, self.run_dir = device, precision, run_dir
+        self.options, self.group = options, group
+        self.normalization = {role: folder.domains[role].normalization() for role in ("a", "b")}
+        self.workers = config.workers if config.workers is not None else (
+            0 if device.type == "cpu" else min(4, (os.cpu_count() or 2) // 2))
+        self.steps_per_epoch = steps_per_epoch(folder, config, group)
+        self.total = config.steps or config.epochs * self.steps_per_epoch
+        self.step = 0
+        self.resumed_from = 0
+        self.history: list[dict[str, Any]] = []
+        self.wait_seconds = 0.0
+        self.run_seconds = 0.0
+        torch.manual_seed(config.seed)
+        self.trainer: GANTrainer = TRAINERS[architecture.kind](
+            architecture, config, device, precision, group)
+
+    # -- checkpoints ---------------------------------------------------------------
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.run_dir / CHECKPOINT_NAME
+
+    def start(self, *, resume: bool, overwrite: bool) -> None:
+        """Check the checkpoint folder and, with ``resume``, load its checkpoint."""
+        if resume:
+            if not self.checkpoint_path.exists():
+                raise CheckpointError(f"no checkpoint to resume in {self.run_dir}; run "
+                                      "without --resume to start, or give --checkpoint-dir")
+            self._load_checkpoint()
+            self.group.barrier()
+            return
+        if self.checkpoint_path.exists() and not overwrite:
+            raise OutputExistsError(
+                f"{self.run_dir} holds a checkpoint of an earlier run; pass --resume to "
+                "continue it or --overwrite to start over")
+        if self.options.init_from is not None:
+            self._warm_start(Path(self.options.init_from))
+        if self.group.is_main:
+            try:
+                (self.run_dir / PREVIEW_FOLDER).mkdir(parents=True, exist_ok=True)
+                (self.run_dir / LOG_NAME).write_text("")
+            except OSError as error:
+                raise OutputError(f"cannot write to the checkpoint folder {self.run_dir}: "
+                                  f"{error.strerror or error}") from None
+        self.group.barrier()
+
+    def _checkpoint(self) -> dict[str, Any]:
+        rng: dict[str, Any] = {"torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "version": CHECKPOINT_VERSION,
+            "architecture": self.architecture.to_dict(),
+            "config": self.config.to_dict(),
+            "chips": str(self.folder.root),
+            "step": self.step,
+            "total": self.total,
+            "world_size": self.group.world_size,
+            "steps_per_epoch": self.steps_per_epoch,
+            "trainer": self.trainer.state_dict(),
+            "rng": rng,
+            "history": self.history,
+            "seconds": self.run_seconds,
+            "wait_seconds": self.wait_seconds,
+        }
+
+    def save_checkpoint(self) -> None:
+        _atomic_save(self._checkpoint(), self.checkpoint_path)
+
+    def _read_checkpoint(self, path: Path, hint: str) -> dict[str, Any]:
+        try:
+            state = torch.load(path, map_location=self.device, weights_only=True)
+        except Exception as error:  # any failure to read means: not usable
+            raise CheckpointError(f"cannot read the checkpoint {path} ({type(error).__name__}); "
+                                  f"{hint}") from None
+        if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+            raise CheckpointError(f"{path} is not a geogan checkpoint")
+        return state
+
+    def _load_checkpoint(self) -> None:
+        path = self.checkpoint_path
+        state = self._read_checkpoint(path, "run without --resume to start over")
+        differences = _differences(state["architecture"], self.architecture.to_dict())
+        # A setting added since the checkpoint was written counts as its default.
+        saved_config = TrainConfig.from_dict(state["config"]).to_dict()
+        differences += [k for k in _differences(saved_config, self.config.to_dict())
+                        if k not in _RESUMABLE_CHANGES]
+        if differences:
+            raise CheckpointError(
+                f"the checkpoint in {self.run_dir} was made with other settings "
+                f"({', '.join(sorted(differences))}); resume with the same settings")
+        self.trainer.load_state_dict(state["trainer"])
+        torch.set_rng_state(state["rng"]["torch"].cpu())
+        if "cuda" in state["rng"] and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["rng"]["cuda"].cpu(), self.device)
+        saved_step = int(state["step"])
+        # Written by another number of processes: the same share of the run, counted in
+        # this run's steps (explicit --steps are kept as they are).
+        saved_per_epoch = int(state.get("steps_per_epoch") or steps_per_epoch(
+            self.folder, self.config))
+        if self.config.steps is None and saved_per_epoch != self.steps_per_epoch:
+            self.step = round(saved_step * self.steps_per_epoch / saved_per_epoch)
+        else:
+            self.step = saved_step
+        self.resumed_from = self.step
+        self.history = list(state["history"])
+        self.run_seconds = float(state.get("seconds", 0.0))
+        self.wait_seconds = float(state.get("wait_seconds", 0.0))
+        if self.group.is_main:
+            _truncate_log(self.run_dir / LOG_NAME, saved_step)
+            (self.run_dir / PREVIEW_FOLDER).mkdir(parents=True, exist_ok=True)
+
+    def _warm_start(self, path: Path) -> None:
+        """Networks and optimisers from a checkpoint, or generators from a model file."""
+        if not path.is_file():
+            raise CheckpointError(f"--init-from {path}: no such file")
+        try:
+            model = read_model_file(path)
+        except ModelFileError:
+            state = self._read_checkpoint(path, "give a geogan checkpoint or model file")
+            self._check_same_networks(path, state["architecture"])
+            self.trainer.load_state_dict(state["trainer"])
+            return
+        self._check_same_networks(path, model.architecture.to_dict())
+        for direction, generator in self.trainer.generators.items():
+            generator.load_state_dict(model.generators[direction])
+
+    def _check_same_networks(self, path: Path, saved: Mapping[str, Any]) -> None:
+        differences = _differences(saved, self.architecture.to_dict())
+        if differences:
+            raise CheckpointError(
+                f"{path} holds other networks than this run builds "
+                f"({', '.join(sorted(differences))}); give the same --model, --preset, "
+                "--ngf/--ndf and chips with the same bands and tile size")
+
+    # -- the loop ------------------------------------------------------------------
+
+    def _loader(self, batch_sampler: Iterable[list[Key]], split: str,
+                workers: int | None = None) -> DataLoader[Any]:
+        dataset = ChipDataset(self.folder, split, self.normalization["a"], self.normalization["b"])
+        workers = self.workers if workers is None else workers
+        return DataLoader(
+            dataset, batch_sampler=batch_sampler, num_workers=workers,
+            pin_memory=self.device.type == "cuda", persistent_workers=False,
+            prefetch_factor=4 if workers else None,
+            # Its own generator: creating a loader must not draw from torch's global
+            # generator, which dropout uses (a resumed run would diverge otherwise).
+            generator=torch.Generator(),
+        )
+
+    def fit(self, progress: Callable[[TrainProgress], None] | None) -> None:
+        """Train from the current step to the last, validating and checkpointing."""
+        if self.step >= self.total:
+            return
+        val_every = self.config.val_every or self.steps_per_epoch
+        sums: dict[str, Tensor] = {}
+        since_log = 0
+        batches = self._loader(
+            _Batches(self.folder, self.config, self.step, self.total, self.group), "train")
+        iterator = iter(batches)
+        started = time.perf_counter()
+        stopping = False
+        with _StopFlag(second_interrupts=not self.group.distributed) as stop:
+            while self.step < self.total:
+                self.trainer.set_learning_rate(self._learning_rate(self.step))
+                waited = time.perf_counter()
+                batch = self.trainer.to_device(next(iterator))
+                self.wait_seconds += time.perf_counter() - waited
+                losses = self.trainer.train_step(batch)
+                for name, value in losses.items():
+                    sums[name] = sums[name] + value if name in sums else value.clone()
+                self.step += 1
+                since_log += 1
+                epoch = (self.step - 1) // self.steps_per_epoch
+                if progress is not None and (self.step % LOSS_SYNC_STEPS == 0
+                                             or self.step == self.total):
+                    progress(TrainProgress(self.step, self.total, epoch,
+                                           _means(sums, since_log), self.resumed_from))
+                stopping = self.group.any(stop.requested)  # every rank stops at one step
+                if self.step % val_every == 0 or self.step == self.total or stopping:
+                    self.run_seconds += time.perf_counter() - started
+                    mean_losses = self.group.mean(_means(sums, since_log))
+                    if self.group.is_main:
+                        self._log(epoch, mean_losses, self.validate())
+                        self.save_checkpoint()
+                    self.group.barrier()
+                    sums, since_log = {}, 0
+                    started = time.perf_counter()
+                if stopping:
+                    break
+        del iterator
+        if stopping and self.step < self.total:
+            raise TrainingInterrupted(
+                f"stopped at step {self.step} of {self.total}; the checkpoint is in "
+                f"{self.run_dir}: run the same command with --resume to continue")
+
+    def _learning_rate(self, step: int) -> float:
+        return learning_rate(step, self.total, self.config.lr)
+
+    def _log(self, epoch: int, losses: Mapping[str, float], metrics: Mapping[str, float]) -> None:
+        record = {
+            "step": self.step,
+            "epoch": epoch,
+            "lr": self._learning_rate(self.step - 1),
+            "losses": {k: round(v, 6) for k, v in losses.items()},
+            "val": {k: round(v, 6) for k, v in metrics.items()},
+            "seconds": round(self.run_seconds, 3),
+            "data_wait": round(self.wait_seconds / max(self.run_seconds, 1e-9), 4),
+        }
+        self.history.append({"step": self.step, **metrics})
+        try:
+            with open(self.run_dir / LOG_NAME, "a", encoding="utf-8") as log:
+                log.write(json.dumps(record) + "\n")
+        except OSError as error:
+            raise OutputError(f"cannot write the training log in {self.run_dir}: "
+                              f"{error.strerror or error}") from None
+
+    # -- validation ----------------------------------------------------------------
+
+    def validate(self, mode: str = "batch-stats", preview: bool = True) -> dict[str, float]:
+        """Mean L1, PSNR and SSIM over the validation chips (and a preview grid).
+
+        ``mode`` is ``batch-stats`` (BatchNorm normalises by each batch's statistics, as
+        in training, dropout off; buffers untouched) or ``eval`` (running averages, as
+        translate runs). The two are the same for InstanceNorm generators.
+        """
+        keys = val_keys(self.folder)
+        if not keys:
+            return {}
+        # In this process: a short pass is not worth forking workers for.
+        loader = self._loader(_in_batches(keys, self.config.batch_size), "val", 0)
+        mean = MetricMean()
+        panels: list[list[np.ndarray]] = []
+        with _generator_mode(self.trainer.generators.values(), mode), torch.no_grad():
+            for batch in loader:
+                batch = self.trainer.to_device(batch)
+                output, reference, mask = self.trainer.validation_outputs(
+                    batch, self.folder.paired)
+                mean.update(image_metrics(output.float(), reference.float(), mask.float()))
+                if preview and len(panels) < self.options.preview_chips:
+                    panels += _panels(batch, output, reference, mask,
+                                      self.options.preview_chips - len(panels))
+        if panels:
+            write_png(self.run_dir / PREVIEW_FOLDER / f"step-{self.step:07d}.png", grid(panels))
+        return mean.result()
+
+    # -- the end -------------------------------------------------------------------
+
+    def finish(self, output: Path, overwrite: bool) -> TrainReport:
+        """Check that every process holds the same weights; then, on rank 0, recalibrate
+        BatchNorm, validate in both modes and write the model file."""
+        digests = self.group.gather(parameter_digest(self.trainer.generators.values()))
+        if len(set(digests)) > 1:
+            raise DistributedError(
+                f"the generators differ between the {self.group.world_size} training "
+                "processes; the model file was not written (were they started from "
+                "different code or settings?)")
+        final: dict[str, Any] = {}
+        if self.group.is_main:
+            before = self.validate("eval", preview=False)
+            recalibrated = self._recalibrate()
+            if recalibrated:
+                final["eval_before_recalibration"] = before
+            final["eval"] = self.validate("eval", preview=True)
+            final["batch_stats"] = self.validate("batch-stats", preview=False)
+            final["recalibrated_layers"] = recalibrated
+            model = ModelFile(
+                architecture=self.architecture,
+                generators={d: g.state_dict() for d, g in self.trainer.generators.items()},
+                normalization=self.normalization,
+                training=self._record(final, digests),
+            )
+            save_model_file(output, model, overwrite=overwrite or self.options.resume)
+        self.group.barrier()
+        return TrainReport(
+            model_path=output, checkpoint_dir=self.run_dir, architecture=self.architecture,
+            config=self.config, device=str(self.device), precision=self.precision,
+            steps=self.step, resumed_from=self.resumed_from, seconds=self.run_seconds,
+            data_wait_fraction=self.wait_seconds / max(self.run_seconds, 1e-9),
+            history=self.history, final=final, rank=self.group.rank,
+            world_size=self.group.world_size,
+        )
+
+    def _recalibrate(self) -> int:
+        """Exact BatchNorm averages over the training chips (canonical order, no
+        augmentation, the training batch size), weights untouched, dropout off."""
+        keys = epoch_keys(self.folder, 0, self.config.seed, augment=False)
+        loader = self._loader(_in_batches(keys, self.config.batch_size), "train", 0)
+        layers = 0
+        for direction, generator in self.trainer.generators.items():
+            norms = [m for m in generator.modules() if isinstance(m, _BatchNorm)]
+            if not norms:
+                continue
+            layers += len(norms)
+            momenta = [m.momentum for m in norms]
+            for norm in norms:
+                norm.reset_running_stats()
+                norm.momentum = None  # cumulative average: every batch counts the same
+            generator.train()
+            set_dropout(generator, False)
+            with torch.no_grad():
+                for batch in loader:
+                    batch = self.trainer.to_device(batch)
+                    with autocast(self.device, self.precision):
+                        generator(batch["a" if direction == "a2b" else "b"])
+            for norm, momentum in zip(norms, momenta, strict=True):
+                norm.momentum = momentum
+            generator.eval()
+        return layers
+
+    def _record(self, final: Mapping[str, Any], digests: Sequence[str]) -> dict[str, Any]:
+        import rasterio
+
+        folder = self.folder
+        return {
+            "steps": self.step,
+            "epochs": round(self.step / self.steps_per_epoch, 3),
+            "seed": self.config.seed,
+            "preset": self.options.preset,
+            "config": self.config.to_dict(),
+            "chips": str(folder.root.absolute()),
+            "chips_source": folder.source,
+            "band_descriptions": _band_descriptions(folder),
+            "train_chips": len(folder.train["a"]),
+            "val_chips": len(folder.val["a"]),
+            "device": str(self.device),
+            "precision": self.precision,
+            "distributed": {"world_size": self.group.world_size, "backend": self.group.backend,
+                            "generator_sha256": list(digests)},
+            "init_from": None if self.options.init_from is None
+            else str(Path(self.options.init_from).absolute()),
+            "seconds": round(self.run_seconds, 2),
+            "final": dict(final),
+            "history": list(self.history),
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "versions": {"geogan": __version__, "torch": str(torch.__version__),
+                         "numpy": np.__version__, "rasterio": rasterio.__version__},
+        }
+
+
+def _band_descriptions(folder: ChipFolder) -> dict[str, list[str | None]]:
+    """Each domain's band names, read from its first training chip (``translate`` gives
+    them to the output's bands)."""
+    import rasterio
+
+    names: dict[str, list[str | None]] = {}
+    for domain, chips in folder.train.items():
+        if chips:
+            with rasterio.open(chips[0]) as chip:
+                names[domain] = list(chip.descriptions)
+    return names
+
+
+def learning_rate(step: int, total: int, lr: float) -> float:
+    """The papers' schedule, per step: ``lr`` for the first half of the ``total`` steps,
+    then linearly down to zero (reached after the last step)."""
+    half = total // 2
+    if step < half:
+        return lr
+    return lr * (total - step) / (total - half)
+
+
+@contextlib.contextmanager
+def _generator_mode(generators: Iterable[nn.Module], mode: str) -> Iterator[None]:
+    """Put generators in eval mode, or in train mode with dropout off and BatchNorm
+    buffers restored afterwards; then back to training."""
+    generators = list(generators)
+    saved = [{k: v.clone() for k, v in g.state_dict().items() if "running" in k
+              or "num_batches" in k} for g in generators]
+    for generator in generators:
+        if mode == "eval":
+            generator.eval()
+        else:
+            generator.train()
+            set_dropout(generator, False)
+    try:
+        yield
+    finally:
+        for generator, buffers in zip(generators, saved, strict=True):
+            generator.load_state_dict(buffers, strict=False)
+            generator.train()
+
+
+def _panels(batch: Mapping[str, Tensor], output: Tensor, reference: Tensor, mask: Tensor,
+            count: int) -> list[list[np.ndarray]]:
+    rows = []
+    for i in range(min(count, output.shape[0])):
+        valid = mask[i, 0].cpu().numpy() > 0.5
+        rows.append([normalized_to_display(t[i].float().cpu().numpy(), valid)
+                     for t in (batch["a"], output, reference)])
+    return rows
+
+
+def _in_batches(keys: Sequence[Key], size: int) -> list[list[Key]]:
+    return [list(keys[i:i + size]) for i in range(0, len(keys), size)]
+
+
+def _means(sums: Mapping[str, Tensor], count: int) -> dict[str, float]:
+    if not sums or count == 0:
+        return {}
+    stacked = torch.stack([v.float() for v in sums.values()]).cpu() / count  # one sync
+    return dict(zip(sums, stacked.tolist(), strict=True))
+
+
+def _differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+    return [k for k in current if saved.get(k) != current[k]]
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """Drop log lines written after the checkpoint a run resumes from."""
+    if not path.exists():
+        return
+    kept = [line for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip() and json.loads(line).get("step", 0) <= step]
+    path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+
+
+def _atomic_save(payload: Mapping[str, Any], path: Path) -> None:
+    with atomic_file(path, "checkpoint") as temporary:
+        try:
+            torch.save(dict(payload), temporary)
+        except RuntimeError as error:  # torch reports a failed write (disk full) so
+            raise OutputError(f"cannot write the checkpoint {path} ({error}); free some "
+                              "space or choose another --checkpoint-dir") from None
+
+
+__all__ = ["TrainOptions", "TrainProgress", "TrainReport", "train"]
