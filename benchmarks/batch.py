@@ -27,8 +27,8 @@ from pathlib import Path
 
 from translate import paper_model, tiled_scene  # type: ignore[import-not-found]
 
+from geogan.inference.batch import translate_batch
 from geogan.sampledata.world import write_sample_pair
-from geogan.inference.scene import translate_batch
 
 
 def run(scenes: list[Path], out: Path, model: Path, cluster: str | None,

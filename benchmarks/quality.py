@@ -39,12 +39,12 @@ import torch
 from numpy.typing import NDArray
 
 from geogan.chips.export import ExportOptions, export_chips
-from geogan.evaluation.rasters import EvaluateOptions, EvaluationReport, evaluate_rasters
 from geogan.evaluation.image_metrics import snap_to_palette
+from geogan.evaluation.rasters import EvaluateOptions, EvaluationReport, evaluate_rasters
+from geogan.inference.scene import translate_raster
 from geogan.raster.palette import palette_from_tags
 from geogan.sampledata.world import write_sample_pair
 from geogan.training.loop import TrainOptions, train
-from geogan.inference.scene import translate_raster
 
 TILE = 256
 TRAIN_SCENE = (1024, 1)  # (size, seed): the demo's sat-map pair

@@ -36,15 +36,15 @@ import rasterio
 import torch
 from rasterio.windows import Window
 
+from geogan.grids.windows import WindowGrid, default_overlap
+from geogan.inference.scene import translate_raster
+from geogan.inference.translator import load_model
 from geogan.nn.config import build_configs
 from geogan.nn.devices import cpu_has_native_bf16
 from geogan.nn.model_file import ModelFile, save_model_file
 from geogan.nn.networks import build_generator
 from geogan.nn.normalization import BandNormalization
 from geogan.sampledata.world import write_sample_pair
-from geogan.inference.scene import translate_raster
-from geogan.inference.translator import load_model
-from geogan.grids.windows import WindowGrid, default_overlap
 
 
 def paper_model(path: Path, preset: str = "paper") -> Path:

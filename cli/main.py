@@ -16,8 +16,8 @@ from typing import Any
 
 import click
 
-from geogan.version import __version__
 from geogan.errors import GeoganError, GeoganWarning
+from geogan.version import __version__
 
 from .demo import demo_command
 from .evaluate import evaluate_command

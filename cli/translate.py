@@ -7,8 +7,8 @@ from typing import Any
 
 import click
 
-from geogan.nn.config import PRECISIONS
 from geogan.grids.windows import BLENDS
+from geogan.nn.config import PRECISIONS
 
 from .options import ProgressBar, creation_options, overwrite_opt, seed_opt
 
@@ -70,7 +70,8 @@ def translate_command(ctx: click.Context, scenes: tuple[str, ...], model_path: P
         raise click.UsageError(f"{len(scenes)} scenes need --out-dir; -o names one output")
     if cluster is not None and out_dir is None:
         raise click.UsageError("--cluster translates into --out-dir; give one")
-    from geogan.inference.scene import translate_batch, translate_raster  # torch loads here
+    from geogan.inference.batch import translate_batch  # torch loads here
+    from geogan.inference.scene import translate_raster
 
     options: dict[str, Any] = {
         "overlap": overlap, "blend": blend, "batch_size": batch_size, "device": device,

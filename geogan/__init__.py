@@ -14,8 +14,8 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # for type checkers only: importing them at run time would load torch
-    from geogan.evaluation.rasters import evaluate_rasters
     from geogan.api.learn import ChipData, CycleGAN, Pix2Pix, load_model, prepare_data
+    from geogan.evaluation.rasters import evaluate_rasters
     from geogan.inference.scene import translate_batch, translate_raster
     from geogan.inference.translator import Translator
 

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 import geogan.inference.cluster
 from geogan.cli.main import cli
 from geogan.errors import ConfigError
-from geogan.inference.scene import translate_batch
+from geogan.inference.batch import translate_batch
 from geogan.inference.translator import load_model
 
 from .conftest import write_raster

@@ -15,6 +15,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from geogan.chips.export import ExportOptions, export_chips
+from geogan.errors import ChipFolderError
+from geogan.nn.normalization import BandNormalization
 from geogan.training.dataset import (
     ChipDataset,
     ChipFolder,
@@ -25,8 +27,6 @@ from geogan.training.dataset import (
     read_chip,
     val_keys,
 )
-from geogan.errors import ChipFolderError
-from geogan.nn.normalization import BandNormalization
 
 from .conftest import smooth_field, write_raster
 

@@ -14,7 +14,6 @@ from click.testing import CliRunner
 from rasterio.errors import NotGeoreferencedWarning
 
 from geogan.api import demo
-from geogan.cli.main import cli
 from geogan.api.demo import (
     BOUNDARY_COLOUR,
     PREVIEW_BACKGROUND,
@@ -24,6 +23,7 @@ from geogan.api.demo import (
     Quality,
     run_demo,
 )
+from geogan.cli.main import cli
 from geogan.errors import InputError, OutputExistsError
 from geogan.sampledata.world import MAP_PALETTE
 

@@ -20,10 +20,10 @@ import pytest
 import torch
 
 from geogan.chips.export import ExportOptions, export_chips
-from geogan.training.distributed import ProcessGroup, parameter_digest, shard, shard_size
 from geogan.errors import CheckpointError, ConfigError
 from geogan.nn.model_file import read_model_file
 from geogan.nn.networks import build_generator
+from geogan.training.distributed import ProcessGroup, parameter_digest, shard, shard_size
 from geogan.training.loop import TrainOptions, steps_per_epoch, train
 
 from .conftest import pair_scene, smooth_field, write_raster

@@ -547,10 +547,10 @@ def test_unreadable_input_even_as_root(command: str, assets: Assets, tmp_path: P
     read (as it does for another user's chmod 000 file). The command line refuses it as
     a usage error (click checks its path arguments: exit 2); the library functions
     behind it raise their own one-sentence error for callers that bypass the CLI."""
-    from geogan.training.dataset import open_chip_folder
     from geogan.errors import ChipFolderError, UnreadableError
     from geogan.nn.model_file import read_model_file
     from geogan.raster.io import open_raster
+    from geogan.training.dataset import open_chip_folder
 
     def open_(path: Path) -> None:
         with open_raster(path):

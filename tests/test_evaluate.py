@@ -14,9 +14,9 @@ from affine import Affine
 from rasterio.warp import Resampling, calculate_default_transform, reproject
 
 from geogan.errors import InputError, NoOverlapError
+from geogan.evaluation.image_metrics import psnr, ssim
 from geogan.evaluation.rasters import EvaluateOptions, evaluate_rasters
 from geogan.raster.palette import load_palette
-from geogan.evaluation.image_metrics import psnr, ssim
 
 from .conftest import UTM33, smooth_field, write_raster
 

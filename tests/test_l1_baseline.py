@@ -7,8 +7,8 @@ import torch
 from click.testing import CliRunner
 
 from geogan.cli.main import cli
-from geogan.nn.config import TrainConfig, build_configs
 from geogan.errors import ConfigError
+from geogan.nn.config import TrainConfig, build_configs
 from geogan.training.steps import Pix2PixTrainer
 
 from .test_train import TINY, batch

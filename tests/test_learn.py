@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from rasterio.errors import NotGeoreferencedWarning
 
 import geogan
+from geogan.api.learn import GANModel
 from geogan.chips.export import ExportOptions, export_chips
 from geogan.cli.main import cli
 from geogan.errors import (
@@ -26,7 +27,6 @@ from geogan.errors import (
     ModelFileError,
     OutputExistsError,
 )
-from geogan.api.learn import GANModel
 from geogan.nn.model_file import read_model_file
 from geogan.raster.palette import PALETTE_TAG
 

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-from geogan.nn.config import build_configs
 from geogan.errors import InputError, ModelFileError, OutputExistsError
+from geogan.inference.translator import load_model
+from geogan.nn.config import build_configs
 from geogan.nn.model_file import MODEL_FORMAT, ModelFile, read_model_file, save_model_file
 from geogan.nn.networks import build_generator
 from geogan.nn.normalization import BandNormalization
-from geogan.inference.translator import load_model
 
 
 def model_file(kind: str = "pix2pix", in_bands: int = 3, out_bands: int = 1,

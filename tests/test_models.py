@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from geogan.nn.config import Architecture
 from geogan.errors import ConfigError
+from geogan.nn.config import Architecture
 from geogan.nn.networks import (
     DISCRIMINATORS,
     GENERATORS,

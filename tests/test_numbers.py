@@ -15,12 +15,12 @@ import rasterio
 import torch
 
 from geogan.chips.export import ExportOptions, export_chips
-from geogan.nn.devices import cpu_has_native_bf16
 from geogan.errors import DeviceError
-from geogan.nn.model_file import ModelFile, save_model_file
-from geogan.nn.normalization import BandNormalization
 from geogan.inference.scene import translate_raster
 from geogan.inference.translator import Translator, load_model
+from geogan.nn.devices import cpu_has_native_bf16
+from geogan.nn.model_file import ModelFile, save_model_file
+from geogan.nn.normalization import BandNormalization
 
 from .conftest import smooth_field, write_raster
 from .test_translate import CPU, make_model, save_model, textured

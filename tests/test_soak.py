@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from geogan.inference.scene import translate_batch
+from geogan.inference.batch import translate_batch
 from geogan.inference.translator import load_model
 
 from .conftest import write_raster

@@ -14,10 +14,10 @@ import torch
 
 import geogan.training.loop as train_module
 from geogan.chips.export import ExportOptions, export_chips
-from geogan.nn.config import build_configs
-from geogan.training.dataset import ChipDataset, epoch_keys, open_chip_folder
 from geogan.errors import CheckpointError, ConfigError, OutputExistsError, TrainingInterrupted
+from geogan.nn.config import build_configs
 from geogan.nn.model_file import read_model_file
+from geogan.training.dataset import ChipDataset, epoch_keys, open_chip_folder
 from geogan.training.loop import TrainOptions, TrainProgress, learning_rate, train
 from geogan.training.steps import CycleGANTrainer, ImagePool, Pix2PixTrainer
 

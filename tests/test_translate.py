@@ -27,7 +27,6 @@ from rasterio.errors import RasterioError
 import geogan
 import geogan.inference.pipeline as engine
 import geogan.inference.scene as translate_module
-from geogan.nn.config import build_configs
 from geogan.errors import (
     ConfigError,
     GeoganWarning,
@@ -36,12 +35,14 @@ from geogan.errors import (
     OutputError,
     OutputExistsError,
 )
+from geogan.grids.windows import WindowGrid
+from geogan.inference.batch import translate_batch
+from geogan.inference.scene import translate_raster
+from geogan.inference.translator import Translator, load_model
+from geogan.nn.config import build_configs
 from geogan.nn.model_file import ModelFile, save_model_file
 from geogan.nn.networks import build_generator
 from geogan.nn.normalization import BandNormalization
-from geogan.inference.scene import translate_batch, translate_raster
-from geogan.inference.translator import Translator, load_model
-from geogan.grids.windows import WindowGrid
 
 from .conftest import UTM33, smooth_field, write_raster
 

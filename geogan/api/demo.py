@@ -44,16 +44,16 @@ from rasterio.windows import bounds as window_bounds
 
 import geogan
 from geogan.chips.export import ExportOptions, ExportReport, export_chips
-from geogan.nn.devices import resolve_device
 from geogan.errors import InputError, OutputError, OutputExistsError
 from geogan.evaluation.image_metrics import PaletteScores, palette_scores, psnr, ssim
+from geogan.inference.scene import TranslateReport, translate_raster
+from geogan.nn.devices import resolve_device
 from geogan.outputs import atomic_file
-from geogan.raster.preview import downsample_for_preview, grid, to_display_rgb, write_png
 from geogan.progress import ProgressCallback
 from geogan.raster.palette import palette_in_tags
+from geogan.raster.preview import downsample_for_preview, grid, to_display_rgb, write_png
 from geogan.sampledata.world import FILE_NAMES, KINDS, write_sample_pair
 from geogan.training.loop import TrainOptions, TrainProgress, TrainReport, train
-from geogan.inference.scene import TranslateReport, translate_raster
 
 __all__ = [
     "DEFAULT_STEPS",

@@ -51,8 +51,6 @@ import rasterio
 import torch
 from numpy.typing import NDArray
 
-from geogan.nn.config import Architecture, TrainConfig, build_configs
-from geogan.training.dataset import ChipFolder, DomainInfo, open_chip_folder, read_chip
 from geogan.errors import ConfigError, GeoganWarning, InputError, ModelFileError
 from geogan.evaluation.image_metrics import (
     MetricMean,
@@ -60,18 +58,27 @@ from geogan.evaluation.image_metrics import (
     palette_confusion,
     scores_from_confusion,
 )
-from geogan.nn.model_file import check_model_output, read_model_file
-from geogan.nn.normalization import BandNormalization
-from geogan.outputs import atomic_file
-from geogan.raster.preview import normalized_to_display
-from geogan.progress import Bar
-from geogan.raster.io import open_raster
-from geogan.raster.band_stats import BandStatistics
-from geogan.raster.palette import detect_palette, given_palette, palette_in_tags
-from geogan.training.loop import LOG_NAME, TrainOptions, TrainProgress, TrainReport, steps_per_epoch, train
 from geogan.inference.scene import TranslateReport, translate_raster
 from geogan.inference.translator import Translator
 from geogan.inference.translator import load_model as load_translator
+from geogan.nn.config import Architecture, TrainConfig, build_configs
+from geogan.nn.model_file import check_model_output, read_model_file
+from geogan.nn.normalization import BandNormalization
+from geogan.outputs import atomic_file
+from geogan.progress import Bar
+from geogan.raster.band_stats import BandStatistics
+from geogan.raster.io import open_raster
+from geogan.raster.palette import detect_palette, given_palette, palette_in_tags
+from geogan.raster.preview import normalized_to_display
+from geogan.training.dataset import ChipFolder, DomainInfo, open_chip_folder, read_chip
+from geogan.training.loop import (
+    LOG_NAME,
+    TrainOptions,
+    TrainProgress,
+    TrainReport,
+    steps_per_epoch,
+    train,
+)
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

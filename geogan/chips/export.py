@@ -48,7 +48,7 @@ from rasterio.windows import transform as window_transform
 from shapely.geometry import box, mapping
 from shapely.geometry.base import BaseGeometry
 
-from geogan.version import __version__
+from geogan.chips.registration import estimate_shift
 from geogan.errors import (
     ExportInterrupted,
     GeoganError,
@@ -58,6 +58,10 @@ from geogan.errors import (
     OutputError,
     OutputExistsError,
 )
+from geogan.grids.chip_grid import ChipGrid, chip_grid, pixel_region
+from geogan.grids.split import DROPPED, VAL, split_chips
+from geogan.progress import Counter
+from geogan.raster.band_stats import StatisticsAccumulator
 from geogan.raster.footprints import (
     crs_label,
     describe_bounds,
@@ -66,12 +70,8 @@ from geogan.raster.footprints import (
     raster_footprint,
     reproject_geometry,
 )
-from geogan.progress import Counter
 from geogan.raster.io import chip_profile, is_categorical, open_raster, same_grid, valid_mask
-from geogan.chips.registration import estimate_shift
-from geogan.grids.split import DROPPED, VAL, split_chips
-from geogan.raster.band_stats import StatisticsAccumulator
-from geogan.grids.chip_grid import ChipGrid, chip_grid, pixel_region
+from geogan.version import __version__
 
 CHIPS_FORMAT = "geogan-chips"
 CHIPS_FORMAT_VERSION = 1

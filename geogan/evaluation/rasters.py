@@ -50,7 +50,6 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -63,10 +62,11 @@ from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 
 from geogan.errors import InputError, NoOverlapError
-from geogan.raster.footprints import crs_label, describe_bounds, load_aoi, raster_footprint
-from geogan.progress import ProgressCallback
-from geogan.raster.io import check_georeferenced, is_categorical, open_raster, same_grid, valid_mask
 from geogan.evaluation.seams import SeamSums, seam_lines, seam_sums
+from geogan.grids.windows import BLENDS, WindowGrid, check_window_options, default_overlap
+from geogan.progress import ProgressCallback
+from geogan.raster.footprints import crs_label, describe_bounds, load_aoi, raster_footprint
+from geogan.raster.io import check_georeferenced, is_categorical, open_raster, same_grid, valid_mask
 from geogan.raster.palette import (
     AUTO_COVERAGE,
     AUTO_MAX_CLASSES,
@@ -75,7 +75,6 @@ from geogan.raster.palette import (
     given_palette,
     palette_in_tags,
 )
-from geogan.grids.windows import BLENDS, WindowGrid, check_window_options, default_overlap
 
 if TYPE_CHECKING:  # geogan.evaluation.image_metrics imports torch, which evaluate loads on first call only
     from geogan.evaluation.image_metrics import PaletteScores

@@ -28,8 +28,6 @@ from pathlib import Path
 from typing import Any
 
 from geogan.errors import ConfigError, GeoganError
-from geogan.nn.model_file import read_model_file
-from geogan.outputs import remove_partials
 from geogan.inference.scene import (
     BatchReport,
     SceneOutcome,
@@ -38,6 +36,8 @@ from geogan.inference.scene import (
     translator_for,
 )
 from geogan.inference.translator import Translator
+from geogan.nn.model_file import read_model_file
+from geogan.outputs import remove_partials
 
 LOCAL_PREFIX = "local"
 CONNECT_TIMEOUT = "20s"

@@ -33,10 +33,10 @@ from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
 from geogan.errors import InputError, OutputError
+from geogan.grids.windows import WindowGrid
+from geogan.inference.translator import Translator, pad_to_tile
 from geogan.progress import ProgressCallback
 from geogan.raster.io import missing, valid_mask
-from geogan.inference.translator import Translator, pad_to_tile
-from geogan.grids.windows import WindowGrid
 
 _QUEUE_DEPTH = 2  # batches waiting between stages: enough to overlap, little memory
 _POLL_SECONDS = 0.1  # how often a blocked stage checks whether another one failed

@@ -1,7 +1,7 @@
 """``translate``: scenes of any size through a trained model, into georeferenced GeoTIFFs.
 
-:func:`translate_raster` translates one scene; :func:`translate_batch` translates many
-with one loaded model, skipping scenes already done and carrying on past failures.
+:func:`translate_raster` translates one scene; :func:`translate_scene` is one scene of a
+batch (:mod:`geogan.inference.batch`, here or on a Dask worker).
 The windows and their blending are :mod:`geogan.grids.windows`; the streaming pipeline is
 :mod:`geogan.inference.pipeline`. This module decides what is written: the output profile (the
 input's grid, the model's bands and dtype), nodata, band names, provenance tags, the
@@ -31,15 +31,15 @@ import torch
 from rasterio.enums import ColorInterp, Interleaving, MaskFlags
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 
-from geogan.version import __version__
-from geogan.inference.pipeline import OutputBands, Pipeline
 from geogan.errors import ConfigError, GeoganError, GeoganWarning, InputError, OutputError
+from geogan.grids.windows import BLENDS, WindowGrid, check_window_options, default_overlap
+from geogan.inference.pipeline import OutputBands, Pipeline
+from geogan.inference.translator import Translator, load_model
 from geogan.nn.model_file import MODEL_FORMAT, MODEL_VERSION
 from geogan.outputs import atomic_file, check_output_file
 from geogan.progress import ProgressCallback
 from geogan.raster.io import open_raster
-from geogan.inference.translator import Translator, load_model
-from geogan.grids.windows import BLENDS, WindowGrid, check_window_options, default_overlap
+from geogan.version import __version__
 
 logger = logging.getLogger(__name__)
 
@@ -173,63 +173,6 @@ def translate_raster(src: str | os.PathLike[str], dst: str | os.PathLike[str],
     return _translate(os.fspath(src), Path(dst), translator, settings, progress)
 
 
-def translate_batch(scenes: Sequence[str | os.PathLike[str]], out_dir: str | os.PathLike[str],
-                    model: str | os.PathLike[str] | Translator, *,
-                    progress: ProgressCallback | None = None,
-                    scene_progress: ProgressCallback | None = None,
-                    cluster: Any = None,
-                    **options: Any) -> BatchReport:
-    """Translate many scenes with one model into ``out_dir/<scene name>.tif``.
-
-    Scenes whose output exists are skipped unless ``overwrite`` (so a rerun resumes
-    where an interrupted batch stopped); a scene that fails is reported in its outcome
-    and the others go on.
-
-    Args:
-        scenes: The scenes, translated in this order (on a cluster: in any order, and
-            reported in this one).
-        out_dir: Folder for the outputs; created if missing.
-        model: A model file or a loaded :class:`~geogan.inference.translator.Translator` (a
-            model file only, with ``cluster``).
-        progress: Called with (windows done, windows in all) for the current scene
-            (not with ``cluster``: the windows run on the workers).
-        scene_progress: Called with (scenes finished, scenes in all).
-        cluster: ``None`` to translate here, one scene after another; else a Dask
-            distributed scheduler's address, ``local:N`` for a local cluster of N
-            worker processes, or a ``distributed.Client`` (see :mod:`geogan.inference.cluster`).
-        **options: Fields of :class:`TranslateOptions`.
-
-    Raises:
-        InputError: If two scenes would write the same output, or an option is bad.
-        ModelFileError: If the model file is missing or damaged.
-        OutputError: If ``out_dir`` is not a writable folder.
-        ConfigError: If ``cluster`` is given and Dask distributed is not installed, or
-            the scheduler cannot be reached.
-    """
-    settings = TranslateOptions(**options)
-    settings.check()
-    folder = Path(out_dir)
-    outputs = output_names(scenes, folder)
-    check_output_file(folder / "probe.tif", overwrite=True, what="output")
-    sources = [os.fspath(scene) for scene in scenes]
-    if cluster is not None:
-        from geogan.inference.cluster import translate_on_cluster
-
-        if isinstance(model, Translator):
-            raise ConfigError("a cluster's workers load the model themselves: give the "
-                              "model file, not a loaded Translator")
-        return translate_on_cluster(sources, outputs, model, settings, cluster,
-                                    scene_progress)
-    translator = translator_for(model, settings)
-    start = time.perf_counter()
-    outcomes: list[SceneOutcome] = []
-    for number, (source, output) in enumerate(zip(sources, outputs, strict=True)):
-        outcomes.append(translate_scene(source, output, translator, settings, progress))
-        if scene_progress is not None:
-            scene_progress(number + 1, len(outputs))
-    return BatchReport(tuple(outcomes), time.perf_counter() - start)
-
-
 def translate_scene(source: str, output: Path, translator: Translator,
                     settings: TranslateOptions,
                     progress: ProgressCallback | None = None) -> SceneOutcome:
@@ -245,22 +188,6 @@ def translate_scene(source: str, output: Path, translator: Translator,
     except GeoganError as error:
         return SceneOutcome(source, output, "failed", str(error))
     return SceneOutcome(source, output, "done", report=report)
-
-
-def output_names(scenes: Sequence[str | os.PathLike[str]], folder: Path) -> list[Path]:
-    """``folder/<scene stem>.tif`` for each scene.
-
-    Raises:
-        InputError: If two scenes have the same name (their outputs would collide).
-    """
-    outputs = [folder / f"{Path(os.fspath(scene)).stem}.tif" for scene in scenes]
-    seen: dict[Path, str] = {}
-    for scene, output in zip(scenes, outputs, strict=True):
-        if output in seen:
-            raise InputError(f"{seen[output]} and {os.fspath(scene)} would both be written to "
-                             f"{output}; rename one, or translate them in separate batches")
-        seen[output] = os.fspath(scene)
-    return outputs
 
 
 def translator_for(model: str | os.PathLike[str] | Translator,

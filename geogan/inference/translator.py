@@ -19,11 +19,11 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
-from geogan.nn.devices import autocast, resolve_device, resolve_precision
 from geogan.errors import InputError, ModelFileError
-from geogan.raster.io import missing
+from geogan.nn.devices import autocast, resolve_device, resolve_precision
 from geogan.nn.model_file import ModelFile, read_model_file
 from geogan.nn.networks import build_generator, has_dropout, set_dropout
+from geogan.raster.io import missing
 
 
 class Translator:

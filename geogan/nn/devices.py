@@ -14,8 +14,8 @@ from collections.abc import Iterator
 
 import torch
 
-from geogan.nn.config import DEVICES, PRECISIONS
 from geogan.errors import DeviceError
+from geogan.nn.config import DEVICES, PRECISIONS
 
 _AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 

@@ -35,8 +35,8 @@ from typing import Any
 
 import torch
 
-from geogan.nn.config import Architecture
 from geogan.errors import ConfigError, ModelFileError, OutputError
+from geogan.nn.config import Architecture
 from geogan.nn.normalization import BandNormalization
 from geogan.outputs import atomic_file, check_output_file
 

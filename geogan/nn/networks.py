@@ -28,8 +28,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from geogan.nn.config import Architecture
 from geogan.errors import ConfigError
+from geogan.nn.config import Architecture
 
 NormFactory = Callable[[int], nn.Module]
 """Makes a normalisation layer for a number of channels."""

@@ -27,6 +27,19 @@ from typing import Any, Protocol
 import numpy as np
 
 
+class PercentileStatistics(Protocol):
+    """What :meth:`BandNormalization.from_statistics` reads of a band's statistics
+    (:class:`geogan.raster.band_stats.BandStatistics` has it; nn never imports raster)."""
+
+    @property
+    def p2(self) -> float:
+        """2nd percentile."""
+
+    @property
+    def p98(self) -> float:
+        """98th percentile."""
+
+
 #: Data types mapped linearly over their whole range instead of a percentile clip.
 FULL_RANGE = {"uint8": (0.0, 255.0)}
 

@@ -27,7 +27,7 @@ import itertools
 import json
 import os
 import secrets
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,9 +40,9 @@ from rasterio.errors import RasterioError
 from rasterio.transform import Affine
 from rasterio.windows import Window
 
-from geogan.version import __version__
 from geogan.errors import InputError, OutputError, OutputExistsError
 from geogan.raster.palette import PALETTE_TAG
+from geogan.version import __version__
 
 __all__ = [
     "CLASS_NAMES",

@@ -55,8 +55,8 @@ from geogan.chips.export import (
 from geogan.errors import ChipFolderError, ConfigError, NoChipsError
 from geogan.nn.normalization import BandNormalization
 from geogan.progress import Counter, ProgressCallback
-from geogan.raster.io import gdal_reason, valid_mask
 from geogan.raster.band_stats import BandStatistics, StatisticsAccumulator
+from geogan.raster.io import gdal_reason, valid_mask
 
 #: File extensions read as chips (any case); everything else (``.aux.xml``, world
 #: files, ``map.txt``, ``stats.txt``) is ignored.

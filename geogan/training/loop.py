@@ -19,9 +19,10 @@ What the checkpoint folder holds (``<model>-train/`` beside the model by default
 
 Eval-mode quality: translate runs the generator in eval mode, where BatchNorm uses its
 running averages. Those averages drift during training (especially at batch 1), so the
-run ends with a recalibration pass: exact averages of the batch statistics over the
-training chips, no weight update, dropout off. The record keeps validation metrics in
-eval mode before and after it and in train mode (batch statistics) for comparison.
+run ends with a recalibration pass (:mod:`geogan.training.recalibration`): exact averages
+of the batch statistics over the training chips, no weight update, dropout off.
+The record keeps validation metrics in eval mode before and after it and in train mode
+(batch statistics) for comparison.
 
 Several processes: under ``torchrun`` the run is data-parallel with PyTorch
 DistributedDataParallel (see :mod:`geogan.training.distributed`); rank 0 alone writes the
@@ -31,6 +32,9 @@ with any number of them, a single one included.
 Warm start (``init_from``): a new run, with its own schedule from step 0, that starts
 from the networks and optimisers of another run's checkpoint, or from the generators of
 a model file (fine-tuning on new chips, or the Python API's repeated ``fit``).
+The checkpoint format, the resume check and the warm start are
+:mod:`geogan.training.checkpoints`; the record stored in the model file is
+:mod:`geogan.nn.training_record`.
 """
 
 from __future__ import annotations
@@ -44,7 +48,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -52,13 +55,40 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils.data import DataLoader, Sampler
 
-from geogan.version import __version__
+from geogan.errors import (
+    CheckpointError,
+    ConfigError,
+    DistributedError,
+    OutputError,
+    OutputExistsError,
+    TrainingInterrupted,
+)
+from geogan.evaluation.image_metrics import MetricMean, image_metrics
 from geogan.nn.config import Architecture, TrainConfig, build_configs
-from geogan.training.dataset import ChipDataset, ChipFolder, Key, epoch_keys, open_chip_folder, val_keys
-from geogan.nn.devices import autocast, resolve_device, resolve_precision
+from geogan.nn.devices import resolve_device, resolve_precision
+from geogan.nn.model_file import ModelFile, check_model_output, save_model_file
+from geogan.nn.networks import set_dropout
+from geogan.nn.training_record import training_record
+from geogan.raster.preview import grid, normalized_to_display, write_png
+from geogan.training.checkpoints import (
+    CHECKPOINT_HEADER,
+    CHECKPOINT_NAME,
+    check_resumable,
+    read_checkpoint,
+    save_checkpoint,
+    truncate_log,
+    warm_start,
+)
+from geogan.training.dataset import (
+    ChipDataset,
+    ChipFolder,
+    Key,
+    epoch_keys,
+    open_chip_folder,
+    val_keys,
+)
 from geogan.training.distributed import (
     ProcessGroup,
     parameter_digest,
@@ -68,32 +98,14 @@ from geogan.training.distributed import (
     shard,
     shard_size,
 )
-from geogan.errors import (
-    CheckpointError,
-    ConfigError,
-    DistributedError,
-    ModelFileError,
-    OutputError,
-    OutputExistsError,
-    TrainingInterrupted,
-)
-from geogan.evaluation.image_metrics import MetricMean, image_metrics
-from geogan.nn.model_file import ModelFile, check_model_output, read_model_file, save_model_file
-from geogan.nn.networks import set_dropout
-from geogan.outputs import atomic_file
-from geogan.raster.preview import grid, normalized_to_display, write_png
+from geogan.training.recalibration import recalibrate_batchnorm
 from geogan.training.steps import TRAINERS, GANTrainer
 
-CHECKPOINT_FORMAT = "geogan-checkpoint"
-CHECKPOINT_VERSION = 1  # version 1 without "world_size" was written by one process
-CHECKPOINT_NAME = "checkpoint.pt"
 LOG_NAME = "log.jsonl"
 PREVIEW_FOLDER = "previews"
 LOSS_SYNC_STEPS = 10
 """Losses are copied to the host (a synchronisation) once per this many steps."""
 
-# Settings that may change between a run and its resumption without changing results.
-_RESUMABLE_CHANGES = frozenset({"workers", "val_every"})
 
 
 @dataclass(frozen=True)
@@ -312,7 +324,8 @@ class _Run:
                 f"{self.run_dir} holds a checkpoint of an earlier run; pass --resume to "
                 "continue it or --overwrite to start over")
         if self.options.init_from is not None:
-            self._warm_start(Path(self.options.init_from))
+            warm_start(Path(self.options.init_from), self.trainer, self.architecture,
+                       self.device)
         if self.group.is_main:
             try:
                 (self.run_dir / PREVIEW_FOLDER).mkdir(parents=True, exist_ok=True)
@@ -327,8 +340,7 @@ class _Run:
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
         return {
-            "format": CHECKPOINT_FORMAT,
-            "version": CHECKPOINT_VERSION,
+            **CHECKPOINT_HEADER,
             "architecture": self.architecture.to_dict(),
             "config": self.config.to_dict(),
             "chips": str(self.folder.root),
@@ -344,30 +356,12 @@ class _Run:
         }
 
     def save_checkpoint(self) -> None:
-        _atomic_save(self._checkpoint(), self.checkpoint_path)
-
-    def _read_checkpoint(self, path: Path, hint: str) -> dict[str, Any]:
-        try:
-            state = torch.load(path, map_location=self.device, weights_only=True)
-        except Exception as error:  # any failure to read means: not usable
-            raise CheckpointError(f"cannot read the checkpoint {path} ({type(error).__name__}); "
-                                  f"{hint}") from None
-        if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-            raise CheckpointError(f"{path} is not a geogan checkpoint")
-        return state
+        save_checkpoint(self._checkpoint(), self.checkpoint_path)
 
     def _load_checkpoint(self) -> None:
         path = self.checkpoint_path
-        state = self._read_checkpoint(path, "run without --resume to start over")
-        differences = _differences(state["architecture"], self.architecture.to_dict())
-        # A setting added since the checkpoint was written counts as its default.
-        saved_config = TrainConfig.from_dict(state["config"]).to_dict()
-        differences += [k for k in _differences(saved_config, self.config.to_dict())
-                        if k not in _RESUMABLE_CHANGES]
-        if differences:
-            raise CheckpointError(
-                f"the checkpoint in {self.run_dir} was made with other settings "
-                f"({', '.join(sorted(differences))}); resume with the same settings")
+        state = read_checkpoint(path, self.device, "run without --resume to start over")
+        check_resumable(state, self.architecture, self.config, self.run_dir)
         self.trainer.load_state_dict(state["trainer"])
         torch.set_rng_state(state["rng"]["torch"].cpu())
         if "cuda" in state["rng"] and self.device.type == "cuda":
@@ -386,31 +380,8 @@ class _Run:
         self.run_seconds = float(state.get("seconds", 0.0))
         self.wait_seconds = float(state.get("wait_seconds", 0.0))
         if self.group.is_main:
-            _truncate_log(self.run_dir / LOG_NAME, saved_step)
+            truncate_log(self.run_dir / LOG_NAME, saved_step)
             (self.run_dir / PREVIEW_FOLDER).mkdir(parents=True, exist_ok=True)
-
-    def _warm_start(self, path: Path) -> None:
-        """Networks and optimisers from a checkpoint, or generators from a model file."""
-        if not path.is_file():
-            raise CheckpointError(f"--init-from {path}: no such file")
-        try:
-            model = read_model_file(path)
-        except ModelFileError:
-            state = self._read_checkpoint(path, "give a geogan checkpoint or model file")
-            self._check_same_networks(path, state["architecture"])
-            self.trainer.load_state_dict(state["trainer"])
-            return
-        self._check_same_networks(path, model.architecture.to_dict())
-        for direction, generator in self.trainer.generators.items():
-            generator.load_state_dict(model.generators[direction])
-
-    def _check_same_networks(self, path: Path, saved: Mapping[str, Any]) -> None:
-        differences = _differences(saved, self.architecture.to_dict())
-        if differences:
-            raise CheckpointError(
-                f"{path} holds other networks than this run builds "
-                f"({', '.join(sorted(differences))}); give the same --model, --preset, "
-                "--ngf/--ndf and chips with the same bands and tile size")
 
     # -- the loop ------------------------------------------------------------------
 
@@ -537,7 +508,11 @@ class _Run:
         final: dict[str, Any] = {}
         if self.group.is_main:
             before = self.validate("eval", preview=False)
-            recalibrated = self._recalibrate()
+            keys = epoch_keys(self.folder, 0, self.config.seed, augment=False)
+            loader = self._loader(_in_batches(keys, self.config.batch_size), "train", 0)
+            recalibrated = recalibrate_batchnorm(self.trainer.generators, loader,
+                                                 self.trainer.to_device, self.device,
+                                                 self.precision)
             if recalibrated:
                 final["eval_before_recalibration"] = before
             final["eval"] = self.validate("eval", preview=True)
@@ -560,61 +535,16 @@ class _Run:
             world_size=self.group.world_size,
         )
 
-    def _recalibrate(self) -> int:
-        """Exact BatchNorm averages over the training chips (canonical order, no
-        augmentation, the training batch size), weights untouched, dropout off."""
-        keys = epoch_keys(self.folder, 0, self.config.seed, augment=False)
-        loader = self._loader(_in_batches(keys, self.config.batch_size), "train", 0)
-        layers = 0
-        for direction, generator in self.trainer.generators.items():
-            norms = [m for m in generator.modules() if isinstance(m, _BatchNorm)]
-            if not norms:
-                continue
-            layers += len(norms)
-            momenta = [m.momentum for m in norms]
-            for norm in norms:
-                norm.reset_running_stats()
-                norm.momentum = None  # cumulative average: every batch counts the same
-            generator.train()
-            set_dropout(generator, False)
-            with torch.no_grad():
-                for batch in loader:
-                    batch = self.trainer.to_device(batch)
-                    with autocast(self.device, self.precision):
-                        generator(batch["a" if direction == "a2b" else "b"])
-            for norm, momentum in zip(norms, momenta, strict=True):
-                norm.momentum = momentum
-            generator.eval()
-        return layers
-
     def _record(self, final: Mapping[str, Any], digests: Sequence[str]) -> dict[str, Any]:
-        import rasterio
-
         folder = self.folder
-        return {
-            "steps": self.step,
-            "epochs": round(self.step / self.steps_per_epoch, 3),
-            "seed": self.config.seed,
-            "preset": self.options.preset,
-            "config": self.config.to_dict(),
-            "chips": str(folder.root.absolute()),
-            "chips_source": folder.source,
-            "band_descriptions": _band_descriptions(folder),
-            "train_chips": len(folder.train["a"]),
-            "val_chips": len(folder.val["a"]),
-            "device": str(self.device),
-            "precision": self.precision,
-            "distributed": {"world_size": self.group.world_size, "backend": self.group.backend,
-                            "generator_sha256": list(digests)},
-            "init_from": None if self.options.init_from is None
-            else str(Path(self.options.init_from).absolute()),
-            "seconds": round(self.run_seconds, 2),
-            "final": dict(final),
-            "history": list(self.history),
-            "created": datetime.now(UTC).isoformat(timespec="seconds"),
-            "versions": {"geogan": __version__, "torch": str(torch.__version__),
-                         "numpy": np.__version__, "rasterio": rasterio.__version__},
-        }
+        return training_record(
+            steps=self.step, steps_per_epoch=self.steps_per_epoch, config=self.config,
+            preset=self.options.preset, chips=folder.root, chips_source=folder.source,
+            band_descriptions=_band_descriptions(folder), train_chips=len(folder.train["a"]),
+            val_chips=len(folder.val["a"]), device=str(self.device), precision=self.precision,
+            world_size=self.group.world_size, backend=self.group.backend, digests=digests,
+            init_from=self.options.init_from, seconds=self.run_seconds, final=final,
+            history=self.history)
 
 
 def _band_descriptions(folder: ChipFolder) -> dict[str, list[str | None]]:
@@ -679,28 +609,6 @@ def _means(sums: Mapping[str, Tensor], count: int) -> dict[str, float]:
         return {}
     stacked = torch.stack([v.float() for v in sums.values()]).cpu() / count  # one sync
     return dict(zip(sums, stacked.tolist(), strict=True))
-
-
-def _differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
-    return [k for k in current if saved.get(k) != current[k]]
-
-
-def _truncate_log(path: Path, step: int) -> None:
-    """Drop log lines written after the checkpoint a run resumes from."""
-    if not path.exists():
-        return
-    kept = [line for line in path.read_text(encoding="utf-8").splitlines()
-            if line.strip() and json.loads(line).get("step", 0) <= step]
-    path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
-
-
-def _atomic_save(payload: Mapping[str, Any], path: Path) -> None:
-    with atomic_file(path, "checkpoint") as temporary:
-        try:
-            torch.save(dict(payload), temporary)
-        except RuntimeError as error:  # torch reports a failed write (disk full) so
-            raise OutputError(f"cannot write the checkpoint {path} ({error}); free some "
-                              "space or choose another --checkpoint-dir") from None
 
 
 __all__ = ["TrainOptions", "TrainProgress", "TrainReport", "train"]

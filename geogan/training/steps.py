@@ -27,9 +27,9 @@ from torch import Tensor, nn
 
 from geogan.nn.config import Architecture, TrainConfig
 from geogan.nn.devices import autocast
-from geogan.training.distributed import SINGLE, ProcessGroup, wrap
 from geogan.nn.losses import gan_loss, masked_l1, patch_weights
 from geogan.nn.networks import build_discriminator, build_generator, channels_last
+from geogan.training.distributed import SINGLE, ProcessGroup, wrap
 
 Batch = Mapping[str, Tensor]
 

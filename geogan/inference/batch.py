@@ -1,0 +1,100 @@
+"""Batches: many scenes with one model, here or on a Dask cluster.
+
+:func:`translate_batch` translates each scene with :func:`geogan.inference.scene.translate_scene`,
+skipping scenes already done and carrying on past failures; with ``cluster`` it hands the
+scenes to :mod:`geogan.inference.cluster` (which imports the scene module, never this one).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from geogan.errors import ConfigError, InputError
+from geogan.inference.cluster import translate_on_cluster
+from geogan.inference.scene import (
+    BatchReport,
+    SceneOutcome,
+    TranslateOptions,
+    translate_scene,
+    translator_for,
+)
+from geogan.inference.translator import Translator
+from geogan.outputs import check_output_file
+from geogan.progress import ProgressCallback
+
+__all__ = ["BatchReport", "SceneOutcome", "output_names", "translate_batch"]
+
+
+def translate_batch(scenes: Sequence[str | os.PathLike[str]], out_dir: str | os.PathLike[str],
+                    model: str | os.PathLike[str] | Translator, *,
+                    progress: ProgressCallback | None = None,
+                    scene_progress: ProgressCallback | None = None,
+                    cluster: Any = None,
+                    **options: Any) -> BatchReport:
+    """Translate many scenes with one model into ``out_dir/<scene name>.tif``.
+
+    Scenes whose output exists are skipped unless ``overwrite`` (so a rerun resumes
+    where an interrupted batch stopped); a scene that fails is reported in its outcome
+    and the others go on.
+
+    Args:
+        scenes: The scenes, translated in this order (on a cluster: in any order, and
+            reported in this one).
+        out_dir: Folder for the outputs; created if missing.
+        model: A model file or a loaded :class:`~geogan.inference.translator.Translator` (a
+            model file only, with ``cluster``).
+        progress: Called with (windows done, windows in all) for the current scene
+            (not with ``cluster``: the windows run on the workers).
+        scene_progress: Called with (scenes finished, scenes in all).
+        cluster: ``None`` to translate here, one scene after another; else a Dask
+            distributed scheduler's address, ``local:N`` for a local cluster of N
+            worker processes, or a ``distributed.Client`` (see :mod:`geogan.inference.cluster`).
+        **options: Fields of :class:`TranslateOptions`.
+
+    Raises:
+        InputError: If two scenes would write the same output, or an option is bad.
+        ModelFileError: If the model file is missing or damaged.
+        OutputError: If ``out_dir`` is not a writable folder.
+        ConfigError: If ``cluster`` is given and Dask distributed is not installed, or
+            the scheduler cannot be reached.
+    """
+    settings = TranslateOptions(**options)
+    settings.check()
+    folder = Path(out_dir)
+    outputs = output_names(scenes, folder)
+    check_output_file(folder / "probe.tif", overwrite=True, what="output")
+    sources = [os.fspath(scene) for scene in scenes]
+    if cluster is not None:
+        if isinstance(model, Translator):
+            raise ConfigError("a cluster's workers load the model themselves: give the "
+                              "model file, not a loaded Translator")
+        return translate_on_cluster(sources, outputs, model, settings, cluster,
+                                    scene_progress)
+    translator = translator_for(model, settings)
+    start = time.perf_counter()
+    outcomes: list[SceneOutcome] = []
+    for number, (source, output) in enumerate(zip(sources, outputs, strict=True)):
+        outcomes.append(translate_scene(source, output, translator, settings, progress))
+        if scene_progress is not None:
+            scene_progress(number + 1, len(outputs))
+    return BatchReport(tuple(outcomes), time.perf_counter() - start)
+
+
+def output_names(scenes: Sequence[str | os.PathLike[str]], folder: Path) -> list[Path]:
+    """``folder/<scene stem>.tif`` for each scene.
+
+    Raises:
+        InputError: If two scenes have the same name (their outputs would collide).
+    """
+    outputs = [folder / f"{Path(os.fspath(scene)).stem}.tif" for scene in scenes]
+    seen: dict[Path, str] = {}
+    for scene, output in zip(scenes, outputs, strict=True):
+        if output in seen:
+            raise InputError(f"{seen[output]} and {os.fspath(scene)} would both be written to "
+                             f"{output}; rename one, or translate them in separate batches")
+        seen[output] = os.fspath(scene)
+    return outputs
