@@ -31,6 +31,16 @@ def check_output_file(path: Path, overwrite: bool, what: str = "output") -> None
         raise OutputError(f"the {what} {path} is a folder; give a file name")
     if path.exists() and not overwrite:
         raise OutputExistsError(f"{path} already exists; pass --overwrite to replace it")
+    check_parent_writable(path, what)
+
+
+def check_parent_writable(path: Path, what: str = "output") -> None:
+    """Refuse an output (file or folder) whose folder exists and is not a writable folder;
+    missing folders are created later, like ``mkdir -p``.
+
+    Raises:
+        OutputError: If the nearest existing folder above ``path`` is not a writable folder.
+    """
     existing = path.absolute().parent
     while not existing.exists():
         existing = existing.parent

@@ -17,16 +17,8 @@ from torch.utils.data import DataLoader
 from geogan.chips.export import ExportOptions, export_chips
 from geogan.errors import ChipFolderError
 from geogan.nn.normalization import BandNormalization
-from geogan.training.dataset import (
-    ChipDataset,
-    ChipFolder,
-    KeySampler,
-    dihedral,
-    epoch_keys,
-    open_chip_folder,
-    read_chip,
-    val_keys,
-)
+from geogan.training.chip_folder import ChipFolder, open_chip_folder, read_chip
+from geogan.training.dataset import ChipDataset, KeySampler, dihedral, epoch_keys, val_keys
 
 from .conftest import smooth_field, write_raster
 

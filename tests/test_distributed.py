@@ -70,7 +70,7 @@ def test_each_rank_gets_every_second_key_and_as_many_as_the_others():
 
 def test_an_epoch_has_half_the_steps_on_two_processes(chips):
     from geogan.nn.config import TrainConfig
-    from geogan.training.dataset import open_chip_folder
+    from geogan.training.chip_folder import open_chip_folder
 
     folder = open_chip_folder(chips)
     config = TrainConfig(augment=False)

@@ -550,7 +550,7 @@ def test_unreadable_input_even_as_root(command: str, assets: Assets, tmp_path: P
     from geogan.errors import ChipFolderError, UnreadableError
     from geogan.nn.model_file import read_model_file
     from geogan.raster.io import open_raster
-    from geogan.training.dataset import open_chip_folder
+    from geogan.training.chip_folder import open_chip_folder
 
     def open_(path: Path) -> None:
         with open_raster(path):

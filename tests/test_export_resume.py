@@ -16,9 +16,10 @@ import pytest
 from click.testing import CliRunner
 
 import geogan.chips.export as chips_module
+import geogan.staging as staging_module
 from geogan.chips.export import ExportInterrupted, ExportOptions, export_chips
 from geogan.cli.main import cli
-from geogan.errors import InputError, OutputExistsError
+from geogan.errors import InputError, OutputError, OutputExistsError
 
 from .conftest import smooth_field, write_raster
 
@@ -150,19 +151,19 @@ def test_write_error_keeps_the_stage_to_resume(tmp_path, pair, monkeypatch):
     a, b = pair
     options = ExportOptions(tile_size=64, val_fraction=0.2)
     export_chips(a, b, tmp_path / "reference", options)
-    real = chips_module._write_bytes
+    real = staging_module.write_whole
     calls = {"n": 0}
 
     def failing(path, content, what):
         calls["n"] += 1
         if calls["n"] == 40:
-            raise chips_module.OutputError(f"cannot write the {what} {path}: No space left")
+            raise OutputError(f"cannot write the {what} {path}: No space left")
         return real(path, content, what)
 
     out = tmp_path / "chips"
     with monkeypatch.context() as patch:
-        patch.setattr(chips_module, "_write_bytes", failing)
-        with pytest.raises(chips_module.OutputError, match=r"No space left.*--resume"):
+        patch.setattr(staging_module, "write_whole", failing)
+        with pytest.raises(OutputError, match=r"No space left.*--resume"):
             export_chips(a, b, out, options)
     assert not out.exists() and (tmp_path / ".chips.partial").is_dir()
     export_chips(a, b, out, ExportOptions(**{**options.__dict__, "resume": True}))

@@ -17,7 +17,8 @@ from geogan.chips.export import ExportOptions, export_chips
 from geogan.errors import CheckpointError, ConfigError, OutputExistsError, TrainingInterrupted
 from geogan.nn.config import build_configs
 from geogan.nn.model_file import read_model_file
-from geogan.training.dataset import ChipDataset, epoch_keys, open_chip_folder
+from geogan.training.chip_folder import open_chip_folder
+from geogan.training.dataset import ChipDataset, epoch_keys
 from geogan.training.loop import TrainOptions, TrainProgress, learning_rate, train
 from geogan.training.steps import CycleGANTrainer, ImagePool, Pix2PixTrainer
 

@@ -51,6 +51,7 @@ import rasterio
 import torch
 from numpy.typing import NDArray
 
+from geogan.chips.layout import source_raster
 from geogan.errors import ConfigError, GeoganWarning, InputError, ModelFileError
 from geogan.evaluation.image_metrics import (
     MetricMean,
@@ -70,7 +71,7 @@ from geogan.raster.band_stats import BandStatistics
 from geogan.raster.io import open_raster
 from geogan.raster.palette import detect_palette, given_palette, palette_in_tags
 from geogan.raster.preview import normalized_to_display
-from geogan.training.dataset import ChipFolder, DomainInfo, open_chip_folder, read_chip
+from geogan.training.chip_folder import ChipFolder, DomainInfo, open_chip_folder, read_chip
 from geogan.training.loop import (
     LOG_NAME,
     TrainOptions,
@@ -835,11 +836,7 @@ def _source_raster(folder: ChipFolder) -> Path | None:
     """The target raster a geogan chip folder was cut from, as its metadata records."""
     if folder.source != "geogan":
         return None
-    try:
-        metadata = json.loads((folder.root / "geogan-chips.json").read_text(encoding="utf-8"))
-        return Path(metadata["domains"]["b"]["source"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    return source_raster(folder.root, "b")
 
 
 def _read_log(path: Path) -> list[dict[str, Any]]:

@@ -48,6 +48,15 @@ from rasterio.windows import transform as window_transform
 from shapely.geometry import box, mapping
 from shapely.geometry.base import BaseGeometry
 
+from geogan import staging
+from geogan.chips.layout import (
+    CHIPS_FORMAT,
+    CHIPS_FORMAT_VERSION,
+    INDEX_NAME,
+    METADATA_NAME,
+    PAIRED_FOLDERS,
+    UNPAIRED_FOLDERS,
+)
 from geogan.chips.registration import estimate_shift
 from geogan.errors import (
     ExportInterrupted,
@@ -55,8 +64,6 @@ from geogan.errors import (
     InputError,
     NoChipsError,
     NoOverlapError,
-    OutputError,
-    OutputExistsError,
 )
 from geogan.grids.chip_grid import ChipGrid, chip_grid, pixel_region
 from geogan.grids.split import DROPPED, VAL, split_chips
@@ -73,17 +80,9 @@ from geogan.raster.footprints import (
 from geogan.raster.io import chip_profile, is_categorical, open_raster, same_grid, valid_mask
 from geogan.version import __version__
 
-CHIPS_FORMAT = "geogan-chips"
-CHIPS_FORMAT_VERSION = 1
-METADATA_NAME = "geogan-chips.json"
-INDEX_NAME = "index.geojson"
-PAIRED_FOLDERS = ("images", "images2")
-UNPAIRED_FOLDERS = ("train_a", "train_b")
 #: The record, in an unfinished export's stage folder, of the settings it was started with.
 SETTINGS_NAME = ".geogan-export.json"
 SETTINGS_FORMAT = "geogan-export-stage"
-#: Suffix of a chip being written (hidden: a leading dot); renamed to its name when complete.
-PARTIAL_SUFFIX = ".partial"
 
 #: Chips are registered on 2 × 2 block means: 4 × less work, about 0.2 px precision.
 REGISTRATION_SCALE = 2
@@ -295,9 +294,9 @@ def export_chips(
     options = options or ExportOptions()
     options.check()
     out = Path(out_dir)
-    _check_output(out, options.overwrite)
+    staging.check_folder_output(out, options.overwrite)
     settings = _settings(input_path, additional_path, options)
-    stage = _stage_path(out)
+    stage = staging.stage_path(out)
     if options.resume:
         _check_resumable(stage, settings)
     started = time.perf_counter()
@@ -314,9 +313,9 @@ def export_chips(
             plans = [_plan_paired(a, b, os.fspath(input_path), os.fspath(additional_path),
                                   options, resampling)]
         if options.resume:
-            _remove_partial_chips(stage)
+            staging.remove_partial_files(stage)
         else:
-            _make_stage(stage, settings)
+            staging.make_stage(stage, SETTINGS_NAME, json.dumps(settings, indent=2))
         try:
             advance = Counter(sum(len(p.grid) for p in plans), progress)
             results = [_export_plan(plan, stage, options, advance) for plan in plans]
@@ -324,10 +323,10 @@ def export_chips(
                 raise NoChipsError(_no_chips_message(results, options))
             metadata = _metadata(plans, results, options, resampling.name, reason)
             # The manifest last: it never lists a chip that is not there.
-            _write_text(stage / INDEX_NAME, json.dumps(_index(plans, results), indent=1))
-            _write_text(stage / METADATA_NAME, json.dumps(metadata, indent=2))
+            staging.write_text(stage / INDEX_NAME, json.dumps(_index(plans, results), indent=1))
+            staging.write_text(stage / METADATA_NAME, json.dumps(metadata, indent=2))
             (stage / SETTINGS_NAME).unlink()
-            _publish(stage, out)
+            staging.publish(stage, out)
         except InputError:  # the same inputs would fail the same way: nothing to resume
             shutil.rmtree(stage, ignore_errors=True)
             raise
@@ -575,59 +574,7 @@ def _write_chip(path: Path, layer: _Layer, transform: Any, data: np.ndarray, val
             if layer.colormap is not None:
                 dst.write_colormap(1, layer.colormap)
         content = memory.read()
-    _write_bytes(path, content, "chip")
-
-
-def _write_bytes(path: Path, content: bytes, what: str) -> None:
-    """``content`` under ``path``, written whole under a hidden temporary name and renamed."""
-    temporary = path.with_name(f".{path.name}{PARTIAL_SUFFIX}")
-    try:
-        with open(temporary, "wb") as file:
-            file.write(content)
-        os.replace(temporary, path)
-    except OSError as error:
-        temporary.unlink(missing_ok=True)
-        raise OutputError(f"cannot write the {what} {path}: {error.strerror or error}") from None
-
-
-def _write_text(path: Path, text: str) -> None:
-    _write_bytes(path, text.encode(), "file")
-
-
-# --------------------------------------------------------------------------- outputs
-
-
-def _check_output(out: Path, overwrite: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"{out} exists and is not a folder; choose another output.")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise OutputExistsError(
-            f"{out} exists and is not empty; pass --overwrite to replace it, "
-            "or choose another folder."
-        )
-    existing = out.absolute().parent
-    while not existing.exists():  # missing parents are created, like `mkdir -p`
-        existing = existing.parent
-    if not existing.is_dir():
-        raise OutputError(f"{existing} is not a folder; choose another output.")
-    if not os.access(existing, os.W_OK):
-        raise OutputError(f"the folder {existing} is not writable.")
-
-
-def _stage_path(out: Path) -> Path:
-    """The hidden folder beside ``out`` that the export is built in."""
-    return out.absolute().parent / f".{out.name}.partial"
-
-
-def _make_stage(stage: Path, settings: dict[str, Any]) -> None:
-    """A fresh ``stage`` (an earlier one is removed) holding the export's settings."""
-    shutil.rmtree(stage, ignore_errors=True)
-    try:
-        stage.parent.mkdir(parents=True, exist_ok=True)
-        stage.mkdir()
-    except OSError as error:
-        raise OutputError(f"cannot create {stage}: {error.strerror}.") from error
-    _write_text(stage / SETTINGS_NAME, json.dumps(settings, indent=2))
+    staging.write_whole(path, content, "chip")
 
 
 def _file_record(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -672,7 +619,7 @@ def _settings(input_path: str | os.PathLike[str], additional_path: str | os.Path
 
 def _check_resumable(stage: Path, settings: dict[str, Any]) -> None:
     """Raise :class:`InputError` unless ``stage`` is an interrupted export of ``settings``."""
-    out = stage.parent / stage.name[1:-len(".partial")]
+    out = staging.published_path(stage)
     if not (stage / SETTINGS_NAME).is_file():
         what = "holds no record of its settings" if stage.is_dir() else "does not exist"
         raise InputError(
@@ -705,24 +652,6 @@ def _setting_label(group: str, name: str) -> str:
         return {"input": "INPUT raster", "additional": "ADDITIONAL raster",
                 "aoi": "--aoi file"}[name]
     return "--co" if name == "creation_options" else "--" + name.replace("_", "-")
-
-
-def _remove_partial_chips(stage: Path) -> None:
-    """Delete chips left half-written by a process that was killed outright."""
-    for leftover in stage.glob(f"*/.*{PARTIAL_SUFFIX}"):
-        leftover.unlink(missing_ok=True)
-
-
-def _publish(stage: Path, out: Path) -> None:
-    """Move the finished ``stage`` folder to ``out``, replacing what was there."""
-    if out.exists():
-        old = out.absolute().parent / f".{out.name}.old"
-        shutil.rmtree(old, ignore_errors=True)
-        out.rename(old)
-        stage.rename(out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        stage.rename(out)
 
 
 def _crs_json(crs: Any) -> dict[str, Any]:

@@ -81,14 +81,8 @@ from geogan.training.checkpoints import (
     truncate_log,
     warm_start,
 )
-from geogan.training.dataset import (
-    ChipDataset,
-    ChipFolder,
-    Key,
-    epoch_keys,
-    open_chip_folder,
-    val_keys,
-)
+from geogan.training.chip_folder import ChipFolder, open_chip_folder
+from geogan.training.dataset import ChipDataset, Key, epoch_keys, val_keys
 from geogan.training.distributed import (
     ProcessGroup,
     parameter_digest,
