@@ -27,7 +27,7 @@ import tempfile
 from pathlib import Path
 
 from geogan.chips.export import ExportOptions, export_chips
-from geogan.sampledata.world import write_sample_pair
+from geogan.sampledata.render import write_sample_pair
 
 
 def seconds_per_step(log: Path, skip: int) -> float:

@@ -43,7 +43,7 @@ from geogan.evaluation.image_metrics import snap_to_palette
 from geogan.evaluation.rasters import EvaluateOptions, EvaluationReport, evaluate_rasters
 from geogan.inference.scene import translate_raster
 from geogan.raster.palette import palette_from_tags
-from geogan.sampledata.world import write_sample_pair
+from geogan.sampledata.render import write_sample_pair
 from geogan.training.loop import TrainOptions, train
 
 TILE = 256

@@ -35,7 +35,7 @@ from geogan.nn.config import build_configs
 from geogan.nn.devices import cpu_has_native_bf16
 from geogan.nn.losses import gan_loss
 from geogan.nn.networks import build_discriminator, build_generator
-from geogan.sampledata.world import write_sample_pair
+from geogan.sampledata.render import write_sample_pair
 from geogan.training.loop import TrainOptions, train
 from geogan.training.steps import TRAINERS
 

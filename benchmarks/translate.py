@@ -44,7 +44,7 @@ from geogan.nn.devices import cpu_has_native_bf16
 from geogan.nn.model_file import ModelFile, save_model_file
 from geogan.nn.networks import build_generator
 from geogan.nn.normalization import BandNormalization
-from geogan.sampledata.world import write_sample_pair
+from geogan.sampledata.render import write_sample_pair
 
 
 def paper_model(path: Path, preset: str = "paper") -> Path:

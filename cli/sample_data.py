@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from geogan.sampledata.world import KINDS, MIN_SIZE, write_sample_pair, write_sample_pairs
+from geogan.sampledata.render import write_sample_pair, write_sample_pairs
+from geogan.sampledata.world import KINDS, MIN_SIZE
 
 from .options import overwrite_opt, seed_opt
 

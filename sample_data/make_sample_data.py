@@ -4,7 +4,7 @@ Run from anywhere with the package installed::
 
     python sample_data/make_sample_data.py
 
-Each pair is written with :func:`geogan.sampledata.world.write_sample_pair`, replacing the
+Each pair is written with :func:`geogan.sampledata.render.write_sample_pair`, replacing the
 files in place; the same seeds and sizes give the same pixels, so a rerun with the
 same numpy and GDAL versions leaves the pixel data unchanged.
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from geogan.sampledata.world import write_sample_pair
+from geogan.sampledata.render import write_sample_pair
 
 HERE = Path(__file__).resolve().parent
 

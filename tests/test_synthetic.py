@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from geogan.cli.main import cli
 from geogan.errors import InputError, OutputExistsError
 from geogan.raster.palette import palette_from_tags
+from geogan.sampledata.render import write_sample_pair, write_sample_pairs
 from geogan.sampledata.world import (
     CLASS_NAMES,
     DSM_NODATA,
@@ -25,8 +26,6 @@ from geogan.sampledata.world import (
     MAP_PALETTE,
     PIXEL_SIZE,
     generate_scene,
-    write_sample_pair,
-    write_sample_pairs,
 )
 
 # kind: (input dtype, input bands, input nodata, input band descriptions)

@@ -52,7 +52,8 @@ from geogan.outputs import atomic_file
 from geogan.progress import ProgressCallback
 from geogan.raster.palette import palette_in_tags
 from geogan.raster.preview import downsample_for_preview, grid, to_display_rgb, write_png
-from geogan.sampledata.world import FILE_NAMES, KINDS, write_sample_pair
+from geogan.sampledata.render import write_sample_pair
+from geogan.sampledata.world import FILE_NAMES, KINDS
 from geogan.training.loop import TrainOptions, TrainProgress, TrainReport, train
 
 __all__ = [
