@@ -39,7 +39,7 @@ import torch
 from numpy.typing import NDArray
 
 from geogan.chips.export import ExportOptions, export_chips
-from geogan.evaluation.image_metrics import snap_to_palette
+from geogan.evaluation.class_metrics import snap_to_palette
 from geogan.evaluation.rasters import EvaluateOptions, EvaluationReport, evaluate_rasters
 from geogan.inference.scene import translate_raster
 from geogan.raster.palette import palette_from_tags

@@ -39,7 +39,7 @@ RESAMPLINGS = ("nearest", "bilinear", "cubic", "average", "mode")  # geogan.eval
 @click.option("--blend", type=click.Choice(BLENDS), default=None,
               help="Blend translate used [default: from the tags, else cosine].")
 @click.option("--json", "as_json", is_flag=True,
-              help="Print one JSON document instead of tables (infinite PSNR as \"inf\", "
+              help="Print one JSON document instead of tables (PSNR capped at 100 dB, "
                    "undefined values as null).")
 def evaluate_command(prediction: str, reference: str, palette: str | None, mask: Path | None,
                      resampling: str | None, data_range: float | None, tile: int | None,
@@ -72,7 +72,7 @@ def evaluate_command(prediction: str, reference: str, palette: str | None, mask:
 
 
 def _number(value: float | None, fmt: str = ".4g") -> str:
-    """A table cell: ``-`` for undefined (None, NaN), ``inf`` for identical rasters."""
+    """A table cell: ``-`` for undefined (None, NaN), ``inf``/``-inf`` for infinities."""
     if value is None or math.isnan(value):
         return "-"
     if math.isinf(value):

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from geogan.evaluation.image_metrics import PSNR_CAP_DB
 from geogan.cli.main import cli
 
 from .conftest import smooth_field, write_raster
@@ -71,7 +72,7 @@ def test_json_for_machines(files):
         "classes"] == ["#a3ccff", "#e8e5de"]
     assert document["palette_source"] == "detected" and document["seams"] is None
     code, stdout, _ = run(files["truth"], files["truth"], "--json")
-    assert json.loads(stdout)["mean"]["psnr"] == "inf"
+    assert json.loads(stdout)["mean"]["psnr"] == PSNR_CAP_DB
 
 
 @pytest.mark.parametrize(("which", "extra", "message"), [

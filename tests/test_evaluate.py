@@ -15,6 +15,7 @@ from rasterio.warp import Resampling, calculate_default_transform, reproject
 
 from geogan.errors import InputError, NoOverlapError
 from geogan.evaluation.image_metrics import psnr, ssim
+from geogan.evaluation.image_metrics import PSNR_CAP_DB
 from geogan.evaluation.rasters import EvaluateOptions, evaluate_rasters
 from geogan.raster.palette import load_palette
 
@@ -48,10 +49,10 @@ def test_identical_rasters_score_perfectly(tmp_path, rng):
     report = evaluate_rasters(a, b)
     assert (report.grid, report.pixels, report.data_range) == ("same", 96 * 128, 255.0)
     for scores in (*report.bands, report.mean):
-        assert (scores.l1, scores.rmse, scores.psnr) == (0.0, 0.0, math.inf)
+        assert (scores.l1, scores.rmse, scores.psnr) == (0.0, 0.0, PSNR_CAP_DB)
         assert scores.ssim == pytest.approx(1.0, abs=1e-12)
     document = json.loads(json.dumps(report.to_dict()))  # strict JSON: no Infinity
-    assert document["mean"]["psnr"] == "inf"
+    assert document["mean"]["psnr"] == PSNR_CAP_DB
     assert document["palette"] is None and document["seams"] is None
 
 
@@ -64,7 +65,7 @@ def test_a_known_offset_gives_known_errors(tmp_path, rng):
     band1, band2 = report.bands[0], report.bands[1]
     assert (band1.l1, band1.rmse) == (10.0, 10.0)
     assert band1.psnr == pytest.approx(20 * math.log10(255 / 10))
-    assert (band2.l1, band2.psnr) == (0.0, math.inf)
+    assert (band2.l1, band2.psnr) == (0.0, PSNR_CAP_DB)
     assert report.mean.l1 == pytest.approx(10 / 3)
     assert report.mean.rmse == pytest.approx(math.sqrt(100 / 3))
     assert report.mean.psnr == pytest.approx(10 * math.log10(255**2 / (100 / 3)))

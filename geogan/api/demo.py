@@ -45,7 +45,8 @@ from rasterio.windows import bounds as window_bounds
 import geogan
 from geogan.chips.export import ExportOptions, ExportReport, export_chips
 from geogan.errors import InputError, OutputError, OutputExistsError
-from geogan.evaluation.image_metrics import PaletteScores, palette_scores, psnr, ssim
+from geogan.evaluation.class_metrics import PaletteScores, palette_scores
+from geogan.evaluation.image_metrics import psnr, ssim
 from geogan.inference.scene import TranslateReport, translate_raster
 from geogan.nn.devices import resolve_device
 from geogan.outputs import atomic_file

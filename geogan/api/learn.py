@@ -53,12 +53,8 @@ from numpy.typing import NDArray
 
 from geogan.chips.layout import source_raster
 from geogan.errors import ConfigError, GeoganWarning, InputError, ModelFileError
-from geogan.evaluation.image_metrics import (
-    MetricMean,
-    image_metrics,
-    palette_confusion,
-    scores_from_confusion,
-)
+from geogan.evaluation.image_metrics import MetricMean, image_metrics
+from geogan.evaluation.class_metrics import palette_confusion, scores_from_confusion
 from geogan.inference.scene import TranslateReport, translate_raster
 from geogan.inference.translator import Translator
 from geogan.inference.translator import load_model as load_translator

@@ -1,5 +1,4 @@
-"""Image quality of translated chips: L1, PSNR and SSIM, per image, with a validity mask;
-and class scores of translated maps whose reference is drawn in a flat-colour palette.
+"""Image quality of translated chips: L1, PSNR and SSIM, per image, with a validity mask.
 
 The trainer scores each validation batch with :func:`image_metrics` and averages the
 per-image values over the whole validation loader with :class:`MetricMean`, which holds
@@ -20,25 +19,22 @@ Conventions shared by every function here:
   (or even float32, to about 1e-5) would blur. Inputs are detached: these are
   evaluation metrics, not losses.
 
-Class scores of maps (:func:`snap_to_palette`, :func:`palette_confusion`,
-:func:`scores_from_confusion`, :func:`palette_scores`) work on numpy RGB arrays
-``(3, H, W)`` in the raster's own values (0-255 for uint8), not on tensors: a map's
-classes are its colours, and a translated pixel belongs to the class whose palette colour
-is nearest. A confusion matrix holds counts only, so scenes larger than memory are scored
-window by window by adding the windows' matrices.
+
+**PSNR convention** (everywhere in geogan: training validation, the Python API's
+``compute_metrics``, ``geogan evaluate`` and the demo): identical images have no finite
+PSNR; it is reported as :data:`PSNR_CAP_DB` (100 dB), and no PSNR exceeds it
+(:func:`psnr` on tensors, :func:`psnr_from_mse` on a mean squared error).
+
+Class scores of maps are :mod:`geogan.evaluation.class_metrics`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Iterable, Mapping
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from numpy.typing import NDArray
 from torch import Tensor
 
 __all__ = [
@@ -49,15 +45,11 @@ __all__ = [
     "SSIM_SIGMA",
     "SSIM_WINDOW",
     "MetricMean",
-    "PaletteScores",
     "gaussian_window_1d",
     "image_metrics",
     "l1",
-    "palette_confusion",
-    "palette_scores",
     "psnr",
-    "scores_from_confusion",
-    "snap_to_palette",
+    "psnr_from_mse",
     "ssim",
     "ssim_map",
 ]
@@ -182,6 +174,19 @@ def psnr(
         # mse == 0 gives +inf here, and the clamp turns it into the cap; NaN stays NaN.
         db = 10.0 * torch.log10(data_range**2 / mse)
         return db.clamp(max=PSNR_CAP_DB)
+
+
+def psnr_from_mse(mse: float, data_range: float) -> float:
+    """PSNR in dB of a mean squared error, ``10 * log10(data_range**2 / mse)``, capped at
+    :data:`PSNR_CAP_DB` as :func:`psnr` is (an MSE of 0 gives the cap).
+
+    Args:
+        mse: Mean squared error, at least 0.
+        data_range: Max minus min of the value space, positive.
+    """
+    if mse == 0:
+        return PSNR_CAP_DB
+    return min(10.0 * math.log10(data_range**2 / mse), PSNR_CAP_DB)
 
 
 def gaussian_window_1d(
@@ -377,198 +382,3 @@ class MetricMean:
             name: self._sums[name] / count if count else math.nan
             for name, count in self._counts.items()
         }
-
-
-# --------------------------------------------------------------------------- map classes
-
-
-@dataclass(frozen=True, eq=False)  # eq=False: an array field has no single truth value
-class PaletteScores:
-    """How well a translated map's classes agree with a reference map's.
-
-    Attributes:
-        classes: Class names, in palette order.
-        confusion: (K, K) int64 pixel counts; row = reference class, column = predicted.
-        accuracy: Per class, the share of the reference's pixels of that class that the
-            prediction gives that class too (recall, producer's accuracy); ``None`` for a
-            class the reference does not hold.
-        iou: Per class, intersection over union of the two maps' pixels of that class;
-            ``None`` for a class the reference does not hold.
-        pixel_accuracy: Share of all scored pixels whose class agrees (NaN if none).
-        mean_iou: Mean of the IoU of the classes the reference holds (NaN if none).
-        pixels: Scored pixels in all.
-    """
-
-    classes: tuple[str, ...]
-    confusion: NDArray[np.int64]
-    accuracy: dict[str, float | None]
-    iou: dict[str, float | None]
-    pixel_accuracy: float
-    mean_iou: float
-    pixels: int
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain values (lists, floats, ``None``), for JSON."""
-        return {
-            "classes": list(self.classes),
-            "confusion": self.confusion.tolist(),
-            "accuracy": dict(self.accuracy),
-            "iou": dict(self.iou),
-            "pixel_accuracy": self.pixel_accuracy,
-            "mean_iou": self.mean_iou,
-            "pixels": self.pixels,
-        }
-
-
-def _palette_array(palette: Mapping[str, Sequence[int]] | NDArray[Any]) -> NDArray[np.float64]:
-    """The palette as (K, 3) float64 colours, checked."""
-    values = list(palette.values()) if isinstance(palette, Mapping) else palette
-    colours = np.asarray(values, dtype=np.float64)
-    if colours.ndim != 2 or colours.shape[0] < 1 or colours.shape[1] < 1:
-        raise ValueError(f"a palette must be (K, C) colours with K >= 1; got {colours.shape}")
-    return colours
-
-
-def snap_to_palette(
-    rgb: NDArray[Any], palette: Mapping[str, Sequence[int]] | NDArray[Any]
-) -> NDArray[np.intp]:
-    """The class of every pixel: the index of the palette colour nearest to it.
-
-    Distance is Euclidean in the raster's values (RGB 0-255 for a uint8 map); a pixel
-    exactly half-way between two colours goes to the one listed first. A flat-colour map
-    snaps to itself exactly; a translated map, whose colours are only near the palette,
-    is read as the classes it shows. Works one palette colour at a time, so memory is a
-    few (H, W) arrays whatever the palette's size.
-
-    Args:
-        rgb: (C, H, W) of any numeric dtype, C the palette's channel count (3 for RGB).
-        palette: Class name to colour (insertion order = class index), or a (K, C) array.
-
-    Returns:
-        (H, W) class indices into the palette.
-
-    Raises:
-        ValueError: If ``rgb`` is not (C, H, W) with the palette's C channels.
-    """
-    colours = _palette_array(palette)  # (K, C)
-    if rgb.ndim != 3 or rgb.shape[0] != colours.shape[1]:
-        raise ValueError(f"expected a ({colours.shape[1]}, H, W) image for a palette of "
-                         f"{colours.shape[1]}-channel colours; got shape {rgb.shape}")
-    pixels = np.asarray(rgb, dtype=np.float64)  # (C, H, W)
-    labels = np.zeros(pixels.shape[1:], dtype=np.intp)  # (H, W)
-    best = np.full(pixels.shape[1:], np.inf)  # (H, W) squared distance to the nearest so far
-    for index, colour in enumerate(colours):
-        distance = ((pixels - colour[:, None, None]) ** 2).sum(axis=0)  # (H, W)
-        closer = distance < best  # strict: ties stay with the earlier colour
-        labels[closer] = index
-        best[closer] = distance[closer]
-    return labels
-
-
-def palette_confusion(
-    prediction: NDArray[Any],
-    reference: NDArray[Any],
-    palette: Mapping[str, Sequence[int]] | NDArray[Any],
-    valid: NDArray[Any] | None = None,
-) -> NDArray[np.int64]:
-    """Pixel counts of (reference class, predicted class), both snapped to ``palette``.
-
-    Args:
-        prediction: The translated map, (C, H, W) in the reference's values.
-        reference: The reference map, same shape.
-        palette: Class name to colour, or a (K, C) array.
-        valid: Optional (H, W) bool, True where a pixel is scored (e.g. not nodata in
-            either map).
-
-    Returns:
-        (K, K) int64; row = reference class, column = predicted class. Matrices of
-        several windows or scenes add up.
-
-    Raises:
-        ValueError: If the shapes do not agree with each other or the palette.
-    """
-    if prediction.shape != reference.shape:
-        raise ValueError(f"prediction {prediction.shape} and reference {reference.shape} "
-                         "must have the same shape")
-    k = _palette_array(palette).shape[0]
-    predicted = snap_to_palette(prediction, palette)  # (H, W)
-    actual = snap_to_palette(reference, palette)  # (H, W)
-    if valid is not None:
-        scored = np.asarray(valid).astype(bool, copy=False)
-        if scored.shape != actual.shape:
-            raise ValueError(f"valid must be (H, W) = {actual.shape}; got {scored.shape}")
-        predicted, actual = predicted[scored], actual[scored]
-    pairs = actual.ravel() * k + predicted.ravel()
-    return np.bincount(pairs, minlength=k * k).reshape(k, k).astype(np.int64)
-
-
-def scores_from_confusion(confusion: NDArray[Any], classes: Sequence[str]) -> PaletteScores:
-    """Per-class accuracy and IoU, pixel accuracy and mean IoU of a confusion matrix.
-
-    A class absent from the reference (an empty row) has no accuracy and no IoU
-    (``None``) and is left out of the mean IoU: there is nothing of it to find, and
-    any pixel predicted as it already counts against the class it should have been.
-
-    Args:
-        confusion: (K, K) counts, row = reference class, column = predicted class.
-        classes: The K class names, in the matrix's order.
-
-    Returns:
-        The scores.
-
-    Raises:
-        ValueError: If the matrix is not K x K for the K names given.
-    """
-    counts = np.asarray(confusion, dtype=np.int64)
-    k = len(classes)
-    if counts.shape != (k, k):
-        raise ValueError(f"confusion must be ({k}, {k}) for {k} classes; got {counts.shape}")
-    hits = np.diag(counts)  # (K,)
-    in_reference = counts.sum(axis=1)  # (K,)
-    in_prediction = counts.sum(axis=0)  # (K,)
-    union = in_reference + in_prediction - hits  # (K,)
-    accuracy: dict[str, float | None] = {}
-    iou: dict[str, float | None] = {}
-    for index, name in enumerate(classes):
-        present = in_reference[index] > 0
-        accuracy[name] = float(hits[index] / in_reference[index]) if present else None
-        iou[name] = float(hits[index] / union[index]) if present else None
-    total = int(counts.sum())
-    ious = [value for value in iou.values() if value is not None]
-    return PaletteScores(
-        classes=tuple(classes),
-        confusion=counts,
-        accuracy=accuracy,
-        iou=iou,
-        pixel_accuracy=float(hits.sum() / total) if total else math.nan,
-        mean_iou=float(np.mean(ious)) if ious else math.nan,
-        pixels=total,
-    )
-
-
-def palette_scores(
-    prediction: NDArray[Any],
-    reference: NDArray[Any],
-    palette: Mapping[str, Sequence[int]],
-    valid: NDArray[Any] | None = None,
-) -> PaletteScores:
-    """Class scores of a translated map against a flat-colour reference map.
-
-    Both maps are snapped to ``palette`` (:func:`snap_to_palette`) and compared pixel by
-    pixel (:func:`palette_confusion`, :func:`scores_from_confusion`).
-
-    Args:
-        prediction: The translated map, (C, H, W) in the reference's values (0-255).
-        reference: The reference map, same shape, drawn in the palette's colours.
-        palette: Class name to colour, in class order (e.g. the ``GEOGAN_PALETTE`` tag
-            read with :func:`geogan.raster.palette.palette_from_tags`).
-        valid: Optional (H, W) bool, True where a pixel is scored.
-
-    Returns:
-        Per-class accuracy and IoU, pixel accuracy, mean IoU and the confusion matrix.
-
-    Raises:
-        ValueError: If the shapes do not agree with each other or the palette.
-    """
-    confusion = palette_confusion(prediction, reference, palette, valid)
-    return scores_from_confusion(confusion, list(palette))

@@ -7,7 +7,7 @@ reference on the prediction's grid and returns an :class:`EvaluationReport`:
   the rasters' own units;
 * with a palette (``palette="auto"`` or a JSON file): per-class accuracy and IoU, pixel
   accuracy and mean IoU, after snapping every pixel of both rasters to its nearest
-  palette colour (:mod:`geogan.evaluation.image_metrics`);
+  palette colour (:mod:`geogan.evaluation.class_metrics`);
 * with a tile size (given, or read from the prediction's ``GEOGAN_*`` tags): the seam
   score of the prediction and of the reference on the translate engine's window
   boundaries (:mod:`geogan.evaluation.seams`).
@@ -26,7 +26,8 @@ nodata, not masked, finite), lies inside the reference's footprint and inside th
 
 * ``L1 = mean |p - r|``, ``RMSE = sqrt(mean (p - r)^2)`` over scored pixels, per band; the
   mean row averages the bands (RMSE: the root of the mean squared error of all bands).
-* ``PSNR = 10 log10(D^2 / MSE)`` dB; infinite for identical rasters (JSON: ``"inf"``). The
+* ``PSNR = 10 log10(D^2 / MSE)`` dB, capped at 100 dB, the value identical rasters get
+  (geogan's one PSNR convention, :func:`geogan.evaluation.image_metrics.psnr_from_mse`). The
   data range ``D`` is 255 for uint8 references; for other types it is the reference's
   valid value range (max minus min over scored pixels of all bands, one extra read);
   ``data_range`` sets it. The mean row uses the MSE of all bands together, as
@@ -50,7 +51,7 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -62,6 +63,7 @@ from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 
 from geogan.errors import InputError, NoOverlapError
+from geogan.evaluation.class_metrics import PaletteScores, palette_confusion, scores_from_confusion
 from geogan.evaluation.seams import SeamSums, seam_lines, seam_sums
 from geogan.grids.windows import BLENDS, WindowGrid, check_window_options, default_overlap
 from geogan.progress import ProgressCallback
@@ -75,9 +77,6 @@ from geogan.raster.palette import (
     given_palette,
     palette_in_tags,
 )
-
-if TYPE_CHECKING:  # geogan.evaluation.image_metrics imports torch, which evaluate loads on first call only
-    from geogan.evaluation.image_metrics import PaletteScores
 
 __all__ = [
     "BLOCK_SIZE",
@@ -156,7 +155,7 @@ class EvaluateOptions:
 class BandScores:
     """Pixel scores of one band (``band`` 1-based), or of all bands (``band`` None).
 
-    ``psnr`` is ``inf`` when the band is identical to the reference; ``ssim`` is NaN when
+    ``psnr`` is 100 dB (the cap) when the band is identical to the reference; ``ssim`` is NaN when
     no 11 x 11 window lies wholly on scored pixels.
     """
 
@@ -543,7 +542,8 @@ class _Scan:
         """Add up every block's errors, SSIM, confusion and seam differences."""
         import torch
 
-        from geogan.evaluation.image_metrics import palette_confusion, ssim_map
+        # geogan.evaluation.image_metrics imports torch: loaded on first call only.
+        from geogan.evaluation.image_metrics import ssim_map
 
         pred = self.pred
         sums = _Sums(pred.count)
@@ -592,32 +592,27 @@ class _Scan:
         return sums
 
 
-def _psnr(mse: float, data_range: float) -> float:
-    if mse == 0:
-        return math.inf
-    return 10.0 * math.log10(data_range**2 / mse)
-
-
 def _report(pred_name: str, ref_name: str, pred: Any, grid: str, resampling: str | None,
             sums: _Sums, data_range: float, range_source: str, names: list[str],
             palette: Mapping[str, Sequence[float]] | None, palette_source: str | None,
             seams: SeamScores | None) -> EvaluationReport:
+    from geogan.evaluation.image_metrics import psnr_from_mse  # torch: on first call only
+
     n = sums.pixels
     positions = sums.ssim_positions
     mse = sums.sq_error / n  # (C,)
     ssim = sums.ssim / positions if positions else np.full(sums.bands, math.nan)
     bands = tuple(
         BandScores(band=i + 1, name=names[i], l1=float(sums.abs_error[i] / n),
-                   rmse=float(math.sqrt(mse[i])), psnr=_psnr(float(mse[i]), data_range),
+                   rmse=float(math.sqrt(mse[i])), psnr=psnr_from_mse(float(mse[i]), data_range),
                    ssim=float(ssim[i]))
         for i in range(sums.bands))
     mean_mse = float(mse.mean())
     mean = BandScores(band=None, name="mean", l1=float(sums.abs_error.sum() / (n * sums.bands)),
-                      rmse=math.sqrt(mean_mse), psnr=_psnr(mean_mse, data_range),
+                      rmse=math.sqrt(mean_mse), psnr=psnr_from_mse(mean_mse, data_range),
                       ssim=float(np.mean(ssim)))
     scores = None
     if palette is not None and sums.confusion is not None:
-        from geogan.evaluation.image_metrics import scores_from_confusion
 
         scores = scores_from_confusion(sums.confusion, list(palette))
     seam_scores = None
