@@ -1,37 +1,91 @@
 """geogan: translate georeferenced rasters between domains with Pix2Pix and CycleGAN.
 
+The public API is the names of this package; module paths below it are internal.
+
+* Commands as functions: :func:`export_chips`, :func:`train`, :func:`translate_raster`,
+  :func:`translate_batch`, :func:`evaluate_rasters`, :func:`write_sample_pair`,
+  :func:`run_demo`, with their option and report dataclasses.
+* A trained model: :func:`load_model` gives a :class:`Translator`.
+* The arcgis.learn-style API: :func:`prepare_data`, :class:`Pix2Pix`, :class:`CycleGAN`
+  (``GANModel.from_model(path)`` loads a model file to fit further or predict).
+
 The library never prints and never exits: it returns results and raises the typed
 errors of :mod:`geogan.errors`. The ``geogan`` command (``geogan.cli``) is a thin layer
-over it, and so is the arcgis.learn-style API (:mod:`geogan.api.learn`: ``prepare_data``,
-``Pix2Pix``, ``CycleGAN``, ``load_model``). Importing ``geogan`` imports neither torch nor
-matplotlib, so that ``export-chips`` and ``sample-data`` start fast and run where torch is
-absent.
+over it. Importing ``geogan`` imports neither torch nor matplotlib (the names above are
+imported on first use), so that ``export-chips`` and ``sample-data`` start fast and run
+where torch is absent. The layers below this package are described in
+``docs/architecture.md`` and enforced by the import-linter contracts in ``pyproject.toml``.
 """
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
+from geogan.version import __version__
+
 if TYPE_CHECKING:  # for type checkers only: importing them at run time would load torch
-    from geogan.api.learn import ChipData, CycleGAN, Pix2Pix, load_model, prepare_data
-    from geogan.evaluation.rasters import evaluate_rasters
-    from geogan.inference.scene import translate_batch, translate_raster
-    from geogan.inference.translator import Translator
+    from geogan.api.demo import DemoReport, run_demo
+    from geogan.api.learn import CycleGAN, GANModel, Pix2Pix
+    from geogan.api.prepare import ChipData, prepare_data
+    from geogan.chips.export import ExportOptions, ExportReport, export_chips
+    from geogan.evaluation.rasters import EvaluateOptions, EvaluationReport, evaluate_rasters
+    from geogan.inference.batch import BatchReport, SceneOutcome, translate_batch
+    from geogan.inference.scene import TranslateOptions, TranslateReport, translate_raster
+    from geogan.inference.translator import Translator, load_model
+    from geogan.sampledata.render import write_sample_pair, write_sample_pairs
+    from geogan.training.loop import TrainOptions, TrainProgress, TrainReport, train
 
-try:
-    __version__ = version("geogan")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.0.0+unknown"
+_LAZY = {
+    "export_chips": "geogan.chips.export", "ExportOptions": "geogan.chips.export",
+    "ExportReport": "geogan.chips.export",
+    "train": "geogan.training.loop", "TrainOptions": "geogan.training.loop",
+    "TrainProgress": "geogan.training.loop", "TrainReport": "geogan.training.loop",
+    "translate_raster": "geogan.inference.scene", "TranslateOptions": "geogan.inference.scene",
+    "TranslateReport": "geogan.inference.scene",
+    "translate_batch": "geogan.inference.batch", "BatchReport": "geogan.inference.batch",
+    "SceneOutcome": "geogan.inference.batch",
+    "evaluate_rasters": "geogan.evaluation.rasters",
+    "EvaluateOptions": "geogan.evaluation.rasters",
+    "EvaluationReport": "geogan.evaluation.rasters",
+    "load_model": "geogan.inference.translator", "Translator": "geogan.inference.translator",
+    "prepare_data": "geogan.api.prepare", "ChipData": "geogan.api.prepare",
+    "Pix2Pix": "geogan.api.learn", "CycleGAN": "geogan.api.learn",
+    "GANModel": "geogan.api.learn",
+    "write_sample_pair": "geogan.sampledata.render",
+    "write_sample_pairs": "geogan.sampledata.render",
+    "run_demo": "geogan.api.demo", "DemoReport": "geogan.api.demo",
+}
 
-__all__ = ["ChipData", "CycleGAN", "Pix2Pix", "Translator", "__version__", "evaluate_rasters",
-           "load_model", "prepare_data", "translate_batch", "translate_raster"]
-
-_LAZY = {"load_model": "geogan.api.learn", "prepare_data": "geogan.api.learn", "Pix2Pix": "geogan.api.learn",
-         "CycleGAN": "geogan.api.learn", "ChipData": "geogan.api.learn",
-         "Translator": "geogan.inference.translator",
-         "translate_raster": "geogan.inference.scene", "translate_batch": "geogan.inference.scene",
-         "evaluate_rasters": "geogan.evaluation.rasters"}
+__all__ = [
+    "BatchReport",
+    "ChipData",
+    "CycleGAN",
+    "DemoReport",
+    "EvaluateOptions",
+    "EvaluationReport",
+    "ExportOptions",
+    "ExportReport",
+    "GANModel",
+    "Pix2Pix",
+    "SceneOutcome",
+    "TrainOptions",
+    "TrainProgress",
+    "TrainReport",
+    "TranslateOptions",
+    "TranslateReport",
+    "Translator",
+    "__version__",
+    "evaluate_rasters",
+    "export_chips",
+    "load_model",
+    "prepare_data",
+    "run_demo",
+    "train",
+    "translate_batch",
+    "translate_raster",
+    "write_sample_pair",
+    "write_sample_pairs",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from geogan.evaluation.image_metrics import PSNR_CAP_DB
 from geogan.cli.main import cli
+from geogan.evaluation.image_metrics import PSNR_CAP_DB
 
 from .conftest import smooth_field, write_raster
 

@@ -14,8 +14,7 @@ from affine import Affine
 from rasterio.warp import Resampling, calculate_default_transform, reproject
 
 from geogan.errors import InputError, NoOverlapError
-from geogan.evaluation.image_metrics import psnr, ssim
-from geogan.evaluation.image_metrics import PSNR_CAP_DB
+from geogan.evaluation.image_metrics import PSNR_CAP_DB, psnr, ssim
 from geogan.evaluation.rasters import EvaluateOptions, evaluate_rasters
 from geogan.raster.palette import load_palette
 

@@ -114,10 +114,12 @@ def test_import_geogan_loads_neither_torch_nor_matplotlib():
 
 def test_lazy_exports_are_the_learn_api():
     from geogan.api import learn
+    from geogan.inference import translator
 
     assert geogan.prepare_data is learn.prepare_data
     assert geogan.Pix2Pix is learn.Pix2Pix and geogan.CycleGAN is learn.CycleGAN
-    assert geogan.load_model is learn.load_model
+    assert geogan.GANModel is learn.GANModel
+    assert geogan.load_model is translator.load_model  # the one public load_model
 
 
 # --------------------------------------------------------------------------- prepare_data
@@ -305,11 +307,13 @@ def test_save_refuses_to_overwrite(fitted, tmp_path):
 
 def test_load_model_round_trip_predicts_the_same(fitted, cyclegan, chips, tmp_path):
     chip = (np.random.default_rng(2).random((3, 64, 64)) * 255).astype(np.uint8)
-    loaded = geogan.load_model(fitted.save(tmp_path / "m.pt"), precision="fp32", device="cpu")
+    loaded = geogan.GANModel.from_model(fitted.save(tmp_path / "m.pt"), precision="fp32",
+                                        device="cpu")
     assert isinstance(loaded, geogan.Pix2Pix) and loaded.data is None
     assert np.array_equal(loaded.predict(chip), fitted.predict(chip))
     assert (loaded.tile_size, loaded.in_bands, loaded.out_bands) == (64, 3, 3)
-    assert isinstance(geogan.load_model(cyclegan.save(tmp_path / "c.pt")), geogan.CycleGAN)
+    assert isinstance(geogan.GANModel.from_model(cyclegan.save(tmp_path / "c.pt")),
+                      geogan.CycleGAN)
     with pytest.raises(ModelFileError, match="CycleGAN model"):
         geogan.Pix2Pix.from_model(tmp_path / "c.pt")
     with pytest.raises(ConfigError, match="needs chips"):

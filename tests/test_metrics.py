@@ -10,13 +10,13 @@ import torch
 from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import NDArray
 
-from geogan.evaluation.image_metrics import PSNR_CAP_DB, MetricMean, image_metrics, l1, psnr, ssim
 from geogan.evaluation.class_metrics import (
     palette_confusion,
     palette_scores,
     scores_from_confusion,
     snap_to_palette,
 )
+from geogan.evaluation.image_metrics import PSNR_CAP_DB, MetricMean, image_metrics, l1, psnr, ssim
 
 SIZE = 32
 

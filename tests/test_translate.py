@@ -377,8 +377,8 @@ def test_a_crop_translated_alone_matches_the_whole_scene_without_seams(tmp_path,
 
 
 def test_blending_leaves_no_seam_on_the_window_boundaries(tmp_path, rng):
-    """The seam score (geogan.evaluation.seams) on the engine's own window lines: close to 1 with the
-    default cosine blend, far from 1 with --overlap 0 --blend none.
+    """The seam score (geogan.evaluation.seams) on the engine's own window lines: close to 1
+    with the default cosine blend, far from 1 with --overlap 0 --blend none.
 
     The random model's border effect is zero padding, which damps its output towards the
     tile's edges: unblended, both sides of a boundary are damped, so the differences

@@ -1,1 +1,2 @@
-"""Python API layer in the arcgis.learn style (``prepare_data``, ``Pix2Pix``, ``CycleGAN``), its figures, the demo."""
+"""Python API layer: the arcgis.learn style (``prepare_data``, ``Pix2Pix``, ``CycleGAN``),
+its figures and scores, and the demo."""

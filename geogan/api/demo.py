@@ -51,6 +51,7 @@ from geogan.inference.scene import TranslateReport, translate_raster
 from geogan.nn.devices import resolve_device
 from geogan.outputs import atomic_file
 from geogan.progress import ProgressCallback
+from geogan.raster.io import valid_mask
 from geogan.raster.palette import palette_in_tags
 from geogan.raster.preview import downsample_for_preview, grid, to_display_rgb, write_png
 from geogan.sampledata.render import write_sample_pair
@@ -414,12 +415,11 @@ def _translate(scene: Path, output: Path, model: Path, device: str,
 
 
 def _read_with_mask(path: Path) -> tuple[NDArray[Any], NDArray[np.bool_], dict[str, str]]:
-    """Pixels (C, H, W), validity (H, W) from GDAL's masks, and the default-domain tags."""
+    """Pixels (C, H, W), validity (H, W: every band present, as for chips), and the
+    default-domain tags."""
     with rasterio.open(path) as dataset:
         pixels = dataset.read()  # (C, H, W)
-        valid = (dataset.read_masks() > 0).all(axis=0)  # (H, W)
-        if pixels.dtype.kind == "f":
-            valid &= np.isfinite(pixels).all(axis=0)
+        valid = valid_mask(dataset, Window(0, 0, dataset.width, dataset.height), pixels)
         return pixels, valid, dict(dataset.tags())
 
 

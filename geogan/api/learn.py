@@ -51,23 +51,20 @@ import rasterio
 import torch
 from numpy.typing import NDArray
 
-from geogan.chips.layout import source_raster
+from geogan.api.chip_metrics import chip_metrics
+from geogan.api.figures import RGB, results_figure
+from geogan.api.prepare import DATASET_TYPES, ChipData, prepare_data
 from geogan.errors import ConfigError, GeoganWarning, InputError, ModelFileError
-from geogan.evaluation.image_metrics import MetricMean, image_metrics
-from geogan.evaluation.class_metrics import palette_confusion, scores_from_confusion
 from geogan.inference.scene import TranslateReport, translate_raster
 from geogan.inference.translator import Translator
 from geogan.inference.translator import load_model as load_translator
-from geogan.nn.config import Architecture, TrainConfig, build_configs
+from geogan.nn.config import Architecture, TrainConfig, build_configs, check_kind_fits_chips
 from geogan.nn.model_file import check_model_output, read_model_file
 from geogan.nn.normalization import BandNormalization
 from geogan.outputs import atomic_file
 from geogan.progress import Bar
-from geogan.raster.band_stats import BandStatistics
 from geogan.raster.io import open_raster
-from geogan.raster.palette import detect_palette, given_palette, palette_in_tags
-from geogan.raster.preview import normalized_to_display
-from geogan.training.chip_folder import ChipFolder, DomainInfo, open_chip_folder, read_chip
+from geogan.training.chip_folder import ChipFolder, open_chip_folder
 from geogan.training.loop import (
     LOG_NAME,
     TrainOptions,
@@ -80,10 +77,8 @@ from geogan.training.loop import (
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["ChipData", "CycleGAN", "GANModel", "Pix2Pix", "load_model", "prepare_data"]
+__all__ = ["ChipData", "CycleGAN", "GANModel", "Pix2Pix", "prepare_data"]
 
-DATASET_TYPES = {"pix2pix": "Pix2Pix", "cyclegan": "CycleGAN"}
-"""arcgis.learn's dataset type names, by geogan's model kind."""
 
 DEFAULT_PRESET = "tiny"
 """The models' default preset: trains in minutes on a CPU (``geogan train``: ``paper``)."""
@@ -92,164 +87,7 @@ PREDICT_MAX_TILES = 16
 """``predict`` on a raster translates at most this many tiles' worth of pixels in memory;
 larger rasters go through ``translate`` into a file."""
 
-RGB = Sequence[int] | Mapping[str, Sequence[int]] | None
-"""Bands to show (0-based): one or three per domain; a sequence is for the input domain
-(``a``), a mapping gives ``{"a": [...], "b": [...]}``; ``None`` is the preview's rule."""
-
-
 # --------------------------------------------------------------------------- data
-
-
-class ChipData:
-    """A chip folder opened for the models: what :func:`prepare_data` returns.
-
-    Attributes:
-        path: The chip folder.
-        dataset_type: ``Pix2Pix`` (paired chips) or ``CycleGAN``.
-        chip_size: Side of the square chips, pixels.
-        batch_size: Chips per training step, or ``None`` for the trainer's default (1).
-        val_split_pct: Validation share drawn from folders without geogan metadata.
-        seed: Seed of that draw, and the models' training seed unless they set one.
-        folder: The underlying :class:`~geogan.training.dataset.ChipFolder` (split, domains).
-    """
-
-    def __init__(self, folder: ChipFolder, dataset_type: str, batch_size: int | None,
-                 val_split_pct: float, seed: int) -> None:
-        self.folder = folder
-        self.path = folder.root
-        self.dataset_type = dataset_type
-        self.chip_size = folder.tile_size
-        self.batch_size = batch_size
-        self.val_split_pct = val_split_pct
-        self.seed = seed
-
-    @property
-    def kind(self) -> str:
-        """geogan's model kind: ``pix2pix`` or ``cyclegan``."""
-        return "pix2pix" if self.dataset_type == "Pix2Pix" else "cyclegan"
-
-    @property
-    def paired(self) -> bool:
-        """Whether chips come in input/target pairs (``images/`` + ``images2/``)."""
-        return self.folder.paired
-
-    @property
-    def domains(self) -> dict[str, DomainInfo]:
-        """``a`` (input) and ``b`` (target): folder, bands, dtype, nodata, statistics."""
-        return self.folder.domains
-
-    @property
-    def bands(self) -> dict[str, int]:
-        """Band count of each domain."""
-        return {d: info.bands for d, info in self.domains.items()}
-
-    @property
-    def n_channels(self) -> int:
-        """Bands of the input domain (arcgis.learn's ``n_channel``)."""
-        return self.domains["a"].bands
-
-    @property
-    def dtypes(self) -> dict[str, str]:
-        """Data type of each domain's chips."""
-        return {d: info.dtype for d, info in self.domains.items()}
-
-    @property
-    def statistics(self) -> dict[str, tuple[BandStatistics, ...]]:
-        """Per-band statistics of each domain's training chips (min, max, mean, std,
-        2nd and 98th percentiles): what the models' value mapping is made from."""
-        return {d: info.statistics for d, info in self.domains.items()}
-
-    @property
-    def train_count(self) -> int:
-        """Training chips of the input domain (pairs, when paired)."""
-        return len(self.folder.train["a"])
-
-    @property
-    def val_count(self) -> int:
-        """Validation chips of the input domain (pairs, when paired)."""
-        return len(self.folder.val["a"])
-
-    def __repr__(self) -> str:
-        lines = [f"ChipData({self.dataset_type}, {self.path})",
-                 f"  chips     {self.chip_size} × {self.chip_size}, {self.folder.source} "
-                 f"folder, {self.train_count} train / {self.val_count} val"
-                 + (" pairs" if self.paired else " (domain a)")]
-        for domain, info in self.domains.items():
-            ranges = ", ".join(f"{s.p2:.4g}…{s.p98:.4g}" for s in info.statistics)
-            lines.append(f"  {domain} ({info.folder + '/':9}) {info.bands} band(s) {info.dtype}, "
-                         f"nodata {info.nodata}, 2–98 %: {ranges}")
-        return "\n".join(lines)
-
-    def show_batch(self, rows: int = 4, rgb_bands: RGB = None, split: str = "train") -> Figure:
-        """A figure of ``rows`` chips: input | target when paired, a sample of each
-        domain side by side when unpaired. Values are shown as the training previews
-        show them (the models' value mapping; invalid pixels black).
-
-        Args:
-            rows: Chips to show (fewer when the split holds fewer).
-            rgb_bands: Bands to show (0-based), see :data:`RGB`.
-            split: ``train`` or ``val``.
-
-        Raises:
-            ConfigError: Without matplotlib, for a bad band or an empty split.
-        """
-        chips = _split(self.folder, split)
-        rng = np.random.default_rng(self.seed)
-        picks = {d: rng.permutation(len(chips[d]))[:rows] for d in ("a", "b")}
-        if self.paired:
-            picks["b"] = picks["a"]
-        count = min(len(picks["a"]), len(picks["b"]))
-        panels = [[_chip_panel(chips[d][int(picks[d][i])], self.domains[d].normalization(),
-                               _bands_for(rgb_bands, d, self.domains[d].bands)) for d in "ab"]
-                  for i in range(count)]
-        titles = (["input (a)", "target (b)"] if self.paired
-                  else [f"{self.domains['a'].folder}/", f"{self.domains['b'].folder}/"])
-        return _figure(panels, titles)
-
-
-def prepare_data(path: str | os.PathLike[str], dataset_type: str | None = None, *,
-                 batch_size: int | None = None, chip_size: int | None = None,
-                 val_split_pct: float = 0.1, seed: int = 42) -> ChipData:
-    """Open a chip folder for :class:`Pix2Pix` or :class:`CycleGAN` (``arcgis.learn``'s
-    ``prepare_data``).
-
-    Args:
-        path: A folder from ``geogan export-chips``, or from ArcGIS Pro's *Export
-            Training Data For Deep Learning* (*Export Tiles*): ``images/`` + ``images2/``
-            (paired) or ``train_a/`` + ``train_b/`` (unpaired).
-        dataset_type: ``Pix2Pix`` or ``CycleGAN`` (any case); ``None`` infers it from the
-            layout (paired → Pix2Pix, unpaired → CycleGAN).
-        batch_size: Chips per training step; ``None`` for the trainer's default (1).
-        chip_size: ``None`` for the chips' own size; a number must equal it (geogan
-            does not resize chips).
-        val_split_pct: Share of the chips drawn at random for validation, for folders
-            without geogan metadata only: geogan's folders carry their own spatial split
-            (``geogan export-chips --val-fraction``).
-        seed: Seed of that draw, and the models' training seed unless they set one.
-
-    Returns:
-        The opened data.
-
-    Raises:
-        ChipFolderError: The folder is missing, empty or inconsistent.
-        ConfigError: An unknown dataset type, Pix2Pix on unpaired chips, a chip size other
-            than the chips', or a value out of range.
-    """
-    kind = None if dataset_type is None else _kind(dataset_type)
-    if batch_size is not None and batch_size < 1:
-        raise ConfigError(f"batch_size must be at least 1, not {batch_size}")
-    if seed < 0:
-        raise ConfigError(f"seed must not be negative, not {seed}")
-    folder = open_chip_folder(path, val_fraction=val_split_pct, seed=seed)
-    if kind == "pix2pix" and not folder.paired:
-        raise ConfigError(f"Pix2Pix needs paired chips (images/ and images2/), but {path} holds "
-                          "unpaired chips; use dataset_type='CycleGAN'")
-    if chip_size is not None and chip_size != folder.tile_size:
-        raise ConfigError(f"the chips in {path} are {folder.tile_size} × {folder.tile_size} "
-                          f"pixels, not {chip_size}; geogan does not resize chips: export them "
-                          f"with --tile-size {chip_size}, or leave chip_size=None")
-    kind = kind or ("pix2pix" if folder.paired else "cyclegan")
-    return ChipData(folder, DATASET_TYPES[kind], batch_size, val_split_pct, seed)
 
 
 # --------------------------------------------------------------------------- models
@@ -320,7 +158,8 @@ class GANModel:
         target = cls if cls.kind else _CLASSES[kind]
         if target.kind != kind:
             raise ModelFileError(f"{path} holds a {DATASET_TYPES[kind]} model; load it with "
-                                 f"geogan.load_model or {DATASET_TYPES[kind]}.from_model")
+                                 f"geogan.GANModel.from_model or "
+                                 f"geogan.{DATASET_TYPES[kind]}.from_model")
         record = model_file.training
         config = {k: v for k, v in (record.get("config") or {}).items()
                   if k not in ("epochs", "steps", "val_every")}
@@ -501,26 +340,8 @@ class GANModel:
             ConfigError: Without data or a model, or without matplotlib.
         """
         data = self._require_data("show_results")
-        folder = self._eval_folder(data)
-        chips = folder.val if folder.val["a"] else folder.train
-        norms = {d: data.domains[d].normalization() for d in "ab"}
-        model_norms = self._model_normalization()
-        bands = {d: _bands_for(rgb_bands, d, data.domains[d].bands) for d in "ab"}
-        panels: list[list[NDArray[np.uint8]]] = []
-        for i in range(min(rows, len(chips["a"]), len(chips["b"]))):
-            row = []
-            for source, target in (("a", "b"),) if folder.paired else (("a", "b"), ("b", "a")):
-                path = chips[source][i]
-                row.append(_chip_panel(path, norms[source], bands[source]))
-                pixels, valid = read_chip(path)
-                output = self.predict(pixels, "b" if target == "b" else "a", valid=valid)
-                row.append(_panel(model_norms[target].normalize(output), valid, bands[target]))
-            if folder.paired:
-                row.append(_chip_panel(chips["b"][i], norms["b"], bands["b"]))
-            panels.append(row)
-        titles = (["input", "output", "target"] if folder.paired
-                  else ["a", "a → b", "b", "b → a"])
-        return _figure(panels, titles)
+        return results_figure(self._eval_folder(data), data.domains, self._model_normalization(),
+                              self.predict, rows, rgb_bands)
 
     def compute_metrics(self, palette: Mapping[str, Sequence[float]] | str | None = "auto"
                         ) -> dict[str, Any]:
@@ -529,9 +350,10 @@ class GANModel:
         The output is translated from each validation chip as ``translate`` would (the
         output's data type included), mapped with the target domain's value mapping to
         [-1, 1], and scored against the target chip (PSNR with a data range of 2, SSIM
-        with :func:`geogan.evaluation.image_metrics.ssim`) on the pixels valid in both. For CycleGAN on
-        unpaired chips the score is of the cycle a → b → a against a. When the target is
-        a flat-colour map, per-class accuracy, pixel accuracy and mean IoU are added.
+        with :func:`geogan.evaluation.image_metrics.ssim`) on the pixels valid in both.
+        For CycleGAN on unpaired chips the score is of the cycle a → b → a against a. When
+        the target is a flat-colour map, per-class accuracy, pixel accuracy and mean IoU
+        are added (:mod:`geogan.api.chip_metrics`).
 
         Args:
             palette: ``auto`` (the ``GEOGAN_PALETTE`` tag of the target raster the chips
@@ -546,38 +368,8 @@ class GANModel:
             ConfigError: Without data or a model, or no validation chip.
         """
         data = self._require_data("compute_metrics")
-        folder = self._eval_folder(data)
-        if not folder.val["a"] or not folder.val["b"]:
-            raise ConfigError(f"{data.path} has no validation chips; export the chips with "
-                              "--val-fraction above 0 (or prepare_data(val_split_pct=...))")
-        cycle = not folder.paired
-        norms = self._model_normalization()
-        mean = MetricMean()
-        colours = None if cycle else _resolve_palette(palette, folder)
-        palette_array = None if colours is None else np.asarray(list(colours.values()), float)
-        confusion: NDArray[np.int64] | None = None
-        for i, path in enumerate(folder.val["a"]):
-            pixels, valid = read_chip(path)
-            output = self.predict(pixels, valid=valid)
-            if cycle:
-                reference, reference_valid, role = pixels, valid, "a"
-                output = self.predict(output, "a", valid=valid)
-            else:
-                reference, reference_valid = read_chip(folder.val["b"][i])
-                role = "b"
-            scored = valid & reference_valid  # (H, W)
-            x, y = (torch.from_numpy(norms[role].normalize(v))[None] for v in (output, reference))
-            mean.update(image_metrics(x, y, torch.from_numpy(scored)[None, None].float()))
-            if palette_array is not None:
-                matrix = palette_confusion(output, reference, palette_array, scored)
-                confusion = matrix if confusion is None else confusion + matrix
-        result: dict[str, Any] = {**mean.result(), "chips": len(folder.val["a"]),
-                                  "cycle": cycle}
-        if colours is not None and confusion is not None:
-            scores = scores_from_confusion(confusion, list(colours))
-            result.update(pixel_accuracy=scores.pixel_accuracy, mean_iou=scores.mean_iou,
-                          accuracy=scores.accuracy, iou=scores.iou)
-        return result
+        return chip_metrics(self._eval_folder(data), data.path, self._model_normalization(),
+                            self.predict, palette)
 
     # -- saving ------------------------------------------------------------------
 
@@ -654,9 +446,7 @@ class GANModel:
                              overrides=self._overrides(data) if overrides is None else overrides)
 
     def _check_data(self, data: ChipData) -> None:
-        if self.kind == "pix2pix" and not data.paired:
-            raise ConfigError(f"Pix2Pix needs paired chips, but {data.path} holds unpaired "
-                              "chips; use geogan.CycleGAN(data)")
+        check_kind_fits_chips(self.kind, data.paired, data.path, "use geogan.CycleGAN(data)")
         if self.architecture is not None:
             arch = self.architecture
             if (data.bands["a"], data.bands["b"], data.chip_size) != (
@@ -675,7 +465,7 @@ class GANModel:
     def _require_model(self) -> Path:
         if self._model_path is None:
             raise ConfigError("the model is not trained yet: call fit() first, or load a "
-                              "model file with geogan.load_model(path)")
+                              "model file with geogan.GANModel.from_model(path)")
         return self._model_path
 
     def _direction(self, convert_to: str | None) -> str:
@@ -725,114 +515,7 @@ _CLASSES: dict[str, type[GANModel]] = {"pix2pix": Pix2Pix, "cyclegan": CycleGAN}
 _ARCH_SETTINGS = ("generator", "ngf", "ndf", "n_layers", "norm", "dropout", "resnet_blocks")
 
 
-def load_model(path: str | os.PathLike[str], data: ChipData | None = None,
-               **kwargs: Any) -> GANModel:
-    """A :class:`Pix2Pix` or :class:`CycleGAN`, as the model file says, to predict, translate
-    or fit further (see :meth:`GANModel.from_model`).
-
-    ``geogan.inference.translator.load_model`` gives the bare :class:`~geogan.inference.translator.Translator`.
-
-    Raises:
-        ModelFileError: The file is missing, damaged or not a geogan model file.
-    """
-    return GANModel.from_model(path, data, **kwargs)
-
-
 # --------------------------------------------------------------------------- helpers
-
-
-def _kind(dataset_type: str) -> str:
-    kind = dataset_type.lower()
-    if kind not in DATASET_TYPES:
-        raise ConfigError(f"unknown dataset_type {dataset_type!r}; use Pix2Pix or CycleGAN")
-    return kind
-
-
-def _split(folder: ChipFolder, split: str) -> dict[str, tuple[Path, ...]]:
-    if split not in ("train", "val"):
-        raise ConfigError(f"split must be 'train' or 'val', not {split!r}")
-    chips: dict[str, tuple[Path, ...]] = getattr(folder, split)
-    if not chips["a"] or not chips["b"]:
-        raise ConfigError(f"{folder.root} has no {split} chips to show")
-    return chips
-
-
-def _bands_for(rgb_bands: RGB, domain: str, count: int) -> list[int] | None:
-    """The 0-based bands of ``domain`` to show, checked; ``None`` for the preview rule."""
-    if rgb_bands is None:
-        return None
-    chosen = (rgb_bands.get(domain) if isinstance(rgb_bands, Mapping)
-              else rgb_bands if domain == "a" else None)
-    if chosen is None:
-        return None
-    bands = [int(b) for b in chosen]
-    if len(bands) not in (1, 3) or not all(0 <= b < count for b in bands):
-        raise ConfigError(f"rgb_bands for domain {domain} must be 1 or 3 band indices from 0 "
-                          f"to {count - 1}, not {list(chosen)}")
-    return bands
-
-
-def _panel(normalized: NDArray[Any], valid: NDArray[np.bool_],
-           bands: list[int] | None) -> NDArray[np.uint8]:
-    """(3, H, W) uint8 of a chip in the models' [-1, 1] space, as training previews."""
-    shown = normalized if bands is None else normalized[bands]
-    return normalized_to_display(shown, valid)
-
-
-def _chip_panel(path: Path, norm: BandNormalization, bands: list[int] | None
-                ) -> NDArray[np.uint8]:
-    pixels, valid = read_chip(path)
-    return _panel(norm.normalize(pixels), valid, bands)
-
-
-def _figure(rows: Sequence[Sequence[NDArray[np.uint8]]], titles: Sequence[str]) -> Figure:
-    """A matplotlib figure of panels, one row per chip, titled columns."""
-    try:
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise ConfigError("figures need matplotlib: pip install 'geogan[plot]'") from None
-    figure = Figure(figsize=(2.6 * len(titles), 2.6 * len(rows)), layout="constrained")
-    axes = figure.subplots(len(rows), len(titles), squeeze=False)
-    for i, row in enumerate(rows):
-        for j, panel in enumerate(row):
-            axes[i][j].imshow(np.moveaxis(panel, 0, -1), interpolation="nearest")
-            axes[i][j].set_axis_off()
-            if i == 0:
-                axes[i][j].set_title(titles[j], fontsize=10)
-    return figure
-
-
-def _resolve_palette(palette: Mapping[str, Sequence[float]] | str | None,
-                     folder: ChipFolder) -> dict[str, Sequence[float]] | None:
-    """The target's classes: given, from a palette tag, or its flat colours."""
-    if palette is None:
-        return None
-    if isinstance(palette, Mapping) or palette != "auto":
-        return dict(given_palette(palette))
-    target = folder.domains["b"]
-    if np.dtype(target.dtype).kind not in "ui" or target.bands > 4:
-        return None
-    sources = [_source_raster(folder), *folder.val["b"][:1]]
-    for source in sources:
-        if source is not None and source.exists():
-            with rasterio.open(source) as dataset:
-                tags = dataset.tags()
-            tagged = palette_in_tags(tags)
-            if tagged is not None:
-                return dict(tagged)
-    source = _source_raster(folder)
-    if source is None or not source.exists():
-        return None
-    with rasterio.open(source) as dataset:
-        detected = detect_palette(dataset)
-    return None if detected is None else dict(detected)
-
-
-def _source_raster(folder: ChipFolder) -> Path | None:
-    """The target raster a geogan chip folder was cut from, as its metadata records."""
-    if folder.source != "geogan":
-        return None
-    return source_raster(folder.root, "b")
 
 
 def _read_log(path: Path) -> list[dict[str, Any]]:

@@ -36,6 +36,23 @@ MIN_TILE_SIZE = 64
 MAX_TILE_SIZE = 1024
 
 
+def check_kind_fits_chips(kind: str, paired: bool, chips: object, hint: str) -> None:
+    """Refuse Pix2Pix on unpaired chips (the one place that says so).
+
+    Args:
+        kind: ``pix2pix`` or ``cyclegan``.
+        paired: Whether the chips are paired.
+        chips: The chip folder, for the message.
+        hint: What to do instead, for the message (each caller names its own way).
+
+    Raises:
+        ConfigError: If ``kind`` is ``pix2pix`` and the chips are unpaired.
+    """
+    if kind == "pix2pix" and not paired:
+        raise ConfigError(f"Pix2Pix needs paired chips (images/ and images2/), but {chips} "
+                          f"holds unpaired chips; {hint}")
+
+
 @dataclass(frozen=True)
 class Architecture:
     """How to build the networks of one model.

@@ -71,7 +71,8 @@ MAP_PALETTE: dict[str, tuple[int, int, int]] = {
 
 The order is the class index used by :attr:`Scene.classes`. Every pixel of a map target
 is exactly one of these colours (no anti-aliasing), and the map GeoTIFF stores the
-palette as JSON in its :data:`PALETTE_TAG` tag (see :func:`geogan.raster.palette.palette_from_tags`).
+palette as JSON in its ``GEOGAN_PALETTE`` tag (see
+:func:`geogan.raster.palette.palette_from_tags`).
 """
 
 CLASS_NAMES: tuple[str, ...] = tuple(MAP_PALETTE)

@@ -66,7 +66,7 @@ from geogan.errors import (
     TrainingInterrupted,
 )
 from geogan.evaluation.image_metrics import MetricMean, image_metrics
-from geogan.nn.config import Architecture, TrainConfig, build_configs
+from geogan.nn.config import Architecture, TrainConfig, build_configs, check_kind_fits_chips
 from geogan.nn.devices import resolve_device, resolve_precision
 from geogan.nn.model_file import ModelFile, check_model_output, save_model_file
 from geogan.nn.networks import set_dropout
@@ -200,9 +200,7 @@ def train(chips: str | os.PathLike[str], output: str | os.PathLike[str],
     seed = int(options.overrides.get("seed") or 0)
     folder = open_chip_folder(chips, val_fraction=options.val_fraction, seed=seed)
     kind = options.kind or ("pix2pix" if folder.paired else "cyclegan")
-    if kind == "pix2pix" and not folder.paired:
-        raise ConfigError(f"Pix2Pix needs paired chips (images/ and images2/), but {chips} "
-                          "holds unpaired chips; train it with --model cyclegan")
+    check_kind_fits_chips(kind, folder.paired, chips, "train it with --model cyclegan")
     architecture, config = build_configs(
         kind, folder.domains["a"].bands, folder.domains["b"].bands, folder.tile_size,
         preset=options.preset, overrides=options.overrides)
