@@ -39,9 +39,7 @@ from click.testing import CliRunner
 
 from geogan.cli.main import cli
 from geogan.errors import ModelFileError
-
-from .conftest import write_raster
-from .test_translate import save_model, textured
+from tests.helpers import save_model, textured, write_raster
 
 AS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 needs_permissions = pytest.mark.skipif(AS_ROOT, reason="root ignores file permissions")

@@ -18,9 +18,7 @@ import pytest
 import rasterio
 
 from geogan.chips.export import ExportOptions, export_chips
-
-from .conftest import smooth_field, write_raster
-from .test_translate import save_model, textured
+from tests.helpers import save_model, smooth_field, textured, write_raster
 
 #: Runs the command line with a file size limit: argv = [limit in bytes, geogan arguments].
 #: SIGXFSZ is ignored so that a write past the limit fails with EFBIG instead of killing.
@@ -33,6 +31,9 @@ LIMITED = (
     "from geogan.cli.main import main\n"
     "main()\n"
 )
+
+pytestmark = pytest.mark.slow
+
 TRAIN_FAST = ("--preset", "tiny", "--ngf", "4", "--ndf", "4", "--workers", "0",
               "--precision", "fp32", "--device", "cpu")
 TRANSLATE_FAST = ("--device", "cpu", "--precision", "fp32")
@@ -140,7 +141,7 @@ def test_export_sigint_keeps_old_output(tmp_path, export_pair):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A chip folder and a model trained on it (with its checkpoint folder beside it)."""
-    from .conftest import pair_scene
+    from tests.helpers import pair_scene
 
     tmp = tmp_path_factory.mktemp("interrupt-train")
     a, b = pair_scene(tmp, 192)

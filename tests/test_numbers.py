@@ -21,9 +21,7 @@ from geogan.inference.translator import Translator, load_model
 from geogan.nn.devices import cpu_has_native_bf16
 from geogan.nn.model_file import ModelFile, save_model_file
 from geogan.nn.normalization import BandNormalization
-
-from .conftest import smooth_field, write_raster
-from .test_translate import CPU, make_model, save_model, textured
+from tests.helpers import CPU, make_model, save_model, smooth_field, textured, write_raster
 
 BF16 = {"device": "cpu", "precision": "bf16"}
 needs_bf16 = pytest.mark.skipif(not cpu_has_native_bf16(),

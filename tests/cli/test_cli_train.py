@@ -14,8 +14,7 @@ from click.testing import CliRunner
 
 from geogan.chips.export import ExportOptions, export_chips
 from geogan.cli.main import cli
-
-from .conftest import pair_scene, write_raster
+from tests.helpers import pair_scene, write_raster
 
 FAST = ("--preset", "tiny", "--ngf", "4", "--ndf", "4", "--workers", "0", "--precision", "fp32",
         "--device", "cpu")

@@ -39,88 +39,23 @@ from geogan.grids.windows import WindowGrid
 from geogan.inference.batch import translate_batch
 from geogan.inference.scene import translate_raster
 from geogan.inference.translator import Translator, load_model
-from geogan.nn.config import build_configs
-from geogan.nn.model_file import ModelFile, save_model_file
-from geogan.nn.networks import build_generator
-from geogan.nn.normalization import BandNormalization
-
-from .conftest import UTM33, smooth_field, write_raster
-
-CPU = {"device": "cpu", "precision": "fp32"}
-TILE = 64
-
 
 # -- models and scenes ----------------------------------------------------------------
-
-
-def _domain(bands: int, dtype: str, value_range: tuple[float, float] | None,
-            nodata: float | None) -> BandNormalization:
-    if value_range is None:
-        value_range = (0.0, 255.0) if dtype == "uint8" else (100.0, 300.0)
-    low, high = value_range
-    return BandNormalization((low,) * bands, (high,) * bands, dtype, nodata)
-
-
-def make_model(kind: str = "pix2pix", in_bands: int = 3, out_bands: int = 3, *,
-               in_dtype: str = "uint8", in_range: tuple[float, float] | None = None,
-               in_nodata: float | None = None, out_dtype: str = "uint8",
-               out_range: tuple[float, float] | None = None, out_nodata: float | None = None,
-               local: bool = False, out_bias: float | None = None,
-               descriptions: list[str] | None = None, seed: int = 0) -> ModelFile:
-    """A tiny random-weight model (tile 64, ngf 4).
-
-    Args:
-        local: Pix2Pix only: cut the U-Net's inner levels off its last layer, so that
-            the output depends only on a few pixels around each pixel (as a trained
-            model's mostly does) while the tile's zero padding still changes the
-            outermost pixels: a generator with border effects and no others.
-        out_bias: Pix2Pix only: the last layer's bias (-20 saturates the output at the
-            low end of the target range).
-        descriptions: Band names of the target domain.
-    """
-    arch, _ = build_configs(kind, in_bands, out_bands, TILE, preset="tiny",
-                            overrides={"ngf": 4, "ndf": 4})
-    torch.manual_seed(seed)
-    generators = {}
-    for direction in arch.directions:
-        state = {k: v.clone() for k, v in build_generator(arch, direction).state_dict().items()}
-        if local:
-            weight = state["decoder.0.1.weight"]  # (2 ngf in: skip, inner; out, 4, 4)
-            weight[weight.shape[0] // 2:] = 0.0
-        if out_bias is not None:
-            state["decoder.0.1.bias"][:] = out_bias
-        generators[direction] = state
-    training: dict[str, Any] = {"steps": 1}
-    if descriptions is not None:
-        training["band_descriptions"] = {"b": descriptions}
-    return ModelFile(
-        architecture=arch, generators=generators,
-        normalization={"a": _domain(in_bands, in_dtype, in_range, in_nodata),
-                       "b": _domain(out_bands, out_dtype, out_range, out_nodata)},
-        training=training,
-    )
-
-
-def save_model(path: Path, *args: Any, **kwargs: Any) -> Path:
-    """:func:`make_model` saved as a model file at ``path``."""
-    return save_model_file(path, make_model(*args, **kwargs))
-
-
-def textured(rng: np.random.Generator, bands: int, height: int, width: int) -> np.ndarray:
-    """A (bands, height, width) uint8 scene with texture at several scales."""
-    scales = [16, 8, 4, 32]
-    return (np.stack([smooth_field(rng, (height, width), scales[b % 4]) for b in range(bands)])
-            * 250 + 2).astype(np.uint8)
+from tests.helpers import (
+    CPU,
+    TILE,
+    UTM33,
+    leftovers,
+    save_model,
+    smooth_field,
+    textured,
+    write_raster,
+)
 
 
 def read(path: Path) -> np.ndarray:
     with rasterio.open(path) as src:
         return src.read()
-
-
-def leftovers(folder: Path) -> list[str]:
-    """Temporary files of atomic_file (and the COG's intermediate) left in ``folder``."""
-    return sorted(p.name for p in folder.iterdir() if ".partial" in p.name)
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -444,7 +379,7 @@ def test_peak_memory_does_not_grow_with_the_height(tmp_path):
         write_raster(tmp_path / f"{name}.tif",
                      rng.integers(1, 255, (3, height, 1024), dtype=np.uint8),
                      tiled=True, blockxsize=256, blockysize=256)
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(root), *filter(None, [os.environ.get("PYTHONPATH")])])}
     for name in ("short", "tall"):

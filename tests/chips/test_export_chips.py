@@ -15,8 +15,7 @@ from rasterio.windows import Window, from_bounds
 
 from geogan.chips.export import ExportOptions, export_chips
 from geogan.errors import NoChipsError, NoOverlapError, OutputExistsError
-
-from .conftest import smooth_field, write_raster
+from tests.helpers import smooth_field, write_raster
 
 
 def load(out: Path) -> tuple[dict, list[dict]]:

@@ -25,11 +25,9 @@ from geogan.nn.model_file import read_model_file
 from geogan.nn.networks import build_generator
 from geogan.training.distributed import ProcessGroup, parameter_digest, shard, shard_size
 from geogan.training.loop import TrainOptions, steps_per_epoch, train
+from tests.helpers import TINY, pair_scene, smooth_field, write_raster
 
-from .conftest import pair_scene, smooth_field, write_raster
-from .test_train import TINY
-
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
 TWO = ProcessGroup(rank=0, world_size=2, backend="gloo")
 SMALL = ["--preset", "tiny", "--ngf", "8", "--ndf", "8", "--precision", "fp32",

@@ -8,8 +8,7 @@ import pytest
 from geogan.errors import ConfigError
 from geogan.evaluation.seams import SeamSums, seam_lines, seam_score, seam_sums
 from geogan.grids.windows import WindowGrid
-
-from .conftest import smooth_field
+from tests.helpers import smooth_field
 
 TILE, OVERLAP = 64, 16
 

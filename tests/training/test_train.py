@@ -21,11 +21,9 @@ from geogan.training.chip_folder import open_chip_folder
 from geogan.training.dataset import ChipDataset, epoch_keys
 from geogan.training.loop import TrainOptions, TrainProgress, learning_rate, train
 from geogan.training.steps import CycleGANTrainer, ImagePool, Pix2PixTrainer
-
-from .conftest import pair_scene, smooth_field, write_raster
+from tests.helpers import TINY, batch, pair_scene, smooth_field, write_raster
 
 CPU = torch.device("cpu")
-TINY = {"ngf": 8, "ndf": 8, "workers": 0, "precision": "fp32"}
 
 
 @pytest.fixture(scope="module")
@@ -37,14 +35,6 @@ def unpaired_chips(tmp_path_factory: pytest.TempPathFactory) -> Path:
     export_chips(tmp / "sar.tif", b, tmp / "chips",
                  ExportOptions(tile_size=64, unpaired=True, val_fraction=0.2, workers=1))
     return tmp / "chips"
-
-
-def batch(n: int = 2, a_bands: int = 3, b_bands: int = 3, size: int = 64) -> dict[str, Any]:
-    generator = torch.Generator().manual_seed(0)
-    a = torch.rand(n, a_bands, size, size, generator=generator) * 2 - 1
-    b = torch.tanh(a[:, :1].repeat(1, b_bands, 1, 1) * 2)
-    ones = torch.ones(n, 1, size, size)
-    return {"a": a, "b": b, "mask_a": ones, "mask_b": ones.clone()}
 
 
 def trainer(kind: str, in_bands: int = 3, out_bands: int = 3, **overrides: Any) -> Any:

@@ -19,13 +19,11 @@ from geogan.cli.main import cli
 from geogan.errors import ConfigError
 from geogan.inference.batch import translate_batch
 from geogan.inference.translator import load_model
-
-from .conftest import write_raster
-from .test_translate import CPU, leftovers, save_model, textured
+from tests.helpers import CPU, leftovers, save_model, textured, write_raster
 
 distributed = pytest.importorskip("distributed")
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
 
 @pytest.fixture(scope="module")

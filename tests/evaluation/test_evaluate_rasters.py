@@ -17,8 +17,7 @@ from geogan.errors import InputError, NoOverlapError
 from geogan.evaluation.image_metrics import PSNR_CAP_DB, psnr, ssim
 from geogan.evaluation.rasters import EvaluateOptions, evaluate_rasters
 from geogan.raster.palette import load_palette
-
-from .conftest import UTM33, smooth_field, write_raster
+from tests.helpers import UTM33, smooth_field, write_raster
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

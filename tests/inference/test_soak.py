@@ -19,9 +19,7 @@ import pytest
 
 from geogan.inference.batch import translate_batch
 from geogan.inference.translator import load_model
-
-from .conftest import write_raster
-from .test_translate import CPU, save_model, textured
+from tests.helpers import CPU, save_model, textured, write_raster
 
 SCENES = 300
 WARM_UP = 50
@@ -39,7 +37,7 @@ def rss_bytes() -> int:
     return resident_pages * os.sysconf("SC_PAGE_SIZE")
 
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
 
 def test_hundreds_of_scenes_leak_no_handles_threads_or_memory(tmp_path):

@@ -11,8 +11,7 @@ from click.testing import CliRunner
 
 from geogan.cli.main import cli
 from geogan.evaluation.image_metrics import PSNR_CAP_DB
-
-from .conftest import smooth_field, write_raster
+from tests.helpers import smooth_field, write_raster
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

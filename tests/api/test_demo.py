@@ -27,6 +27,8 @@ from geogan.cli.main import cli
 from geogan.errors import InputError, OutputExistsError
 from geogan.sampledata.world import MAP_PALETTE
 
+pytestmark = pytest.mark.slow
+
 STEPS = 3
 
 

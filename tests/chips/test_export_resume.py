@@ -20,8 +20,7 @@ import geogan.staging as staging_module
 from geogan.chips.export import ExportInterrupted, ExportOptions, export_chips
 from geogan.cli.main import cli
 from geogan.errors import InputError, OutputError, OutputExistsError
-
-from .conftest import smooth_field, write_raster
+from tests.helpers import smooth_field, write_raster
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
@@ -181,6 +180,7 @@ def big_pair(tmp_path: Path) -> tuple[Path, Path]:
     return a, b
 
 
+@pytest.mark.slow
 def test_sigint_in_a_real_process_then_resume(tmp_path, big_pair):
     a, b = big_pair
     out, stage = tmp_path / "chips", tmp_path / ".chips.partial"

@@ -19,8 +19,7 @@ from geogan.errors import ChipFolderError
 from geogan.nn.normalization import BandNormalization
 from geogan.training.chip_folder import ChipFolder, open_chip_folder, read_chip
 from geogan.training.dataset import ChipDataset, KeySampler, dihedral, epoch_keys, val_keys
-
-from .conftest import smooth_field, write_raster
+from tests.helpers import smooth_field, write_raster
 
 # Pixels of the paired scene where the input is nodata (0) or the target is NaN.
 A_HOLE = (slice(10, 20), slice(10, 20))

@@ -12,9 +12,7 @@ from click.testing import CliRunner
 
 from geogan.cli.main import cli
 from geogan.inference.translator import Translator
-
-from .conftest import write_raster
-from .test_translate import save_model, textured
+from tests.helpers import save_model, textured, write_raster
 
 FAST = ("--device", "cpu", "--precision", "fp32")
 

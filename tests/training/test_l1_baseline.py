@@ -10,8 +10,7 @@ from geogan.cli.main import cli
 from geogan.errors import ConfigError
 from geogan.nn.config import TrainConfig, build_configs
 from geogan.training.steps import Pix2PixTrainer
-
-from .test_train import TINY, batch
+from tests.helpers import TINY, batch
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

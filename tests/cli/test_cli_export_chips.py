@@ -12,8 +12,7 @@ from affine import Affine
 from click.testing import CliRunner
 
 from geogan.cli.main import cli
-
-from .conftest import write_raster
+from tests.helpers import write_raster
 
 
 def run(*args: str) -> tuple[int, str, str]:

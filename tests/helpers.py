@@ -1,0 +1,145 @@
+"""Helpers shared by the test modules: seeded rasters, tiny models, settings.
+
+Fixtures live in ``conftest.py``; plain functions and constants live here, so that no test
+module imports another.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+import torch
+from affine import Affine
+
+from geogan.nn.config import build_configs
+from geogan.nn.model_file import ModelFile, save_model_file
+from geogan.nn.networks import build_generator
+from geogan.nn.normalization import BandNormalization
+
+UTM33 = "EPSG:32633"
+
+#: Translate options for exact, device-independent results.
+CPU = {"device": "cpu", "precision": "fp32"}
+TILE = 64
+
+#: Narrow networks for training tests.
+TINY = {"ngf": 8, "ndf": 8, "workers": 0, "precision": "fp32"}
+
+
+def write_raster(
+    path: Path,
+    data: np.ndarray,
+    *,
+    crs: Any = UTM33,
+    transform: Affine | None = None,
+    nodata: float | None = None,
+    **profile: Any,
+) -> Path:
+    """Write ``data`` (C, H, W) as a GeoTIFF; default grid: 1 m pixels in UTM 33N."""
+    count, height, width = data.shape
+    if transform is None:
+        transform = Affine(1.0, 0.0, 500_000.0, 0.0, -1.0, 5_000_000.0)
+    with rasterio.open(
+        path, "w", driver="GTiff", width=width, height=height, count=count,
+        dtype=data.dtype, crs=crs, transform=transform, nodata=nodata, **profile,
+    ) as dst:
+        dst.write(data)
+    return path
+
+
+def smooth_field(rng: np.random.Generator, shape: tuple[int, int], scale: int = 16) -> np.ndarray:
+    """A smooth random field in [0, 1]: textured enough for registration, smooth enough
+    for interpolation tests."""
+    coarse = rng.random((shape[0] // scale + 3, shape[1] // scale + 3))
+    rows = np.linspace(0, coarse.shape[0] - 2.001, shape[0])
+    cols = np.linspace(0, coarse.shape[1] - 2.001, shape[1])
+    r0, c0 = rows.astype(int), cols.astype(int)
+    fr, fc = (rows - r0)[:, None], (cols - c0)[None, :]
+    top = coarse[r0][:, c0] * (1 - fc) + coarse[r0][:, c0 + 1] * fc
+    bottom = coarse[r0 + 1][:, c0] * (1 - fc) + coarse[r0 + 1][:, c0 + 1] * fc
+    field: np.ndarray = top * (1 - fr) + bottom * fr
+    return field
+
+
+def pair_scene(tmp: Path, size: int = 256) -> tuple[Path, Path]:
+    """A learnable pair: RGB uint8 input, target = a fixed colour mapping of it."""
+    rng = np.random.default_rng(11)
+    a = (np.stack([smooth_field(rng, (size, size), 16) for _ in range(3)]) * 250).astype(np.uint8)
+    b = np.stack([a[1], 255 - a[0], a[2] // 2]).astype(np.uint8)
+    return write_raster(tmp / "a.tif", a), write_raster(tmp / "b.tif", b)
+
+
+def domain(bands: int, dtype: str, value_range: tuple[float, float] | None,
+            nodata: float | None) -> BandNormalization:
+    if value_range is None:
+        value_range = (0.0, 255.0) if dtype == "uint8" else (100.0, 300.0)
+    low, high = value_range
+    return BandNormalization((low,) * bands, (high,) * bands, dtype, nodata)
+
+
+def make_model(kind: str = "pix2pix", in_bands: int = 3, out_bands: int = 3, *,
+               in_dtype: str = "uint8", in_range: tuple[float, float] | None = None,
+               in_nodata: float | None = None, out_dtype: str = "uint8",
+               out_range: tuple[float, float] | None = None, out_nodata: float | None = None,
+               local: bool = False, out_bias: float | None = None,
+               descriptions: list[str] | None = None, seed: int = 0) -> ModelFile:
+    """A tiny random-weight model (tile 64, ngf 4).
+
+    Args:
+        local: Pix2Pix only: cut the U-Net's inner levels off its last layer, so that
+            the output depends only on a few pixels around each pixel (as a trained
+            model's mostly does) while the tile's zero padding still changes the
+            outermost pixels: a generator with border effects and no others.
+        out_bias: Pix2Pix only: the last layer's bias (-20 saturates the output at the
+            low end of the target range).
+        descriptions: Band names of the target domain.
+    """
+    arch, _ = build_configs(kind, in_bands, out_bands, TILE, preset="tiny",
+                            overrides={"ngf": 4, "ndf": 4})
+    torch.manual_seed(seed)
+    generators = {}
+    for direction in arch.directions:
+        state = {k: v.clone() for k, v in build_generator(arch, direction).state_dict().items()}
+        if local:
+            weight = state["decoder.0.1.weight"]  # (2 ngf in: skip, inner; out, 4, 4)
+            weight[weight.shape[0] // 2:] = 0.0
+        if out_bias is not None:
+            state["decoder.0.1.bias"][:] = out_bias
+        generators[direction] = state
+    training: dict[str, Any] = {"steps": 1}
+    if descriptions is not None:
+        training["band_descriptions"] = {"b": descriptions}
+    return ModelFile(
+        architecture=arch, generators=generators,
+        normalization={"a": domain(in_bands, in_dtype, in_range, in_nodata),
+                       "b": domain(out_bands, out_dtype, out_range, out_nodata)},
+        training=training,
+    )
+
+
+def save_model(path: Path, *args: Any, **kwargs: Any) -> Path:
+    """:func:`make_model` saved as a model file at ``path``."""
+    return save_model_file(path, make_model(*args, **kwargs))
+
+
+def textured(rng: np.random.Generator, bands: int, height: int, width: int) -> np.ndarray:
+    """A (bands, height, width) uint8 scene with texture at several scales."""
+    scales = [16, 8, 4, 32]
+    return (np.stack([smooth_field(rng, (height, width), scales[b % 4]) for b in range(bands)])
+            * 250 + 2).astype(np.uint8)
+
+
+def leftovers(folder: Path) -> list[str]:
+    """Temporary files of atomic_file (and the COG's intermediate) left in ``folder``."""
+    return sorted(p.name for p in folder.iterdir() if ".partial" in p.name)
+
+
+def batch(n: int = 2, a_bands: int = 3, b_bands: int = 3, size: int = 64) -> dict[str, Any]:
+    generator = torch.Generator().manual_seed(0)
+    a = torch.rand(n, a_bands, size, size, generator=generator) * 2 - 1
+    b = torch.tanh(a[:, :1].repeat(1, b_bands, 1, 1) * 2)
+    ones = torch.ones(n, 1, size, size)
+    return {"a": a, "b": b, "mask_a": ones, "mask_b": ones.clone()}
