@@ -15,6 +15,10 @@ was started with (``.geogan-export.json``); ``resume=True`` continues it with th
 settings: chips already written are not written again, and the statistics, split, metadata
 and index are made over all chips, exactly as in an uninterrupted export. Rasters are
 read window by window: memory depends on the tile size, not on the rasters' size.
+
+The plan (grid and layers) is :mod:`geogan.chips.plan`, the resume record
+:mod:`geogan.chips.resume`, the stage folder :mod:`geogan.staging`, and the folder format
+:mod:`geogan.chips.layout`.
 """
 
 from __future__ import annotations
@@ -36,17 +40,13 @@ from typing import Any
 
 import numpy as np
 import rasterio
-from affine import Affine
-from rasterio.enums import Resampling
-from rasterio.errors import NotGeoreferencedWarning, WindowError
+from rasterio.errors import NotGeoreferencedWarning
 from rasterio.features import geometry_mask
 from rasterio.io import MemoryFile
-from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 from rasterio.windows import bounds as window_bounds
 from rasterio.windows import transform as window_transform
 from shapely.geometry import box, mapping
-from shapely.geometry.base import BaseGeometry
 
 from geogan import staging
 from geogan.chips.layout import (
@@ -54,35 +54,26 @@ from geogan.chips.layout import (
     CHIPS_FORMAT_VERSION,
     INDEX_NAME,
     METADATA_NAME,
-    PAIRED_FOLDERS,
     UNPAIRED_FOLDERS,
 )
+from geogan.chips.options import ExportOptions, ExportReport
+from geogan.chips.plan import Layer, Plan, choose_resampling, plan_paired, plan_single
 from geogan.chips.registration import estimate_shift
+from geogan.chips.resume import SETTINGS_NAME, check_resumable, export_settings
 from geogan.errors import (
     ExportInterrupted,
     GeoganError,
     InputError,
     NoChipsError,
-    NoOverlapError,
 )
-from geogan.grids.chip_grid import ChipGrid, chip_grid, pixel_region
 from geogan.grids.split import DROPPED, VAL, split_chips
 from geogan.progress import Counter
 from geogan.raster.band_stats import StatisticsAccumulator
 from geogan.raster.footprints import (
-    crs_label,
-    describe_bounds,
-    load_aoi,
-    lonlat_bounds,
-    raster_footprint,
     reproject_geometry,
 )
-from geogan.raster.io import chip_profile, is_categorical, open_raster, same_grid, valid_mask
+from geogan.raster.io import open_raster
 from geogan.version import __version__
-
-#: The record, in an unfinished export's stage folder, of the settings it was started with.
-SETTINGS_NAME = ".geogan-export.json"
-SETTINGS_FORMAT = "geogan-export-stage"
 
 #: Chips are registered on 2 × 2 block means: 4 × less work, about 0.2 px precision.
 REGISTRATION_SCALE = 2
@@ -91,137 +82,10 @@ REGISTRATION_SCALE = 2
 ProgressCallback = Callable[[int, int], None]
 
 
-@dataclass(frozen=True)
-class ExportOptions:
-    """How to cut chips. Defaults follow ArcGIS's *Export Training Data For Deep Learning*."""
-
-    tile_size: int = 256  # chip side, pixels
-    stride: int | None = None  # step between chips, pixels; None = tile_size (no overlap)
-    min_valid: float = 0.9  # chips with a smaller share of valid pixels are skipped
-    val_fraction: float = 0.1  # share of chips in the validation split (spatial blocks)
-    seed: int = 0  # seed of the split
-    aoi: str | os.PathLike[str] | None = None  # GeoJSON polygon(s) to clip to
-    unpaired: bool = False  # chip each raster on its own (CycleGAN)
-    resampling: str | None = None  # additional raster's resampling; None = by its content
-    max_shift: float | None = None  # drop chip pairs misregistered by more pixels than this
-    overwrite: bool = False  # replace an existing non-empty output folder
-    workers: int = 0  # threads reading and writing chips; 0 = one per CPU core (at most 8)
-    creation_options: Mapping[str, Any] = field(default_factory=dict)  # GeoTIFF options
-    resume: bool = False  # continue an interrupted export of the same inputs and settings
-
-    @property
-    def step(self) -> int:
-        """The stride actually used."""
-        return self.stride if self.stride is not None else self.tile_size
-
-    def check(self) -> None:
-        """Raise :class:`InputError` for values that cannot work."""
-        if self.tile_size < 16:
-            raise InputError(f"tile size must be at least 16 pixels, not {self.tile_size}.")
-        if self.step < 1:
-            raise InputError(f"stride must be at least 1 pixel, not {self.step}.")
-        if not 0.0 <= self.min_valid <= 1.0:
-            raise InputError(f"min-valid must be between 0 and 1, not {self.min_valid}.")
-        if not 0.0 <= self.val_fraction < 1.0:
-            raise InputError(f"val-fraction must be in [0, 1), not {self.val_fraction}.")
-        if self.max_shift is not None and self.max_shift < 0:
-            raise InputError(f"max-shift must not be negative, not {self.max_shift}.")
-        if self.resampling is not None and self.resampling not in Resampling.__members__:
-            names = ", ".join(r.name for r in Resampling)
-            raise InputError(f"unknown resampling {self.resampling!r}; use one of {names}.")
-
-
-@dataclass(frozen=True)
-class ExportReport:
-    """What an export wrote and what it skipped, and why."""
-
-    out_dir: Path
-    mode: str  # "paired" or "unpaired"
-    candidates: int  # chip windows examined
-    train: int
-    val: int
-    skipped_invalid: int  # below min_valid
-    skipped_shift: int  # above max_shift
-    dropped_split: int  # would have overlapped the other split
-    resampling: str
-    seconds: float
-
-    @property
-    def exported(self) -> int:
-        """Chips (or chip pairs) written."""
-        return self.train + self.val
-
-
-@dataclass
-class _Layer:
-    """One raster as chips are read from it on the chip grid."""
-
-    role: str  # "a" (input domain) or "b" (target domain)
-    folder: str
-    path: str
-    source: Any  # the source dataset opened by the caller (profile, descriptions, colours)
-    grid_crs: Any  # the CRS of the chip grid
-    warp: dict[str, Any] | None = None  # WarpedVRT arguments onto the grid, when grids differ
-    offset: tuple[int, int] = (0, 0)  # (rows, cols) of the grid's origin in the source's pixels
-
-    def __post_init__(self) -> None:
-        # What chip writers need of the source, read once here: worker threads must not
-        # touch the caller's dataset handle.
-        self.profile = chip_profile(self.source, self.grid_crs)
-        self.count: int = self.source.count
-        self.dtype: str = self.source.dtypes[0]
-        self.descriptions = self.source.descriptions
-        palette = self.source.count == 1 and self.source.colorinterp[0].name == "palette"
-        self.colormap = self.source.colormap(1) if palette else None
-
-    @property
-    def alpha_band(self) -> bool:
-        """Whether the warp adds an alpha band that says where the source had data."""
-        return self.warp is not None and bool(self.warp.get("add_alpha"))
-
-    def open_reader(self, stack: ExitStack) -> Any:
-        """A dataset of this thread's own to read windows from (GDAL handles are not
-        shared between threads)."""
-        dataset = stack.enter_context(rasterio.open(self.path))
-        if self.warp is None:
-            return dataset
-        return stack.enter_context(WarpedVRT(dataset, **self.warp))
-
-    def read(self, reader: Any, window: Window) -> tuple[np.ndarray, np.ndarray]:
-        """Pixels (C, H, W) and validity (H, W) of one chip window of the grid."""
-        shifted = Window(
-            window.col_off - self.offset[1], window.row_off - self.offset[0],
-            window.width, window.height,
-        )
-        try:
-            inside = shifted.intersection(Window(0, 0, reader.width, reader.height))
-        except WindowError:  # wholly outside: nothing valid
-            shape = (self.count, int(window.height), int(window.width))
-            return np.zeros(shape, self.dtype), np.zeros(shape[1:], dtype=bool)
-        pixels = reader.read(window=inside)
-        if self.alpha_band:
-            part, part_valid = pixels[: self.count], pixels[self.count] > 127
-            if part.dtype.kind == "f":
-                part_valid &= np.isfinite(part).all(axis=0)
-        else:
-            part, part_valid = pixels, valid_mask(reader, inside, pixels)
-        if inside == shifted:  # the usual case: no padding, no copy
-            return part, part_valid
-        # Partly outside the raster (only on grids offset by rounding): pad as invalid.
-        data = np.zeros((self.count, int(window.height), int(window.width)), self.dtype)
-        valid = np.zeros(data.shape[1:], dtype=bool)
-        top, left = int(inside.row_off - shifted.row_off), int(inside.col_off - shifted.col_off)
-        rows = slice(top, top + int(inside.height))
-        cols = slice(left, left + int(inside.width))
-        data[:, rows, cols] = part
-        valid[rows, cols] = part_valid
-        return data, valid
-
-
 class _ThreadReaders:
     """Each worker thread's own open datasets for a list of layers, closed together."""
 
-    def __init__(self, layers: list[_Layer]) -> None:
+    def __init__(self, layers: list[Layer]) -> None:
         self._layers = layers
         self._local = threading.local()
         self._stacks: list[ExitStack] = []
@@ -295,22 +159,22 @@ def export_chips(
     options.check()
     out = Path(out_dir)
     staging.check_folder_output(out, options.overwrite)
-    settings = _settings(input_path, additional_path, options)
+    settings = export_settings(input_path, additional_path, options)
     stage = staging.stage_path(out)
     if options.resume:
-        _check_resumable(stage, settings)
+        check_resumable(stage, settings)
     started = time.perf_counter()
     with ExitStack() as stack:
         a = stack.enter_context(open_raster(input_path))
         b = stack.enter_context(open_raster(additional_path))
-        resampling, reason = _choose_resampling(b, options.resampling)
+        resampling, reason = choose_resampling(b, options.resampling)
         if options.unpaired:
             plans = [
-                _plan_single(a, os.fspath(input_path), "a", UNPAIRED_FOLDERS[0], options),
-                _plan_single(b, os.fspath(additional_path), "b", UNPAIRED_FOLDERS[1], options),
+                plan_single(a, os.fspath(input_path), "a", UNPAIRED_FOLDERS[0], options),
+                plan_single(b, os.fspath(additional_path), "b", UNPAIRED_FOLDERS[1], options),
             ]
         else:
-            plans = [_plan_paired(a, b, os.fspath(input_path), os.fspath(additional_path),
+            plans = [plan_paired(a, b, os.fspath(input_path), os.fspath(additional_path),
                                   options, resampling)]
         if options.resume:
             staging.remove_partial_files(stage)
@@ -358,77 +222,6 @@ def export_chips(
     )
 
 
-# --------------------------------------------------------------------------- planning
-
-
-@dataclass
-class _Plan:
-    """One chip grid and the layers read on it (two when paired, one per domain otherwise)."""
-
-    grid: ChipGrid
-    grid_source: Any  # the dataset whose grid the chips follow (main thread only)
-    region: BaseGeometry  # where chips may have valid pixels, in the grid's CRS
-    layers: list[_Layer]
-
-    def __post_init__(self) -> None:
-        self.transform: Affine = self.grid_source.transform
-
-
-def _plan_paired(a: Any, b: Any, a_path: str, b_path: str, options: ExportOptions,
-                 resampling: Resampling) -> _Plan:
-    footprint_a = raster_footprint(a)
-    footprint_b = raster_footprint(b, a.crs)
-    region = footprint_a.intersection(footprint_b)
-    if region.is_empty or region.area == 0:
-        raise NoOverlapError(
-            f"{a_path} ({lonlat_bounds(a)}) and {b_path} ({lonlat_bounds(b)}) do not "
-            "overlap; check that both rasters show the same place and that their CRS is right."
-        )
-    region = _clip_to_aoi(region, options, a.crs)
-    grid = chip_grid(pixel_region(a, region.bounds), options.tile_size, options.step)
-    if len(grid) == 0:
-        raise NoChipsError(_too_small_message(region, a, options))
-    offset = same_grid(a, b)
-    if offset is not None:
-        layer_b = _Layer("b", PAIRED_FOLDERS[1], b_path, b, a.crs, offset=offset)
-    else:
-        warp = dict(crs=a.crs, transform=a.transform, width=a.width, height=a.height,
-                    resampling=resampling, add_alpha=b.nodata is None)
-        layer_b = _Layer("b", PAIRED_FOLDERS[1], b_path, b, a.crs, warp=warp)
-    layer_a = _Layer("a", PAIRED_FOLDERS[0], a_path, a, a.crs)
-    return _Plan(grid, a, region, [layer_a, layer_b])
-
-
-def _plan_single(dataset: Any, path: str, role: str, folder: str, options: ExportOptions) -> _Plan:
-    region = _clip_to_aoi(raster_footprint(dataset), options, dataset.crs)
-    grid = chip_grid(pixel_region(dataset, region.bounds), options.tile_size, options.step)
-    if len(grid) == 0:
-        raise NoChipsError(_too_small_message(region, dataset, options, path))
-    return _Plan(grid, dataset, region, [_Layer(role, folder, path, dataset, dataset.crs)])
-
-
-def _clip_to_aoi(region: BaseGeometry, options: ExportOptions, crs: Any) -> BaseGeometry:
-    if options.aoi is None:
-        return region
-    aoi = load_aoi(options.aoi, crs)
-    clipped = region.intersection(aoi)
-    if clipped.is_empty or clipped.area == 0:
-        raise NoOverlapError(
-            f"the AOI {os.fspath(options.aoi)} covers {describe_bounds(aoi)} but the rasters' "
-            f"common footprint is {describe_bounds(region)} in {crs_label(crs)}: "
-            "they do not overlap."
-        )
-    return clipped
-
-
-def _choose_resampling(dataset: Any, requested: str | None) -> tuple[Resampling, str]:
-    if requested is not None:
-        return Resampling[requested], "requested"
-    if is_categorical(dataset):
-        return Resampling.nearest, "categorical (palette or few distinct values)"
-    return Resampling.bilinear, "continuous values"
-
-
 # --------------------------------------------------------------------------- export loop
 
 
@@ -442,7 +235,7 @@ class _PlanResult:
     block_chips: int
 
 
-def _export_plan(plan: _Plan, stage: Path, options: ExportOptions,
+def _export_plan(plan: Plan, stage: Path, options: ExportOptions,
                  advance: Callable[[], None]) -> _PlanResult:
     """Export every window of a plan's grid: workers read, filter and write chips while
     this thread gathers statistics, in grid order (so results do not depend on timing)."""
@@ -509,7 +302,7 @@ class _Outcome:
     valid: np.ndarray | None = None
 
 
-def _export_window(plan: _Plan, stage: Path, options: ExportOptions, readers: _ThreadReaders,
+def _export_window(plan: Plan, stage: Path, options: ExportOptions, readers: _ThreadReaders,
                    index: int, i: int, j: int, window: Window) -> _Outcome:
     """Read, filter and write one chip window (in a worker thread, whose GDAL
     configuration is its own: rasterio environments are per thread)."""
@@ -517,7 +310,7 @@ def _export_window(plan: _Plan, stage: Path, options: ExportOptions, readers: _T
         return _export_window_in_env(plan, stage, options, readers, index, i, j, window)
 
 
-def _export_window_in_env(plan: _Plan, stage: Path, options: ExportOptions,
+def _export_window_in_env(plan: Plan, stage: Path, options: ExportOptions,
                           readers: _ThreadReaders, index: int, i: int, j: int,
                           window: Window) -> _Outcome:
     bounds = window_bounds(window, plan.transform)
@@ -550,7 +343,7 @@ def _export_window_in_env(plan: _Plan, stage: Path, options: ExportOptions,
     return _Outcome(chip, None, [data for data, _ in reads], valid)
 
 
-def _write_chip(path: Path, layer: _Layer, transform: Any, data: np.ndarray, valid: np.ndarray,
+def _write_chip(path: Path, layer: Layer, transform: Any, data: np.ndarray, valid: np.ndarray,
                 creation_options: Mapping[str, Any]) -> None:
     """Write one chip GeoTIFF: the layer's dtype, bands and nodata on the chip's grid,
     with an internal mask when some pixels are invalid (so training can ignore them).
@@ -577,97 +370,8 @@ def _write_chip(path: Path, layer: _Layer, transform: Any, data: np.ndarray, val
     staging.write_whole(path, content, "chip")
 
 
-def _file_record(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """What identifies an input file's version: absolute path, size and modification time."""
-    text = os.fspath(path)
-    if "://" in text or text.startswith("/vsi"):
-        return {"path": text}
-    try:
-        status = os.stat(text)
-    except OSError:
-        return {"path": str(Path(text).absolute())}
-    return {"path": str(Path(text).absolute()), "size": status.st_size,
-            "mtime_ns": status.st_mtime_ns}
-
-
-def _settings(input_path: str | os.PathLike[str], additional_path: str | os.PathLike[str],
-              options: ExportOptions) -> dict[str, Any]:
-    """Everything that changes an export's output: its inputs' identities and the options
-    (not ``overwrite``, ``workers`` or ``resume``, which don't)."""
-    return {
-        "format": SETTINGS_FORMAT,
-        "created_by": f"geogan {__version__}",
-        "inputs": {
-            "input": _file_record(input_path),
-            "additional": _file_record(additional_path),
-            "aoi": None if options.aoi is None else _file_record(options.aoi),
-        },
-        "options": {
-            "tile_size": options.tile_size,
-            "stride": options.step,
-            "min_valid": options.min_valid,
-            "val_fraction": options.val_fraction,
-            "seed": options.seed,
-            "unpaired": options.unpaired,
-            "resampling": options.resampling,
-            "max_shift": options.max_shift,
-            "creation_options": {str(k).upper(): str(v)
-                                 for k, v in sorted(options.creation_options.items())},
-        },
-    }
-
-
-def _check_resumable(stage: Path, settings: dict[str, Any]) -> None:
-    """Raise :class:`InputError` unless ``stage`` is an interrupted export of ``settings``."""
-    out = staging.published_path(stage)
-    if not (stage / SETTINGS_NAME).is_file():
-        what = "holds no record of its settings" if stage.is_dir() else "does not exist"
-        raise InputError(
-            f"there is no interrupted export of {out} to resume ({stage} {what}); "
-            "run without --resume to start it"
-        )
-    try:
-        recorded = json.loads((stage / SETTINGS_NAME).read_text())
-    except (OSError, ValueError) as error:
-        raise InputError(f"cannot resume: {stage / SETTINGS_NAME} cannot be read ({error}); "
-                         "run without --resume to start over") from None
-    differences = []
-    for group in ("inputs", "options"):
-        old, new = recorded.get(group, {}), settings[group]
-        differences += [_setting_label(group, name) for name in new
-                        if old.get(name) != new[name]]
-    if recorded.get("created_by") != settings["created_by"]:
-        differences.append(f"geogan version ({recorded.get('created_by')})")
-    if differences:
-        raise InputError(
-            f"cannot resume the export in {stage}: it was started with other "
-            f"{', '.join(differences)}; rerun with the same inputs and settings, or without "
-            "--resume to start over"
-        )
-
-
-def _setting_label(group: str, name: str) -> str:
-    """How a user knows a setting: the command line's option, or which input file."""
-    if group == "inputs":
-        return {"input": "INPUT raster", "additional": "ADDITIONAL raster",
-                "aoi": "--aoi file"}[name]
-    return "--co" if name == "creation_options" else "--" + name.replace("_", "-")
-
-
 def _crs_json(crs: Any) -> dict[str, Any]:
     return {"epsg": crs.to_epsg(), "wkt": crs.to_wkt()}
-
-
-def _too_small_message(region: BaseGeometry, dataset: Any, options: ExportOptions,
-                       path: str | None = None) -> str:
-    where = pixel_region(dataset, region.bounds)
-    what = f"{path}'s area" if path else "the rasters' common area"
-    if options.aoi is not None:
-        what += " inside the AOI"
-    return (
-        f"{what} is {int(where.width)}×{int(where.height)} pixels, smaller than one "
-        f"{options.tile_size}-pixel tile; use a smaller --tile-size."
-    )
 
 
 def _no_chips_message(results: list[_PlanResult], options: ExportOptions) -> str:
@@ -683,7 +387,7 @@ def _no_chips_message(results: list[_PlanResult], options: ExportOptions) -> str
     return "no chip passed the filters: " + "; ".join(parts) + "."
 
 
-def _domain_metadata(layer: _Layer, accumulator: StatisticsAccumulator) -> dict[str, Any]:
+def _domain_metadata(layer: Layer, accumulator: StatisticsAccumulator) -> dict[str, Any]:
     source = layer.source
     try:
         statistics = [s.to_dict() for s in accumulator.result()]
@@ -705,7 +409,7 @@ def _domain_metadata(layer: _Layer, accumulator: StatisticsAccumulator) -> dict[
     }
 
 
-def _metadata(plans: list[_Plan], results: list[_PlanResult], options: ExportOptions,
+def _metadata(plans: list[Plan], results: list[_PlanResult], options: ExportOptions,
               resampling: str, reason: str) -> dict[str, Any]:
     domains: dict[str, Any] = {}
     grids: dict[str, Any] = {}
@@ -755,7 +459,7 @@ def _metadata(plans: list[_Plan], results: list[_PlanResult], options: ExportOpt
     return metadata
 
 
-def _index(plans: list[_Plan], results: list[_PlanResult]) -> dict[str, Any]:
+def _index(plans: list[Plan], results: list[_PlanResult]) -> dict[str, Any]:
     """index.geojson: one feature per chip (per chip pair when paired), in the input's CRS."""
     features: list[dict[str, Any]] = []
     crs = plans[0].grid_source.crs

@@ -407,11 +407,11 @@ def test_missing_parent_folders_are_created(tmp_path, pair):
 def test_window_partly_outside_the_source_is_padded_as_invalid(tmp_path, scene):
     """Grids whose origins differ by rounding can put a chip's last pixels past the
     additional raster's edge: those pixels are zero and invalid, the rest exact."""
-    from geogan.chips.export import _Layer
+    from geogan.chips.plan import Layer
 
     path = write_raster(tmp_path / "b.tif", scene)
     with rasterio.open(path) as src:
-        layer = _Layer("b", "images2", str(path), src, src.crs, offset=(0, 10))
+        layer = Layer("b", "images2", str(path), src, src.crs, offset=(0, 10))
         data, valid = layer.read(src, Window(0, 0, 64, 64))  # source columns -10..53
         np.testing.assert_array_equal(data[:, :, 10:], scene[:, :64, :54])
         assert (data[:, :, :10] == 0).all()
