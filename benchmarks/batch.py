@@ -27,8 +27,7 @@ from pathlib import Path
 
 from translate import paper_model, tiled_scene  # type: ignore[import-not-found]
 
-from geogan.inference.batch import translate_batch
-from geogan.sampledata.render import write_sample_pair
+from geogan import translate_batch, write_sample_pair
 
 
 def run(scenes: list[Path], out: Path, model: Path, cluster: str | None,

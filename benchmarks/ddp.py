@@ -26,8 +26,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from geogan.chips.export import ExportOptions, export_chips
-from geogan.sampledata.render import write_sample_pair
+from geogan import ExportOptions, export_chips, write_sample_pair
 
 
 def seconds_per_step(log: Path, skip: int) -> float:

@@ -24,7 +24,7 @@ import rasterio
 from affine import Affine
 from rasterio.windows import Window
 
-from geogan.chips.export import ExportOptions, export_chips
+from geogan import ExportOptions, export_chips
 
 
 def make_pair(folder: Path, size: int, seed: int) -> tuple[Path, Path]:

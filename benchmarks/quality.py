@@ -38,13 +38,19 @@ import rasterio
 import torch
 from numpy.typing import NDArray
 
-from geogan.chips.export import ExportOptions, export_chips
+from geogan import (
+    EvaluateOptions,
+    EvaluationReport,
+    ExportOptions,
+    TrainOptions,
+    evaluate_rasters,
+    export_chips,
+    train,
+    translate_raster,
+    write_sample_pair,
+)
 from geogan.evaluation.class_metrics import snap_to_palette
-from geogan.evaluation.rasters import EvaluateOptions, EvaluationReport, evaluate_rasters
-from geogan.inference.scene import translate_raster
 from geogan.raster.palette import palette_from_tags
-from geogan.sampledata.render import write_sample_pair
-from geogan.training.loop import TrainOptions, train
 
 TILE = 256
 TRAIN_SCENE = (1024, 1)  # (size, seed): the demo's sat-map pair

@@ -30,13 +30,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from geogan.chips.export import ExportOptions, export_chips
+from geogan import ExportOptions, TrainOptions, export_chips, train, write_sample_pair
 from geogan.nn.config import build_configs
 from geogan.nn.devices import cpu_has_native_bf16
 from geogan.nn.losses import gan_loss
 from geogan.nn.networks import build_discriminator, build_generator
-from geogan.sampledata.render import write_sample_pair
-from geogan.training.loop import TrainOptions, train
 from geogan.training.steps import TRAINERS
 
 # Per-step times of the reference implementation on the development CPU (2 cores,

@@ -36,15 +36,13 @@ import rasterio
 import torch
 from rasterio.windows import Window
 
+from geogan import load_model, translate_raster, write_sample_pair
 from geogan.grids.windows import WindowGrid, default_overlap
-from geogan.inference.scene import translate_raster
-from geogan.inference.translator import load_model
 from geogan.nn.config import build_configs
 from geogan.nn.devices import cpu_has_native_bf16
 from geogan.nn.model_file import ModelFile, save_model_file
 from geogan.nn.networks import build_generator
 from geogan.nn.normalization import BandNormalization
-from geogan.sampledata.render import write_sample_pair
 
 
 def paper_model(path: Path, preset: str = "paper") -> Path:
@@ -98,8 +96,7 @@ def time_translate(model: Path, scene: Path, out: Path, batch_size: int,
 
 _MEMORY_CHILD = """
 import json, sys, time
-from geogan.inference.scene import translate_raster
-from geogan.inference.translator import load_model
+from geogan import load_model, translate_raster
 
 def status(key):  # this process's own figures: ru_maxrss would count the parent's too
     for line in open("/proc/self/status"):

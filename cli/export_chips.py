@@ -8,7 +8,8 @@ from typing import Any
 import click
 from rasterio.enums import Resampling
 
-from geogan.chips.export import ExportOptions, export_chips
+from geogan.chips.export import export_chips
+from geogan.chips.options import ExportOptions
 
 from .options import ProgressBar, creation_options, overwrite_opt, seed_opt
 

@@ -23,10 +23,8 @@ from pathlib import Path
 import rasterio
 
 import geogan
-from geogan.chips.export import ExportOptions, export_chips
-from geogan.evaluation.rasters import EvaluateOptions, evaluate_rasters
+from geogan import EvaluateOptions, ExportOptions, evaluate_rasters, export_chips, write_sample_pair
 from geogan.raster.preview import downsample_for_preview, grid, to_display_rgb, write_png
-from geogan.sampledata.render import write_sample_pair
 
 TRAIN_SEED, SCENE_SEED = 1, 2
 """Seeds of the training pair and of the held-out scene: two different places."""

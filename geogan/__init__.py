@@ -27,8 +27,10 @@ if TYPE_CHECKING:  # for type checkers only: importing them at run time would lo
     from geogan.api.demo import DemoReport, run_demo
     from geogan.api.learn import CycleGAN, GANModel, Pix2Pix
     from geogan.api.prepare import ChipData, prepare_data
-    from geogan.chips.export import ExportOptions, ExportReport, export_chips
-    from geogan.evaluation.rasters import EvaluateOptions, EvaluationReport, evaluate_rasters
+    from geogan.chips.export import export_chips
+    from geogan.chips.options import ExportOptions, ExportReport
+    from geogan.evaluation.rasters import EvaluateOptions, evaluate_rasters
+    from geogan.evaluation.report import EvaluationReport
     from geogan.inference.batch import BatchReport, SceneOutcome, translate_batch
     from geogan.inference.scene import TranslateOptions, TranslateReport, translate_raster
     from geogan.inference.translator import Translator, load_model
@@ -46,7 +48,7 @@ _LAZY = {
     "SceneOutcome": "geogan.inference.batch",
     "evaluate_rasters": "geogan.evaluation.rasters",
     "EvaluateOptions": "geogan.evaluation.rasters",
-    "EvaluationReport": "geogan.evaluation.rasters",
+    "EvaluationReport": "geogan.evaluation.report",
     "load_model": "geogan.inference.translator", "Translator": "geogan.inference.translator",
     "prepare_data": "geogan.api.prepare", "ChipData": "geogan.api.prepare",
     "Pix2Pix": "geogan.api.learn", "CycleGAN": "geogan.api.learn",

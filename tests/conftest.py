@@ -48,7 +48,8 @@ def one_torch_thread() -> Iterator[None]:
 @pytest.fixture(scope="module")
 def chips(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """16 paired geogan chips of 64 px from :func:`pair_scene`, 4 of them val (12 train)."""
-    from geogan.chips.export import ExportOptions, export_chips
+    from geogan.chips.export import export_chips
+    from geogan.chips.options import ExportOptions
 
     tmp = tmp_path_factory.mktemp("chips")
     a, b = pair_scene(tmp)

@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 import rasterio
 
-from geogan.chips.export import ExportOptions, export_chips
+from geogan.chips.export import export_chips
+from geogan.chips.options import ExportOptions
 from tests.helpers import save_model, smooth_field, textured, write_raster
 
 #: Runs the command line with a file size limit: argv = [limit in bytes, geogan arguments].

@@ -14,7 +14,8 @@ import pytest
 import rasterio
 import torch
 
-from geogan.chips.export import ExportOptions, export_chips
+from geogan.chips.export import export_chips
+from geogan.chips.options import ExportOptions
 from geogan.errors import DeviceError
 from geogan.inference.scene import translate_raster
 from geogan.inference.translator import Translator, load_model

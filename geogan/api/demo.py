@@ -43,7 +43,8 @@ from rasterio.windows import Window
 from rasterio.windows import bounds as window_bounds
 
 import geogan
-from geogan.chips.export import ExportOptions, ExportReport, export_chips
+from geogan.chips.export import export_chips
+from geogan.chips.options import ExportOptions, ExportReport
 from geogan.errors import InputError, OutputError, OutputExistsError
 from geogan.evaluation.class_metrics import PaletteScores, palette_scores
 from geogan.evaluation.image_metrics import psnr, ssim

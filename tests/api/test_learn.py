@@ -18,7 +18,8 @@ from rasterio.errors import NotGeoreferencedWarning
 
 import geogan
 from geogan.api.learn import GANModel
-from geogan.chips.export import ExportOptions, export_chips
+from geogan.chips.export import export_chips
+from geogan.chips.options import ExportOptions
 from geogan.cli.main import cli
 from geogan.errors import (
     ChipFolderError,

@@ -13,7 +13,8 @@ from rasterio.enums import Resampling
 from rasterio.warp import calculate_default_transform, reproject
 from rasterio.windows import Window, from_bounds
 
-from geogan.chips.export import ExportOptions, export_chips
+from geogan.chips.export import export_chips
+from geogan.chips.options import ExportOptions
 from geogan.errors import NoChipsError, NoOverlapError, OutputExistsError
 from tests.helpers import smooth_field, write_raster
 

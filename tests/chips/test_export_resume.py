@@ -17,9 +17,10 @@ from click.testing import CliRunner
 
 import geogan.chips.export as chips_module
 import geogan.staging as staging_module
-from geogan.chips.export import ExportInterrupted, ExportOptions, export_chips
+from geogan.chips.export import export_chips
+from geogan.chips.options import ExportOptions
 from geogan.cli.main import cli
-from geogan.errors import InputError, OutputError, OutputExistsError
+from geogan.errors import ExportInterrupted, InputError, OutputError, OutputExistsError
 from tests.helpers import smooth_field, write_raster
 
 

@@ -12,7 +12,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from geogan.chips.export import ExportOptions, export_chips
+from geogan.chips.export import export_chips
+from geogan.chips.options import ExportOptions
 from geogan.cli.main import cli
 from tests.helpers import pair_scene, write_raster
 

@@ -14,7 +14,8 @@ import rasterio
 import torch
 from torch.utils.data import DataLoader
 
-from geogan.chips.export import ExportOptions, export_chips
+from geogan.chips.export import export_chips
+from geogan.chips.options import ExportOptions
 from geogan.errors import ChipFolderError
 from geogan.nn.normalization import BandNormalization
 from geogan.training.chip_folder import ChipFolder, open_chip_folder, read_chip

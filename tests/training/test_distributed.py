@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 import torch
 
-from geogan.chips.export import ExportOptions, export_chips
+from geogan.chips.export import export_chips
+from geogan.chips.options import ExportOptions
 from geogan.errors import CheckpointError, ConfigError
 from geogan.nn.model_file import read_model_file
 from geogan.nn.networks import build_generator

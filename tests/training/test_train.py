@@ -13,7 +13,8 @@ import pytest
 import torch
 
 import geogan.training.loop as train_module
-from geogan.chips.export import ExportOptions, export_chips
+from geogan.chips.export import export_chips
+from geogan.chips.options import ExportOptions
 from geogan.errors import CheckpointError, ConfigError, OutputExistsError, TrainingInterrupted
 from geogan.nn.config import build_configs
 from geogan.nn.model_file import read_model_file
