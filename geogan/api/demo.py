@@ -42,7 +42,6 @@ from numpy.typing import NDArray
 from rasterio.windows import Window
 from rasterio.windows import bounds as window_bounds
 
-import geogan
 from geogan.chips.export import export_chips
 from geogan.chips.options import ExportOptions, ExportReport
 from geogan.errors import InputError, OutputError, OutputExistsError
@@ -241,7 +240,7 @@ class DemoReport:
 def sample_data_folder() -> Path:
     """The repository's ``sample_data/`` folder beside the package (it may not exist:
     an installed wheel does not carry it)."""
-    return Path(geogan.__file__).resolve().parents[1] / "sample_data"
+    return Path(__file__).resolve().parents[2] / "sample_data"
 
 
 def run_demo(out_dir: str | os.PathLike[str], *, kind: str = "sat-map",
