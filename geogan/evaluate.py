@@ -63,6 +63,7 @@ from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 
 from geogan.errors import InputError, NoOverlapError
+from geogan.flatcolours import colour_name, detect_flat_palette
 from geogan.footprints import crs_label, describe_bounds, load_aoi, raster_footprint
 from geogan.progress import ProgressCallback
 from geogan.raster import check_georeferenced, is_categorical, open_raster, same_grid, valid_mask
@@ -103,7 +104,8 @@ its valid pixels ..."""
 AUTO_MAX_CLASSES = 32
 """... with at most this many colours, for the reference to count as a flat-colour map."""
 
-_AUTO_MAX_DISTINCT = 4096  # distinct colours seen before detection gives up (a photo)
+_AUTO_MAX_DISTINCT = 4096  # distinct colours counted before exact counting gives up
+_AUTO_MAX_PIXELS = 4_000_000  # pixels a rendered map's palette is found from
 _MARGIN = 5  # SSIM_WINDOW // 2, kept here so that importing this module needs no torch
 _SSIM_SIDE = 2 * _MARGIN + 1
 
@@ -413,15 +415,40 @@ def _resolve_palette(spec: Any, ref: Any, ref_name: str
 
 
 def detect_palette(ref: Any) -> dict[str, tuple[float, ...]] | None:
-    """The reference's flat colours, most common first, or None when it has too many.
+    """The reference's flat colours, most common first, or None when it is not a map.
 
-    Counts every valid pixel's colour block by block (giving up once more than
-    :data:`_AUTO_MAX_DISTINCT` colours were seen: a photo, not a map), then keeps the
-    fewest most common colours that cover :data:`AUTO_COVERAGE` of the pixels (the rest
-    is anti-aliasing or noise), if they are at most :data:`AUTO_MAX_CLASSES`.
+    A map drawn in exact colours (a class raster, a synthetic map) has its colours
+    counted exactly; a rendered one (anti-aliased, JPEG-compressed: thousands of
+    distinct colours) has them found as the modes of its flat areas
+    (:func:`geogan.flatcolours.detect_flat_palette`).
     """
     if np.dtype(ref.dtypes[0]).kind not in "ui" or ref.count > 4:
         return None
+    exact = _exact_palette(ref)
+    return exact if exact is not None else _rendered_palette(ref)
+
+
+def _rendered_palette(ref: Any) -> dict[str, tuple[float, ...]] | None:
+    """Palette of a rendered map from its blocks, up to :data:`_AUTO_MAX_PIXELS` pixels."""
+    images, valids, seen = [], [], 0
+    for _, window in ref.block_windows(1):
+        data = ref.read(window=window)  # (C, h, w)
+        images.append(data)
+        valids.append(valid_mask(ref, window, data))
+        seen += data.shape[1] * data.shape[2]
+        if seen >= _AUTO_MAX_PIXELS:
+            break
+    palette = detect_flat_palette(images, valids)
+    if palette is None:
+        return None
+    return {colour_name(c): c for c in palette}
+
+
+def _exact_palette(ref: Any) -> dict[str, tuple[float, ...]] | None:
+    """Counts every valid pixel's colour block by block (giving up once more than
+    :data:`_AUTO_MAX_DISTINCT` colours were seen), then keeps the fewest most common
+    colours that cover :data:`AUTO_COVERAGE` of the pixels (the rest is anti-aliasing or
+    noise), if they are at most :data:`AUTO_MAX_CLASSES`."""
     counts: dict[int, int] = {}
     for _, window in ref.block_windows(1):
         data = ref.read(window=window)  # (C, h, w)
@@ -455,17 +482,8 @@ def detect_palette(ref: Any) -> dict[str, tuple[float, ...]] | None:
     for key in kept:
         colour = tuple(float((key >> (16 * (ref.count - 1 - b))) & 0xFFFF)
                        for b in range(ref.count))
-        palette[_colour_name(colour)] = colour
+        palette[colour_name(colour)] = colour
     return palette
-
-
-def _colour_name(colour: tuple[float, ...]) -> str:
-    """``#rrggbb`` for 8-bit RGB colours, else the values."""
-    if len(colour) == 3 and all(v <= 255 for v in colour):
-        return "#" + "".join(f"{int(v):02x}" for v in colour)
-    if len(colour) == 1:
-        return f"value {int(colour[0])}"
-    return "(" + ", ".join(str(int(v)) for v in colour) + ")"
 
 
 def _seam_settings(settings: EvaluateOptions, pred: Any) -> SeamScores | None:

@@ -56,6 +56,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils.data import DataLoader, Sampler
 
 from geogan import __version__
+from geogan.classes import learn_palette, normalized_colours
 from geogan.config import Architecture, TrainConfig, build_configs
 from geogan.data import ChipDataset, ChipFolder, Key, epoch_keys, open_chip_folder, val_keys
 from geogan.devices import autocast, resolve_device, resolve_precision
@@ -200,6 +201,11 @@ def train(chips: str | os.PathLike[str], output: str | os.PathLike[str],
     architecture, config = build_configs(
         kind, folder.domains["a"].bands, folder.domains["b"].bands, folder.tile_size,
         preset=options.preset, overrides=options.overrides)
+    if config.classes == "auto" and kind == "pix2pix":
+        learnt = learn_palette(folder, config.seed)
+        if learnt is not None:
+            architecture = replace(architecture, palette=tuple(learnt[0]),
+                                   class_names=tuple(learnt[1]))
     device = resolve_device(options.device)
     precision = resolve_precision(config.precision, device)
     with process_group(device) as group:
@@ -289,8 +295,10 @@ class _Run:
         self.wait_seconds = 0.0
         self.run_seconds = 0.0
         torch.manual_seed(config.seed)
+        colours = (normalized_colours(architecture.palette, self.normalization["b"])
+                   if architecture.palette else None)
         self.trainer: GANTrainer = TRAINERS[architecture.kind](
-            architecture, config, device, precision, group)
+            architecture, config, device, precision, group, class_colours=colours)
 
     # -- checkpoints ---------------------------------------------------------------
 
@@ -359,8 +367,9 @@ class _Run:
     def _load_checkpoint(self) -> None:
         path = self.checkpoint_path
         state = self._read_checkpoint(path, "run without --resume to start over")
-        differences = _differences(state["architecture"], self.architecture.to_dict())
         # A setting added since the checkpoint was written counts as its default.
+        differences = _differences(Architecture.from_dict(state["architecture"]).to_dict(),
+                                   self.architecture.to_dict())
         saved_config = TrainConfig.from_dict(state["config"]).to_dict()
         differences += [k for k in _differences(saved_config, self.config.to_dict())
                         if k not in _RESUMABLE_CHANGES]
@@ -403,9 +412,13 @@ class _Run:
         self._check_same_networks(path, model.architecture.to_dict())
         for direction, generator in self.trainer.generators.items():
             generator.load_state_dict(model.generators[direction])
+            if direction in self.trainer.averages:
+                self.trainer.averages[direction].average.load_state_dict(
+                    model.generators[direction])
 
     def _check_same_networks(self, path: Path, saved: Mapping[str, Any]) -> None:
-        differences = _differences(saved, self.architecture.to_dict())
+        differences = _differences(Architecture.from_dict(saved).to_dict(),
+                                   self.architecture.to_dict())
         if differences:
             raise CheckpointError(
                 f"{path} holds other networks than this run builds "
@@ -510,7 +523,7 @@ class _Run:
         loader = self._loader(_in_batches(keys, self.config.batch_size), "val", 0)
         mean = MetricMean()
         panels: list[list[np.ndarray]] = []
-        with _generator_mode(self.trainer.generators.values(), mode), torch.no_grad():
+        with _generator_mode(self.trainer.output_generators.values(), mode), torch.no_grad():
             for batch in loader:
                 batch = self.trainer.to_device(batch)
                 output, reference, mask = self.trainer.validation_outputs(
@@ -545,7 +558,8 @@ class _Run:
             final["recalibrated_layers"] = recalibrated
             model = ModelFile(
                 architecture=self.architecture,
-                generators={d: g.state_dict() for d, g in self.trainer.generators.items()},
+                generators={d: g.state_dict()
+                            for d, g in self.trainer.output_generators.items()},
                 normalization=self.normalization,
                 training=self._record(final, digests),
             )
@@ -566,7 +580,7 @@ class _Run:
         keys = epoch_keys(self.folder, 0, self.config.seed, augment=False)
         loader = self._loader(_in_batches(keys, self.config.batch_size), "train", 0)
         layers = 0
-        for direction, generator in self.trainer.generators.items():
+        for direction, generator in self.trainer.output_generators.items():
             norms = [m for m in generator.modules() if isinstance(m, _BatchNorm)]
             if not norms:
                 continue
