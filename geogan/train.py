@@ -57,7 +57,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from geogan import __version__
 from geogan.classes import learn_palette, normalized_colours
-from geogan.config import Architecture, TrainConfig, build_configs
+from geogan.config import DEFAULT_PRESET, Architecture, TrainConfig, build_configs
 from geogan.data import ChipDataset, ChipFolder, Key, epoch_keys, open_chip_folder, val_keys
 from geogan.devices import autocast, resolve_device, resolve_precision
 from geogan.distributed import (
@@ -104,7 +104,7 @@ class TrainOptions:
     Attributes:
         kind: ``pix2pix`` or ``cyclegan``; ``None`` picks from the chip layout
             (paired → Pix2Pix, unpaired → CycleGAN).
-        preset: ``paper`` or ``tiny``.
+        preset: ``faithful`` (the default), ``paper`` or ``tiny``.
         overrides: Values of :class:`~geogan.config.Architecture` or
             :class:`~geogan.config.TrainConfig` that replace the preset's; ``None``
             values are ignored.
@@ -121,7 +121,7 @@ class TrainOptions:
     """
 
     kind: str | None = None
-    preset: str = "paper"
+    preset: str = DEFAULT_PRESET
     overrides: Mapping[str, Any] = field(default_factory=dict)
     device: str = "auto"
     checkpoint_dir: Path | None = None
