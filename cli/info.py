@@ -36,6 +36,15 @@ def _format(path: Path, d: dict[str, Any]) -> str:
         f"{', '.join(d['directions'])}, ngf {arch['ngf']}, {arch['norm']} norm, "
         f"{d['parameters']:,} parameters per direction",
         f"  bands        {arch['in_bands']} → {arch['out_bands']}",
+    ]
+    if arch["generator"] == "unet":
+        levels = arch.get("unet_levels") or "log2(tile)"
+        lines.append(f"  U-Net        {levels} levels, {arch.get('upsample', 'transpose')} "
+                     "upsampling")
+    if arch.get("palette"):
+        colours = ", ".join(arch.get("class_names") or [str(c) for c in arch["palette"]])
+        lines.append(f"  class head   {len(arch['palette'])} classes: {colours}")
+    lines += [
         f"  tile size    {d['tile_size']} × {d['tile_size']}",
         f"  output       {d['output']['dtype']}, nodata {d['output']['nodata']}",
     ]

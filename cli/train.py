@@ -7,7 +7,15 @@ from typing import Any
 
 import click
 
-from geogan.nn.config import GAN_LOSSES, MODEL_KINDS, PRECISIONS, PRESETS
+from geogan.nn.config import (
+    CLASS_MODES,
+    DEFAULT_PRESET,
+    GAN_LOSSES,
+    MODEL_KINDS,
+    PRECISIONS,
+    PRESETS,
+    UPSAMPLINGS,
+)
 
 from .options import ProgressBar, overwrite_opt, seed_opt
 
@@ -18,8 +26,12 @@ from .options import ProgressBar, overwrite_opt, seed_opt
               help="Model file to write (e.g. m.pt).")
 @click.option("--model", "kind", type=click.Choice(MODEL_KINDS), default=None,
               help="GAN to fit [default: pix2pix for paired chips, cyclegan for unpaired].")
-@click.option("--preset", type=click.Choice(list(PRESETS)), default="paper", show_default=True,
-              help="paper: the published networks; tiny: the same, narrow, for CPU demos.")
+@click.option("--preset", type=click.Choice(list(PRESETS)), default=DEFAULT_PRESET,
+              show_default=True,
+              help="faithful: the recipe measured best on real aerial → map pairs (bounded "
+                   "U-Net, class head for flat-colour maps, rotation/scale jitter, "
+                   "DiffAugment, weight average; Pix2Pix only, CycleGAN gets paper); paper: "
+                   "the published networks exactly; tiny: paper, narrow, for CPU demos.")
 @click.option("--epochs", type=click.IntRange(min=1), default=None,
               help="Passes over the training chips [default: the preset's, 200 / 20].")
 @click.option("--steps", type=click.IntRange(min=1), default=None,
@@ -45,6 +57,35 @@ from .options import ProgressBar, overwrite_opt, seed_opt
               help="CycleGAN identity loss as a fraction of --lambda-cycle [default: 0.5].")
 @click.option("--augment/--no-augment", default=None,
               help="Random flips and 90° rotations, the same for both chips [default: on].")
+@click.option("--rotate/--no-rotate", default=None,
+              help="Rotate both chips by one random angle (any, not only 90°) each step.")
+@click.option("--scale-jitter", type=click.FloatRange(1, 4), default=None, metavar="S",
+              help="Zoom both chips by a random factor from 1/S to S [default: 1, none].")
+@click.option("--crop-jitter/--no-crop-jitter", default=None,
+              help="The paper's jitter: enlarge by 286/256 and crop a random tile.")
+@click.option("--photometric", type=click.FloatRange(0, 1, max_open=True), default=None,
+              help="Random brightness, contrast and band gains of the input only, up to "
+                   "this strength (0.2: ±20 % contrast) [default: 0].")
+@click.option("--diffaugment/--no-diffaugment", default=None,
+              help="DiffAugment: the same random brightness, contrast, shift and cutout of "
+                   "both halves of every pair the discriminator judges.")
+@click.option("--ema", type=click.FloatRange(0, 1, max_open=True), default=None,
+              metavar="DECAY", help="Keep an exponential moving average of the generator's "
+                                    "weights (e.g. 0.999) and write it as the model.")
+@click.option("--classes", type=click.Choice(CLASS_MODES), default=None,
+              help="auto: when the target chips are a flat-colour map, learn its palette and "
+                   "train a class head (crisp colours, class rasters); off: image only.")
+@click.option("--lambda-ce", type=click.FloatRange(min=0), default=None,
+              help="Weight of the class head's cross-entropy [default: 1].")
+@click.option("--class-balance", type=click.FloatRange(0, 1), default=None, metavar="P",
+              help="Weight each class's cross-entropy by its pixel share to the power -P, so "
+                   "rare classes (thin roads, ponds) are drawn [default: 0.5 faithful, 0].")
+@click.option("--unet-levels", type=click.IntRange(5, 10), default=None,
+              help="Down-sampling levels of the U-Net [default: log2(tile) in paper, i.e. 8 "
+                   "at 256 px]; fewer bound its receptive field.")
+@click.option("--upsample", type=click.Choice(UPSAMPLINGS), default=None,
+              help="U-Net decoder: transpose (paper) or resize (nearest + conv, no "
+                   "checkerboard).")
 @click.option("--mask-nodata/--no-mask-nodata", "masked", default=None,
               help="Leave nodata pixels out of every loss [default: on].")
 @click.option("--val-every", type=click.IntRange(min=0), default=None, metavar="STEPS",

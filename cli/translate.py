@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from geogan.grids.windows import BLENDS
-from geogan.nn.config import PRECISIONS
+from geogan.nn.config import OUTPUTS, PRECISIONS
 
 from .options import ProgressBar, creation_options, overwrite_opt, seed_opt
 
@@ -38,6 +38,14 @@ from .options import ProgressBar, creation_options, overwrite_opt, seed_opt
 @click.option("--samples", type=click.IntRange(min=1), default=1, show_default=True,
               metavar="K", help="K >= 2: K passes with dropout on; writes their mean and a "
                                 "per-pixel standard-deviation band (uncertainty).")
+@click.option("--tta", is_flag=True,
+              help="Test-time augmentation: average the 8 flips and rotations of every "
+                   "window (8 times the work; steadier lines).")
+@click.option("--output-kind", "output_kind", type=click.Choice(OUTPUTS), default="auto",
+              show_default=True,
+              help="Models with a class head: palette (crisp colours of the most likely "
+                   "class, what auto gives them), classes (one uint8 class band with a colour "
+                   "table: a land-cover raster) or image (the image head). Others: image.")
 @click.option("--cluster", default=None, metavar="ADDRESS|local:N",
               help="With --out-dir: one task per scene on the Dask scheduler at ADDRESS "
                    "(tcp://host:8786), or on N worker processes of this machine (local:N). "
@@ -50,7 +58,8 @@ from .options import ProgressBar, creation_options, overwrite_opt, seed_opt
 def translate_command(ctx: click.Context, scenes: tuple[str, ...], model_path: Path,
                       output: Path | None, out_dir: Path | None, overlap: int | None,
                       blend: str, batch_size: int, device: str, precision: str,
-                      direction: str, samples: int, cluster: str | None, seed: int,
+                      direction: str, samples: int, tta: bool, output_kind: str,
+                      cluster: str | None, seed: int,
                       creation_options: dict[str, Any], cog: bool, overwrite: bool) -> None:
     """Translate SCENES with a trained model into georeferenced GeoTIFFs.
 
@@ -63,6 +72,7 @@ def translate_command(ctx: click.Context, scenes: tuple[str, ...], model_path: P
       geogan translate big_scene.tif --model m.pt -o big_map.tif
       geogan translate scenes/*.tif --model m.pt --out-dir maps/ --cog
       geogan translate scenes/*.tif --model m.pt --out-dir maps/ --cluster local:4
+      geogan translate scene.tif --model m.pt -o landcover.tif --output-kind classes
     """
     if output is not None and out_dir is not None:
         raise click.UsageError("give -o/--output (one scene) or --out-dir (many), not both")
@@ -77,7 +87,7 @@ def translate_command(ctx: click.Context, scenes: tuple[str, ...], model_path: P
         "overlap": overlap, "blend": blend, "batch_size": batch_size, "device": device,
         "precision": precision, "direction": direction, "samples": samples, "seed": seed,
         "creation_options": {k.upper(): v for k, v in creation_options.items()},
-        "cog": cog, "overwrite": overwrite,
+        "cog": cog, "overwrite": overwrite, "tta": tta, "output": output_kind,
     }
     if out_dir is None:
         target = output or Path(f"{Path(scenes[0]).stem}-{model_path.stem}.tif")

@@ -270,7 +270,8 @@ class Pipeline:
                 if self.samples >= 2:
                     mean, std = translator.sample_tiles(item.tiles, self.samples)
                     # One spread band in output units: the bands' mean std.
-                    spread = (std * span[:, None, None]).mean(dim=1, keepdim=True)
+                    image = std[:, :translator.image_bands]  # classes have no spread
+                    spread = (image * span[:, None, None]).mean(dim=1, keepdim=True)
                     out = torch.cat([mean, spread], dim=1)  # (N, C + 1, tile, tile)
                 else:
                     out = translator.translate_tiles(item.tiles)  # (N, C, tile, tile)
@@ -281,7 +282,7 @@ class Pipeline:
 
     def _write(self) -> None:
         grid, tile = self.grid, self.grid.tile_size
-        channels = self.translator.out_bands + int(self.bands_out.uncertainty)
+        channels = self.translator.blend_bands + int(self.bands_out.uncertainty)
         block = self.output.block_shapes[0][0]
         buffer = _RowBuffer(channels, grid.width, 2 * tile + block)
         queued: dict[int, int] = {}
@@ -314,14 +315,13 @@ class Pipeline:
     def _write_rows(self, rows: tuple[NDArray[np.float32], NDArray[np.float32],
                                       NDArray[np.bool_]], row: int) -> None:
         sums, weights, valid = rows
-        out_bands = self.translator.out_bands
+        blended = self.translator.blend_bands
         covered = weights > 0
         valid &= covered
         sums /= np.where(covered, weights, 1.0)
-        means = np.clip(sums[:out_bands], -1.0, 1.0, out=sums[:out_bands])
-        values = self.translator.output_normalization.denormalize(means)  # (C, n, W)
+        values = self.translator.finish(sums[:blended])  # (C, n, W)
         if self.bands_out.uncertainty:
-            spread = _cast(sums[out_bands:], values.dtype)
+            spread = _cast(sums[blended:], values.dtype)
             values = np.concatenate([values, spread])
         nodata = self.bands_out.nodata
         if nodata is not None:

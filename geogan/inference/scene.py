@@ -35,6 +35,7 @@ from geogan.errors import ConfigError, GeoganError, GeoganWarning, InputError, O
 from geogan.grids.windows import BLENDS, WindowGrid, check_window_options, default_overlap
 from geogan.inference.pipeline import OutputBands, Pipeline
 from geogan.inference.translator import Translator, load_model
+from geogan.nn.config import OUTPUTS
 from geogan.nn.model_file import MODEL_FORMAT, MODEL_VERSION
 from geogan.outputs import atomic_file, check_output_file
 from geogan.progress import ProgressCallback
@@ -66,6 +67,8 @@ class TranslateOptions:
     creation_options: Mapping[str, Any] = field(default_factory=dict)  # GDAL, e.g. ZLEVEL
     cog: bool = False  # write a Cloud Optimised GeoTIFF with overviews
     overwrite: bool = False  # replace an existing output
+    tta: bool = False  # average the 8 flips and rotations of every window (8 x the work)
+    output: str = "auto"  # image, palette or classes (models with a class head); auto
 
     def check(self) -> None:
         """Raise :class:`ConfigError` for values that cannot work (before any work)."""
@@ -75,6 +78,8 @@ class TranslateOptions:
             raise ConfigError(f"samples must be at least 1, not {self.samples}")
         if self.blend not in BLENDS:
             raise ConfigError(f"unknown blend {self.blend!r}; use one of {', '.join(BLENDS)}")
+        if self.output not in OUTPUTS:
+            raise ConfigError(f"unknown output {self.output!r}; use one of {', '.join(OUTPUTS)}")
 
     def record(self, translator: Translator) -> dict[str, Any]:
         """The options as they were applied, for the output's provenance tag."""
@@ -82,7 +87,8 @@ class TranslateOptions:
         values.pop("overwrite")
         values["creation_options"] = dict(self.creation_options)
         values.update(overlap=self.overlap_for(translator), device=str(translator.device),
-                      precision=translator.precision, direction=translator.direction)
+                      precision=translator.precision, direction=translator.direction,
+                      output=translator.output, tta=translator.tta)
         return values
 
     def overlap_for(self, translator: Translator) -> int:
@@ -195,11 +201,14 @@ def translator_for(model: str | os.PathLike[str] | Translator,
     """``model`` loaded as ``settings`` ask (or checked against them, if loaded)."""
     if not isinstance(model, Translator):
         return load_model(model, direction=settings.direction, device=settings.device,
-                          precision=settings.precision)
+                          precision=settings.precision, tta=settings.tta, output=settings.output)
     if settings.direction != model.direction:
         raise ConfigError(f"the translator was loaded for {model.direction}, not "
                           f"{settings.direction}; load the model again with "
                           f"direction={settings.direction!r}")
+    if settings.tta != model.tta or settings.output not in ("auto", model.output):
+        raise ConfigError(f"the translator was loaded with tta={model.tta} and output="
+                          f"{model.output!r}; load the model again with the options wanted")
     return model
 
 
@@ -366,8 +375,22 @@ def _describe(out: Any, translator: Translator, settings: TranslateOptions, sour
         "TILE_SIZE": str(translator.tile_size),  # with OPTIONS: the windows (seam score)
         "OPTIONS": json.dumps(settings.record(translator), sort_keys=True),
     }
+    palette = translator.palette
+    if palette and translator.output == "palette":
+        # evaluate --palette auto reads the classes from here.
+        tags["PALETTE"] = json.dumps({k: [int(v) for v in c] for k, c in palette.items()})
+    if palette and translator.output == "classes":
+        tags["CLASSES"] = json.dumps(list(palette))
+        if all(len(c) in (1, 3) and all(0 <= v <= 255 for v in c) for c in palette.values()):
+            out.write_colormap(1, {i: (*_rgb(c), 255) for i, c in enumerate(palette.values())})
     out.update_tags(TIFFTAG_SOFTWARE=f"geogan {__version__}",
                     **{TAG_PREFIX + key: value for key, value in tags.items()})
+
+
+def _rgb(colour: tuple[float, ...]) -> tuple[int, int, int]:
+    """An RGB triple of a palette colour (grey for one band)."""
+    r, g, b = (colour * 3)[:3] if len(colour) == 1 else colour[:3]
+    return int(r), int(g), int(b)
 
 
 @contextlib.contextmanager

@@ -5,7 +5,13 @@ generator of one direction (in eval mode, so a tile's output never depends on th
 tiles of a batch), the value mapping of both domains and the tile size.
 ``Translator.translate_array`` turns one tile (or less) of raster values into target
 values; the windowed engine of ``geogan translate`` feeds ``translate_tiles`` with
-batches of normalised tiles.
+batches of normalised tiles, blends what it returns and hands the blend to ``finish``.
+
+Models with a class head (a flat-colour target, see :mod:`geogan.training.class_palette`) can write
+three things (:data:`OUTPUTS`): the image head (``image``), the palette colour of the
+most likely class (``palette``, crisp colours, the default) or the class index itself
+(``classes``, one band for a colour table). Class probabilities, not colours, are what
+gets blended across windows and averaged by test-time augmentation.
 """
 
 from __future__ import annotations
@@ -19,11 +25,15 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
-from geogan.errors import InputError, ModelFileError
+from geogan.errors import ConfigError, InputError, ModelFileError
+from geogan.nn.config import OUTPUTS
 from geogan.nn.devices import autocast, resolve_device, resolve_precision
 from geogan.nn.model_file import ModelFile, read_model_file
 from geogan.nn.networks import build_generator, has_dropout, set_dropout
 from geogan.raster.io import missing
+
+CLASS_NODATA = 255
+"""Nodata of a class raster (``output="classes"``)."""
 
 
 class Translator:
@@ -37,16 +47,31 @@ class Translator:
         weights: The direction's state dict to use instead of ``model``'s, consumed (its
             tensors are replaced in place), so that :func:`load_model` never holds two
             copies of large weights.
+        tta: Test-time augmentation: each tile is translated in its 8 flips and
+            rotations and the outputs, turned back, are averaged (8 times the work).
+        output: One of :data:`OUTPUTS`.
 
     Raises:
         ModelFileError: If the weights do not fit the stored architecture.
         InputError: For a direction the model does not have.
+        ConfigError: For an unknown output, or ``palette``/``classes`` from a model
+            without a class head.
     """
 
     def __init__(self, model: ModelFile, *, direction: str = "a2b", device: str = "cpu",
                  precision: str = "fp32",
-                 weights: MutableMapping[str, torch.Tensor] | None = None) -> None:
+                 weights: MutableMapping[str, torch.Tensor] | None = None,
+                 tta: bool = False, output: str = "auto") -> None:
         architecture = model.architecture
+        classes = architecture.classes if direction == "a2b" else 0
+        if output not in OUTPUTS:
+            raise ConfigError(f"unknown output {output!r}; use one of {', '.join(OUTPUTS)}")
+        if output in ("palette", "classes") and not classes:
+            raise ConfigError(f"--output {output} needs a model with a class head (trained "
+                              "on a flat-colour map target); this one writes images only")
+        self.classes = classes
+        self.output = ("palette" if classes else "image") if output == "auto" else output
+        self.tta = tta
         if direction not in architecture.directions:
             raise InputError(f"a {architecture.kind} model translates "
                              f"{' and '.join(architecture.directions)} only, not {direction}")
@@ -90,23 +115,58 @@ class Translator:
 
     @property
     def out_bands(self) -> int:
-        """Bands the generator writes."""
+        """Bands of the translated raster (1 for a class raster)."""
+        return 1 if self.output == "classes" else self.output_normalization.bands
+
+    @property
+    def image_bands(self) -> int:
+        """Bands of the target domain (what the image head draws)."""
         return self.output_normalization.bands
 
     @property
+    def blend_bands(self) -> int:
+        """Channels :meth:`translate_tiles` returns and the engine blends: the image
+        bands, then one probability per class."""
+        return self.image_bands + self.classes
+
+    @property
     def output_dtype(self) -> str:
-        """Data type of the translated values (the target domain's own)."""
-        return self.output_normalization.dtype
+        """Data type of the translated values (the target domain's own; a class raster's
+        is uint8)."""
+        return "uint8" if self.output == "classes" else self.output_normalization.dtype
 
     @property
     def output_nodata(self) -> float | None:
-        """Nodata value of the target domain, if it had one."""
-        return self.output_normalization.nodata
+        """Nodata value of the output, if it has one."""
+        return CLASS_NODATA if self.output == "classes" else self.output_normalization.nodata
 
     @property
     def output_descriptions(self) -> list[str | None]:
         """Band names of the target domain, as its training chips had them."""
+        if self.output == "classes":
+            return ["class"]
         return self.model.band_descriptions("b" if self.direction == "a2b" else "a")
+
+    @property
+    def palette(self) -> dict[str, tuple[float, ...]]:
+        """Class name → colour of the class head (empty without one)."""
+        arch = self.architecture
+        return dict(zip(arch.class_names, arch.palette, strict=True)) if self.classes else {}
+
+    def finish(self, blended: NDArray[np.float32]) -> NDArray[Any]:
+        """Output values from blended :meth:`translate_tiles` channels (C, ...): the
+        image head denormalised, the palette colour of the most likely class, or that
+        class's index, as :attr:`output` says."""
+        image = np.clip(blended[:self.image_bands], -1.0, 1.0)
+        if self.output == "image":
+            return self.output_normalization.denormalize(image)
+        best = blended[self.image_bands:self.blend_bands].argmax(axis=0)  # (...)
+        if self.output == "classes":
+            classes: NDArray[np.uint8] = best.astype(np.uint8)[None]
+            return classes
+        colours = np.asarray(self.architecture.palette, dtype=np.float64)  # (K, C)
+        values: NDArray[Any] = np.moveaxis(colours[best], -1, 0)  # (C, ...)
+        return values.astype(self.output_normalization.dtype)
 
     @property
     def has_dropout(self) -> bool:
@@ -121,13 +181,33 @@ class Translator:
             tiles: (N, in_bands, tile, tile) float32 in [-1, 1], on any device.
 
         Returns:
-            (N, out_bands, tile, tile) float32 in [-1, 1], on this translator's device.
+            (N, blend_bands, tile, tile) float32, on this translator's device: the image
+            bands in [-1, 1], then the class probabilities (models with a class head).
+            With :attr:`tta`, the mean over the 8 flips and rotations.
         """
         tiles = tiles.to(self.device, torch.float32, non_blocking=True)
+        if not self.tta:
+            return self._forward(tiles)
+        total = torch.zeros(())
+        for k in range(4):
+            for flip in (False, True):
+                turned = torch.rot90(tiles, k, (2, 3))
+                turned = turned.flip(3) if flip else turned
+                out = self._forward(turned.contiguous())
+                out = out.flip(3) if flip else out
+                total = total + torch.rot90(out, -k, (2, 3))
+        result: torch.Tensor = (total / 8).contiguous()
+        return result
+
+    def _forward(self, tiles: torch.Tensor) -> torch.Tensor:
         tiles = tiles.contiguous(memory_format=self.memory_format)
         with autocast(self.device, self.precision):
-            out = self.generator(tiles)  # (N, out_bands, tile, tile)
-        result: torch.Tensor = out.float().contiguous()
+            out = self.generator(tiles)  # (N, out_bands [+ classes], tile, tile)
+        out = out.float()
+        if self.classes:
+            out = torch.cat([out[:, :self.image_bands],
+                             torch.softmax(out[:, self.image_bands:], dim=1)], dim=1)
+        result: torch.Tensor = out.contiguous()
         return result
 
     @torch.inference_mode()
@@ -192,7 +272,7 @@ class Translator:
         normalized[:, ~mask] = 0.0
         padded = pad_to_tile(normalized, self.tile_size)  # (C, tile, tile)
         out = self.translate_tiles(torch.from_numpy(padded)[None])[0]
-        result = self.output_normalization.denormalize(out[:, :height, :width].cpu().numpy())
+        result = self.finish(out[:, :height, :width].cpu().numpy())
         nodata = self.output_nodata
         if nodata is not None and not mask.all():
             result[:, ~mask] = nodata
@@ -200,7 +280,7 @@ class Translator:
 
 
 def load_model(path: str | os.PathLike[str], *, direction: str = "a2b", device: str = "cpu",
-               precision: str = "fp32") -> Translator:
+               precision: str = "fp32", tta: bool = False, output: str = "auto") -> Translator:
     """Load a model file as a :class:`Translator`.
 
     Args:
@@ -209,6 +289,8 @@ def load_model(path: str | os.PathLike[str], *, direction: str = "a2b", device: 
         device: ``auto``, ``cpu`` or ``cuda``.
         precision: Arithmetic of the generator: ``fp32`` (default, exact), ``bf16``,
             ``fp16`` or ``auto``.
+        tta: Average the 8 flips and rotations of every tile.
+        output: ``auto``, ``image``, ``palette`` or ``classes`` (see :data:`OUTPUTS`).
 
     Raises:
         ModelFileError: If the file is missing, damaged or not a geogan model file.
@@ -220,7 +302,8 @@ def load_model(path: str | os.PathLike[str], *, direction: str = "a2b", device: 
     if not isinstance(weights, dict):
         weights = None
     return Translator(replace(model, generators={}), direction=direction,
-                      device=device, precision=precision, weights=weights)
+                      device=device, precision=precision, weights=weights, tta=tta,
+                      output=output)
 
 
 def pad_to_tile(array: NDArray[np.float32], tile: int) -> NDArray[np.float32]:

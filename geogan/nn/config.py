@@ -6,8 +6,10 @@ in the checkpoints and in the model file's training record. Both are plain froze
 dataclasses of ints, floats and strings, so that ``dataclasses.asdict`` gives a value
 ``torch.load(..., weights_only=True)`` accepts.
 
-Presets are small named sets of values (``paper`` follows the papers, ``tiny`` keeps the
-structure with narrow layers for CPU demos and tests); any value can be overridden.
+Presets are small named sets of values: ``faithful`` (the default) is the recipe chosen by
+measurement on real aerial photo → map pairs, ``paper`` follows the papers exactly, ``tiny``
+keeps the paper's structure with narrow layers for CPU demos and tests; any value can be
+overridden.
 This module imports neither torch nor numpy.
 """
 
@@ -28,6 +30,12 @@ NORMS_BY_KIND = {"pix2pix": "batch", "cyclegan": "instance"}
 GAN_LOSSES_BY_KIND = {"pix2pix": "vanilla", "cyclegan": "lsgan"}
 
 GAN_LOSSES = ("vanilla", "lsgan")
+UPSAMPLINGS = ("transpose", "resize")
+CLASS_MODES = ("off", "auto")
+OUTPUTS = ("auto", "image", "palette", "classes")
+"""What translate writes: ``image`` (the image head), ``palette`` (crisp colours of the
+most likely class) or ``classes`` (the class index); ``auto`` is ``palette`` for models
+with a class head, else ``image``."""
 NORMS = ("batch", "instance")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda")
@@ -72,6 +80,18 @@ class Architecture:
         dropout: Dropout probability in the three innermost decoder blocks of the
             U-Net (0.5 in the paper); in the ResNet blocks (0 in the paper).
         resnet_blocks: Residual blocks of the ResNet generator (9 at 256 px).
+        unet_levels: Down-sampling levels of the U-Net; 0 (the paper) takes
+            ``log2(tile_size)``, a 1 x 1 bottleneck whose receptive field is the whole
+            tile. Fewer levels bound what each output pixel sees (6 levels: 190 px), so
+            the network traces the input instead of drawing a remembered layout.
+        upsample: How the U-Net's decoder doubles the size: ``transpose`` (the paper's
+            4 x 4 transposed convolution) or ``resize`` (nearest-neighbour resize, then a
+            3 x 3 convolution: no checkerboard texture).
+        palette: Colours of the target domain's classes, one tuple of band values per
+            class, when the target is a flat-colour map; the generator then also
+            predicts a class per pixel and ``translate`` can write crisp palette
+            colours or a class band. Empty: no class head.
+        class_names: Names of the palette's classes (same order), for the colour table.
     """
 
     kind: str
@@ -85,8 +105,16 @@ class Architecture:
     norm: str = "batch"
     dropout: float = 0.5
     resnet_blocks: int = 9
+    unet_levels: int = 0
+    upsample: str = "transpose"
+    palette: tuple[tuple[float, ...], ...] = ()
+    class_names: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        # Model files store tuples as lists: keep the dataclass hashable and comparable.
+        object.__setattr__(self, "palette", tuple(tuple(float(v) for v in c)
+                                                  for c in self.palette))
+        object.__setattr__(self, "class_names", tuple(str(n) for n in self.class_names))
         if self.kind not in MODEL_KINDS:
             raise ConfigError(f"unknown model kind {self.kind!r}; use one of {_names(MODEL_KINDS)}")
         if self.in_bands < 1 or self.out_bands < 1:
@@ -103,11 +131,28 @@ class Architecture:
                 raise ConfigError(f"{name} must be at least 1, not {getattr(self, name)}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), not {self.dropout}")
+        if self.upsample not in UPSAMPLINGS:
+            raise ConfigError(f"unknown upsampling {self.upsample!r}; use one of "
+                              f"{_names(UPSAMPLINGS)}")
+        if self.unet_levels and not 5 <= self.unet_levels <= int(math.log2(self.tile_size)):
+            raise ConfigError(f"the U-Net needs 5 to {int(math.log2(self.tile_size))} levels "
+                              f"at {self.tile_size} px, not {self.unet_levels}")
+        if any(len(c) != self.out_bands for c in self.palette):
+            raise ConfigError(f"every palette colour needs {self.out_bands} band value(s)")
+        if self.palette and len(self.palette) < 2:
+            raise ConfigError("a palette needs at least two classes")
+        if self.class_names and len(self.class_names) != len(self.palette):
+            raise ConfigError("give one class name per palette colour")
 
     @property
     def unet_depth(self) -> int:
-        """Down-sampling levels of the U-Net: ``log2(tile_size)``."""
-        return int(math.log2(self.tile_size))
+        """Down-sampling levels of the U-Net: ``unet_levels``, else ``log2(tile_size)``."""
+        return self.unet_levels or int(math.log2(self.tile_size))
+
+    @property
+    def classes(self) -> int:
+        """Classes of the class head (0: none)."""
+        return len(self.palette)
 
     @property
     def directions(self) -> tuple[str, ...]:
@@ -152,6 +197,26 @@ class TrainConfig:
             same number of bands.
         pool_size: Past fakes each CycleGAN discriminator draws from (50).
         augment: Random flips and 90-degree rotations, the same for both chips.
+        rotate: Rotation by any angle (overhead imagery has no up), the same for both
+            chips and their masks; reflection fills the corners.
+        scale_jitter: Largest random zoom factor (1: none); zooms in and out up to it.
+        crop_jitter: The paper's random jitter: enlarge by 286/256 and take a random
+            crop of the tile size, the same for both chips.
+        photometric: Strength of random brightness, contrast and per-band gain on the
+            input only (0: none; 0.2 changes contrast by up to 20 %).
+        diffaugment: Differentiable augmentation of what the discriminator sees
+            (brightness, contrast, translation, cutout), identical for the input and
+            output halves of each pair, for real and fake pairs alike (Zhao et al. 2020).
+        ema: Decay of an exponential moving average of the generator's weights, which
+            is what the model file keeps (0: the last weights, as the paper).
+        classes: ``off``, or ``auto``: when the target chips are a flat-colour map, learn
+            its palette and train a class head beside the image output.
+        lambda_ce: Weight of the class head's cross-entropy (pixels between palette
+            colours, such as anti-aliased edges, are left out).
+        class_balance: Each class's cross-entropy is weighted by its share of the target
+            pixels to the power ``-class_balance`` (0: equal weights; 0.5: a class 100
+            times rarer weighs 10 times more), so that thin roads and small ponds are
+            drawn at all.
         masked: Leave nodata pixels (in either chip) out of every loss.
         val_every: Validate every this many steps; 0 validates once per epoch.
         precision: ``auto``, ``fp32``, ``bf16`` or ``fp16`` (CUDA only).
@@ -181,6 +246,15 @@ class TrainConfig:
     precision: str = "auto"
     seed: int = 0
     workers: int | None = None
+    rotate: bool = False
+    scale_jitter: float = 1.0
+    crop_jitter: bool = False
+    photometric: float = 0.0
+    diffaugment: bool = False
+    ema: float = 0.0
+    classes: str = "off"
+    lambda_ce: float = 1.0
+    class_balance: float = 0.0
 
     def __post_init__(self) -> None:
         if self.gan_loss not in GAN_LOSSES:
@@ -197,6 +271,24 @@ class TrainConfig:
             raise ConfigError("loss weights must not be negative")
         if self.pool_size < 0 or (self.workers or 0) < 0 or self.val_every < 0 or self.seed < 0:
             raise ConfigError("pool size, workers, val-every and seed must not be negative")
+        if not 1.0 <= self.scale_jitter <= 4.0:
+            raise ConfigError(f"scale jitter must be from 1 to 4, not {self.scale_jitter}")
+        if not 0.0 <= self.photometric < 1.0:
+            raise ConfigError(f"photometric jitter must be in [0, 1), not {self.photometric}")
+        if not 0.0 <= self.ema < 1.0:
+            raise ConfigError(f"the EMA decay must be in [0, 1), not {self.ema}")
+        if self.classes not in CLASS_MODES:
+            raise ConfigError(f"unknown classes mode {self.classes!r}; use one of "
+                              f"{_names(CLASS_MODES)}")
+        if self.lambda_ce < 0:
+            raise ConfigError("loss weights must not be negative")
+        if not 0.0 <= self.class_balance <= 1.0:
+            raise ConfigError(f"class balance must be in [0, 1], not {self.class_balance}")
+
+    @property
+    def geometric(self) -> bool:
+        """Whether batches are warped by a random rotation, zoom or crop."""
+        return self.rotate or self.scale_jitter > 1.0 or self.crop_jitter
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values, as stored in checkpoints and the training record."""
@@ -209,6 +301,12 @@ class TrainConfig:
 
 
 PRESETS: dict[str, dict[str, Any]] = {
+    # Chosen on real aerial photo -> map pairs (benchmarks/quality_real.py): draws what
+    # the photo shows instead of a remembered street grid. Pix2Pix only; CycleGAN models
+    # get the paper's settings under this name (see PIX2PIX_ONLY_PRESETS).
+    "faithful": {"ngf": 64, "ndf": 64, "epochs": 200, "unet_levels": 6, "upsample": "resize",
+                 "classes": "auto", "rotate": True, "scale_jitter": 1.25, "photometric": 0.2,
+                 "diffaugment": True, "ema": 0.999},
     # Isola et al. 2017 and Zhu et al. 2017, at 256 x 256.
     "paper": {"ngf": 64, "ndf": 64, "epochs": 200},
     # The same structure, a sixteenth of the arithmetic: minutes on a laptop CPU.
@@ -216,14 +314,21 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 """Named presets: values that differ from the dataclass defaults."""
 
+DEFAULT_PRESET = "faithful"
+"""The preset of ``geogan train`` when none is given."""
+
+PIX2PIX_ONLY_PRESETS = {"faithful": "paper"}
+"""Presets measured on paired data only, and what a CycleGAN model gets instead."""
+
 
 def build_configs(kind: str, in_bands: int, out_bands: int, tile_size: int, *,
-                  preset: str = "paper",
+                  preset: str = DEFAULT_PRESET,
                   overrides: Mapping[str, Any] | None = None) -> tuple[Architecture, TrainConfig]:
     """Architecture and training configuration of a preset with overrides applied.
 
     The kind chooses the generator, the norm and the GAN loss the paper used; the
-    preset then sets widths and length; ``overrides`` (a value of ``None`` means "not
+    preset then sets widths, length and the recipe (a Pix2Pix-only preset gives other
+    kinds the preset of :data:`PIX2PIX_ONLY_PRESETS`); ``overrides`` (a value of ``None`` means "not
     given") win over both. A key of either dataclass may be overridden.
 
     Raises:
@@ -239,6 +344,8 @@ def build_configs(kind: str, in_bands: int, out_bands: int, tile_size: int, *,
         "gan_loss": GAN_LOSSES_BY_KIND[kind],
         "dropout": 0.5 if kind == "pix2pix" else 0.0,
     }
+    if kind != "pix2pix":
+        preset = PIX2PIX_ONLY_PRESETS.get(preset, preset)
     values.update(PRESETS[preset])
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
     arch_keys = {f.name for f in fields(Architecture)}
@@ -274,4 +381,5 @@ def _names(names: Any) -> str:
     return ", ".join(str(n) for n in names)
 
 
-__all__ = ["PRESETS", "Architecture", "TrainConfig", "build_configs", "is_valid_tile_size"]
+__all__ = ["DEFAULT_PRESET", "PRESETS", "Architecture", "TrainConfig", "build_configs",
+           "is_valid_tile_size"]

@@ -150,12 +150,61 @@ def patch_weights(mask: Tensor, size: Sequence[int]) -> Tensor:
         return F.adaptive_avg_pool2d(mask.float(), (int(size[0]), int(size[1])))  # (N, 1, h, w)
 
 
+IGNORED_CLASS = -100
+"""Class index of target pixels that no loss sees (PyTorch's ``ignore_index``)."""
+
+CLEAR_CLASS_RATIO = 0.5
+"""A target pixel belongs to its nearest palette colour only when it is at most this
+fraction of the distance to the second nearest: anti-aliased edges and text, which lie
+between two colours, are left out."""
+
+
+def class_targets(target: Tensor, colours: Tensor, mask: Tensor | None = None) -> Tensor:
+    """The class of each pixel of a flat-colour target, or :data:`IGNORED_CLASS`.
+
+    Args:
+        target: (N, C, H, W) normalised target values.
+        colours: (K, C) the palette in the same units, K >= 2.
+        mask: Optional (N, 1, H, W) validity; invalid pixels are ignored.
+
+    Returns:
+        (N, H, W) int64 class indices, without gradient.
+    """
+    with torch.no_grad():
+        pixels = target.float().permute(0, 2, 3, 1)  # (N, H, W, C)
+        distances = torch.cdist(pixels.reshape(1, -1, pixels.shape[-1]),
+                                colours.float()[None])[0]  # (N*H*W, K)
+        two = distances.topk(2, dim=1, largest=False)
+        classes = two.indices[:, 0].clone()
+        classes[two.values[:, 0] > CLEAR_CLASS_RATIO * two.values[:, 1]] = IGNORED_CLASS
+        classes = classes.view(pixels.shape[:3])
+        if mask is not None:
+            classes[mask[:, 0] <= 0] = IGNORED_CLASS
+        return classes
+
+
+def masked_cross_entropy(logits: Tensor, classes: Tensor, weight: Tensor | None = None
+                         ) -> Tensor:
+    """Mean cross-entropy of the class logits (N, K, H, W) over the pixels whose class
+    (N, H, W) is not :data:`IGNORED_CLASS`, each class weighted by ``weight`` (K,) when
+    given (a weighted mean, as PyTorch defines it); 0 (with a gradient path) when no pixel
+    has a class."""
+    valid = classes != IGNORED_CLASS
+    if not bool(valid.any()):
+        return logits.float().sum() * 0.0
+    return F.cross_entropy(logits.float(), classes, weight=weight, ignore_index=IGNORED_CLASS)
+
+
 __all__ = [
+    "CLEAR_CLASS_RATIO",
     "GAN_LOSSES",
+    "IGNORED_CLASS",
     "GANLoss",
     "LSGANLoss",
     "VanillaGANLoss",
+    "class_targets",
     "gan_loss",
+    "masked_cross_entropy",
     "masked_l1",
     "patch_weights",
 ]

@@ -169,6 +169,9 @@ class UNetGenerator(nn.Module):
         norm: ``batch`` or ``instance``.
         dropout: Dropout probability of the three innermost decoder levels (0.5 in
             the paper); 0 leaves the dropout layers out.
+        upsample: ``transpose`` (the paper) or ``resize`` (nearest resize + 3 x 3 conv).
+        classes: Class logits the last layer adds after the image bands (0: none, the
+            paper); the image bands alone go through Tanh.
 
     Raises:
         ValueError: For a depth below 5.
@@ -179,14 +182,18 @@ class UNetGenerator(nn.Module):
     DROPOUT_LEVELS = 3
 
     def __init__(self, in_channels: int, out_channels: int, depth: int, ngf: int = 64,
-                 norm: str = "batch", dropout: float = 0.5) -> None:
+                 norm: str = "batch", dropout: float = 0.5, upsample: str = "transpose",
+                 classes: int = 0) -> None:
         super().__init__()
+        if upsample not in ("transpose", "resize"):
+            raise ConfigError(f"unknown upsampling {upsample!r}; use transpose or resize")
         if depth < self.MIN_DEPTH:
             raise ValueError(f"the U-Net needs a depth of at least {self.MIN_DEPTH}, not {depth}")
         make_norm = norm_layer(norm)
         bias = _conv_bias(norm)
         self.in_channels = in_channels
         self.out_channels = out_channels
+        self.classes = classes
         self.depth = depth
         # Channels after each level: c[0] = in, c[k] = ngf * min(2**(k-1), 8).
         c = [in_channels] + [ngf * min(2**k, 8) for k in range(depth)]
@@ -206,13 +213,14 @@ class UNetGenerator(nn.Module):
             if k == 0:
                 up: list[nn.Module] = [
                     nn.ReLU(inplace=True),
-                    nn.ConvTranspose2d(up_in, out_channels, 4, stride=2, padding=1),
-                    nn.Tanh(),
+                    *_upsampling(upsample, up_in, out_channels + classes, bias=True),
                 ]
+                if not classes:
+                    up.append(nn.Tanh())
             else:
                 up = [
                     nn.ReLU(inplace=True),
-                    nn.ConvTranspose2d(up_in, c[k], 4, stride=2, padding=1, bias=bias),
+                    *_upsampling(upsample, up_in, c[k], bias=bias),
                     make_norm(c[k]),
                 ]
                 if dropout > 0 and k in with_dropout:
@@ -236,8 +244,20 @@ class UNetGenerator(nn.Module):
         h = self.decoder[-1](skips.pop())  # (N, 8ngf, 2 S / 2**depth, 2 S / 2**depth)
         for k in reversed(range(self.depth - 1)):
             h = self.decoder[k](torch.cat([skips[k], h], dim=1))  # (N, c[k], S / 2**k, ...)
-        out: Tensor = h  # (N, out_channels, S, S)
+        if self.classes:  # image bands through tanh, class logits as they are
+            h = torch.cat([torch.tanh(h[:, :self.out_channels]), h[:, self.out_channels:]], 1)
+        out: Tensor = h  # (N, out_channels [+ classes], S, S)
         return out
+
+
+def _upsampling(mode: str, in_channels: int, out_channels: int, bias: bool) -> list[nn.Module]:
+    """Layers that double the size: the paper's 4 x 4 transposed convolution, or a
+    nearest-neighbour resize and a 3 x 3 convolution (Odena et al. 2016: every output
+    pixel gets the same number of contributions, so no checkerboard)."""
+    if mode == "resize":
+        return [nn.Upsample(scale_factor=2, mode="nearest"),
+                nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=bias)]
+    return [nn.ConvTranspose2d(in_channels, out_channels, 4, stride=2, padding=1, bias=bias)]
 
 
 class ResnetBlock(nn.Module):
@@ -396,8 +416,11 @@ DiscriminatorBuilder = Callable[[Architecture, int], nn.Module]
 
 
 def _unet(arch: Architecture, in_channels: int, out_channels: int) -> nn.Module:
+    # The class head predicts the target domain's palette: only where B is the output.
+    classes = arch.classes if out_channels == arch.out_bands and arch.kind == "pix2pix" else 0
     return UNetGenerator(in_channels, out_channels, arch.unet_depth, ngf=arch.ngf,
-                         norm=arch.norm, dropout=arch.dropout)
+                         norm=arch.norm, dropout=arch.dropout, upsample=arch.upsample,
+                         classes=classes)
 
 
 def _resnet(arch: Architecture, in_channels: int, out_channels: int) -> nn.Module:

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from geogan.errors import InputError
+from geogan.raster.flat_colours import detect_flat_palette
 from geogan.raster.io import valid_mask
 
 PALETTE_TAG = "GEOGAN_PALETTE"
@@ -35,7 +36,8 @@ its valid pixels ..."""
 AUTO_MAX_CLASSES = 32
 """... with at most this many colours, for the reference to count as a flat-colour map."""
 
-_AUTO_MAX_DISTINCT = 4096  # distinct colours seen before detection gives up (a photo)
+_AUTO_MAX_DISTINCT = 4096  # distinct colours counted before exact counting gives up
+_AUTO_MAX_PIXELS = 4_000_000  # pixels a rendered map's palette is found from
 
 
 def palette_from_tags(tags: Mapping[str, str]) -> dict[str, tuple[int, int, int]]:
@@ -118,15 +120,40 @@ def check_palette(document: Any) -> dict[str, tuple[float, ...]]:
 
 
 def detect_palette(ref: Any) -> dict[str, tuple[float, ...]] | None:
-    """The reference's flat colours, most common first, or None when it has too many.
+    """The reference's flat colours, most common first, or None when it is not a map.
 
-    Counts every valid pixel's colour block by block (giving up once more than
-    :data:`_AUTO_MAX_DISTINCT` colours were seen: a photo, not a map), then keeps the
-    fewest most common colours that cover :data:`AUTO_COVERAGE` of the pixels (the rest
-    is anti-aliasing or noise), if they are at most :data:`AUTO_MAX_CLASSES`.
+    A map drawn in exact colours (a class raster, a synthetic map) has its colours
+    counted exactly; a rendered one (anti-aliased, JPEG-compressed: thousands of
+    distinct colours) has them found as the modes of its flat areas
+    (:func:`geogan.raster.flat_colours.detect_flat_palette`).
     """
     if np.dtype(ref.dtypes[0]).kind not in "ui" or ref.count > 4:
         return None
+    exact = _exact_palette(ref)
+    return exact if exact is not None else _rendered_palette(ref)
+
+
+def _rendered_palette(ref: Any) -> dict[str, tuple[float, ...]] | None:
+    """Palette of a rendered map from its blocks, up to :data:`_AUTO_MAX_PIXELS` pixels."""
+    images, valids, seen = [], [], 0
+    for _, window in ref.block_windows(1):
+        data = ref.read(window=window)  # (C, h, w)
+        images.append(data)
+        valids.append(valid_mask(ref, window, data))
+        seen += data.shape[1] * data.shape[2]
+        if seen >= _AUTO_MAX_PIXELS:
+            break
+    palette = detect_flat_palette(images, valids)
+    if palette is None:
+        return None
+    return {colour_name(c): c for c in palette}
+
+
+def _exact_palette(ref: Any) -> dict[str, tuple[float, ...]] | None:
+    """Counts every valid pixel's colour block by block (giving up once more than
+    :data:`_AUTO_MAX_DISTINCT` colours were seen), then keeps the fewest most common
+    colours that cover :data:`AUTO_COVERAGE` of the pixels (the rest is anti-aliasing or
+    noise), if they are at most :data:`AUTO_MAX_CLASSES`."""
     counts: dict[int, int] = {}
     for _, window in ref.block_windows(1):
         data = ref.read(window=window)  # (C, h, w)
@@ -164,9 +191,9 @@ def detect_palette(ref: Any) -> dict[str, tuple[float, ...]] | None:
     return palette
 
 
-def colour_name(colour: tuple[float, ...]) -> str:
+def colour_name(colour: Sequence[float]) -> str:
     """``#rrggbb`` for 8-bit RGB colours, else the values."""
-    if len(colour) == 3 and all(v <= 255 for v in colour):
+    if len(colour) == 3 and all(0 <= v <= 255 for v in colour):
         return "#" + "".join(f"{int(v):02x}" for v in colour)
     if len(colour) == 1:
         return f"value {int(colour[0])}"

@@ -59,8 +59,9 @@ def check_resumable(state: Mapping[str, Any], architecture: Architecture, config
     Raises:
         CheckpointError: Naming the settings that differ.
     """
-    differences = _differences(state["architecture"], architecture.to_dict())
     # A setting added since the checkpoint was written counts as its default.
+    differences = _differences(Architecture.from_dict(state["architecture"]).to_dict(),
+                               architecture.to_dict())
     saved_config = TrainConfig.from_dict(state["config"]).to_dict()
     differences += [k for k in _differences(saved_config, config.to_dict())
                     if k not in RESUMABLE_CHANGES]
@@ -90,10 +91,12 @@ def warm_start(path: Path, trainer: GANTrainer, architecture: Architecture,
     _check_same_networks(path, model.architecture.to_dict(), architecture)
     for direction, generator in trainer.generators.items():
         generator.load_state_dict(model.generators[direction])
+        if direction in trainer.averages:
+            trainer.averages[direction].average.load_state_dict(model.generators[direction])
 
 def _check_same_networks(path: Path, saved: Mapping[str, Any],
                          architecture: Architecture) -> None:
-    differences = _differences(saved, architecture.to_dict())
+    differences = _differences(Architecture.from_dict(saved).to_dict(), architecture.to_dict())
     if differences:
         raise CheckpointError(
             f"{path} holds other networks than this run builds "

@@ -66,7 +66,13 @@ from geogan.errors import (
     TrainingInterrupted,
 )
 from geogan.evaluation.image_metrics import MetricMean, image_metrics
-from geogan.nn.config import Architecture, TrainConfig, build_configs, check_kind_fits_chips
+from geogan.nn.config import (
+    DEFAULT_PRESET,
+    Architecture,
+    TrainConfig,
+    build_configs,
+    check_kind_fits_chips,
+)
 from geogan.nn.devices import resolve_device, resolve_precision
 from geogan.nn.model_file import ModelFile, check_model_output, save_model_file
 from geogan.nn.networks import set_dropout
@@ -82,6 +88,7 @@ from geogan.training.checkpoints import (
     warm_start,
 )
 from geogan.training.chip_folder import ChipFolder, open_chip_folder
+from geogan.training.class_palette import class_weights, normalized_colours, with_class_head
 from geogan.training.dataset import ChipDataset, Key, epoch_keys, val_keys
 from geogan.training.distributed import (
     ProcessGroup,
@@ -109,7 +116,7 @@ class TrainOptions:
     Attributes:
         kind: ``pix2pix`` or ``cyclegan``; ``None`` picks from the chip layout
             (paired → Pix2Pix, unpaired → CycleGAN).
-        preset: ``paper`` or ``tiny``.
+        preset: ``faithful`` (the default), ``paper`` or ``tiny``.
         overrides: Values of :class:`~geogan.nn.config.Architecture` or
             :class:`~geogan.nn.config.TrainConfig` that replace the preset's; ``None``
             values are ignored.
@@ -126,7 +133,7 @@ class TrainOptions:
     """
 
     kind: str | None = None
-    preset: str = "paper"
+    preset: str = DEFAULT_PRESET
     overrides: Mapping[str, Any] = field(default_factory=dict)
     device: str = "auto"
     checkpoint_dir: Path | None = None
@@ -204,6 +211,7 @@ def train(chips: str | os.PathLike[str], output: str | os.PathLike[str],
     architecture, config = build_configs(
         kind, folder.domains["a"].bands, folder.domains["b"].bands, folder.tile_size,
         preset=options.preset, overrides=options.overrides)
+    architecture = with_class_head(architecture, config, folder)
     device = resolve_device(options.device)
     precision = resolve_precision(config.precision, device)
     with process_group(device) as group:
@@ -293,8 +301,11 @@ class _Run:
         self.wait_seconds = 0.0
         self.run_seconds = 0.0
         torch.manual_seed(config.seed)
+        colours = (normalized_colours(architecture.palette, self.normalization["b"])
+                   if architecture.palette else None)
         self.trainer: GANTrainer = TRAINERS[architecture.kind](
-            architecture, config, device, precision, group)
+            architecture, config, device, precision, group, class_colours=colours,
+            class_weights=class_weights(architecture, config, folder, self.normalization["b"]))
 
     # -- checkpoints ---------------------------------------------------------------
 
@@ -473,7 +484,7 @@ class _Run:
         loader = self._loader(_in_batches(keys, self.config.batch_size), "val", 0)
         mean = MetricMean()
         panels: list[list[np.ndarray]] = []
-        with _generator_mode(self.trainer.generators.values(), mode), torch.no_grad():
+        with _generator_mode(self.trainer.output_generators.values(), mode), torch.no_grad():
             for batch in loader:
                 batch = self.trainer.to_device(batch)
                 output, reference, mask = self.trainer.validation_outputs(
@@ -502,7 +513,7 @@ class _Run:
             before = self.validate("eval", preview=False)
             keys = epoch_keys(self.folder, 0, self.config.seed, augment=False)
             loader = self._loader(_in_batches(keys, self.config.batch_size), "train", 0)
-            recalibrated = recalibrate_batchnorm(self.trainer.generators, loader,
+            recalibrated = recalibrate_batchnorm(self.trainer.output_generators, loader,
                                                  self.trainer.to_device, self.device,
                                                  self.precision)
             if recalibrated:
@@ -512,7 +523,8 @@ class _Run:
             final["recalibrated_layers"] = recalibrated
             model = ModelFile(
                 architecture=self.architecture,
-                generators={d: g.state_dict() for d, g in self.trainer.generators.items()},
+                generators={d: g.state_dict()
+                            for d, g in self.trainer.output_generators.items()},
                 normalization=self.normalization,
                 training=self._record(final, digests),
             )

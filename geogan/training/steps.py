@@ -27,9 +27,17 @@ from torch import Tensor, nn
 
 from geogan.nn.config import Architecture, TrainConfig
 from geogan.nn.devices import autocast
-from geogan.nn.losses import gan_loss, masked_l1, patch_weights
+from geogan.nn.losses import (
+    class_targets,
+    gan_loss,
+    masked_cross_entropy,
+    masked_l1,
+    patch_weights,
+)
 from geogan.nn.networks import build_discriminator, build_generator, channels_last
+from geogan.training import augment
 from geogan.training.distributed import SINGLE, ProcessGroup, wrap
+from geogan.training.weight_average import WeightAverage
 
 Batch = Mapping[str, Tensor]
 
@@ -45,11 +53,19 @@ class GANTrainer(ABC):
         group: The training processes; with more than one, every forward pass whose
             gradients update a network goes through its DistributedDataParallel
             wrapper (:attr:`synced`), which averages the gradients across processes.
+        class_colours: The target palette in normalised units (K, out_bands), when the
+            architecture has a class head: each target pixel's class is the colour it
+            is clearly nearest to.
+        class_weights: Cross-entropy weight of each class (K,), or None for equal ones.
     """
 
     def __init__(self, architecture: Architecture, config: TrainConfig, device: torch.device,
-                 precision: str, group: ProcessGroup = SINGLE) -> None:
+                 precision: str, group: ProcessGroup = SINGLE,
+                 class_colours: Tensor | None = None,
+                 class_weights: Tensor | None = None) -> None:
         self.architecture = architecture
+        self.class_colours = None if class_colours is None else class_colours.to(device)
+        self.class_weights = None if class_weights is None else class_weights.to(device)
         self.config = config
         self.device = device
         self.precision = precision
@@ -80,6 +96,18 @@ class GANTrainer(ABC):
         }
         # fp16 needs loss scaling; bf16 and fp32 do not (the scaler is then a no-op).
         self.scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+        # Augmentation draws from its own generator, kept in checkpoints.
+        self.augment_rng = torch.Generator().manual_seed(config.seed + 7919)
+        self.averages = {d: WeightAverage(g, config.ema) for d, g in self.generators.items()
+                         } if config.ema > 0 else {}
+
+    @property
+    def output_generators(self) -> dict[str, nn.Module]:
+        """The generators the model file keeps: the weight averages when training keeps
+        them (``config.ema``), else the trained networks themselves."""
+        if self.averages:
+            return {d: average.average for d, average in self.averages.items()}
+        return self.generators
 
     @abstractmethod
     def _discriminator_inputs(self) -> dict[str, int]:
@@ -112,6 +140,8 @@ class GANTrainer(ABC):
             "networks": {n: m.state_dict() for n, m in self.networks().items()},
             "optimizers": {n: o.state_dict() for n, o in self.optimizers.items()},
             "scaler": self.scaler.state_dict(),
+            "augment_rng": self.augment_rng.get_state(),
+            "averages": {d: a.state_dict() for d, a in self.averages.items()},
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -122,6 +152,14 @@ class GANTrainer(ABC):
             optimizer.load_state_dict(state["optimizers"][name])
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
+        if "augment_rng" in state:
+            self.augment_rng.set_state(state["augment_rng"].cpu())
+        for direction, average in self.averages.items():
+            saved = (state.get("averages") or {}).get(direction)
+            if saved is not None:
+                average.load_state_dict(saved)
+            else:  # warm start from a run without averages: start from its weights
+                average.average.load_state_dict(self.generators[direction].state_dict())
 
     def to_device(self, batch: Batch) -> dict[str, Tensor]:
         """Move a batch to the training device, in the networks' memory format."""
@@ -141,6 +179,32 @@ class GANTrainer(ABC):
 
     def _mask(self, mask: Tensor) -> Tensor | None:
         return mask if self.config.masked else None
+
+    def _augmented(self, batch: Batch) -> dict[str, Tensor]:
+        """The batch after the configured augmentations, with the target's class map
+        (``classes``, -100 where a pixel has no clear class) when there is a class head."""
+        config = self.config
+        out = dict(batch)
+        if self.class_colours is not None:
+            out["classes"] = class_targets(out["b"], self.class_colours, out["mask_b"])
+        if config.geometric:
+            out = augment.geometric(out, rotate=config.rotate, scale_jitter=config.scale_jitter,
+                                    crop_jitter=config.crop_jitter, generator=self.augment_rng)
+            out = {k: v.contiguous(memory_format=self.memory_format) if v.dim() == 4 else v
+                   for k, v in out.items()}
+        if config.photometric > 0:
+            out["a"] = augment.photometric(out["a"], config.photometric, self.augment_rng)
+        return out
+
+    def _judged(self, images: Tensor) -> Tensor:
+        """What a discriminator sees: ``images`` after DiffAugment when configured."""
+        if self.config.diffaugment:
+            return augment.diff_augment(images, self.augment_rng)
+        return images
+
+    def _average(self) -> None:
+        for average in self.averages.values():
+            average.update()
 
     def _gan(self, prediction: Tensor, real: bool, mask: Tensor | None) -> Tensor:
         weight = None if mask is None else patch_weights(mask, prediction.shape[-2:])
@@ -164,12 +228,15 @@ class Pix2PixTrainer(GANTrainer):
         return {"b": self.architecture.in_bands + self.architecture.out_bands}
 
     def train_step(self, batch: Batch) -> dict[str, Tensor]:
+        batch = self._augmented(batch)
         mask = self._mask(batch["mask_a"])
         real_a, real_b = _apply(batch["a"], mask), _apply(batch["b"], mask)  # (N, C, H, W)
         generator, discriminator = self.synced["g_a2b"], self.synced["d_b"]
         adversarial = self.config.lambda_gan > 0  # 0: the L1-only baseline, no D at all
+        bands = self.architecture.out_bands
         with autocast(self.device, self.precision):
-            fake_b = generator(real_a)
+            output = generator(real_a)  # (N, out_bands [+ classes], H, W)
+            fake_b, logits = output[:, :bands], output[:, bands:]
             if mask is not None:
                 fake_b = fake_b * mask  # nodata stays 0, as in the real chips
 
@@ -179,8 +246,8 @@ class Pix2PixTrainer(GANTrainer):
             # Discriminator: real pairs are real, generated pairs are fake; the loss is halved.
             _requires_grad(self.discriminators, True)
             with autocast(self.device, self.precision):
-                pred_fake = discriminator(torch.cat((real_a, fake_b.detach()), 1))
-                pred_real = discriminator(torch.cat((real_a, real_b), 1))
+                pred_fake = discriminator(self._judged(torch.cat((real_a, fake_b.detach()), 1)))
+                pred_real = discriminator(self._judged(torch.cat((real_a, real_b), 1)))
             loss_d_fake = self._gan(pred_fake, False, mask)
             loss_d_real = self._gan(pred_real, True, mask)
             loss_d = 0.5 * (loss_d_fake + loss_d_real)
@@ -189,19 +256,25 @@ class Pix2PixTrainer(GANTrainer):
             # Generator: fool the (frozen) discriminator and stay close to the target.
             _requires_grad(self.discriminators, False)
             with autocast(self.device, self.precision):
-                pred_fake = self.discriminators["b"](torch.cat((real_a, fake_b), 1))
+                pred_fake = self.discriminators["b"](self._judged(torch.cat((real_a, fake_b), 1)))
             loss_g_gan = self._gan(pred_fake, True, mask)
         loss_g_l1 = masked_l1(fake_b, real_b, mask)
         loss_g = self.config.lambda_gan * loss_g_gan + self.config.lambda_l1 * loss_g_l1
+        losses = {"d_real": loss_d_real.detach(), "d_fake": loss_d_fake.detach(),
+                  "g_gan": loss_g_gan.detach(), "g_l1": loss_g_l1.detach()}
+        if logits.shape[1]:
+            loss_g_ce = masked_cross_entropy(logits, batch["classes"], self.class_weights)
+            loss_g = loss_g + self.config.lambda_ce * loss_g_ce
+            losses["g_ce"] = loss_g_ce.detach()
         self._update(loss_g, self.optimizers["g"])
         self.scaler.update()
-        return {"d_real": loss_d_real.detach(), "d_fake": loss_d_fake.detach(),
-                "g_gan": loss_g_gan.detach(), "g_l1": loss_g_l1.detach()}
+        self._average()
+        return losses
 
     def validation_outputs(self, batch: Batch, paired: bool) -> tuple[Tensor, Tensor, Tensor]:
         with autocast(self.device, self.precision):
-            fake_b = self.generators["a2b"](batch["a"])
-        return fake_b.float(), batch["b"], batch["mask_a"]
+            fake_b = self.output_generators["a2b"](batch["a"])
+        return fake_b[:, :self.architecture.out_bands].float(), batch["b"], batch["mask_a"]
 
 
 class ImagePool:
@@ -271,6 +344,7 @@ class CycleGANTrainer(GANTrainer):
 
     def train_step(self, batch: Batch) -> dict[str, Tensor]:
         config = self.config
+        batch = self._augmented(batch)
         mask_a, mask_b = self._mask(batch["mask_a"]), self._mask(batch["mask_b"])
         real_a, real_b = _apply(batch["a"], mask_a), _apply(batch["b"], mask_b)  # (N, C, H, W)
         g_ab, g_ba = self.synced["g_a2b"], self.synced["g_b2a"]
@@ -284,7 +358,7 @@ class CycleGANTrainer(GANTrainer):
             rec_a = g_ba(fake_b)
             fake_a = _apply(g_ba(real_b), mask_b)
             rec_b = g_ab(fake_a)
-            pred_fake_b, pred_fake_a = d_b(fake_b), d_a(fake_a)
+            pred_fake_b, pred_fake_a = d_b(self._judged(fake_b)), d_a(self._judged(fake_a))
             idt_a = g_ab(real_b) if self.uses_identity else None
             idt_b = g_ba(real_a) if self.uses_identity else None
         losses = {
@@ -308,24 +382,26 @@ class CycleGANTrainer(GANTrainer):
         pool_a, pool_mask_a = self.pools["a"].query(fake_a.detach(), batch["mask_b"])
         d_a, d_b = self.synced["d_a"], self.synced["d_b"]
         with autocast(self.device, self.precision):
-            pred = {"real_b": d_b(real_b), "fake_b": d_b(pool_b),
-                    "real_a": d_a(real_a), "fake_a": d_a(pool_a)}
+            pred = {"real_b": d_b(self._judged(real_b)), "fake_b": d_b(self._judged(pool_b)),
+                    "real_a": d_a(self._judged(real_a)), "fake_a": d_a(self._judged(pool_a))}
         losses["d_b"] = 0.5 * (self._gan(pred["real_b"], True, mask_b)
                                + self._gan(pred["fake_b"], False, self._mask(pool_mask_b)))
         losses["d_a"] = 0.5 * (self._gan(pred["real_a"], True, mask_a)
                                + self._gan(pred["fake_a"], False, self._mask(pool_mask_a)))
         self._update(losses["d_a"] + losses["d_b"], self.optimizers["d"])
         self.scaler.update()
+        self._average()
         return {name: value.detach() for name, value in losses.items()}
 
     def validation_outputs(self, batch: Batch, paired: bool) -> tuple[Tensor, Tensor, Tensor]:
         """A → B against B when the validation chips are paired; else the cycle A → B → A
         against A (unpaired chips have no target to compare with)."""
+        generators = self.output_generators
         with autocast(self.device, self.precision):
-            fake_b = self.generators["a2b"](batch["a"])
+            fake_b = generators["a2b"](batch["a"])
             if paired:
                 return fake_b.float(), batch["b"], batch["mask_a"]
-            rec_a = self.generators["b2a"](fake_b * batch["mask_a"])
+            rec_a = generators["b2a"](fake_b * batch["mask_a"])
         return rec_a.float(), batch["a"], batch["mask_a"]
 
     def state_dict(self) -> dict[str, Any]:

@@ -1,0 +1,301 @@
+"""Translation quality on real aerial photo → map pairs (the pix2pix "maps" set).
+
+The procedural sample world is far easier than real imagery; this is the benchmark the
+default recipe is chosen by. On the 40 aerial/map pairs of ``--data`` (256 px PNGs,
+``A_aerial/{id}.png`` and ``B_map/{id}.png``) it:
+
+1. splits them, by the fixed lists below, into 29 training pairs, 8 validation pairs
+   and 3 **unfamiliar** pairs whose look is rare in the set (a marina, a large park,
+   woods), kept out of training to see how a recipe copes with what it has rarely seen;
+2. writes them as georeferenced GeoTIFFs (0.6 m pixels, EPSG:32618, each chip at its
+   own place) in an ArcGIS-style chip folder (``images/`` + ``images2/``);
+3. learns the map palette from the training maps (:mod:`geogan.flatcolours`: the maps are
+   anti-aliased and JPEG-noisy, so exact colours do not work) and writes it as a palette
+   file for ``geogan evaluate``;
+4. trains each variant for ``--steps`` steps (same seed), translates every validation
+   and unfamiliar photo with ``translate_raster``, and scores the translations of each
+   split together (side by side in one raster) with ``evaluate_rasters`` against the
+   real maps: palette mIoU and per-class IoU, δ5 and δ10 (share of pixels within 5 / 10
+   grey levels on every band), PSNR, SSIM, RMSE, and **road where there is none** (share
+   of the map's non-road pixels drawn as a road colour: hallucinated streets);
+5. translates ``--scene`` (default: rasterio's ``cogeo.tif``, a 0.6 m photo of a snowy
+   mountain road through woods, which no training pair resembles) and reports the share
+   of its pixels drawn as road, with a PNG preview (photo | map) to look at;
+6. prints one table, with a constant-colour map (the commonest palette colour) scored
+   the same way, and writes ``results.json``.
+
+    python benchmarks/quality_real.py --data ../shared/data/maps                 # all
+    python benchmarks/quality_real.py --data ../shared/data/maps --steps 300 \\
+        --variants paper,faithful                                                 # a screen
+
+Variants are presets plus overrides (see :data:`VARIANTS`); every run uses seed 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+from affine import Affine
+from numpy.typing import NDArray
+from PIL import Image
+
+from geogan import (
+    EvaluateOptions,
+    TrainOptions,
+    Translator,
+    evaluate_rasters,
+    load_model,
+    train,
+    translate_raster,
+)
+from geogan.evaluation.class_metrics import snap_to_palette
+from geogan.raster.flat_colours import detect_flat_palette
+from geogan.raster.palette import colour_name
+
+VAL = ("1000", "1006", "1011", "1020", "1023", "1028", "1030", "104")
+"""Validation pairs: streets at all angles, a highway, water, parks."""
+
+UNFAMILIAR = ("1021", "1025", "1031")
+"""Pairs unlike the rest (a large park with a pond, a marina with high-rises, woods)."""
+
+CRS = "EPSG:32618"
+PIXEL = 0.6  # metres, about the source's zoom level
+SIDE = 256
+
+VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
+    # name: (preset, training overrides, translate options)
+    "paper": ("paper", {}, {}),
+    "faithful": ("faithful", {}, {}),
+    "faithful+tta": ("faithful", {}, {"tta": True}),
+    "faithful, image head": ("faithful", {}, {"output": "image"}),
+    "faithful, no class head": ("faithful", {"classes": "off"}, {}),
+    "faithful, no GAN (L1 + CE)": ("faithful", {"lambda_gan": 0.0}, {}),
+    "faithful, no rotation/scale": ("faithful", {"rotate": False, "scale_jitter": 1.0}, {}),
+    "faithful, no DiffAugment": ("faithful", {"diffaugment": False}, {}),
+    "faithful, no EMA": ("faithful", {"ema": 0.0}, {}),
+    "faithful, 8 levels, transpose": ("faithful", {"unet_levels": 8,
+                                                   "upsample": "transpose"}, {}),
+    "paper + resize upsampling": ("paper", {"upsample": "resize"}, {}),
+    "paper + rotation/scale": ("paper", {"rotate": True, "scale_jitter": 1.25}, {}),
+    "paper + crop jitter": ("paper", {"crop_jitter": True}, {}),
+}
+
+
+def _ids(data: Path) -> list[str]:
+    return sorted(p.stem for p in (data / "A_aerial").glob("*.png"))
+
+
+def _write(path: Path, image: NDArray[np.uint8], index: int) -> Path:
+    """A (H, W, 3) PNG image as a GeoTIFF at its own place on a 0.6 m UTM grid."""
+    transform = Affine(PIXEL, 0, 583_000 + index * SIDE * PIXEL * 2, 0, -PIXEL, 4_507_000)
+    with rasterio.open(path, "w", driver="GTiff", width=image.shape[1], height=image.shape[0],
+                       count=3, dtype="uint8", crs=CRS, transform=transform) as dst:
+        dst.write(image.transpose(2, 0, 1))
+    return path
+
+
+def _read_png(path: Path) -> NDArray[np.uint8]:
+    return np.asarray(Image.open(path).convert("RGB"), dtype=np.uint8)
+
+
+def prepare(data: Path, work: Path) -> dict[str, Any]:
+    """Chip folder of the training pairs, GeoTIFFs of the others, the palette file."""
+    ids = _ids(data)
+    held = set(VAL) | set(UNFAMILIAR)
+    missing = held - set(ids)
+    if missing:
+        raise SystemExit(f"{data} lacks the pairs {sorted(missing)}")
+    chips = work / "chips"
+    for sub in ("images", "images2"):
+        (chips / sub).mkdir(parents=True, exist_ok=True)
+    scenes: dict[str, list[tuple[Path, Path]]] = {"val": [], "unfamiliar": []}
+    maps = []
+    for index, name in enumerate(ids):
+        photo = _read_png(data / "A_aerial" / f"{name}.png")
+        drawn = _read_png(data / "B_map" / f"{name}.png")
+        if name in held:
+            split = "val" if name in VAL else "unfamiliar"
+            (work / split).mkdir(exist_ok=True)
+            scenes[split].append((_write(work / split / f"{name}_photo.tif", photo, index),
+                                  _write(work / split / f"{name}_map.tif", drawn, index)))
+        else:
+            _write(chips / "images" / f"{name}.tif", photo, index)
+            _write(chips / "images2" / f"{name}.tif", drawn, index)
+            maps.append(drawn.transpose(2, 0, 1))
+    palette = detect_flat_palette(maps)
+    if palette is None:
+        raise SystemExit("the training maps are not a flat-colour map")
+    named = {colour_name(c): [int(v) for v in c] for c in palette}
+    (work / "palette.json").write_text(json.dumps(named, indent=1))
+    references = {split: _strip([m for _, m in pairs], work / f"{split}_reference.tif")
+                  for split, pairs in scenes.items()}
+    return {"chips": chips, "scenes": scenes, "palette": named, "references": references,
+            "train_pairs": len(ids) - len(held)}
+
+
+def _strip(paths: list[Path], out: Path) -> Path:
+    """The rasters side by side in one GeoTIFF (own grid), so that one evaluation pools
+    every pixel of a split (mIoU over the pooled pixels, not a mean of per-chip mIoUs)."""
+    arrays = []
+    for path in paths:
+        with rasterio.open(path) as src:
+            arrays.append(src.read())
+    strip = np.concatenate(arrays, axis=2)
+    with rasterio.open(out, "w", driver="GTiff", width=strip.shape[2], height=strip.shape[1],
+                       count=strip.shape[0], dtype=strip.dtype, crs=CRS,
+                       transform=Affine(PIXEL, 0, 0, 0, -PIXEL, 0)) as dst:
+        dst.write(strip)
+    return out
+
+
+def _road_classes(palette: dict[str, list[int]]) -> list[int]:
+    """Indices of the palette's road colours: white, and the saturated yellows/oranges
+    of major roads."""
+    roads = []
+    for index, (r, g, b) in enumerate(palette.values()):
+        if min(r, g, b) >= 248 or (r >= 240 and b <= 140):
+            roads.append(index)
+    return roads
+
+
+def score(prediction: Path, reference: Path, work: Path, palette: dict[str, list[int]]
+          ) -> dict[str, Any]:
+    """geogan evaluate's figures plus δ5, δ10 and road drawn where the map has none."""
+    report = evaluate_rasters(prediction, reference,
+                              EvaluateOptions(palette=work / "palette.json"))
+    with rasterio.open(prediction) as p, rasterio.open(reference) as r:
+        pred, ref = p.read().astype(np.int64), r.read().astype(np.int64)
+    worst = np.abs(pred - ref).max(axis=0)
+    roads = _road_classes(palette)
+    colours = {k: tuple(v) for k, v in palette.items()}
+    drawn = np.isin(snap_to_palette(pred, colours), roads)
+    truth = np.isin(snap_to_palette(ref, colours), roads)
+    assert report.palette is not None
+    return {
+        "miou": report.palette.mean_iou,
+        "iou": {k: (None if v is None else round(v, 3)) for k, v in report.palette.iou.items()},
+        "d5": float((worst <= 5).mean()), "d10": float((worst <= 10).mean()),
+        "psnr": report.mean.psnr, "ssim": report.mean.ssim, "rmse": report.mean.rmse,
+        "false_road": float(drawn[~truth].mean()),
+    }
+
+
+def constant_baseline(prepared: dict[str, Any], work: Path) -> dict[str, Any]:
+    """Every pixel the commonest palette colour (the map's background)."""
+    colour = np.asarray(next(iter(prepared["palette"].values())), np.uint8)
+    results: dict[str, Any] = {}
+    for split, reference in prepared["references"].items():
+        with rasterio.open(reference) as src:
+            profile = src.profile
+            shape = (src.count, src.height, src.width)
+        out = work / f"constant_{split}.tif"
+        with rasterio.open(out, "w", **profile) as dst:
+            dst.write(np.broadcast_to(colour[:, None, None], shape))
+        results[split] = score(out, reference, work, prepared["palette"])
+    return results
+
+
+def run_variant(name: str, preset: str, overrides: dict[str, Any], translate: dict[str, Any],
+                prepared: dict[str, Any], work: Path, steps: int, scene: Path | None,
+                trained: dict[tuple[str, str], Path]) -> dict[str, Any]:
+    """Train (or reuse the same training of an earlier variant), translate, score."""
+    key = (preset, json.dumps(overrides, sort_keys=True))
+    slug = "".join(c if c.isalnum() else "_" for c in name)
+    model = trained.get(key)
+    train_seconds = s_per_step = None
+    if model is None:
+        model = work / f"{slug}.pt"
+        settings = {"steps": steps, "seed": 0, "val_every": steps, **overrides}
+        report = train(prepared["chips"], model,
+                       TrainOptions(kind="pix2pix", preset=preset, overrides=settings,
+                                    val_fraction=0.0, overwrite=True))
+        trained[key] = model
+        train_seconds, s_per_step = report.seconds, report.seconds / report.steps
+    result: dict[str, Any] = {"preset": preset, "overrides": overrides, "translate": translate,
+                              "train_seconds": train_seconds, "s_per_step": s_per_step}
+    translator = load_model(model, device="auto", precision="auto", **translate)
+    options: dict[str, Any] = {"overwrite": True, "tta": translator.tta,
+                               "output": translator.output}
+    for split, pairs in prepared["scenes"].items():
+        outputs = [translate_raster(photo, work / f"{slug}_{photo.stem}.tif", translator,
+                                    **options).output for photo, _ in pairs]
+        strip = _strip(outputs, work / f"{slug}_{split}.tif")
+        result[split] = score(strip, prepared["references"][split], work, prepared["palette"])
+    if scene is not None:
+        result["scene"] = translate_scene(scene, translator, options, work, slug,
+                                          prepared["palette"])
+    return result
+
+
+def translate_scene(scene: Path, model: Translator, options: dict[str, Any], work: Path,
+                    slug: str, palette: dict[str, list[int]]) -> dict[str, Any]:
+    """The unfamiliar scene: share of pixels drawn as road, and a preview PNG."""
+    out = translate_raster(scene, work / f"{slug}_scene.tif", model, **options).output
+    with rasterio.open(scene) as src, rasterio.open(out) as dst:
+        photo, drawn = src.read([1, 2, 3]), dst.read()
+    colours = {k: tuple(v) for k, v in palette.items()}
+    road = float(np.isin(snap_to_palette(drawn, colours), _road_classes(palette)).mean())
+    preview = np.concatenate([photo, drawn], axis=2).transpose(1, 2, 0)[::2, ::2]
+    png = work / f"{slug}_scene.png"
+    Image.fromarray(np.ascontiguousarray(preview)).save(png)
+    return {"road_share": road, "preview": str(png)}
+
+
+def _row(name: str, result: dict[str, Any], split: str) -> str:
+    r = result[split]
+    step = f"{result['s_per_step']:.3f}" if result.get("s_per_step") else "—"
+    wall = f"{result['train_seconds']:.0f}" if result.get("train_seconds") else "—"
+    scene = result.get("scene", {}).get("road_share")
+    return (f"| {name} | {r['miou']:.3f} | {r['d5']:.3f} | {r['d10']:.3f} | {r['psnr']:.2f} | "
+            f"{r['ssim']:.3f} | {r['rmse']:.2f} | {r['false_road']:.3f} | "
+            f"{'—' if scene is None else f'{scene:.3f}'} | {step} | {wall} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, required=True,
+                        help="the maps folder (A_aerial/, B_map/)")
+    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--variants", default="paper,faithful",
+                        help=f"comma-separated, or 'all': {', '.join(VARIANTS)}")
+    parser.add_argument("--scene", type=Path,
+                        default=Path("../shared/data/geotiff/rasterio/cogeo.tif"),
+                        help="an unfamiliar scene to translate ('' for none)")
+    parser.add_argument("--work", type=Path, default=Path("quality-real"),
+                        help="folder for chips, models, outputs and results.json")
+    args = parser.parse_args()
+    names = list(VARIANTS) if args.variants == "all" else args.variants.split(",")
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown:
+        raise SystemExit(f"unknown variants {unknown}; choose from {list(VARIANTS)}")
+    args.work.mkdir(parents=True, exist_ok=True)
+    scene = args.scene if str(args.scene) and args.scene.exists() else None
+    start = time.perf_counter()
+    prepared = prepare(args.data, args.work)
+    results: dict[str, Any] = {"constant colour": constant_baseline(prepared, args.work)}
+    trained: dict[tuple[str, str], Path] = {}
+    for name in names:
+        preset, overrides, translate = VARIANTS[name]
+        results[name] = run_variant(name, preset, overrides, translate, prepared, args.work,
+                                    args.steps, scene, trained)
+        print(f"{name}: val mIoU {results[name]['val']['miou']:.3f}", flush=True)
+    (args.work / "results.json").write_text(json.dumps(results, indent=1, default=str))
+    print(f"\n{prepared['train_pairs']} training pairs, {args.steps} steps each; palette of "
+          f"{len(prepared['palette'])} colours; {time.perf_counter() - start:.0f} s in all.")
+    for split in ("val", "unfamiliar"):
+        print(f"\n{split} ({len(prepared['scenes'][split])} pairs)\n")
+        print("| variant | mIoU | δ5 | δ10 | PSNR | SSIM | RMSE | road where none | "
+              "scene road | s/step | train s |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        for name, result in results.items():
+            print(_row(name, result, split))
+
+
+if __name__ == "__main__":
+    main()

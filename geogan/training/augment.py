@@ -1,0 +1,152 @@
+"""Augmentation of training batches for overhead imagery, on tensors.
+
+Overhead scenes have no "up": streets run at every angle and objects come at every
+scale, while 36 chips show only a few of each. These transforms make a few chips teach
+more, and they keep the pairs aligned:
+
+* :func:`geometric` warps the input, the target, their masks and the target's class map
+  by one random rotation, zoom and shift per sample, the same for all of them (bilinear
+  for values, nearest for masks and classes; reflection fills the corners).
+* :func:`photometric` changes brightness, contrast and band gains of the **input only**:
+  a map should not change because the photo was taken in other light.
+* :func:`diff_augment` is DiffAugment (Zhao et al. 2020) for the discriminator: the same
+  differentiable brightness, contrast, translation and cutout for every channel of the
+  (input, output) pair it judges, and for real and fake pairs alike, so that it cannot
+  memorise a handful of chips.
+
+Every draw comes from the ``torch.Generator`` passed in, so training stays reproducible
+and resumable.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+CROP_JITTER_ZOOM = 286 / 256
+"""The paper's random jitter: resize 256 px chips to 286 px and crop 256 px at random."""
+
+
+def _uniform(n: int, low: float, high: float, generator: torch.Generator) -> Tensor:
+    return low + (high - low) * torch.rand(n, generator=generator)
+
+
+def random_affine(n: int, *, rotate: bool, scale_jitter: float, crop_jitter: bool,
+                  generator: torch.Generator) -> Tensor:
+    """Random affine sampling matrices (N, 2, 3) for :func:`torch.nn.functional.affine_grid`.
+
+    Args:
+        n: Samples.
+        rotate: Draw the angle uniformly in [0, 2π) (else 0).
+        scale_jitter: Zoom drawn log-uniformly in [1 / s, s] (1: none).
+        crop_jitter: Zoom in by :data:`CROP_JITTER_ZOOM` and shift by a random amount
+            that keeps the crop inside the enlarged chip (the paper's jitter).
+        generator: Source of the draws.
+
+    Returns:
+        Matrices that map output coordinates to input coordinates in [-1, 1] units.
+    """
+    angle = _uniform(n, 0.0, 2 * math.pi, generator) if rotate else torch.zeros(n)
+    log_s = math.log(scale_jitter)
+    zoom = torch.exp(_uniform(n, -log_s, log_s, generator))
+    shift = torch.zeros(n, 2)
+    if crop_jitter:
+        zoom = zoom * CROP_JITTER_ZOOM
+        reach = 1.0 - 1.0 / CROP_JITTER_ZOOM  # how far the crop may move, in [-1, 1] units
+        shift = (torch.rand(n, 2, generator=generator) * 2 - 1) * reach
+    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0], theta[:, 0, 1], theta[:, 0, 2] = cos, -sin, shift[:, 0]
+    theta[:, 1, 0], theta[:, 1, 1], theta[:, 1, 2] = sin, cos, shift[:, 1]
+    return theta
+
+
+def warp(images: Tensor, theta: Tensor, mode: str = "bilinear") -> Tensor:
+    """Resample ``images`` (N, C, H, W) by the affine matrices ``theta`` (N, 2, 3),
+    reflecting at the borders; ``mode`` is ``bilinear`` for values, ``nearest`` for
+    masks and class indices."""
+    grid = F.affine_grid(theta.to(images.device, torch.float32), list(images.shape),
+                         align_corners=False)
+    dtype = images.dtype
+    out = F.grid_sample(images.float(), grid, mode=mode, padding_mode="reflection",
+                        align_corners=False)
+    return out.to(dtype)
+
+
+def geometric(batch: dict[str, Tensor], *, rotate: bool, scale_jitter: float,
+              crop_jitter: bool, generator: torch.Generator) -> dict[str, Tensor]:
+    """The batch with one random warp per sample applied to every entry alike.
+
+    Entries named ``mask_*`` and ``classes`` are resampled by nearest neighbour (masks
+    stay 0/1, class indices stay indices); the others bilinearly. ``classes`` is
+    (N, H, W) integer; the rest (N, C, H, W).
+    """
+    n = next(iter(batch.values())).shape[0]
+    theta = random_affine(n, rotate=rotate, scale_jitter=scale_jitter,
+                          crop_jitter=crop_jitter, generator=generator)
+    out: dict[str, Tensor] = {}
+    for name, value in batch.items():
+        if name == "classes":
+            out[name] = warp(value[:, None].float(), theta, "nearest")[:, 0].round().long()
+        elif name.startswith("mask_"):
+            out[name] = warp(value, theta, "nearest")
+        else:
+            out[name] = warp(value, theta, "bilinear")
+    return out
+
+
+def photometric(images: Tensor, strength: float, generator: torch.Generator) -> Tensor:
+    """Random brightness, contrast and per-band gain of normalised images (N, C, H, W),
+    each up to ``strength`` (0.2: ±20 % contrast, ±10 % of the range in brightness,
+    ±5 % per band), clipped to [-1, 1]."""
+    n, c = images.shape[:2]
+    device = images.device
+    contrast = 1 + (torch.rand(n, 1, 1, 1, generator=generator) * 2 - 1) * strength
+    brightness = (torch.rand(n, 1, 1, 1, generator=generator) * 2 - 1) * strength / 2
+    gain = 1 + (torch.rand(n, c, 1, 1, generator=generator) * 2 - 1) * strength / 4
+    mean = images.mean(dim=(1, 2, 3), keepdim=True)
+    out = (images - mean) * (contrast * gain).to(device) + mean + brightness.to(device)
+    return out.clamp(-1.0, 1.0)
+
+
+def diff_augment(pairs: Tensor, generator: torch.Generator) -> Tensor:
+    """DiffAugment of what the discriminator sees: (N, C, H, W) with the input and output
+    bands stacked; the same draw for every channel of a sample, differentiable.
+
+    Brightness ±0.25, contrast ×[0.5, 1.5], a translation of up to 1/8 of the side
+    (zero-filled) and one cutout square of half the side.
+    """
+    n, _, height, width = pairs.shape
+    device = pairs.device
+    brightness = (torch.rand(n, 1, 1, 1, generator=generator) - 0.5).to(device) * 0.5
+    contrast = (torch.rand(n, 1, 1, 1, generator=generator) + 0.5).to(device)
+    mean = pairs.mean(dim=(1, 2, 3), keepdim=True)
+    x = (pairs + brightness - mean) * contrast + mean
+    # Translation: each sample moves by its own whole-pixel shift, zero-filled.
+    dy = torch.randint(-(height // 8), height // 8 + 1, (n,), generator=generator)
+    dx = torch.randint(-(width // 8), width // 8 + 1, (n,), generator=generator)
+    rows = (torch.arange(height)[None, :] - dy[:, None])  # (N, H): source row per output row
+    cols = (torch.arange(width)[None, :] - dx[:, None])
+    inside = (((rows >= 0) & (rows < height))[:, :, None]
+              & ((cols >= 0) & (cols < width))[:, None, :])  # (N, H, W)
+    rows, cols = rows.clamp(0, height - 1), cols.clamp(0, width - 1)
+    index = (rows[:, :, None] * width + cols[:, None, :]).to(device)  # (N, H, W)
+    flat = x.flatten(2)  # (N, C, H*W)
+    x = flat.gather(2, index.flatten(1)[:, None].expand(-1, x.shape[1], -1)).view_as(x)
+    # Cutout: a square of half the side at a random place.
+    ch, cw = height // 2, width // 2
+    top = torch.randint(0, height - ch + 1, (n,), generator=generator)
+    left = torch.randint(0, width - cw + 1, (n,), generator=generator)
+    r = torch.arange(height)[None, :, None]
+    c = torch.arange(width)[None, None, :]
+    cut = ((r >= top[:, None, None]) & (r < (top + ch)[:, None, None])
+           & (c >= left[:, None, None]) & (c < (left + cw)[:, None, None]))
+    keep = (inside & ~cut).to(device, x.dtype)[:, None]  # (N, 1, H, W)
+    return x * keep
+
+
+__all__ = ["CROP_JITTER_ZOOM", "diff_augment", "geometric", "photometric", "random_affine",
+           "warp"]

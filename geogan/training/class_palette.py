@@ -1,0 +1,97 @@
+"""The class head's palette: learnt from the target chips when they are a flat-colour map.
+
+Sat → map users want a map, not a painting of one: crisp palette colours, and a class
+per pixel that GIS tools read as land cover. When ``TrainConfig.classes`` is ``auto``
+and the target chips turn out to be a flat-colour map (:mod:`geogan.raster.flat_colours`), the
+generator gets a class head over that palette, trained with cross-entropy beside the
+image output; ``translate`` then writes the colours of the most likely classes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import torch
+
+from geogan.nn.config import Architecture, TrainConfig
+from geogan.nn.losses import class_targets
+from geogan.nn.normalization import BandNormalization
+from geogan.raster.flat_colours import detect_flat_palette
+from geogan.raster.palette import colour_name
+from geogan.training.chip_folder import ChipFolder, read_chip
+
+PALETTE_CHIPS = 64
+"""Target chips (drawn with the run's seed) the palette is learnt from."""
+
+
+def with_class_head(architecture: Architecture, config: TrainConfig,
+                    folder: ChipFolder) -> Architecture:
+    """``architecture`` with the palette of the target chips when ``config.classes`` is
+    ``auto``, the model is a Pix2Pix and the chips are a flat-colour map; else as it is."""
+    if config.classes != "auto" or architecture.kind != "pix2pix":
+        return architecture
+    learnt = learn_palette(folder, config.seed)
+    if learnt is None:
+        return architecture
+    return replace(architecture, palette=tuple(learnt[0]), class_names=tuple(learnt[1]))
+
+
+def learn_palette(folder: ChipFolder, seed: int = 0
+                  ) -> tuple[list[tuple[float, ...]], list[str]] | None:
+    """The palette and class names of the target chips, or None when they are not a
+    flat-colour map (photos, elevation, reflectance, or too many colours)."""
+    images, valids = _sample_targets(folder, seed)
+    if not images:
+        return None
+    palette = detect_flat_palette(images, valids, seed=seed)
+    if palette is None:
+        return None
+    return palette, [colour_name(c) for c in palette]
+
+
+def class_weights(architecture: Architecture, config: TrainConfig, folder: ChipFolder,
+                  normalization: BandNormalization) -> torch.Tensor | None:
+    """Cross-entropy weight of each class, ``share ** -class_balance`` over the sampled
+    target chips (classes with fewer pixels weigh more), scaled to a mean of 1; None
+    without a class head or balancing.
+
+    Thin roads and small ponds are a few per cent of a map's pixels: unweighted, the
+    head learns that "background" is nearly always right and never draws them.
+    """
+    if not architecture.palette or config.class_balance <= 0:
+        return None
+    images, valids = _sample_targets(folder, config.seed)
+    colours = normalized_colours(architecture.palette, normalization)
+    counts = torch.ones(len(architecture.palette), dtype=torch.float64)  # no zero shares
+    for image, valid in zip(images, valids, strict=True):
+        target = torch.from_numpy(normalization.normalize(image))[None]  # (1, C, H, W)
+        mask = torch.from_numpy(valid.astype(np.float32))[None, None]
+        classes = class_targets(target, colours, mask)
+        counts += torch.bincount(classes[classes >= 0], minlength=len(counts)).double()
+    weights = (counts / counts.sum()) ** -config.class_balance
+    return (weights / weights.mean()).float()
+
+
+def _sample_targets(folder: ChipFolder, seed: int) -> tuple[list[Any], list[Any]]:
+    """Up to :data:`PALETTE_CHIPS` training target chips drawn with ``seed``, and their
+    validity."""
+    chips = folder.train["b"]
+    if not chips:
+        return [], []
+    rng = np.random.default_rng(seed)
+    chosen = sorted(rng.choice(len(chips), min(PALETTE_CHIPS, len(chips)), replace=False))
+    images, valids = zip(*(read_chip(chips[i]) for i in chosen), strict=True)
+    return list(images), list(valids)
+
+
+def normalized_colours(palette: tuple[tuple[float, ...], ...],
+                       normalization: BandNormalization) -> torch.Tensor:
+    """The palette (K colours of C bands) in the generator's units, as (K, C) float32."""
+    colours = np.asarray(palette, dtype=np.float64).T[:, :, None]  # (C, K, 1)
+    return torch.from_numpy(normalization.normalize(colours)[:, :, 0].T.copy())
+
+
+__all__ = ["PALETTE_CHIPS", "class_weights", "learn_palette", "normalized_colours",
+           "with_class_head"]

@@ -1,0 +1,141 @@
+"""Augmentation for overhead imagery: pairs, masks and classes move together; the
+discriminator's augmentation treats both halves of a pair alike; weight averages."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from geogan.nn.config import build_configs
+from geogan.training import augment
+from geogan.training.steps import Pix2PixTrainer
+from geogan.training.weight_average import WeightAverage
+
+
+def _batch(seed: int = 0, n: int = 2, size: int = 32) -> dict[str, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    a = torch.rand(n, 3, size, size, generator=gen) * 2 - 1
+    return {
+        "a": a,
+        "b": 0.5 - a,  # a pixel-wise affine function of the input: commutes with the warp
+        "mask_a": (a[:, :1] > 0).float(),
+        "mask_b": (a[:, :1] > 0).float(),
+        "mask_probe": a[:, :1].clone(),  # a value resampled the way masks are
+        "classes": (a[:, 0] > 0).long(),
+    }
+
+
+@pytest.mark.parametrize("settings", [
+    {"rotate": True, "scale_jitter": 1.0, "crop_jitter": False},
+    {"rotate": False, "scale_jitter": 1.5, "crop_jitter": False},
+    {"rotate": False, "scale_jitter": 1.0, "crop_jitter": True},
+    {"rotate": True, "scale_jitter": 1.25, "crop_jitter": True},
+])
+def test_geometric_moves_chips_masks_and_classes_together(settings: dict[str, object]) -> None:
+    batch = _batch()
+    out = augment.geometric(batch, generator=torch.Generator().manual_seed(3),
+                            **settings)  # type: ignore[arg-type]
+    assert {k: v.shape for k, v in out.items()} == {k: v.shape for k, v in batch.items()}
+    assert not torch.equal(out["a"], batch["a"])  # something moved
+    # The same warp for input and target: the target is still the function of the input.
+    assert torch.allclose(out["b"], 0.5 - out["a"], atol=1e-5)
+    # Masks and classes: nearest-neighbour samples of the same places, still 0/1 and ids.
+    probe = out["mask_probe"]
+    assert torch.equal(out["mask_a"], (probe > 0).float())
+    assert torch.equal(out["mask_b"], out["mask_a"])
+    assert torch.equal(out["classes"], (probe[:, 0] > 0).long())
+    assert out["classes"].dtype == torch.int64
+
+
+def test_affine_draws_are_rotations_zooms_and_the_papers_crop() -> None:
+    gen = torch.Generator().manual_seed(0)
+    theta = augment.random_affine(64, rotate=True, scale_jitter=1.0, crop_jitter=False,
+                                  generator=gen)
+    linear = theta[:, :, :2]
+    # Pure rotations: orthonormal, determinant 1, no shift; angles spread over the circle.
+    assert torch.allclose(linear @ linear.transpose(1, 2), torch.eye(2).expand(64, 2, 2),
+                          atol=1e-6)
+    assert torch.allclose(torch.linalg.det(linear), torch.ones(64), atol=1e-6)
+    assert torch.count_nonzero(theta[:, :, 2]) == 0
+    angles = torch.atan2(linear[:, 1, 0], linear[:, 0, 0])
+    assert angles.min() < -2 and angles.max() > 2
+    crop = augment.random_affine(64, rotate=False, scale_jitter=1.0, crop_jitter=True,
+                                 generator=gen)
+    assert torch.allclose(crop[:, 0, 0], torch.full((64,), 256 / 286))
+    reach = 1 - 256 / 286  # the crop stays inside the enlarged chip
+    assert crop[:, :, 2].abs().max() <= reach + 1e-6
+    zoom = augment.random_affine(256, rotate=False, scale_jitter=2.0, crop_jitter=False,
+                                 generator=gen)[:, 0, 0]
+    assert 0.5 - 1e-6 <= zoom.min() < 0.7 and 1.4 < zoom.max() <= 2.0 + 1e-6
+    assert math.isclose(float(torch.log(zoom).mean()), 0.0, abs_tol=0.1)
+
+
+def test_diff_augment_is_identical_for_both_halves_of_the_pair() -> None:
+    gen = torch.Generator().manual_seed(1)
+    half = torch.rand(4, 3, 32, 32, generator=gen) * 2 - 1
+    out = augment.diff_augment(torch.cat([half, half], dim=1), torch.Generator().manual_seed(2))
+    assert torch.equal(out[:, :3], out[:, 3:])
+    assert not torch.equal(out[:, :3], half)
+    # Cutout and the zero-filled shift blank some pixels of every sample, in all channels.
+    blank = (out == 0).all(dim=1)  # (N, H, W)
+    assert bool(blank.flatten(1).any(dim=1).all())
+    # Differentiable: gradients reach the input.
+    x = torch.cat([half, half], dim=1).requires_grad_(True)
+    augment.diff_augment(x, torch.Generator().manual_seed(2)).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_photometric_jitter_changes_the_input_only() -> None:
+    arch, config = build_configs("pix2pix", 3, 3, 64, preset="tiny",
+                                 overrides={"ngf": 4, "ndf": 4, "photometric": 0.3})
+    trainer = Pix2PixTrainer(arch, config, torch.device("cpu"), "fp32")
+    batch = _batch(size=64)
+    out = trainer._augmented(batch)
+    assert torch.equal(out["b"], batch["b"]) and torch.equal(out["mask_a"], batch["mask_a"])
+    assert not torch.equal(out["a"], batch["a"])
+    assert out["a"].min() >= -1 and out["a"].max() <= 1
+
+
+def test_weight_average_follows_the_update_rule() -> None:
+    torch.manual_seed(0)
+    network = nn.Sequential(nn.Conv2d(2, 3, 3), nn.BatchNorm2d(3))
+    average = WeightAverage(network, decay=0.9)
+    # Warm-up: d = min(decay, (1 + n) / (10 + n)), so 0.1 at the first update, then more.
+    assert average.current_decay() == pytest.approx(0.1)
+    average.updates = 100
+    assert average.current_decay() == pytest.approx(0.9)
+    start = [p.detach().clone() for p in average.average.parameters()]
+    with torch.no_grad():
+        for p in network.parameters():
+            p.add_(1.0)
+        network[1].running_mean.fill_(5.0)
+    average.update()
+    assert average.updates == 101
+    for before, now, target in zip(start, average.average.parameters(), network.parameters(),
+                                   strict=True):
+        assert torch.allclose(now, 0.9 * before + 0.1 * target.detach(), atol=1e-6)
+        assert not now.requires_grad
+    # Buffers are copied, not averaged (they are recomputed before the model is written).
+    assert torch.equal(average.average[1].running_mean, torch.full((3,), 5.0))
+    with pytest.raises(ValueError):
+        WeightAverage(network, decay=1.0)
+
+
+def test_trainer_keeps_averages_in_checkpoints_and_writes_them() -> None:
+    arch, config = build_configs("pix2pix", 3, 3, 64, preset="tiny",
+                                 overrides={"ngf": 4, "ndf": 4, "ema": 0.5, "rotate": True,
+                                            "diffaugment": True})
+    trainer = Pix2PixTrainer(arch, config, torch.device("cpu"), "fp32")
+    trainer.train_step(_batch(size=64))
+    averaged = trainer.output_generators["a2b"]
+    assert averaged is not trainer.generators["a2b"]
+    state = trainer.state_dict()
+    again = Pix2PixTrainer(arch, config, torch.device("cpu"), "fp32")
+    again.load_state_dict(state)
+    for mine, theirs in zip(again.output_generators["a2b"].state_dict().values(),
+                            averaged.state_dict().values(), strict=True):
+        assert torch.equal(mine, theirs)
+    assert torch.equal(again.augment_rng.get_state(), trainer.augment_rng.get_state())

@@ -1,0 +1,166 @@
+"""The class head: palette learnt from a flat-colour target, kept in the model file,
+written by translate as crisp colours or a class raster; TTA; older model files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+
+from geogan.chips.export import export_chips
+from geogan.chips.options import ExportOptions
+from geogan.errors import ConfigError
+from geogan.inference.scene import translate_raster
+from geogan.inference.translator import Translator, load_model
+from geogan.nn.config import build_configs
+from geogan.nn.losses import IGNORED_CLASS, class_targets
+from geogan.nn.model_file import ModelFile, read_model_file, save_model_file
+from geogan.nn.networks import build_generator
+from geogan.nn.normalization import BandNormalization
+from geogan.training.loop import TrainOptions, train
+from tests.helpers import smooth_field, write_raster
+
+PALETTE = ((232.0, 229.0, 222.0), (255.0, 255.0, 255.0), (170.0, 201.0, 254.0),
+           (202.0, 223.0, 174.0))
+CPU = {"device": "cpu", "precision": "fp32"}
+
+
+@pytest.fixture(scope="module")
+def map_chips(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Paired 64 px chips of a photo-like input and a flat-colour map of it."""
+    tmp = tmp_path_factory.mktemp("mapchips")
+    rng = np.random.default_rng(5)
+    photo = (np.stack([smooth_field(rng, (256, 256), 16) for _ in range(3)]) * 250
+             ).astype(np.uint8)
+    classes = np.digitize(photo[0], [60, 120, 180])
+    target = np.asarray(PALETTE, np.uint8)[classes].transpose(2, 0, 1)
+    a = write_raster(tmp / "photo.tif", photo)
+    b = write_raster(tmp / "map.tif", np.ascontiguousarray(target))
+    export_chips(a, b, tmp / "chips", ExportOptions(tile_size=64, val_fraction=0.25, workers=1))
+    return tmp / "chips"
+
+
+@pytest.fixture(scope="module")
+def class_model(map_chips: Path, tmp_path_factory: pytest.TempPathFactory,
+                one_torch_thread: None) -> Path:
+    out = tmp_path_factory.mktemp("classmodel") / "m.pt"
+    overrides: dict[str, Any] = {"steps": 6, "ngf": 4, "ndf": 4, "classes": "auto",
+                                 "unet_levels": 5, "upsample": "resize", "ema": 0.5,
+                                 "rotate": True, "diffaugment": True, "precision": "fp32"}
+    train(map_chips, out, TrainOptions(preset="tiny", overrides=overrides, device="cpu"))
+    return out
+
+
+def test_class_targets_leave_blends_and_nodata_out() -> None:
+    colours = torch.tensor([[-1.0, -1.0], [1.0, 1.0]])
+    target = torch.tensor([[-0.9, 0.0, 0.95, 0.2], [-1.0, 0.0, 1.0, 0.2]]).T  # (4 px, 2 bands)
+    target = target.T[None, :, None, :]  # (1, 2, 1, 4)
+    mask = torch.tensor([1.0, 1.0, 1.0, 0.0]).view(1, 1, 1, 4)
+    classes = class_targets(target, colours, mask)
+    assert classes.tolist() == [[[0, IGNORED_CLASS, 1, IGNORED_CLASS]]]
+
+
+def test_the_palette_is_learnt_and_round_trips_through_the_model_file(
+        class_model: Path) -> None:
+    model = read_model_file(class_model)
+    arch = model.architecture
+    assert arch.classes == len(PALETTE)
+    found = np.asarray(arch.palette)
+    assert np.abs(np.sort(found, axis=0) - np.sort(np.asarray(PALETTE), axis=0)).max() <= 1
+    assert len(arch.class_names) == len(PALETTE)
+    assert all(name.startswith("#") for name in arch.class_names)
+    assert (arch.unet_levels, arch.upsample) == (5, "resize")
+    # Saved again and read back: the same architecture, palette included.
+    again = save_model_file(class_model.with_name("again.pt"), model)
+    assert read_model_file(again).architecture == arch
+    assert model.training["config"]["classes"] == "auto"
+
+
+def test_translate_writes_crisp_palette_colours_or_a_class_raster(
+        class_model: Path, map_chips: Path, tmp_path: Path) -> None:
+    scene = map_chips.parent / "photo.tif"
+    colours = translate_raster(scene, tmp_path / "map.tif", class_model, **CPU)
+    classes = translate_raster(scene, tmp_path / "classes.tif", class_model,
+                               output="classes", **CPU)
+    image = translate_raster(scene, tmp_path / "image.tif", class_model, output="image", **CPU)
+    palette = read_model_file(class_model).architecture.palette
+    with rasterio.open(colours.output) as src:
+        drawn = src.read().reshape(3, -1).T
+        tags = src.tags()
+    assert {tuple(map(float, c)) for c in np.unique(drawn, axis=0)} <= set(palette)
+    assert json.loads(tags["GEOGAN_PALETTE"]) == {
+        name: [int(v) for v in c] for name, c in zip(
+            read_model_file(class_model).architecture.class_names, palette, strict=True)}
+    with rasterio.open(classes.output) as src:
+        assert (src.count, src.dtypes[0], src.nodata) == (1, "uint8", 255)
+        ids = src.read(1)
+        table = src.colormap(1)
+        names = json.loads(src.tags()["GEOGAN_CLASSES"])
+    assert ids.max() < len(palette)
+    for index, colour in enumerate(palette):
+        assert table[index][:3] == tuple(int(v) for v in colour)
+    assert len(names) == len(palette)
+    # The class raster and the palette map say the same thing, pixel for pixel.
+    assert np.array_equal(np.asarray(palette, np.uint8)[ids].reshape(-1, 3), drawn)
+    with rasterio.open(image.output) as src:
+        assert src.count == 3 and len(np.unique(src.read().reshape(3, -1), axis=1).T) > 16
+
+
+def test_palette_outputs_need_a_class_head(tmp_path: Path) -> None:
+    path = save_model_file(tmp_path / "plain.pt", _plain_model())
+    with pytest.raises(ConfigError, match="class head"):
+        load_model(path, output="classes")
+    assert load_model(path).output == "image"
+
+
+def test_tta_is_the_mean_of_the_eight_transformed_passes(class_model: Path) -> None:
+    plain = load_model(class_model)
+    tta = load_model(class_model, tta=True)
+    tiles = torch.rand(2, 3, 64, 64) * 2 - 1
+    expected = torch.zeros_like(plain.translate_tiles(tiles))
+    for k in range(4):
+        for flip in (False, True):
+            x = torch.rot90(tiles, k, (2, 3))
+            x = x.flip(3) if flip else x
+            y = plain.translate_tiles(x)
+            y = y.flip(3) if flip else y
+            expected += torch.rot90(y, -k, (2, 3))
+    assert torch.allclose(tta.translate_tiles(tiles), expected / 8, atol=1e-6)
+    # Class probabilities are averaged (then the most likely class is drawn).
+    probabilities = tta.translate_tiles(tiles)[:, 3:]
+    assert torch.allclose(probabilities.sum(dim=1), torch.ones(2, 64, 64), atol=1e-5)
+
+
+def _plain_model() -> ModelFile:
+    arch, _ = build_configs("pix2pix", 3, 3, 64, preset="tiny", overrides={"ngf": 4, "ndf": 4})
+    torch.manual_seed(0)
+    norm = BandNormalization((0.0,) * 3, (255.0,) * 3, "uint8", None)
+    return ModelFile(architecture=arch,
+                     generators={"a2b": build_generator(arch).state_dict()},
+                     normalization={"a": norm, "b": norm}, training={"steps": 1})
+
+
+def test_model_files_from_before_the_class_head_translate_identically(tmp_path: Path) -> None:
+    """A file written before this change has none of the new architecture keys; it must
+    build the paper's U-Net and translate to the same bytes as the same weights now."""
+    model = _plain_model()
+    today = save_model_file(tmp_path / "today.pt", model)
+    payload = torch.load(today, weights_only=True)
+    for key in ("unet_levels", "upsample", "palette", "class_names"):
+        payload["architecture"].pop(key)
+    older = tmp_path / "older.pt"
+    torch.save(payload, older)
+    assert read_model_file(older).architecture == model.architecture
+    rng = np.random.default_rng(0)
+    scene = write_raster(tmp_path / "scene.tif", rng.integers(0, 255, (3, 150, 130), np.uint8))
+    outputs = [translate_raster(scene, tmp_path / f"{p.stem}.tif", p, **CPU).output
+               for p in (older, today)]
+    with rasterio.open(outputs[0]) as a, rasterio.open(outputs[1]) as b:
+        assert np.array_equal(a.read(), b.read())
+        assert (a.count, a.dtypes, a.transform) == (b.count, b.dtypes, b.transform)
+    assert Translator(read_model_file(older)).output == "image"
