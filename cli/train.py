@@ -101,13 +101,17 @@ from .options import ProgressBar, overwrite_opt, seed_opt
 @click.option("--init-from", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Start a new run from this checkpoint.pt (networks and optimisers) or "
                    "model file (generators), e.g. to fine-tune on new chips.")
+@click.option("--tensorboard", type=click.Path(file_okay=False, path_type=Path), default=None,
+              metavar="DIR", help="Also write TensorBoard event files (losses, validation "
+                                  "metrics, learning rate, previews) to DIR at each "
+                                  "validation; needs pip install 'geogan[tensorboard]'.")
 @click.option("--workers", type=click.IntRange(min=0), default=None,
               help="Data-loading processes [default: 0 on a CPU, else half the cores, ≤ 4].")
 @seed_opt
 @overwrite_opt
 def train_command(chips: Path, output: Path, kind: str | None, preset: str, device: str,
                   checkpoint_dir: Path | None, resume: bool, init_from: Path | None,
-                  overwrite: bool, **overrides: Any) -> None:
+                  tensorboard: Path | None, overwrite: bool, **overrides: Any) -> None:
     """Fit a GAN on CHIPS (a folder from export-chips, or ArcGIS-exported chips).
 
     Paired chips (images/ + images2/) train Pix2Pix; unpaired ones (train_a/ + train_b/)
@@ -123,13 +127,14 @@ def train_command(chips: Path, output: Path, kind: str | None, preset: str, devi
       geogan train chips/ -o m.pt
       geogan train chips/ -o m.pt --preset tiny --steps 300
       geogan train chips/ -o m.pt --resume
+      geogan train chips/ -o m.pt --tensorboard runs/first   # tensorboard --logdir runs
       torchrun --standalone --nproc-per-node 2 -m geogan train chips/ -o m.pt
     """
     from geogan.training.loop import TrainOptions, train  # imports torch: only when training
 
     options = TrainOptions(kind=kind, preset=preset, overrides=overrides, device=device,
                            checkpoint_dir=checkpoint_dir, resume=resume, overwrite=overwrite,
-                           init_from=init_from)
+                           init_from=init_from, tensorboard=tensorboard)
     with ProgressBar("train", "step") as bar:
         report = train(chips, output, options, bar.steps)
     if report.rank != 0:  # under torchrun: the first process reports for all

@@ -1,9 +1,10 @@
-"""Figures of the Python API: chips and results as a grid of panels (matplotlib).
+"""Figures of the Python API: chips and results as a grid of panels, losses as curves
+(matplotlib).
 
-:meth:`geogan.ChipData.show_batch` and :meth:`geogan.Pix2Pix.show_results` draw here. Panels
-show values as the training previews do (:func:`geogan.raster.preview.normalized_to_display`:
-the models' value mapping; invalid pixels black). matplotlib is imported on first use only
-(``pip install 'geogan[plot]'``).
+:meth:`geogan.ChipData.show_batch`, :meth:`geogan.Pix2Pix.show_results` and
+:meth:`geogan.Pix2Pix.plot_losses` draw here. Panels show values as the training previews do
+(:func:`geogan.raster.preview.normalized_to_display`: the models' value mapping; invalid
+pixels black). matplotlib is imported on first use only (``pip install 'geogan[plot]'``).
 """
 
 from __future__ import annotations
@@ -112,13 +113,61 @@ def chip_panel(path: Path, norm: BandNormalization, bands: list[int] | None
     return panel(norm.normalize(pixels), valid, bands)
 
 
-def figure(rows: Sequence[Sequence[NDArray[np.uint8]]], titles: Sequence[str]) -> Figure:
-    """A matplotlib figure of panels, one row per chip, titled columns."""
+def losses_figure(log: Sequence[Mapping[str, Any]], title: str) -> Figure:
+    """Curves of a training log (the lines of ``log.jsonl``) against the step: above, the
+    mean losses between validations (one line per loss name); below, the validation
+    metrics, PSNR (dB) on a second y axis at the right (see
+    :meth:`geogan.Pix2Pix.plot_losses`)."""
+    figure = new_figure(7.0, 6.0)
+    losses_axes, val_axes = figure.subplots(2, 1, sharex=True)
+    for name in _keys(log, "losses"):
+        losses_axes.plot(*_series(log, "losses", name), marker=".", label=name)
+    losses_axes.set(title=title, ylabel="loss")
+    losses_axes.legend(fontsize=8)
+    metrics = _keys(log, "val")
+    psnr_axes = val_axes.twinx() if "psnr" in metrics else None
+    for i, name in enumerate(metrics):
+        axes = psnr_axes if psnr_axes is not None and name == "psnr" else val_axes
+        axes.plot(*_series(log, "val", name), marker=".", label=name, color=f"C{i}")
+    val_axes.set(xlabel="step", ylabel=", ".join(m.upper() for m in metrics if m != "psnr"))
+    if psnr_axes is not None:
+        psnr_axes.set_ylabel("PSNR (dB)")
+    if not metrics:
+        val_axes.text(0.5, 0.5, "no validation chips", ha="center", va="center",
+                      transform=val_axes.transAxes)
+    else:
+        lines = [line for axes in figure.axes[1:] for line in axes.get_lines()]
+        val_axes.legend(lines, [str(line.get_label()) for line in lines], fontsize=8)
+    return figure
+
+
+def _keys(log: Sequence[Mapping[str, Any]], field: str) -> list[str]:
+    """The names under ``field`` in any line of the log, in order of first appearance."""
+    return list(dict.fromkeys(name for line in log for name in line.get(field) or {}))
+
+
+def _series(log: Sequence[Mapping[str, Any]], field: str, name: str
+            ) -> tuple[list[int], list[float]]:
+    lines = [line for line in log if name in (line.get(field) or {})]
+    return [int(line["step"]) for line in lines], [float(line[field][name]) for line in lines]
+
+
+def new_figure(width: float, height: float) -> Figure:
+    """An empty matplotlib figure of ``width`` × ``height`` inches, constrained layout.
+
+    Raises:
+        ConfigError: If matplotlib is not installed.
+    """
     try:
         from matplotlib.figure import Figure
     except ImportError:
         raise ConfigError("figures need matplotlib: pip install 'geogan[plot]'") from None
-    figure = Figure(figsize=(2.6 * len(titles), 2.6 * len(rows)), layout="constrained")
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def figure(rows: Sequence[Sequence[NDArray[np.uint8]]], titles: Sequence[str]) -> Figure:
+    """A matplotlib figure of panels, one row per chip, titled columns."""
+    figure = new_figure(2.6 * len(titles), 2.6 * len(rows))
     axes = figure.subplots(len(rows), len(titles), squeeze=False)
     for i, row in enumerate(rows):
         for j, panel in enumerate(row):

@@ -6,6 +6,7 @@ For notebook users who know the workflow of ``arcgis.learn``::
     data.show_batch(rows=4)                        # a matplotlib figure: input | target
     model = geogan.Pix2Pix(data)                   # preset "tiny"; any setting by keyword
     model.fit(10)                                  # 10 epochs, a progress bar
+    model.plot_losses()                            # losses and validation metrics by step
     model.show_results(rows=4)                     # input | output | target
     model.compute_metrics()                        # PSNR, SSIM (and class scores for maps)
     model.save("m.pt")                             # the model file `geogan train` writes
@@ -52,7 +53,7 @@ import torch
 from numpy.typing import NDArray
 
 from geogan.api.chip_metrics import chip_metrics
-from geogan.api.figures import RGB, results_figure
+from geogan.api.figures import RGB, losses_figure, results_figure
 from geogan.api.prepare import DATASET_TYPES, ChipData, prepare_data
 from geogan.errors import ConfigError, GeoganWarning, InputError, ModelFileError
 from geogan.inference.scene import TranslateReport, translate_raster
@@ -128,6 +129,7 @@ class GANModel:
         self.runs: list[dict[str, Any]] = []
         self._model_path: Path | None = None
         self._init_from: Path | None = None
+        self._run_dir: Path | None = None
         self._translators: dict[tuple[str, str, str], Translator] = {}
         self.architecture: Architecture | None = None
         """The networks of the latest model file (``None`` before the first fit)."""
@@ -217,6 +219,7 @@ class GANModel:
         work_dir = self._work_dir()
         run_dir = work_dir / f"run-{len(self.runs) + 1}"
         previous = self.runs[-1]["checkpoint"] if self.runs else self._init_from
+        self._run_dir = run_dir  # plot_losses shows an interrupted fit too
         train_options = TrainOptions(
             kind=self.kind, preset=self.preset, overrides=overrides, device=self.device,
             checkpoint_dir=run_dir, init_from=previous, overwrite=True,
@@ -342,6 +345,26 @@ class GANModel:
         data = self._require_data("show_results")
         return results_figure(self._eval_folder(data), data.domains, self._model_normalization(),
                               self.predict, rows, rgb_bands)
+
+    def plot_losses(self) -> Figure:
+        """A figure of the last fit (an interrupted one included) against the step, from its
+        ``log.jsonl``: above, the training losses (``d_real``, ``d_fake``, ``g_gan``,
+        ``g_l1``, ... for Pix2Pix; ``g_a2b``, ``cycle_a``, ``d_a``, ... for CycleGAN), each
+        the mean since the previous validation; below, the validation metrics (L1, SSIM;
+        PSNR in dB on the right-hand axis). As arcgis.learn's ``plot_losses``.
+
+        Raises:
+            ConfigError: Before the first fit (a model from :meth:`from_model` has no log),
+                before the fit's first validation, or without matplotlib.
+        """
+        if self._run_dir is None:
+            raise ConfigError("no training log yet: plot_losses shows the losses of fit(); "
+                              "call fit() first")
+        log = _read_log(self._run_dir / LOG_NAME)
+        if not log:
+            raise ConfigError(f"no training log yet in {self._run_dir / LOG_NAME}: the fit "
+                              "has not reached its first validation")
+        return losses_figure(log, f"{type(self).__name__}, {self._run_dir.name}")
 
     def compute_metrics(self, palette: Mapping[str, Sequence[float]] | str | None = "auto"
                         ) -> dict[str, Any]:

@@ -43,13 +43,10 @@ import contextlib
 import json
 import math
 import os
-import signal
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import numpy as np
@@ -101,6 +98,8 @@ from geogan.training.distributed import (
 )
 from geogan.training.recalibration import recalibrate_batchnorm
 from geogan.training.steps import TRAINERS, GANTrainer
+from geogan.training.stop_flag import StopFlag
+from geogan.training.tensorboard_log import TensorBoardLog, require_tensorboard, tensorboard_log
 
 LOG_NAME = "log.jsonl"
 PREVIEW_FOLDER = "previews"
@@ -130,6 +129,8 @@ class TrainOptions:
             (generators); the architecture must match. Not with ``resume``.
         val_fraction: For chip folders without geogan's metadata: the share of chips
             drawn (with the seed) for validation. geogan folders carry their split.
+        tensorboard: Also write TensorBoard event files here at each validation (losses,
+            metrics, learning rate, preview; :mod:`geogan.training.tensorboard_log`).
     """
 
     kind: str | None = None
@@ -142,6 +143,7 @@ class TrainOptions:
     preview_chips: int = 4
     init_from: Path | None = None
     val_fraction: float = 0.1
+    tensorboard: str | os.PathLike[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -184,7 +186,8 @@ def train(chips: str | os.PathLike[str], output: str | os.PathLike[str],
 
     Raises:
         ChipFolderError: If the chip folder is missing, empty or inconsistent.
-        ConfigError: For unknown or out-of-range settings, or Pix2Pix on unpaired chips.
+        ConfigError: For unknown or out-of-range settings, Pix2Pix on unpaired chips, or
+            ``tensorboard`` without the tensorboard package.
         DeviceError: If the device or precision is not available.
         OutputExistsError: If the model or a checkpoint exists and neither
             ``overwrite`` nor ``resume`` says what to do with it.
@@ -197,6 +200,8 @@ def train(chips: str | os.PathLike[str], output: str | os.PathLike[str],
     if options.resume and options.init_from is not None:
         raise ConfigError("--resume continues a run and --init-from starts a new one; "
                           "give one of them")
+    if options.tensorboard is not None:
+        require_tensorboard()  # before any work, on every process
     run_dir = (Path(options.checkpoint_dir) if options.checkpoint_dir is not None
                else output.with_name(f"{output.stem}-train"))
     if restarted_by_torchrun() and (run_dir / CHECKPOINT_NAME).exists():
@@ -218,7 +223,9 @@ def train(chips: str | os.PathLike[str], output: str | os.PathLike[str],
         device = rank_device(group, device)
         run = _Run(folder, architecture, config, device, precision, run_dir, options, group)
         run.start(resume=options.resume, overwrite=options.overwrite)
-        run.fit(progress if group.is_main else None)
+        with tensorboard_log(options.tensorboard if group.is_main else None, run.step,
+                             options.resume) as run.board:
+            run.fit(progress if group.is_main else None)
         return run.finish(output, options.overwrite)
 
 
@@ -255,32 +262,6 @@ def steps_per_epoch(folder: ChipFolder, config: TrainConfig,
     return math.ceil(keys / config.batch_size)
 
 
-class _StopFlag:
-    """Turns the first Ctrl-C into a request to stop after the current step; the second
-    one interrupts at once, except under torchrun, which passes on the Ctrl-C that
-    every process already had (and kills them itself if they are not done in 30 s).
-    Only the main thread can own signal handlers."""
-
-    def __init__(self, second_interrupts: bool = True) -> None:
-        self.requested = False
-        self.second_interrupts = second_interrupts
-        self._previous: Any = None
-
-    def __enter__(self) -> _StopFlag:
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.requested and self.second_interrupts:
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-
-
 class _Run:
     """One training run: state, loop, validation, checkpoints."""
 
@@ -300,6 +281,9 @@ class _Run:
         self.history: list[dict[str, Any]] = []
         self.wait_seconds = 0.0
         self.run_seconds = 0.0
+        self.board: TensorBoardLog | None = None
+        self.preview: np.ndarray | None = None
+        """The latest validation's preview grid, (3, H, W) uint8."""
         torch.manual_seed(config.seed)
         colours = (normalized_colours(architecture.palette, self.normalization["b"])
                    if architecture.palette else None)
@@ -413,7 +397,7 @@ class _Run:
         iterator = iter(batches)
         started = time.perf_counter()
         stopping = False
-        with _StopFlag(second_interrupts=not self.group.distributed) as stop:
+        with StopFlag(second_interrupts=not self.group.distributed) as stop:
             while self.step < self.total:
                 self.trainer.set_learning_rate(self._learning_rate(self.step))
                 waited = time.perf_counter()
@@ -451,10 +435,11 @@ class _Run:
         return learning_rate(step, self.total, self.config.lr)
 
     def _log(self, epoch: int, losses: Mapping[str, float], metrics: Mapping[str, float]) -> None:
+        lr = self._learning_rate(self.step - 1)
         record = {
             "step": self.step,
             "epoch": epoch,
-            "lr": self._learning_rate(self.step - 1),
+            "lr": lr,
             "losses": {k: round(v, 6) for k, v in losses.items()},
             "val": {k: round(v, 6) for k, v in metrics.items()},
             "seconds": round(self.run_seconds, 3),
@@ -467,6 +452,8 @@ class _Run:
         except OSError as error:
             raise OutputError(f"cannot write the training log in {self.run_dir}: "
                               f"{error.strerror or error}") from None
+        if self.board is not None:
+            self.board.write(self.step, lr, losses, metrics, self.preview)
 
     # -- validation ----------------------------------------------------------------
 
@@ -494,7 +481,8 @@ class _Run:
                     panels += _panels(batch, output, reference, mask,
                                       self.options.preview_chips - len(panels))
         if panels:
-            write_png(self.run_dir / PREVIEW_FOLDER / f"step-{self.step:07d}.png", grid(panels))
+            self.preview = grid(panels)
+            write_png(self.run_dir / PREVIEW_FOLDER / f"step-{self.step:07d}.png", self.preview)
         return mean.result()
 
     # -- the end -------------------------------------------------------------------
