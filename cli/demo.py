@@ -58,7 +58,8 @@ def _summary(report: DemoReport) -> str:
     """Where the files are, the quality table and the time taken."""
     source = "shipped" if report.sample_data_shipped else "generated"
     lines = [
-        f"Demo {report.kind}: Pix2Pix (tiny, {report.tile_size}² tiles, {report.steps} steps, "
+        f"Demo {report.kind}: Pix2Pix ({report.recipe}, {report.tile_size}² tiles, "
+        f"{report.steps} steps, "
         f"{report.device} {report.precision}) trained on rows 0–{report.held_out_row} of the "
         f"{report.width} × {report.height} scene, translated whole.",
         "",
@@ -76,6 +77,10 @@ def _summary(report: DemoReport) -> str:
         "",
         f"  {'':<22}{'held out':>10}{'whole scene':>14}",
         *_rows(report.held_out, report.whole),
+        "",
+        "The scene is procedural (generated terrain, roads and buildings), far easier than "
+        "real imagery: these figures say the pipeline works, not how good a model trained on "
+        "real data is (benchmarks/quality_real.py measures that).",
         "",
         f"Took {report.total_seconds:.0f} s: " + ", ".join(
             f"{stage} {seconds:.1f} s" for stage, seconds in report.seconds.items()) + ".",

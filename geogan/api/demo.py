@@ -8,7 +8,8 @@ pair generated again when the package is installed without them):
    GeoJSON polygon in the raster's CRS (``train-area.geojson``); the southern quarter
    is never seen in training: it is the held-out area;
 2. **export chips** inside the training area (stride half a tile);
-3. **train** the ``tiny`` Pix2Pix preset for a step count chosen per kind so that the
+3. **train** the default (``faithful``) recipe at the ``tiny`` preset's widths, for a
+   step count chosen per kind so that the
    whole demo stays well under five minutes on two CPU cores;
 4. **translate** the whole scene, larger than the training area, into
    ``translated.tif`` (the input's grid);
@@ -60,6 +61,9 @@ from geogan.training.loop import TrainOptions, TrainProgress, TrainReport, train
 
 __all__ = [
     "DEFAULT_STEPS",
+    "DEMO_PRESET",
+    "DEMO_RECIPE",
+    "DEMO_WIDTHS",
     "SAMPLE_PAIRS",
     "TILE_SIZES",
     "TRAIN_SHARE",
@@ -89,6 +93,11 @@ five minutes. At 3000 steps the sat-map model draws woods, water, streets and bu
 in the map's colours (about 95 % of the held-out pixels in the right class), though not
 the orange major road, which comes out as a pale street. The 128 px kinds get more steps
 for the same time, which their photo-like targets need for roads and water to show."""
+
+DEMO_PRESET = "faithful"
+DEMO_WIDTHS = {"ngf": 16, "ndf": 16}
+DEMO_RECIPE = "faithful recipe, tiny widths"
+"""The demo trains the default recipe at the ``tiny`` preset's widths (ngf, ndf 16)."""
 
 TRAIN_SHARE = 0.75
 """Share of the scene's rows, from the north edge, that training may see."""
@@ -189,6 +198,7 @@ class DemoReport:
         held_out: Quality over the held-out area.
         whole: Quality over the whole scene.
         seconds: Seconds per stage, keyed by :data:`STAGES`.
+        recipe: The training recipe, in words (:data:`DEMO_RECIPE`).
     """
 
     kind: str
@@ -215,6 +225,7 @@ class DemoReport:
     held_out: Quality
     whole: Quality
     seconds: Mapping[str, float] = field(default_factory=dict)
+    recipe: str = DEMO_RECIPE
 
     @property
     def total_seconds(self) -> float:
@@ -400,10 +411,11 @@ def _export(input_path: Path, reference_path: Path, chips: Path, train_area: Pat
 
 def _train(chips: Path, model: Path, steps: int, device: str,
            progress: Callable[[TrainProgress], None] | None) -> TrainReport:
-    """The tiny Pix2Pix for ``steps`` steps, logged and checkpointed a few times."""
-    overrides = {"steps": steps, "seed": 0, "val_every": max(1, steps // LOG_LINES)}
-    options = TrainOptions(kind="pix2pix", preset="tiny", overrides=overrides, device=device,
-                           overwrite=True)
+    """The narrow faithful Pix2Pix for ``steps`` steps, logged and checkpointed a few times."""
+    overrides = {"steps": steps, "seed": 0, "val_every": max(1, steps // LOG_LINES),
+                 **DEMO_WIDTHS}
+    options = TrainOptions(kind="pix2pix", preset=DEMO_PRESET, overrides=overrides,
+                           device=device, overwrite=True)
     return train(chips, model, options, progress)
 
 

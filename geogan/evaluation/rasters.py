@@ -68,6 +68,7 @@ from geogan.evaluation.report import BandScores, EvaluationReport, SeamScores
 from geogan.evaluation.seams import SeamSums, seam_lines, seam_sums
 from geogan.grids.windows import BLENDS, WindowGrid, check_window_options, default_overlap
 from geogan.progress import ProgressCallback
+from geogan.raster.flat_colours import MIN_FLAT_SHARE
 from geogan.raster.footprints import crs_label, describe_bounds, load_aoi, raster_footprint
 from geogan.raster.io import check_georeferenced, is_categorical, open_raster, same_grid, valid_mask
 from geogan.raster.palette import (
@@ -242,9 +243,10 @@ def _resolve_palette(spec: Any, ref: Any, ref_name: str
     detected = detect_palette(ref)
     if detected is None:
         raise InputError(f"{ref_name} is not a flat-colour map (it has no {PALETTE_TAG} tag, "
-                         f"and fewer than {AUTO_COVERAGE:.0%} of its pixels are in "
-                         f"{AUTO_MAX_CLASSES} colours or fewer); pass --palette FILE, a JSON "
-                         'object {"class name": [r, g, b], ...}')
+                         f"fewer than {AUTO_COVERAGE:.0%} of its pixels are in "
+                         f"{AUTO_MAX_CLASSES} colours or fewer, and fewer than "
+                         f"{MIN_FLAT_SHARE:.0%} lie in flat areas); pass --palette FILE, a "
+                         'JSON object {"class name": [r, g, b], ...}')
     return detected, "detected"
 
 

@@ -306,7 +306,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # get the paper's settings under this name (see PIX2PIX_ONLY_PRESETS).
     "faithful": {"ngf": 64, "ndf": 64, "epochs": 200, "unet_levels": 6, "upsample": "resize",
                  "classes": "auto", "rotate": True, "scale_jitter": 1.25, "photometric": 0.2,
-                 "diffaugment": True, "ema": 0.999},
+                 "class_balance": 0.5, "diffaugment": True, "ema": 0.999},
     # Isola et al. 2017 and Zhu et al. 2017, at 256 x 256.
     "paper": {"ngf": 64, "ndf": 64, "epochs": 200},
     # The same structure, a sixteenth of the arithmetic: minutes on a laptop CPU.

@@ -327,8 +327,11 @@ class CycleGANTrainer(GANTrainer):
     ways, identity loss 0.5·λ (when both domains have the same bands), a pool of fakes."""
 
     def __init__(self, architecture: Architecture, config: TrainConfig, device: torch.device,
-                 precision: str, group: ProcessGroup = SINGLE) -> None:
-        super().__init__(architecture, config, device, precision, group)
+                 precision: str, group: ProcessGroup = SINGLE,
+                 class_colours: Tensor | None = None,
+                 class_weights: Tensor | None = None) -> None:
+        super().__init__(architecture, config, device, precision, group, class_colours,
+                         class_weights)
         self.pools = {name: ImagePool(config.pool_size, config.seed + i)
                       for i, name in enumerate(("a", "b"))}
 
