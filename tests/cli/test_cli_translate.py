@@ -83,7 +83,26 @@ def test_options_reach_the_output(files, tmp_path):
         assert text in tags["GEOGAN_OPTIONS"]
 
 
+def test_tta_and_output_kind_reach_the_output(files, tmp_path):
+    out = tmp_path / "map.tif"
+    code, _, stderr = run(files["a"], "-m", files["model"], "-o", out, "--tta",
+                          "--output-kind", "image", *FAST)
+    assert code == 0, stderr
+    with rasterio.open(out) as dst:
+        assert '"tta": true' in dst.tags()["GEOGAN_OPTIONS"]
+        assert '"output": "image"' in dst.tags()["GEOGAN_OPTIONS"]
+
+
+def test_class_outputs_of_a_model_without_a_class_head_are_one_error(files, tmp_path):
+    out = tmp_path / "classes.tif"
+    code, _, stderr = run(files["a"], "-m", files["model"], "-o", out, "--output-kind",
+                          "classes", *FAST)
+    assert_one_line_error(code, stderr, "needs a model with a class head")
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("args", [
+    ("{a}", "-m", "{model}", "--output-kind", "colours"),
     ("{a}", "{b}", "-m", "{model}"),  # several scenes need --out-dir
     ("{a}", "-m", "{model}", "-o", "x.tif", "--out-dir", "maps"),  # both
     ("{a}", "-m", "{model}", "--blend", "gaussian"),
