@@ -84,6 +84,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "faithful+tta": ("faithful", {}, {"tta": True}),
     "faithful/image-head": ("faithful", {}, {"output": "image"}),
     "faithful/no-class-head": ("faithful", {"classes": "off"}, {}),
+    "faithful/no-balance": ("faithful", {"class_balance": 0.0}, {}),
     "faithful/no-gan": ("faithful", {"lambda_gan": 0.0}, {}),
     "faithful+rotate": ("faithful", {"rotate": True}, {}),
     "faithful+rotate/ema-0.999": ("faithful", {"rotate": True, "ema": 0.999}, {}),
