@@ -72,6 +72,9 @@ class Translator:
         self.classes = classes
         self.output = ("palette" if classes else "image") if output == "auto" else output
         self.tta = tta
+        # (C, K): the palette in the target's dtype, indexed by class in :meth:`finish`.
+        self._palette_values = np.asarray(architecture.palette, dtype=np.float64).T.astype(
+            model.normalization["b"].dtype) if classes else np.empty((0, 0))
         if direction not in architecture.directions:
             raise InputError(f"a {architecture.kind} model translates "
                              f"{' and '.join(architecture.directions)} only, not {direction}")
@@ -156,17 +159,17 @@ class Translator:
     def finish(self, blended: NDArray[np.float32]) -> NDArray[Any]:
         """Output values from blended :meth:`translate_tiles` channels (C, ...): the
         image head denormalised, the palette colour of the most likely class, or that
-        class's index, as :attr:`output` says."""
-        image = np.clip(blended[:self.image_bands], -1.0, 1.0)
+        class's index, as :attr:`output` says. The image bands of ``blended`` are
+        clipped in place (the writer's buffer: no copy per block row)."""
         if self.output == "image":
-            return self.output_normalization.denormalize(image)
+            image = blended[:self.image_bands]
+            return self.output_normalization.denormalize(np.clip(image, -1.0, 1.0, out=image))
         best = blended[self.image_bands:self.blend_bands].argmax(axis=0)  # (...)
         if self.output == "classes":
             classes: NDArray[np.uint8] = best.astype(np.uint8)[None]
             return classes
-        colours = np.asarray(self.architecture.palette, dtype=np.float64)  # (K, C)
-        values: NDArray[Any] = np.moveaxis(colours[best], -1, 0)  # (C, ...)
-        return values.astype(self.output_normalization.dtype)
+        values: NDArray[Any] = self._palette_values[:, best]  # (C, ...) in the output dtype
+        return values
 
     @property
     def has_dropout(self) -> bool:
