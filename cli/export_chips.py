@@ -9,6 +9,7 @@ import click
 from rasterio.enums import Resampling
 
 from geogan.chips.export import export_chips
+from geogan.chips.layout import default_output
 from geogan.chips.options import ExportOptions
 
 from .options import ProgressBar, creation_options, overwrite_opt, seed_opt
@@ -17,8 +18,8 @@ from .options import ProgressBar, creation_options, overwrite_opt, seed_opt
 @click.command("export-chips")
 @click.argument("input_raster", metavar="INPUT", type=click.Path(dir_okay=False))
 @click.argument("additional_raster", metavar="ADDITIONAL", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False),
-              help="Chip folder to create.")
+@click.option("-o", "--output", "out_dir", default=None, type=click.Path(file_okay=False),
+              help="Chip folder to create [default: ./<INPUT stem>-chips/].")
 @click.option("--tile-size", type=click.IntRange(min=16), default=256, show_default=True,
               help="Chip side in pixels.")
 @click.option("--stride", type=click.IntRange(min=1), default=None,
@@ -43,7 +44,7 @@ from .options import ProgressBar, creation_options, overwrite_opt, seed_opt
 @creation_options
 @overwrite_opt
 def export_chips_command(
-    input_raster: str, additional_raster: str, out_dir: str, tile_size: int,
+    input_raster: str, additional_raster: str, out_dir: str | None, tile_size: int,
     stride: int | None, min_valid: float, val_fraction: float, aoi: str | None,
     unpaired: bool, resampling: str | None, max_shift: float | None, seed: int,
     creation_options: dict[str, Any], overwrite: bool, resume: bool,
@@ -60,7 +61,8 @@ def export_chips_command(
     folder beside it: the same command with --resume continues it.
 
     \b
-    Example:
+    Examples:
+      geogan export-chips sat.tif map.tif          # writes ./sat-chips/
       geogan export-chips sat.tif map.tif -o chips/ --tile-size 256 --stride 128
       geogan export-chips sat.tif map.tif -o chips/ --tile-size 256 --stride 128 --resume
     """
@@ -70,8 +72,9 @@ def export_chips_command(
         overwrite=overwrite, resume=resume,
         creation_options={k.upper(): v for k, v in creation_options.items()},
     )
+    out = Path(out_dir) if out_dir is not None else default_output(input_raster)
     with ProgressBar("chips", "win") as progress:
-        report = export_chips(input_raster, additional_raster, out_dir, options, progress)
+        report = export_chips(input_raster, additional_raster, out, options, progress)
     click.echo(
         f"Wrote {report.exported} chip{'s' if report.mode == 'unpaired' else ' pairs'} "
         f"({report.train} train, {report.val} val) to {Path(report.out_dir)} in "

@@ -17,6 +17,7 @@ ArcGIS-exported folders have the sub-folders without the two files.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 CHIPS_FORMAT = "geogan-chips"
@@ -42,3 +43,18 @@ def source_raster(root: Path, domain: str) -> Path | None:
         return Path(metadata["domains"][domain]["source"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def default_output(spec: str | os.PathLike[str]) -> Path:
+    """The chip folder an export writes when none is given: ``<stem>-chips`` in the
+    working folder, after the INPUT raster (or the folder, glob folder, ``@list`` file or
+    ``pairs.csv`` that stands for it), as ``translate`` names its output after the scene.
+    """
+    text = os.fspath(spec).rstrip("/\\")
+    if text.startswith("@"):
+        text = text[1:]
+    path = Path(text)
+    while any(ch in path.name for ch in "*?[") and path.parent != path:
+        path = path.parent  # a glob: named after the folder it searches
+    stem = path.stem if path.suffix and not path.is_dir() else path.name
+    return Path(f"{stem or 'mosaic'}-chips")

@@ -117,10 +117,33 @@ def test_bad_usage_exits_2(tmp_path, pair, args):
     assert not (tmp_path / "out").exists()
 
 
-def test_missing_output_option_is_usage_error(pair):
+def test_default_output_is_input_stem_chips_and_a_rerun_refuses(tmp_path, pair, monkeypatch):
     a, b = pair
-    code, _, stderr = run("export-chips", str(a), str(b))
-    assert code == 2 and "--output" in stderr
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    code, stdout, _ = run("-q", "export-chips", str(a), str(b), "--tile-size", "128")
+    assert code == 0
+    assert (work / "a-chips" / "geogan-chips.json").is_file()
+    assert "to a-chips " in stdout
+    before = sorted(p.name for p in (work / "a-chips" / "images").iterdir())
+    code, _, stderr = run("-q", "export-chips", str(a), str(b), "--tile-size", "128")
+    assert code == 1 and stderr.count("\n") == 1
+    assert "a-chips exists and is not empty; pass --overwrite" in stderr
+    assert sorted(p.name for p in (work / "a-chips" / "images").iterdir()) == before
+    code, _, _ = run("-q", "export-chips", str(a), str(b), "--tile-size", "128", "--overwrite")
+    assert code == 0
+
+
+@pytest.mark.parametrize(("spec", "name"), [
+    ("sat.tif", "sat-chips"), ("data/sat.vrt", "sat-chips"), ("@list.txt", "list-chips"),
+    ("tiles/*.tif", "tiles-chips"), ("tiles/", "tiles-chips"), ("*.tif", "mosaic-chips"),
+    ("pairs.csv", "pairs-chips"),
+])
+def test_default_output_names(spec, name):
+    from geogan.chips.layout import default_output
+
+    assert default_output(spec) == Path(name)
 
 
 def test_debug_shows_the_traceback(tmp_path, pair):
