@@ -58,6 +58,12 @@ def _format(path: Path, d: dict[str, Any]) -> str:
                      f"{training.get('precision')}, {training.get('created')}")
         lines.append(f"  chips        {training.get('chips')} ({training.get('train_chips')} "
                      f"train, {training.get('val_chips')} val)")
+        folders = training.get("chip_folders") or []
+        if len(folders) > 1:
+            lines[-1] = f"  chips        {len(folders)} folders ({training.get('train_chips')} " \
+                        f"train, {training.get('val_chips')} val)"
+            lines += [f"    {f.get('path')} ({f.get('train_chips')} train, {f.get('val_chips')} "
+                      "val)" for f in folders]
         final = (training.get("final") or {}).get("eval") or {}
         if final:
             lines.append("  validation   " + ", ".join(f"{k} {v:.4g}" for k, v in final.items()))

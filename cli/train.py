@@ -21,7 +21,8 @@ from .options import ProgressBar, overwrite_opt, seed_opt
 
 
 @click.command("train")
-@click.argument("chips", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("chips", nargs=-1, required=True,
+                type=click.Path(file_okay=False, path_type=Path))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Model file to write (e.g. m.pt).")
 @click.option("--model", "kind", type=click.Choice(MODEL_KINDS), default=None,
@@ -109,10 +110,15 @@ from .options import ProgressBar, overwrite_opt, seed_opt
               help="Data-loading processes [default: 0 on a CPU, else half the cores, ≤ 4].")
 @seed_opt
 @overwrite_opt
-def train_command(chips: Path, output: Path, kind: str | None, preset: str, device: str,
+def train_command(chips: tuple[Path, ...], output: Path, kind: str | None, preset: str, device: str,
                   checkpoint_dir: Path | None, resume: bool, init_from: Path | None,
                   tensorboard: Path | None, overwrite: bool, **overrides: Any) -> None:
-    """Fit a GAN on CHIPS (a folder from export-chips, or ArcGIS-exported chips).
+    """Fit a GAN on CHIPS (folders from export-chips, or ArcGIS-exported chips).
+
+    Several folders train as one: they must hold the same layout, band counts, data
+    types and tile size; each keeps its own validation split, the value mapping comes
+    from statistics pooled over all their training chips, and the model file records
+    every folder and its chip counts.
 
     Paired chips (images/ + images2/) train Pix2Pix; unpaired ones (train_a/ + train_b/)
     train CycleGAN. The model file holds everything translate needs; the checkpoint
@@ -126,6 +132,7 @@ def train_command(chips: Path, output: Path, kind: str | None, preset: str, devi
     Examples:
       geogan train chips/ -o m.pt
       geogan train chips/ -o m.pt --preset tiny --steps 300
+      geogan train ireland-chips/ finland-chips/ -o m.pt     # several folders as one
       geogan train chips/ -o m.pt --resume
       geogan train chips/ -o m.pt --tensorboard runs/first   # tensorboard --logdir runs
       torchrun --standalone --nproc-per-node 2 -m geogan train chips/ -o m.pt
@@ -136,7 +143,7 @@ def train_command(chips: Path, output: Path, kind: str | None, preset: str, devi
                            checkpoint_dir=checkpoint_dir, resume=resume, overwrite=overwrite,
                            init_from=init_from, tensorboard=tensorboard)
     with ProgressBar("train", "step") as bar:
-        report = train(chips, output, options, bar.steps)
+        report = train(list(chips), output, options, bar.steps)
     if report.rank != 0:  # under torchrun: the first process reports for all
         return
     processes = f", {report.world_size} processes" if report.world_size > 1 else ""

@@ -359,6 +359,10 @@ ROWS: list[tuple[str, Build] | tuple[str, Build, pytest.MarkDecorator]] = [
     ("train/mixed-sizes",
      lambda s, t: train(t, chip_folder(t / "c", [(3, 64, 64), (3, 64, 64), (3, 32, 32)],
                                        [(1, 64, 64), (1, 64, 64), (1, 32, 32)]), message="size")),
+    ("train/folders-of-other-bands",  # several folders: they must agree
+     lambda s, t: Case(["-q", "train", str(s.chips),
+                        str(chip_folder(t / "c4", [(4, 64, 64)] * 2, [(1, 64, 64)] * 2)),
+                        "-o", str(t / "m.pt"), *TRAIN], "c4 holds paired 4-band uint8")),
     ("train/output-exists",
      lambda s, t: train(t, s.chips, out=existing(t / "m.pt"), message="--overwrite")),
     ("train/parent-is-a-file",

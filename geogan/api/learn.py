@@ -65,7 +65,8 @@ from geogan.nn.normalization import BandNormalization
 from geogan.outputs import atomic_file
 from geogan.progress import Bar
 from geogan.raster.io import open_raster
-from geogan.training.chip_folder import ChipFolder, open_chip_folder
+from geogan.training.chip_folder import ChipFolder
+from geogan.training.folder_union import open_chip_folders
 from geogan.training.loop import (
     LOG_NAME,
     TrainOptions,
@@ -226,7 +227,7 @@ class GANModel:
             val_fraction=data.val_split_pct)
         with Bar(f"fit {len(self.runs) + 1}", "step",
                  enabled=self.verbose and progress is None) as bar:
-            report = train(data.path, run_dir / "model.pt", train_options,
+            report = train(data.paths, run_dir / "model.pt", train_options,
                            progress or bar.steps)
         self._model_path = report.model_path.absolute()
         self.architecture = report.architecture
@@ -516,7 +517,7 @@ class GANModel:
         seed = int(self._overrides(data).get("seed") or 0)
         if data.folder.source == "geogan" or seed == data.seed:
             return data.folder
-        return open_chip_folder(data.path, val_fraction=data.val_split_pct, seed=seed)
+        return open_chip_folders(data.paths, val_fraction=data.val_split_pct, seed=seed)
 
 
 class Pix2Pix(GANModel):

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
 
 from geogan.api.figures import RGB, chips_figure
 from geogan.errors import ConfigError
 from geogan.nn.config import check_kind_fits_chips
 from geogan.raster.band_stats import BandStatistics
-from geogan.training.chip_folder import ChipFolder, DomainInfo, open_chip_folder
+from geogan.training.chip_folder import ChipFolder, DomainInfo
+from geogan.training.folder_union import ChipFolders, folder_paths, open_chip_folders
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -24,7 +24,8 @@ class ChipData:
     """A chip folder opened for the models: what :func:`prepare_data` returns.
 
     Attributes:
-        path: The chip folder.
+        path: The chip folder (the first, when several are trained on as one).
+        paths: Every chip folder.
         dataset_type: ``Pix2Pix`` (paired chips) or ``CycleGAN``.
         chip_size: Side of the square chips, pixels.
         batch_size: Chips per training step, or ``None`` for the trainer's default (1).
@@ -37,6 +38,7 @@ class ChipData:
                  val_split_pct: float, seed: int) -> None:
         self.folder = folder
         self.path = folder.root
+        self.paths = [part.root for part in folder.parts] or [folder.root]
         self.dataset_type = dataset_type
         self.chip_size = folder.tile_size
         self.batch_size = batch_size
@@ -90,7 +92,9 @@ class ChipData:
         return len(self.folder.val["a"])
 
     def __repr__(self) -> str:
-        lines = [f"ChipData({self.dataset_type}, {self.path})",
+        where = self.path if len(self.paths) == 1 else f"{len(self.paths)} folders: " + \
+            ", ".join(str(p) for p in self.paths)
+        lines = [f"ChipData({self.dataset_type}, {where})",
                  f"  chips     {self.chip_size} × {self.chip_size}, {self.folder.source} "
                  f"folder, {self.train_count} train / {self.val_count} val"
                  + (" pairs" if self.paired else " (domain a)")]
@@ -116,7 +120,7 @@ class ChipData:
         return chips_figure(self.folder, split, self.seed, rows, rgb_bands)
 
 
-def prepare_data(path: str | os.PathLike[str], dataset_type: str | None = None, *,
+def prepare_data(path: ChipFolders, dataset_type: str | None = None, *,
                  batch_size: int | None = None, chip_size: int | None = None,
                  val_split_pct: float = 0.1, seed: int = 42) -> ChipData:
     """Open a chip folder for :class:`Pix2Pix` or :class:`CycleGAN` (``arcgis.learn``'s
@@ -125,7 +129,9 @@ def prepare_data(path: str | os.PathLike[str], dataset_type: str | None = None, 
     Args:
         path: A folder from ``geogan export-chips``, or from ArcGIS Pro's *Export
             Training Data For Deep Learning* (*Export Tiles*): ``images/`` + ``images2/``
-            (paired) or ``train_a/`` + ``train_b/`` (unpaired).
+            (paired) or ``train_a/`` + ``train_b/`` (unpaired); or a list of such
+            folders, trained on as one (same layout, bands, data types and tile size;
+            each keeps its split; statistics pooled over all their training chips).
         dataset_type: ``Pix2Pix`` or ``CycleGAN`` (any case); ``None`` infers it from the
             layout (paired → Pix2Pix, unpaired → CycleGAN).
         batch_size: Chips per training step; ``None`` for the trainer's default (1).
@@ -140,7 +146,8 @@ def prepare_data(path: str | os.PathLike[str], dataset_type: str | None = None, 
         The opened data.
 
     Raises:
-        ChipFolderError: The folder is missing, empty or inconsistent.
+        ChipFolderError: A folder is missing, empty or inconsistent, or the folders
+            differ in layout, bands, data types or tile size.
         ConfigError: An unknown dataset type, Pix2Pix on unpaired chips, a chip size other
             than the chips', or a value out of range.
     """
@@ -149,11 +156,12 @@ def prepare_data(path: str | os.PathLike[str], dataset_type: str | None = None, 
         raise ConfigError(f"batch_size must be at least 1, not {batch_size}")
     if seed < 0:
         raise ConfigError(f"seed must not be negative, not {seed}")
-    folder = open_chip_folder(path, val_fraction=val_split_pct, seed=seed)
+    folder = open_chip_folders(path, val_fraction=val_split_pct, seed=seed)
+    where = ", ".join(str(p) for p in folder_paths(path))
     if kind is not None:
-        check_kind_fits_chips(kind, folder.paired, path, "use dataset_type='CycleGAN'")
+        check_kind_fits_chips(kind, folder.paired, where, "use dataset_type='CycleGAN'")
     if chip_size is not None and chip_size != folder.tile_size:
-        raise ConfigError(f"the chips in {path} are {folder.tile_size} × {folder.tile_size} "
+        raise ConfigError(f"the chips in {where} are {folder.tile_size} × {folder.tile_size} "
                           f"pixels, not {chip_size}; geogan does not resize chips: export them "
                           f"with --tile-size {chip_size}, or leave chip_size=None")
     kind = kind or ("pix2pix" if folder.paired else "cyclegan")

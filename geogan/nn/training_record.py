@@ -34,6 +34,7 @@ def library_versions() -> dict[str, str]:
 
 def training_record(*, steps: int, steps_per_epoch: int, config: TrainConfig, preset: str,
                     chips: Path, chips_source: str,
+                    chip_folders: Sequence[Mapping[str, Any]],
                     band_descriptions: Mapping[str, Sequence[str | None]],
                     train_chips: int, val_chips: int, device: str, precision: str,
                     world_size: int, backend: str | None, digests: Sequence[str],
@@ -47,8 +48,10 @@ def training_record(*, steps: int, steps_per_epoch: int, config: TrainConfig, pr
         steps_per_epoch: Steps in one pass over the training chips.
         config: The training configuration.
         preset: The preset the configuration started from.
-        chips: The chip folder.
-        chips_source: ``geogan`` or ``arcgis`` (who wrote the chip folder).
+        chips: The chip folder (the first, when there are several).
+        chips_source: ``geogan`` or ``arcgis`` (who wrote the chip folder), ``mixed``
+            for several folders of both.
+        chip_folders: Every chip folder trained on: path, source and chip counts.
         band_descriptions: Band names of each domain, from its chips.
         train_chips: Training chips (domain a).
         val_chips: Validation chips (domain a).
@@ -73,6 +76,7 @@ def training_record(*, steps: int, steps_per_epoch: int, config: TrainConfig, pr
         "config": config.to_dict(),
         "chips": str(chips.absolute()),
         "chips_source": chips_source,
+        "chip_folders": [dict(part) for part in chip_folders],
         "band_descriptions": {k: list(v) for k, v in band_descriptions.items()},
         "train_chips": train_chips,
         "val_chips": val_chips,

@@ -80,6 +80,28 @@ class DomainInfo:
 
 
 @dataclass(frozen=True)
+class FolderPart:
+    """One of the chip folders a training set was opened from, and what it gave.
+
+    Attributes:
+        root: The folder.
+        source: ``geogan`` or ``arcgis`` (who wrote it).
+        train: Its training chips (pairs when paired; domain a's chips otherwise).
+        val: Its validation chips, likewise.
+    """
+
+    root: Path
+    source: str
+    train: int
+    val: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values, for the model file's training record."""
+        return {"path": str(self.root.absolute()), "source": self.source,
+                "train_chips": self.train, "val_chips": self.val}
+
+
+@dataclass(frozen=True)
 class ChipFolder:
     """A chip folder opened for training: its layout, domains and split.
 
@@ -92,6 +114,8 @@ class ChipFolder:
         train: Per domain, the training chips. When paired, ``train["a"][i]`` and
             ``train["b"][i]`` are the two chips of pair ``i``.
         val: Per domain, the validation chips, likewise.
+        parts: The folders it was opened from, with their chip counts, when it is the
+            union of several (:func:`geogan.training.folder_union.open_chip_folders`).
     """
 
     root: Path
@@ -101,6 +125,7 @@ class ChipFolder:
     source: str
     train: dict[str, tuple[Path, ...]]
     val: dict[str, tuple[Path, ...]]
+    parts: tuple[FolderPart, ...] = ()
 
     @property
     def paired(self) -> bool:
@@ -197,7 +222,7 @@ def _open_geogan(root: Path, seed: int, progress: ProgressCallback | None) -> Ch
             expected = _ChipHeader(info.bands, info.dtype, tile_size, tile_size, info.nodata)
             _check_header(_read_header(chips[0]), expected, chips[0], meta_path)
         if train[domain] and len(info.statistics) != info.bands:  # absent: compute them
-            statistics = _compute_statistics(train[domain], info.bands, info.dtype, seed,
+            statistics = compute_statistics(train[domain], info.bands, info.dtype, seed,
                                              progress)
             info = replace(info, statistics=statistics)
         domains[domain] = info
@@ -403,8 +428,14 @@ def _scan_domain(folder: str, train: Sequence[Path], val: Sequence[Path], seed: 
     return info, expected.width
 
 
-def _compute_statistics(chips: Sequence[Path], bands: int, dtype: str, seed: int,
+def compute_statistics(chips: Sequence[Path], bands: int, dtype: str, seed: int,
                         progress: ProgressCallback | None) -> tuple[BandStatistics, ...]:
+    """Per-band statistics of ``chips``, read in order (seeded subsample, see
+    :class:`~geogan.raster.band_stats.StatisticsAccumulator`).
+
+    Raises:
+        ChipFolderError: A chip cannot be read, or a band has no valid pixel.
+    """
     accumulator = StatisticsAccumulator(bands, dtype, seed=seed)
     for done, chip in enumerate(chips, 1):
         accumulator.update(*read_chip(chip))

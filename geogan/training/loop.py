@@ -84,7 +84,7 @@ from geogan.training.checkpoints import (
     truncate_log,
     warm_start,
 )
-from geogan.training.chip_folder import ChipFolder, open_chip_folder
+from geogan.training.chip_folder import ChipFolder
 from geogan.training.class_palette import class_weights, normalized_colours, with_class_head
 from geogan.training.dataset import ChipDataset, Key, epoch_keys, val_keys
 from geogan.training.distributed import (
@@ -96,6 +96,7 @@ from geogan.training.distributed import (
     shard,
     shard_size,
 )
+from geogan.training.folder_union import ChipFolders, open_chip_folders
 from geogan.training.recalibration import recalibrate_batchnorm
 from geogan.training.steps import TRAINERS, GANTrainer
 from geogan.training.stop_flag import StopFlag
@@ -179,13 +180,15 @@ class TrainReport:
     world_size: int = 1
 
 
-def train(chips: str | os.PathLike[str], output: str | os.PathLike[str],
+def train(chips: ChipFolders, output: str | os.PathLike[str],
           options: TrainOptions = TrainOptions(),
           progress: Callable[[TrainProgress], None] | None = None) -> TrainReport:
-    """Fit a model on ``chips`` and write the model file ``output``.
+    """Fit a model on ``chips`` (a chip folder, or several trained on as one) and write
+    the model file ``output``.
 
     Raises:
-        ChipFolderError: If the chip folder is missing, empty or inconsistent.
+        ChipFolderError: If a chip folder is missing, empty or inconsistent, or the
+            folders differ in layout, bands, data types or tile size.
         ConfigError: For unknown or out-of-range settings, Pix2Pix on unpaired chips, or
             ``tensorboard`` without the tensorboard package.
         DeviceError: If the device or precision is not available.
@@ -210,9 +213,9 @@ def train(chips: str | os.PathLike[str], output: str | os.PathLike[str],
     # A resumed run writes the model file its first part would have written.
     check_model_output(output, options.overwrite or options.resume)
     seed = int(options.overrides.get("seed") or 0)
-    folder = open_chip_folder(chips, val_fraction=options.val_fraction, seed=seed)
+    folder = open_chip_folders(chips, val_fraction=options.val_fraction, seed=seed)
     kind = options.kind or ("pix2pix" if folder.paired else "cyclegan")
-    check_kind_fits_chips(kind, folder.paired, chips, "train it with --model cyclegan")
+    check_kind_fits_chips(kind, folder.paired, folder.root, "train it with --model cyclegan")
     architecture, config = build_configs(
         kind, folder.domains["a"].bands, folder.domains["b"].bands, folder.tile_size,
         preset=options.preset, overrides=options.overrides)
@@ -532,6 +535,7 @@ class _Run:
         return training_record(
             steps=self.step, steps_per_epoch=self.steps_per_epoch, config=self.config,
             preset=self.options.preset, chips=folder.root, chips_source=folder.source,
+            chip_folders=[part.to_dict() for part in folder.parts],
             band_descriptions=_band_descriptions(folder), train_chips=len(folder.train["a"]),
             val_chips=len(folder.val["a"]), device=str(self.device), precision=self.precision,
             world_size=self.group.world_size, backend=self.group.backend, digests=digests,

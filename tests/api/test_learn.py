@@ -201,7 +201,7 @@ def test_settings_are_checked_when_the_model_is_made(chips, arcgis_unpaired):
 
 def test_val_split_pct_is_the_split_the_trainer_draws(arcgis_paired, tmp_path):
     data = geogan.prepare_data(arcgis_paired, val_split_pct=0.25)
-    model = geogan.Pix2Pix(data, device="cpu", verbose=False, work_dir=tmp_path, **SMALL)
+    model = geogan.Pix2Pix(data, device="cpu", verbose=False, work_dir=tmp_path / "w", **SMALL)
     model.fit(steps=1)
     training = read_model_file(model.model_path).training
     assert (training["train_chips"], training["val_chips"]) == (data.train_count,
@@ -372,3 +372,22 @@ def test_the_api_and_the_cli_write_the_same_model_file(chips, tmp_path):
     first = {k: v for k, v in one.training.items() if k not in ignored}
     second = {k: v for k, v in two.training.items() if k not in ignored}
     assert first == second
+
+
+def test_prepare_data_takes_several_folders_and_fits_on_them(chips, tmp_path):
+    arcgis_paired = tmp_path / "arcgis"  # a folder without geogan metadata, 3 → 3 bands
+    for sub in ("images", "images2"):
+        (arcgis_paired / sub).mkdir(parents=True)
+        for chip in sorted((chips / sub).iterdir())[:3]:
+            (arcgis_paired / sub / chip.name).write_bytes(chip.read_bytes())
+    data = geogan.prepare_data([chips, arcgis_paired], seed=3)
+    assert data.paths == [chips, arcgis_paired] and data.path == chips
+    alone = [geogan.prepare_data(chips, seed=3), geogan.prepare_data(arcgis_paired, seed=3)]
+    assert data.train_count == sum(d.train_count for d in alone)
+    assert data.val_count == sum(d.val_count for d in alone)
+    assert "2 folders" in repr(data)
+    model = geogan.Pix2Pix(data, device="cpu", verbose=False, work_dir=tmp_path / "w", **SMALL)
+    model.fit(steps=1)
+    record = read_model_file(model.model_path).training
+    assert [Path(f["path"]) for f in record["chip_folders"]] == [chips.absolute(),
+                                                                 arcgis_paired.absolute()]

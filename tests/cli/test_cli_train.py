@@ -128,3 +128,21 @@ def test_info_on_a_damaged_or_foreign_file(tmp_path, content):
 def test_info_on_a_missing_file(tmp_path):
     code, _, stderr = run("info", str(tmp_path / "none.pt"))
     assert_one_line_error(code, stderr, "does not exist")
+
+
+def test_train_on_several_folders_records_them(tmp_path, chips):
+    second = tmp_path / "second"
+    a, b = pair_scene(tmp_path, 128)
+    export_chips(a, b, second, ExportOptions(tile_size=64, val_fraction=0, workers=1))
+    out = tmp_path / "m.pt"
+    code, stdout, stderr = run("-q", "train", str(chips), str(second), "-o", str(out),
+                               "--steps", "2", *FAST)
+    assert code == 0, stderr
+    record = torch.load(out, weights_only=True)["training"]
+    folders = record["chip_folders"]
+    assert [Path(f["path"]).name for f in folders] == ["chips", "second"]
+    assert folders[1] == {"path": str(second.absolute()), "source": "geogan",
+                          "train_chips": 4, "val_chips": 0}
+    assert record["train_chips"] == folders[0]["train_chips"] + 4
+    code, stdout, _ = run("info", str(out))
+    assert code == 0 and "chips        2 folders" in stdout and str(second.absolute()) in stdout
