@@ -2,9 +2,9 @@
 
 The public API is the names of this package; module paths below it are internal.
 
-* Commands as functions: :func:`export_chips`, :func:`train`, :func:`translate_raster`,
-  :func:`translate_batch`, :func:`evaluate_rasters`, :func:`write_sample_pair`,
-  :func:`run_demo`, with their option and report dataclasses.
+* Commands as functions: :func:`export_chips`, :func:`export_pairs`, :func:`train`,
+  :func:`translate_raster`, :func:`translate_batch`, :func:`evaluate_rasters`,
+  :func:`write_sample_pair`, :func:`run_demo`, with their option and report dataclasses.
 * A trained model: :func:`load_model` gives a :class:`Translator`.
 * The arcgis.learn-style API: :func:`prepare_data`, :class:`Pix2Pix`, :class:`CycleGAN`
   (``GANModel.from_model(path)`` loads a model file to fit further or predict).
@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # for type checkers only: importing them at run time would lo
     from geogan.api.demo import DemoReport, run_demo
     from geogan.api.learn import CycleGAN, GANModel, Pix2Pix
     from geogan.api.prepare import ChipData, prepare_data
-    from geogan.chips.export import export_chips
+    from geogan.chips.export import export_chips, export_pairs
     from geogan.chips.options import ExportOptions, ExportReport
     from geogan.evaluation.rasters import EvaluateOptions, evaluate_rasters
     from geogan.evaluation.report import EvaluationReport
@@ -38,7 +38,8 @@ if TYPE_CHECKING:  # for type checkers only: importing them at run time would lo
     from geogan.training.loop import TrainOptions, TrainProgress, TrainReport, train
 
 _LAZY = {
-    "export_chips": "geogan.chips.export", "ExportOptions": "geogan.chips.export",
+    "export_chips": "geogan.chips.export", "export_pairs": "geogan.chips.export",
+    "ExportOptions": "geogan.chips.export",
     "ExportReport": "geogan.chips.export",
     "train": "geogan.training.loop", "TrainOptions": "geogan.training.loop",
     "TrainProgress": "geogan.training.loop", "TrainReport": "geogan.training.loop",
@@ -79,6 +80,7 @@ __all__ = [
     "__version__",
     "evaluate_rasters",
     "export_chips",
+    "export_pairs",
     "load_model",
     "prepare_data",
     "run_demo",

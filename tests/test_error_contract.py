@@ -256,6 +256,21 @@ def sample_data(out: Path, message: str = "", code: int = 1) -> Case:
     return Case(["-q", "sample-data", str(out), "--size", "64"], message, code)
 
 
+def tiles_in_two_crss(tmp: Path) -> Path:
+    folder = tmp / "tiles"
+    folder.mkdir()
+    write_raster(folder / "t1.tif", np.ones((3, 32, 32), np.uint8), transform=GRID)
+    write_raster(folder / "t2.tif", np.ones((3, 32, 32), np.uint8), transform=GRID,
+                 crs="EPSG:32632")
+    return folder
+
+
+def pairs_csv(tmp: Path, assets: Assets, missing: str) -> str:
+    path = tmp / "pairs.csv"
+    path.write_text(f"{assets.a},{assets.b}\n{missing},{assets.b}\n")
+    return str(path)
+
+
 # -- checks of accepted inputs -----------------------------------------------------------
 
 
@@ -311,9 +326,14 @@ ROWS: list[tuple[str, Build] | tuple[str, Build, pytest.MarkDecorator]] = [
      lambda s, t: export(t, unreadable(text_tif(t)), s.b, code=2,
                          message="is not readable"),
      needs_permissions),
-    ("export-chips/is-a-folder",  # click: INPUT is a file argument
-     lambda s, t: export(t, (t / "dir.tif").mkdir() or t / "dir.tif", s.b, code=2,
-                         message="is a directory")),
+    ("export-chips/is-a-folder",  # a folder is a mosaic of its rasters: this one has none
+     lambda s, t: export(t, (t / "dir.tif").mkdir() or t / "dir.tif", s.b,
+                         message="holds no raster file")),
+    ("export-chips/tiles-in-other-crss",
+     lambda s, t: export(t, tiles_in_two_crss(t), s.b, message="not in one CRS")),
+    ("export-chips/pairs-missing-file",
+     lambda s, t: Case(["-q", "export-chips", "--pairs", pairs_csv(t, s, "gone.tif"), "-o",
+                        str(t / "chips"), *EXPORT], "row 2 (gone.tif")),
     ("export-chips/not-a-raster",
      lambda s, t: export(t, s.a, text_tif(t), message="not a raster")),
     ("export-chips/zero-size",

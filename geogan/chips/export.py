@@ -16,15 +16,22 @@ settings: chips already written are not written again, and the statistics, split
 and index are made over all chips, exactly as in an uninterrupted export. Rasters are
 read window by window: memory depends on the tile size, not on the rasters' size.
 
+Either side may be many files (a folder, a glob, a VRT, ``@list.txt``): it becomes one
+mosaic (:mod:`geogan.raster.mosaic`). :func:`export_pairs` exports the independent pairs
+of a ``pairs.csv`` into one folder (:mod:`geogan.chips.pairs`): each pair on its own grid
+and in its own CRS, its chips named after the pair (``p0001-000000012.tif``), the
+statistics pooled over all pairs exactly as if streamed over one raster (one accumulator
+per domain, fed pair after pair in grid order), and the spatial split made within each
+pair (or of whole pairs, with ``val_pairs``).
+
 The plan (grid and layers) is :mod:`geogan.chips.plan`, the resume record
-:mod:`geogan.chips.resume`, the stage folder :mod:`geogan.staging`, and the folder format
-:mod:`geogan.chips.layout`.
+:mod:`geogan.chips.resume`, the stage folder :mod:`geogan.staging`, the metadata and index
+:mod:`geogan.chips.manifest`, and the folder format :mod:`geogan.chips.layout`.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import threading
@@ -46,17 +53,14 @@ from rasterio.io import MemoryFile
 from rasterio.windows import Window
 from rasterio.windows import bounds as window_bounds
 from rasterio.windows import transform as window_transform
-from shapely.geometry import box, mapping
+from shapely.geometry import box
 
 from geogan import staging
-from geogan.chips.layout import (
-    CHIPS_FORMAT,
-    CHIPS_FORMAT_VERSION,
-    INDEX_NAME,
-    METADATA_NAME,
-    UNPAIRED_FOLDERS,
-)
+from geogan.chips import manifest
+from geogan.chips.layout import INDEX_NAME, METADATA_NAME, UNPAIRED_FOLDERS
+from geogan.chips.manifest import Chip, PlannedPair, PlanResult
 from geogan.chips.options import ExportOptions, ExportReport
+from geogan.chips.pairs import PairSpec, held_out_pairs, read_pairs, whole_pairs_for_val
 from geogan.chips.plan import Layer, Plan, choose_resampling, plan_paired, plan_single
 from geogan.chips.registration import estimate_shift
 from geogan.chips.resume import SETTINGS_NAME, check_resumable, export_settings
@@ -66,14 +70,11 @@ from geogan.errors import (
     InputError,
     NoChipsError,
 )
-from geogan.grids.split import DROPPED, VAL, split_chips
+from geogan.grids.split import DROPPED, TRAIN, VAL, split_chips
 from geogan.progress import Counter
 from geogan.raster.band_stats import StatisticsAccumulator
-from geogan.raster.footprints import (
-    reproject_geometry,
-)
 from geogan.raster.io import open_raster
-from geogan.version import __version__
+from geogan.raster.mosaic import open_source
 
 #: Chips are registered on 2 × 2 block means: 4 × less work, about 0.2 px precision.
 REGISTRATION_SCALE = 2
@@ -108,20 +109,6 @@ class _ThreadReaders:
             stack.close()
 
 
-@dataclass
-class _Chip:
-    """A chip (or chip pair) that was written, with what the index records of it."""
-
-    row: int
-    col: int
-    name: str
-    window: Window
-    bounds: tuple[float, float, float, float]
-    valid_fraction: float
-    shift: tuple[float, float, float] | None = None  # (dx, dy, peak)
-    split: str = "train"
-
-
 def export_chips(
     input_path: str | os.PathLike[str],
     additional_path: str | os.PathLike[str],
@@ -132,8 +119,9 @@ def export_chips(
     """Cut a pair of rasters into georeferenced chips with metadata.
 
     Args:
-        input_path: The input-domain raster (the chips' grid in paired mode).
-        additional_path: The target-domain raster (any CRS and resolution).
+        input_path: The input-domain raster (the chips' grid in paired mode): a raster
+            file, or many as one mosaic: a folder, a glob, a VRT or ``@list.txt``.
+        additional_path: The target-domain raster (any CRS and resolution), likewise.
         out_dir: The chip folder to create.
         options: How to cut; defaults to :class:`ExportOptions()`.
         progress: Called with (windows done, windows in all) as work advances.
@@ -144,6 +132,8 @@ def export_chips(
     Raises:
         RasterNotFoundError, NotARasterError, MissingCRSError, UnsupportedRasterError:
             An input raster cannot be used.
+        MosaicError: The files of one side are not on one pixel grid (other CRSs or pixel
+            sizes: export them as separate pairs with :func:`export_pairs`).
         AOIError: The AOI file cannot be used.
         NoOverlapError: The footprints (and AOI) do not intersect.
         NoChipsError: No chip passes the filters.
@@ -152,42 +142,80 @@ def export_chips(
             ``resume=True`` once the cause is fixed; it is removed after an input error,
             which a rerun would meet again, or an unexpected exception).
         InputError: ``resume`` is True but there is no interrupted export to resume, or it
-            was started with other inputs or settings.
+            was started with other inputs or settings; or a ``--pairs`` option is set.
         ExportInterrupted: On Ctrl-C (KeyboardInterrupt); the stage folder is kept.
     """
     options = options or ExportOptions()
+    if options.val_pairs is not None or options.skip_bad_pairs:
+        raise InputError("--val-pairs and --skip-bad-pairs apply to --pairs exports only.")
+    pair = PairSpec(0, None, os.fspath(input_path), os.fspath(additional_path))
+    return _export([pair], None, out_dir, options, progress)
+
+
+def export_pairs(
+    pairs_file: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    options: ExportOptions | None = None,
+    progress: ProgressCallback | None = None,
+) -> ExportReport:
+    """Cut the independent pairs a ``pairs.csv`` lists into one chip folder.
+
+    Each pair is chipped on its own grid and keeps its own CRS; chip names start with the
+    pair's number; the index says which pair each chip came from; the statistics are
+    pooled over all pairs; the validation split is made within each pair (a pair too
+    small for two blocks goes whole to one side), or of whole pairs with
+    ``options.val_pairs``. See :mod:`geogan.chips.pairs` for the file.
+
+    Args:
+        pairs_file: The CSV: one ``input,additional`` pair a row, relative to the file.
+        out_dir: The chip folder to create.
+        options: How to cut; ``skip_bad_pairs`` skips (and counts) pairs that fail.
+        progress: Called with (windows done, windows in all) as work advances.
+
+    Returns:
+        Counts of what was written and skipped, pairs included.
+
+    Raises:
+        InputError: The file cannot be read or a row is malformed; a pair fails (its
+            error, naming the row), unless ``skip_bad_pairs``; every pair fails; and as
+            for :func:`export_chips`.
+        OutputExistsError, OutputError, ExportInterrupted: As for :func:`export_chips`.
+    """
+    options = options or ExportOptions()
+    options.check()
+    staging.check_folder_output(Path(out_dir), options.overwrite)
+    return _export(read_pairs(pairs_file), Path(pairs_file), out_dir, options, progress)
+
+
+def _export(pairs: list[PairSpec], pairs_file: Path | None, out_dir: str | os.PathLike[str],
+            options: ExportOptions, progress: ProgressCallback | None) -> ExportReport:
     options.check()
     out = Path(out_dir)
     staging.check_folder_output(out, options.overwrite)
-    settings = export_settings(input_path, additional_path, options)
     stage = staging.stage_path(out)
-    if options.resume:
-        check_resumable(stage, settings)
     started = time.perf_counter()
     with ExitStack() as stack:
-        a = stack.enter_context(open_raster(input_path))
-        b = stack.enter_context(open_raster(additional_path))
-        resampling, reason = choose_resampling(b, options.resampling)
-        if options.unpaired:
-            plans = [
-                plan_single(a, os.fspath(input_path), "a", UNPAIRED_FOLDERS[0], options),
-                plan_single(b, os.fspath(additional_path), "b", UNPAIRED_FOLDERS[1], options),
-            ]
-        else:
-            plans = [plan_paired(a, b, os.fspath(input_path), os.fspath(additional_path),
-                                  options, resampling)]
+        planned, skipped = _plan_pairs(pairs, pairs_file, options, stack)
+        settings = export_settings(planned, pairs_file, skipped, options)
         if options.resume:
+            check_resumable(stage, settings)
             staging.remove_partial_files(stage)
         else:
             staging.make_stage(stage, SETTINGS_NAME, json.dumps(settings, indent=2))
         try:
-            advance = Counter(sum(len(p.grid) for p in plans), progress)
-            results = [_export_plan(plan, stage, options, advance) for plan in plans]
+            advance = Counter(sum(len(p.grid) for pair in planned for p in pair.plans),
+                              progress)
+            accumulators: dict[str, StatisticsAccumulator] = {}
+            for pair in planned:
+                pair.results = [_export_plan(plan, stage, options, advance, accumulators,
+                                             pair.spec.chip_prefix) for plan in pair.plans]
+            results = [r for pair in planned for r in pair.results]
             if sum(len(r.chips) for r in results) == 0:
-                raise NoChipsError(_no_chips_message(results, options))
-            metadata = _metadata(plans, results, options, resampling.name, reason)
+                raise NoChipsError(manifest.no_chips_message(results, options))
+            _split(planned, stage, options, multi=pairs_file is not None)
+            metadata = manifest.metadata(planned, accumulators, options, pairs_file, skipped)
             # The manifest last: it never lists a chip that is not there.
-            staging.write_text(stage / INDEX_NAME, json.dumps(_index(plans, results), indent=1))
+            staging.write_text(stage / INDEX_NAME, json.dumps(manifest.index(planned), indent=1))
             staging.write_text(stage / METADATA_NAME, json.dumps(metadata, indent=2))
             (stage / SETTINGS_NAME).unlink()
             staging.publish(stage, out)
@@ -217,35 +245,135 @@ def export_chips(
         skipped_invalid=counts["skipped_invalid"],
         skipped_shift=counts["skipped_shift"],
         dropped_split=counts["dropped_split"],
-        resampling=resampling.name,
+        resampling=planned[0].resampling,
         seconds=time.perf_counter() - started,
+        pairs=len(planned),
+        skipped_pairs=tuple(f"row {s['row']}: {s['error']}" for s in skipped),
+        whole_pairs_train=sum(p.split == "whole-train" for p in planned),
+        whole_pairs_val=sum(p.split == "whole-val" for p in planned),
+        held_out_pairs=sum(p.split == "held-out" for p in planned),
     )
+
+
+# --------------------------------------------------------------------------- planning
+
+
+def _plan_pairs(pairs: list[PairSpec], pairs_file: Path | None, options: ExportOptions,
+                stack: ExitStack) -> tuple[list[PlannedPair], list[dict[str, Any]]]:
+    """Open and plan every pair; its datasets are closed again (each worker opens its
+    own), its mosaics stay in ``stack``. A pair that fails stops the export, naming its
+    row, or with ``skip_bad_pairs`` is recorded and left out."""
+    planned: list[PlannedPair] = []
+    skipped: list[dict[str, Any]] = []
+    for pair in pairs:
+        try:
+            planned.append(_plan_pair(pair, options, stack, planned[0] if planned else None))
+        except InputError as error:
+            if pair.row is None:
+                raise
+            if not options.skip_bad_pairs:
+                raise type(error)(f"{pairs_file} row {pair.row} ({pair.input}, "
+                                  f"{pair.additional}): {error} (--skip-bad-pairs leaves "
+                                  "out such pairs)") from None
+            skipped.append({"pair": pair.number, "row": pair.row, "input": pair.input,
+                            "additional": pair.additional, "error": str(error)})
+    if not planned:
+        raise NoChipsError(f"no pair of {pairs_file} can be exported: {skipped[0]['error']} "
+                           f"(row {skipped[0]['row']}, and {len(skipped) - 1} more).")
+    if options.val_pairs is not None:
+        held_out = held_out_pairs(len(planned), options.val_pairs, options.seed)
+        for position, pair_ in enumerate(planned):
+            pair_.split = "held-out" if position in held_out else "train"
+    return planned, skipped
+
+
+def _plan_pair(pair: PairSpec, options: ExportOptions, stack: ExitStack,
+               first: PlannedPair | None) -> PlannedPair:
+    a_source = stack.enter_context(open_source(pair.input, pair.base, "INPUT"))
+    b_source = stack.enter_context(open_source(pair.additional, pair.base, "ADDITIONAL"))
+    with open_raster(a_source.path) as a, open_raster(b_source.path) as b:
+        resampling, reason = choose_resampling(b, options.resampling)
+        if options.unpaired:
+            plans = [plan_single(a, a_source, "a", UNPAIRED_FOLDERS[0], options),
+                     plan_single(b, b_source, "b", UNPAIRED_FOLDERS[1], options)]
+        else:
+            plans = [plan_paired(a, b, a_source, b_source, options, resampling)]
+    for plan in plans:
+        plan.chip_prefix = pair.chip_prefix
+    if first is not None:  # every pair's chips go into the same domain folders
+        kinds = {layer.role: layer for plan in first.plans for layer in plan.layers}
+        for layer in (layer for plan in plans for layer in plan.layers):
+            known = kinds[layer.role]
+            if (layer.count, layer.dtype) != (known.count, known.dtype):
+                side = "INPUT" if layer.role == "a" else "ADDITIONAL"
+                raise InputError(
+                    f"its {side} has {layer.count} {layer.dtype} band(s) but the first "
+                    f"pair's has {known.count} {known.dtype}; every pair must have the same "
+                    "bands and data type on each side")
+    return PlannedPair(pair, plans, resampling.name, reason)
+
+
+# --------------------------------------------------------------------------- splitting
+
+
+def _split(pairs: list[PlannedPair], stage: Path, options: ExportOptions, multi: bool) -> None:
+    """Label every chip train or val (deleting those dropped at block borders): whole
+    pairs with ``val_pairs``, else spatial blocks within each pair; with several pairs,
+    one too small for two blocks goes whole to one side."""
+    small: list[PlannedPair] = []
+    for pair in pairs:
+        if pair.split in ("held-out", "train"):
+            for result in pair.results:
+                for chip in result.chips:
+                    chip.split = VAL if pair.split == "held-out" else TRAIN
+            continue
+        for plan, result in zip(pair.plans, pair.results, strict=True):
+            positions = [(c.row, c.col) for c in result.chips]
+            split = split_chips(plan.grid, positions, options.val_fraction, options.seed)
+            result.block_chips = split.block_chips
+            blocks = {(i // split.block_chips, j // split.block_chips) for i, j in positions}
+            if multi and len(blocks) < 2 and pair not in small:
+                small.append(pair)
+            for chip in result.chips:
+                chip.split = split.labels[(chip.row, chip.col)]
+        if pair in small:
+            pair.split = "whole-train"
+            continue
+        for plan, result in zip(pair.plans, pair.results, strict=True):
+            kept = []
+            for chip in result.chips:
+                if chip.split == DROPPED:
+                    for layer in plan.layers:
+                        (stage / layer.folder / chip.name).unlink()
+                else:
+                    kept.append(chip)
+            result.dropped_split = len(result.chips) - len(kept)
+            result.chips = kept
+    for position in whole_pairs_for_val([p.chips for p in small], options.val_fraction,
+                                        options.seed):
+        small[position].split = "whole-val"
+    for pair in small:
+        for result in pair.results:
+            for chip in result.chips:
+                chip.split = VAL if pair.split == "whole-val" else TRAIN
 
 
 # --------------------------------------------------------------------------- export loop
 
 
-@dataclass
-class _PlanResult:
-    chips: list[_Chip]
-    statistics: list[StatisticsAccumulator]
-    skipped_invalid: int
-    skipped_shift: int
-    dropped_split: int
-    block_chips: int
-
-
-def _export_plan(plan: Plan, stage: Path, options: ExportOptions,
-                 advance: Callable[[], None]) -> _PlanResult:
+def _export_plan(plan: Plan, stage: Path, options: ExportOptions, advance: Callable[[], None],
+                 accumulators: dict[str, StatisticsAccumulator], prefix: str) -> PlanResult:
     """Export every window of a plan's grid: workers read, filter and write chips while
-    this thread gathers statistics, in grid order (so results do not depend on timing)."""
+    this thread gathers statistics (into ``accumulators``, one per domain, shared by
+    every pair), in grid order (so results do not depend on timing)."""
     for layer in plan.layers:
-        (stage / layer.folder).mkdir(exist_ok=options.resume)
-    accumulators = [
-        StatisticsAccumulator(layer.count, layer.dtype, seed=options.seed)
-        for layer in plan.layers
-    ]
-    chips: list[_Chip] = []
+        (stage / layer.folder).mkdir(exist_ok=True)
+    for layer in plan.layers:
+        if layer.role not in accumulators:
+            accumulators[layer.role] = StatisticsAccumulator(layer.count, layer.dtype,
+                                                             seed=options.seed)
+    layer_accumulators = [accumulators[layer.role] for layer in plan.layers]
+    chips: list[Chip] = []
     skipped_invalid = skipped_shift = 0
 
     def gather(outcome: _Outcome) -> None:
@@ -256,7 +384,7 @@ def _export_plan(plan: Plan, stage: Path, options: ExportOptions,
             skipped_shift += outcome.skipped == "shift"
             return
         chips.append(outcome.chip)
-        for data, accumulator in zip(outcome.pixels, accumulators, strict=True):
+        for data, accumulator in zip(outcome.pixels, layer_accumulators, strict=True):
             accumulator.update(data, outcome.valid)
 
     readers = _ThreadReaders(plan.layers)
@@ -267,7 +395,7 @@ def _export_plan(plan: Plan, stage: Path, options: ExportOptions,
             try:
                 for index, (i, j, window) in enumerate(plan.grid):
                     pending.append(pool.submit(_export_window, plan, stage, options, readers,
-                                               index, i, j, window))
+                                               f"{prefix}{index:09d}.tif", i, j, window))
                     if len(pending) >= 2 * workers:
                         gather(pending.popleft().result())
                 while pending:
@@ -278,40 +406,29 @@ def _export_plan(plan: Plan, stage: Path, options: ExportOptions,
                 raise
     finally:
         readers.close()
-    positions = [(c.row, c.col) for c in chips]
-    split = split_chips(plan.grid, positions, options.val_fraction, options.seed)
-    kept = []
-    for chip in chips:
-        chip.split = split.labels[(chip.row, chip.col)]
-        if chip.split == DROPPED:
-            for layer in plan.layers:
-                (stage / layer.folder / chip.name).unlink()
-        else:
-            kept.append(chip)
-    return _PlanResult(kept, accumulators, skipped_invalid, skipped_shift,
-                       len(chips) - len(kept), split.block_chips)
+    return PlanResult(chips, skipped_invalid, skipped_shift)
 
 
 @dataclass
 class _Outcome:
     """What a worker did with one window: a chip and its pixels, or why it was skipped."""
 
-    chip: _Chip | None
+    chip: Chip | None
     skipped: str | None = None  # "invalid" or "shift"
     pixels: list[np.ndarray] = field(default_factory=list)  # one (C, H, W) array per layer
     valid: np.ndarray | None = None
 
 
 def _export_window(plan: Plan, stage: Path, options: ExportOptions, readers: _ThreadReaders,
-                   index: int, i: int, j: int, window: Window) -> _Outcome:
+                   name: str, i: int, j: int, window: Window) -> _Outcome:
     """Read, filter and write one chip window (in a worker thread, whose GDAL
     configuration is its own: rasterio environments are per thread)."""
     with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
-        return _export_window_in_env(plan, stage, options, readers, index, i, j, window)
+        return _export_window_in_env(plan, stage, options, readers, name, i, j, window)
 
 
 def _export_window_in_env(plan: Plan, stage: Path, options: ExportOptions,
-                          readers: _ThreadReaders, index: int, i: int, j: int,
+                          readers: _ThreadReaders, name: str, i: int, j: int,
                           window: Window) -> _Outcome:
     bounds = window_bounds(window, plan.transform)
     transform = window_transform(window, plan.transform)
@@ -333,13 +450,12 @@ def _export_window_in_env(plan: Plan, stage: Path, options: ExportOptions,
         # A featureless chip has no measurable shift: it is kept, with its low peak.
         if options.max_shift is not None and found.reliable and found.magnitude > options.max_shift:
             return _Outcome(None, "shift")
-    name = f"{index:09d}.tif"
     paths = [stage / layer.folder / name for layer in plan.layers]
     # Resuming: a chip file that exists is complete (written whole, then renamed).
     if not (options.resume and all(path.exists() for path in paths)):
         for path, layer, (data, _) in zip(paths, plan.layers, reads, strict=True):
             _write_chip(path, layer, transform, data, valid, options.creation_options)
-    chip = _Chip(i, j, name, window, bounds, fraction, shift)
+    chip = Chip(i, j, name, window, bounds, fraction, shift)
     return _Outcome(chip, None, [data for data, _ in reads], valid)
 
 
@@ -368,125 +484,3 @@ def _write_chip(path: Path, layer: Layer, transform: Any, data: np.ndarray, vali
                 dst.write_colormap(1, layer.colormap)
         content = memory.read()
     staging.write_whole(path, content, "chip")
-
-
-def _crs_json(crs: Any) -> dict[str, Any]:
-    return {"epsg": crs.to_epsg(), "wkt": crs.to_wkt()}
-
-
-def _no_chips_message(results: list[_PlanResult], options: ExportOptions) -> str:
-    invalid = sum(r.skipped_invalid for r in results)
-    shifted = sum(r.skipped_shift for r in results)
-    parts = []
-    if invalid:
-        parts.append(f"{invalid} had less than {options.min_valid:.0%} valid pixels (--min-valid)")
-    if shifted:
-        parts.append(
-            f"{shifted} were misregistered by more than {options.max_shift} px (--max-shift)"
-        )
-    return "no chip passed the filters: " + "; ".join(parts) + "."
-
-
-def _domain_metadata(layer: Layer, accumulator: StatisticsAccumulator) -> dict[str, Any]:
-    source = layer.source
-    try:
-        statistics = [s.to_dict() for s in accumulator.result()]
-    except NoChipsError:
-        statistics = []
-    return {
-        "role": "input" if layer.role == "a" else "additional",
-        "folder": layer.folder,
-        "source": str(Path(layer.path).absolute()) if "://" not in layer.path else layer.path,
-        "bands": source.count,
-        "dtype": source.dtypes[0],
-        "nodata": None if source.nodata is None or math.isnan(source.nodata) else source.nodata,
-        "nodata_is_nan": source.nodata is not None and math.isnan(source.nodata),
-        "band_descriptions": list(source.descriptions),
-        "source_crs": _crs_json(source.crs),
-        "source_transform": list(source.transform)[:6],
-        "source_size": [source.width, source.height],
-        "statistics": statistics,
-    }
-
-
-def _metadata(plans: list[Plan], results: list[_PlanResult], options: ExportOptions,
-              resampling: str, reason: str) -> dict[str, Any]:
-    domains: dict[str, Any] = {}
-    grids: dict[str, Any] = {}
-    for plan, result in zip(plans, results, strict=True):
-        for layer, accumulator in zip(plan.layers, result.statistics, strict=True):
-            domains[layer.role] = _domain_metadata(layer, accumulator)
-        grid_role = plan.layers[0].role if options.unpaired else "ab"
-        grids[grid_role] = {
-            "crs": _crs_json(plan.grid_source.crs),
-            "transform": list(plan.grid_source.transform)[:6],
-            "size": [plan.grid_source.width, plan.grid_source.height],
-            "split_block_pixels": result.block_chips * options.step,
-        }
-    shifts = [c.shift for r in results for c in r.chips if c.shift is not None]
-    metadata: dict[str, Any] = {
-        "format": CHIPS_FORMAT,
-        "version": CHIPS_FORMAT_VERSION,
-        "created_by": f"geogan {__version__}",
-        "mode": "unpaired" if options.unpaired else "paired",
-        "tile_size": options.tile_size,
-        "stride": options.step,
-        "min_valid": options.min_valid,
-        "val_fraction": options.val_fraction,
-        "seed": options.seed,
-        "max_shift": options.max_shift,
-        "aoi": None if options.aoi is None else str(Path(options.aoi).absolute()),
-        "resampling": None if options.unpaired else resampling,
-        "resampling_reason": None if options.unpaired else reason,
-        "grids": grids,
-        "domains": domains,
-        "counts": {
-            "candidates": sum(len(p.grid) for p in plans),
-            "train": sum(1 for r in results for c in r.chips if c.split != VAL),
-            "val": sum(1 for r in results for c in r.chips if c.split == VAL),
-            "skipped_invalid": sum(r.skipped_invalid for r in results),
-            "skipped_shift": sum(r.skipped_shift for r in results),
-            "dropped_split": sum(r.dropped_split for r in results),
-        },
-    }
-    if shifts:
-        magnitudes = np.hypot([s[0] for s in shifts], [s[1] for s in shifts])
-        metadata["registration"] = {
-            "median_dx": float(np.median([s[0] for s in shifts])),
-            "median_dy": float(np.median([s[1] for s in shifts])),
-            "p95_magnitude": float(np.percentile(magnitudes, 95)),
-        }
-    return metadata
-
-
-def _index(plans: list[Plan], results: list[_PlanResult]) -> dict[str, Any]:
-    """index.geojson: one feature per chip (per chip pair when paired), in the input's CRS."""
-    features: list[dict[str, Any]] = []
-    crs = plans[0].grid_source.crs
-    for plan, result in zip(plans, results, strict=True):
-        domain = plan.layers[0].role if len(plan.layers) == 1 else "ab"
-        for chip in result.chips:
-            stem = Path(chip.name).stem
-            properties: dict[str, Any] = {
-                "id": stem if domain == "ab" else f"{domain}/{stem}",
-                "file": chip.name,
-                "domain": domain,
-                "split": chip.split,
-                "window": [int(chip.window.col_off), int(chip.window.row_off),
-                           int(chip.window.width), int(chip.window.height)],
-                "valid_fraction": round(chip.valid_fraction, 6),
-            }
-            if chip.shift is not None:
-                properties.update(shift_x=round(chip.shift[0], 3), shift_y=round(chip.shift[1], 3),
-                                  shift_peak=round(chip.shift[2], 4))
-            outline = reproject_geometry(box(*chip.bounds), plan.grid_source.crs, crs)
-            features.append({
-                "type": "Feature",
-                "geometry": mapping(outline),
-                "properties": properties,
-            })
-    document: dict[str, Any] = {"type": "FeatureCollection", "features": features}
-    epsg = crs.to_epsg()
-    if epsg:
-        document["crs"] = {"type": "name", "properties": {"name": f"urn:ogc:def:crs:EPSG::{epsg}"}}
-    return document

@@ -32,6 +32,8 @@ class ExportOptions:
     workers: int = 0  # threads reading and writing chips; 0 = one per CPU core (at most 8)
     creation_options: Mapping[str, Any] = field(default_factory=dict)  # GeoTIFF options
     resume: bool = False  # continue an interrupted export of the same inputs and settings
+    val_pairs: int | None = None  # --pairs: hold out this many whole pairs for validation
+    skip_bad_pairs: bool = False  # --pairs: skip (and count) pairs that fail, not stop
 
     @property
     def step(self) -> int:
@@ -50,6 +52,8 @@ class ExportOptions:
             raise InputError(f"val-fraction must be in [0, 1), not {self.val_fraction}.")
         if self.max_shift is not None and self.max_shift < 0:
             raise InputError(f"max-shift must not be negative, not {self.max_shift}.")
+        if self.val_pairs is not None and self.val_pairs < 1:
+            raise InputError(f"val-pairs must be at least 1, not {self.val_pairs}.")
         if self.resampling is not None and self.resampling not in Resampling.__members__:
             names = ", ".join(r.name for r in Resampling)
             raise InputError(f"unknown resampling {self.resampling!r}; use one of {names}.")
@@ -69,6 +73,11 @@ class ExportReport:
     dropped_split: int  # would have overlapped the other split
     resampling: str
     seconds: float
+    pairs: int = 1  # pairs exported (rows of --pairs that were used)
+    skipped_pairs: tuple[str, ...] = ()  # with --skip-bad-pairs: why each row was skipped
+    whole_pairs_train: int = 0  # pairs too small for a validation block: all training
+    whole_pairs_val: int = 0  # likewise, drawn whole for validation
+    held_out_pairs: int = 0  # --val-pairs: whole pairs held out for validation
 
     @property
     def exported(self) -> int:

@@ -36,6 +36,7 @@ from geogan.raster.footprints import (
     raster_footprint,
 )
 from geogan.raster.io import chip_profile, is_categorical, same_grid, valid_mask
+from geogan.raster.mosaic import Source
 
 
 @dataclass
@@ -44,21 +45,28 @@ class Layer:
 
     role: str  # "a" (input domain) or "b" (target domain)
     folder: str
-    path: str
+    path: str  # what readers open: the raster, or a mosaic's in-memory VRT
     source: Any  # the source dataset opened by the caller (profile, descriptions, colours)
     grid_crs: Any  # the CRS of the chip grid
     warp: dict[str, Any] | None = None  # WarpedVRT arguments onto the grid, when grids differ
     offset: tuple[int, int] = (0, 0)  # (rows, cols) of the grid's origin in the source's pixels
+    files: tuple[str, ...] = ()  # the raster files it is made of; () = (path,)
 
     def __post_init__(self) -> None:
-        # What chip writers need of the source, read once here: worker threads must not
-        # touch the caller's dataset handle.
-        self.profile = chip_profile(self.source, self.grid_crs)
-        self.count: int = self.source.count
-        self.dtype: str = self.source.dtypes[0]
-        self.descriptions = self.source.descriptions
-        palette = self.source.count == 1 and self.source.colorinterp[0].name == "palette"
-        self.colormap = self.source.colormap(1) if palette else None
+        # What chip writers and the metadata need of the source, read once here: worker
+        # threads must not touch the caller's dataset handle, which is closed after planning.
+        source = self.source
+        self.files = self.files or (self.path,)
+        self.profile = chip_profile(source, self.grid_crs)
+        self.count: int = source.count
+        self.dtype: str = source.dtypes[0]
+        self.nodata: float | None = source.nodata
+        self.descriptions = source.descriptions
+        palette = source.count == 1 and source.colorinterp[0].name == "palette"
+        self.colormap = source.colormap(1) if palette else None
+        self.source_crs = source.crs
+        self.source_transform = source.transform
+        self.source_size = (source.width, source.height)
 
     @property
     def alpha_band(self) -> bool:
@@ -109,22 +117,27 @@ class Plan:
     """One chip grid and the layers read on it (two when paired, one per domain otherwise)."""
 
     grid: ChipGrid
-    grid_source: Any  # the dataset whose grid the chips follow (main thread only)
+    grid_source: Any  # the dataset whose grid the chips follow (planning only)
     region: BaseGeometry  # where chips may have valid pixels, in the grid's CRS
     layers: list[Layer]
+    chip_prefix: str = ""  # what its chips' names start with (the pair's, with --pairs)
 
     def __post_init__(self) -> None:
+        # The grid, kept after the dataset is closed.
         self.transform: Affine = self.grid_source.transform
+        self.crs: Any = self.grid_source.crs
+        self.size: tuple[int, int] = (self.grid_source.width, self.grid_source.height)
 
 
-def plan_paired(a: Any, b: Any, a_path: str, b_path: str, options: ExportOptions,
-                 resampling: Resampling) -> Plan:
+def plan_paired(a: Any, b: Any, a_source: Source, b_source: Source, options: ExportOptions,
+                resampling: Resampling) -> Plan:
     footprint_a = raster_footprint(a)
     footprint_b = raster_footprint(b, a.crs)
     region = footprint_a.intersection(footprint_b)
     if region.is_empty or region.area == 0:
         raise NoOverlapError(
-            f"{a_path} ({lonlat_bounds(a)}) and {b_path} ({lonlat_bounds(b)}) do not "
+            f"{_label(a_source)} ({lonlat_bounds(a)}) and {_label(b_source)} "
+            f"({lonlat_bounds(b)}) do not "
             "overlap; check that both rasters show the same place and that their CRS is right."
         )
     region = _clip_to_aoi(region, options, a.crs)
@@ -133,21 +146,30 @@ def plan_paired(a: Any, b: Any, a_path: str, b_path: str, options: ExportOptions
         raise NoChipsError(_too_small_message(region, a, options))
     offset = same_grid(a, b)
     if offset is not None:
-        layer_b = Layer("b", PAIRED_FOLDERS[1], b_path, b, a.crs, offset=offset)
+        layer_b = Layer("b", PAIRED_FOLDERS[1], b_source.path, b, a.crs, offset=offset,
+                        files=b_source.files)
     else:
         warp = dict(crs=a.crs, transform=a.transform, width=a.width, height=a.height,
                     resampling=resampling, add_alpha=b.nodata is None)
-        layer_b = Layer("b", PAIRED_FOLDERS[1], b_path, b, a.crs, warp=warp)
-    layer_a = Layer("a", PAIRED_FOLDERS[0], a_path, a, a.crs)
+        layer_b = Layer("b", PAIRED_FOLDERS[1], b_source.path, b, a.crs, warp=warp,
+                        files=b_source.files)
+    layer_a = Layer("a", PAIRED_FOLDERS[0], a_source.path, a, a.crs, files=a_source.files)
     return Plan(grid, a, region, [layer_a, layer_b])
 
 
-def plan_single(dataset: Any, path: str, role: str, folder: str, options: ExportOptions) -> Plan:
+def plan_single(dataset: Any, source: Source, role: str, folder: str,
+                options: ExportOptions) -> Plan:
     region = _clip_to_aoi(raster_footprint(dataset), options, dataset.crs)
     grid = chip_grid(pixel_region(dataset, region.bounds), options.tile_size, options.step)
     if len(grid) == 0:
-        raise NoChipsError(_too_small_message(region, dataset, options, path))
-    return Plan(grid, dataset, region, [Layer(role, folder, path, dataset, dataset.crs)])
+        raise NoChipsError(_too_small_message(region, dataset, options, _label(source)))
+    return Plan(grid, dataset, region,
+                [Layer(role, folder, source.path, dataset, dataset.crs, files=source.files)])
+
+
+def _label(source: Source) -> str:
+    more = len(source.files) - 1
+    return source.files[0] + (f" (and {more} more tiles)" if more else "")
 
 
 def _clip_to_aoi(region: BaseGeometry, options: ExportOptions, crs: Any) -> BaseGeometry:

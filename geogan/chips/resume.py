@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from geogan import staging
+from geogan.chips.manifest import PlannedPair
 from geogan.chips.options import ExportOptions
 from geogan.errors import (
     InputError,
@@ -37,18 +39,30 @@ def _file_record(path: str | os.PathLike[str]) -> dict[str, Any]:
             "mtime_ns": status.st_mtime_ns}
 
 
-def export_settings(input_path: str | os.PathLike[str], additional_path: str | os.PathLike[str],
-              options: ExportOptions) -> dict[str, Any]:
-    """Everything that changes an export's output: its inputs' identities and the options
-    (not ``overwrite``, ``workers`` or ``resume``, which don't)."""
+def _side_record(files: tuple[str, ...]) -> Any:
+    """One side's identity: its file's record, or every tile's for a mosaic."""
+    return _file_record(files[0]) if len(files) == 1 else [_file_record(f) for f in files]
+
+
+def export_settings(pairs: Sequence[PlannedPair], pairs_file: Path | None,
+                    skipped: Sequence[Mapping[str, Any]],
+                    options: ExportOptions) -> dict[str, Any]:
+    """Everything that changes an export's output: its inputs' identities (every file of
+    every pair, and the pairs file) and the options (not ``overwrite``, ``workers`` or
+    ``resume``, which don't)."""
+    sides = [{layer.role: _side_record(layer.files) for plan in pair.plans
+              for layer in plan.layers} for pair in pairs]
+    inputs: dict[str, Any]
+    if pairs_file is None:
+        inputs = {"input": sides[0]["a"], "additional": sides[0]["b"]}
+    else:
+        inputs = {"pairs": _file_record(pairs_file), "pair_rasters": sides,
+                  "skipped_pairs": [dict(s) for s in skipped]}
+    inputs["aoi"] = None if options.aoi is None else _file_record(options.aoi)
     return {
         "format": SETTINGS_FORMAT,
         "created_by": f"geogan {__version__}",
-        "inputs": {
-            "input": _file_record(input_path),
-            "additional": _file_record(additional_path),
-            "aoi": None if options.aoi is None else _file_record(options.aoi),
-        },
+        "inputs": inputs,
         "options": {
             "tile_size": options.tile_size,
             "stride": options.step,
@@ -58,6 +72,8 @@ def export_settings(input_path: str | os.PathLike[str], additional_path: str | o
             "unpaired": options.unpaired,
             "resampling": options.resampling,
             "max_shift": options.max_shift,
+            "val_pairs": options.val_pairs,
+            "skip_bad_pairs": options.skip_bad_pairs,
             "creation_options": {str(k).upper(): str(v)
                                  for k, v in sorted(options.creation_options.items())},
         },
@@ -97,5 +113,7 @@ def _setting_label(group: str, name: str) -> str:
     """How a user knows a setting: the command line's option, or which input file."""
     if group == "inputs":
         return {"input": "INPUT raster", "additional": "ADDITIONAL raster",
-                "aoi": "--aoi file"}[name]
+                "aoi": "--aoi file", "pairs": "--pairs file",
+                "pair_rasters": "rasters of the --pairs file",
+                "skipped_pairs": "pairs skipped by --skip-bad-pairs"}[name]
     return "--co" if name == "creation_options" else "--" + name.replace("_", "-")

@@ -152,3 +152,34 @@ def test_debug_shows_the_traceback(tmp_path, pair):
                                       str(b), "-o", str(tmp_path / "out")])
     assert result.exit_code == 1
     assert result.exc_info is not None and result.exc_info[0].__name__ == "RasterNotFoundError"
+
+
+def test_pairs_csv_default_output_and_report(tmp_path, pair, monkeypatch):
+    a, b = pair
+    other = write_raster(tmp_path / "small.tif", np.ones((3, 100, 100), np.uint8),
+                         crs="EPSG:32632")
+    other_b = write_raster(tmp_path / "small_b.tif", np.ones((1, 100, 100), np.float32),
+                           crs="EPSG:32632")
+    csv = tmp_path / "scenes.csv"
+    csv.write_text(f"input,additional\n{a.name},{b.name}\n{other.name},{other_b.name}\n"
+                   "missing.tif,b.tif\n")
+    monkeypatch.chdir(tmp_path)
+    code, stdout, stderr = run("-q", "export-chips", "--pairs", str(csv), "--tile-size", "64",
+                               "--val-pairs", "1", "--skip-bad-pairs")
+    assert code == 0, stderr
+    assert "of 2 pairs" in stdout and "to scenes-chips " in stdout
+    assert "1 whole pair(s) held out" in stdout
+    assert "Skipped 1 pair(s)" in stdout and "missing.tif: no such file" in stdout
+    assert (tmp_path / "scenes-chips" / "images").is_dir()
+
+
+@pytest.mark.parametrize("args", [
+    [],  # neither INPUT/ADDITIONAL nor --pairs
+    ["a.tif"],
+    ["a.tif", "b.tif", "--pairs", "p.csv"],
+    ["a.tif", "b.tif", "--val-pairs", "1"],
+])
+def test_pairs_usage_errors_exit_2(tmp_path, args, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, stderr = run("export-chips", *args)
+    assert code == 2 and "Error:" in stderr
