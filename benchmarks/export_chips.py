@@ -5,6 +5,10 @@ the same chip grid, and write the same bytes once, one file per chip. The export
 that plus validity masks, statistics, registration and GeoTIFF headers. Target: the
 ratio stays at or below 3 for an 8192 × 8192 pair.
 
+It also cuts each raster into ``--tiles`` × ``--tiles`` files (100 by default) and exports
+the two folders as mosaics: the multi-file overhead is that time over the export of the
+pre-mosaicked pair, measured in the same run (and the peak memory of each).
+
     python benchmarks/export_chips.py              # 8192 × 8192 sat-map pair
     python benchmarks/export_chips.py --size 2048  # quicker
 """
@@ -63,6 +67,23 @@ def io_floor(a: Path, b: Path, out: Path, tile: int) -> float:
     return time.perf_counter() - started
 
 
+def cut_into_tiles(path: Path, folder: Path, parts: int) -> Path:
+    """``path`` cut into ``parts`` × ``parts`` GeoTIFFs in ``folder``, one tile in memory
+    at a time."""
+    folder.mkdir()
+    with rasterio.open(path) as src:
+        edges = np.linspace(0, src.width, parts + 1).astype(int)
+        for i in range(parts):
+            for j in range(parts):
+                window = Window(edges[j], edges[i], edges[j + 1] - edges[j],
+                                edges[i + 1] - edges[i])
+                profile = dict(src.profile, width=int(window.width), height=int(window.height),
+                               transform=src.window_transform(window))
+                with rasterio.open(folder / f"tile_{i:02d}_{j:02d}.tif", "w", **profile) as dst:
+                    dst.write(src.read(window=window))
+    return folder
+
+
 def timed_export(a: Path, b: Path, out: Path, tile: int) -> tuple[float, int, float]:
     """Run one export in this (fresh) process: seconds, chips written, peak RSS in MB."""
     report = export_chips(a, b, out, ExportOptions(tile_size=tile))
@@ -75,26 +96,36 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=8192, help="raster side in pixels")
     parser.add_argument("--tile-size", type=int, default=256)
     parser.add_argument("--repeat", type=int, default=3, help="runs of each; the best is kept")
+    parser.add_argument("--tiles", type=int, default=10,
+                        help="cut each raster into this many × this many files for the "
+                             "multi-file run")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="geogan-bench-") as tmp:
         folder = Path(tmp)
         a, b = make_pair(folder, args.size, seed=0)
+        tiles_a = cut_into_tiles(a, folder / "tiles_a", args.tiles)
+        tiles_b = cut_into_tiles(b, folder / "tiles_b", args.tiles)
         floors: list[float] = []
         exports: list[float] = []
         peaks: list[float] = []
+        tiled: list[float] = []
+        tiled_peaks: list[float] = []
         for attempt in range(args.repeat):
-            # Alternate the order so page-cache warmth favours neither.
-            for what in (("floor", "export") if attempt % 2 == 0 else ("export", "floor")):
+            # Rotate the order so page-cache warmth favours none.
+            order = ["floor", "export", "tiled"]
+            order = order[attempt % 3:] + order[:attempt % 3]
+            for what in order:
                 out = folder / f"{what}{attempt}"
                 if what == "floor":
                     floors.append(io_floor(a, b, out, args.tile_size))
                 else:
+                    sources = (a, b) if what == "export" else (tiles_a, tiles_b)
                     # A child process of its own, so that its peak memory is the export's.
                     with multiprocessing.get_context("spawn").Pool(1) as pool:
                         seconds, written, peak_mb = pool.apply(
-                            timed_export, (a, b, out, args.tile_size))
-                    exports.append(seconds)
-                    peaks.append(peak_mb)
+                            timed_export, (*sources, out, args.tile_size))
+                    (exports if what == "export" else tiled).append(seconds)
+                    (peaks if what == "export" else tiled_peaks).append(peak_mb)
                 shutil.rmtree(out)
         floor, export = min(floors), min(exports)
         chips = (args.size // args.tile_size) ** 2
@@ -108,6 +139,10 @@ def main() -> None:
               f"export {', '.join(f'{t:.2f}' for t in exports)}")
         print(f"export peak RSS: {max(peaks):.0f} MB "
               f"(the two rasters hold {2 * 3 * args.size**2 / 2**20:.0f} MB)")
+        print(f"multi-file: each side as {args.tiles}×{args.tiles} = {args.tiles**2} files "
+              f"(two mosaics): {min(tiled):.2f} s, peak RSS {max(tiled_peaks):.0f} MB")
+        print(f"ratio multi-file / pre-mosaicked export: {min(tiled) / export:.2f}  "
+              f"(runs: {', '.join(f'{t:.2f}' for t in tiled)})")
 
 
 if __name__ == "__main__":
