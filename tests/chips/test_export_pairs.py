@@ -252,3 +252,24 @@ def test_a_row_of_pairs_csv_may_name_mosaics(tmp_path):
     assert len(metadata["pairs"][0]["sources"]["a"]) == 9
     assert metadata["pairs"][0]["train"] + metadata["pairs"][0]["val"] == alone.exported
     assert report.pairs == 2
+
+
+def test_a_side_of_100_tiles_gives_the_chips_of_the_uncut_raster(tmp_path):
+    rng = np.random.default_rng(6)
+    a = write_raster(tmp_path / "a.tif", (np.stack([smooth_field(rng, (160, 160), 8)
+                                                    for _ in range(3)]) * 250).astype(np.uint8))
+    cut(a, tmp_path / "tiles", parts=10)
+    options = ExportOptions(tile_size=32, stride=24, val_fraction=0.2, workers=2)
+    export_chips(a, a, tmp_path / "uncut", options)
+    export_chips(tmp_path / "tiles", a, tmp_path / "tiled", options)
+    uncut, tiled = snapshot(tmp_path / "uncut"), snapshot(tmp_path / "tiled")
+    assert {k: v for k, v in uncut.items() if k.endswith(".tif")} == {
+        k: v for k, v in tiled.items() if k.endswith(".tif")}
+
+
+def test_unpaired_pairs_chip_each_raster_with_the_pair_prefix(tmp_path, pairs_csv):
+    report = export_pairs(pairs_csv, tmp_path / "chips",
+                          ExportOptions(**{**OPTIONS.__dict__, "unpaired": True}))
+    assert report.mode == "unpaired" and report.pairs == 3
+    names = sorted(p.name for p in (tmp_path / "chips" / "train_b").iterdir())
+    assert len(names) == 12 and names[0] == "p0001-000000000.tif"
