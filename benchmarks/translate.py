@@ -43,6 +43,7 @@ from geogan.nn.devices import cpu_has_native_bf16
 from geogan.nn.model_file import ModelFile, save_model_file
 from geogan.nn.networks import build_generator
 from geogan.nn.normalization import BandNormalization
+from geogan.raster.io import grid_origin
 
 
 def paper_model(path: Path, preset: str = "paper") -> Path:
@@ -142,7 +143,9 @@ def main() -> None:
         sample = write_sample_pair(root / "sample", "sat-map", size=1024, seed=1).input_path
         model = paper_model(root / "m.pt", args.preset)
         scene = tiled_scene(root / "scene.tif", args.size, args.size, sample)
-        grid = WindowGrid(args.size, args.size, 256, default_overlap(256), "cosine")
+        with rasterio.open(scene) as src:  # the windows translate lays: on the grid lattice
+            anchor = grid_origin(src)
+        grid = WindowGrid(args.size, args.size, 256, default_overlap(256), "cosine", anchor)
         print(f"\nscene {args.size} x {args.size}: {len(grid)} windows "
               f"(overlap {grid.overlap} px)")
         print(f"{'precision':<10}{'forward s':>11}{'translate s':>13}{'ratio':>8}{'Mpx/s':>8}")

@@ -107,6 +107,7 @@ def _tables(report: Any) -> list[str]:
     seams = report.seams
     if seams is not None:
         lines += ["", f"seam score (tile {seams.tile}, overlap {seams.overlap}, {seams.blend}, "
-                      f"from {seams.source}): prediction {_number(seams.prediction, '.3f')}, "
-                      f"reference {_number(seams.reference, '.3f')} (1.0 = no seams)"]
+                      f"{seams.lattice} lattice, from {seams.source}): prediction "
+                      f"{_number(seams.prediction, '.3f')}, reference "
+                      f"{_number(seams.reference, '.3f')} (1.0 = no seams)"]
     return lines

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from geogan.grids.windows import BLENDS
+from geogan.grids.windows import BLENDS, LATTICES
 from geogan.nn.config import OUTPUTS, PRECISIONS
 
 from .options import ProgressBar, creation_options, overwrite_opt, seed_opt
@@ -27,6 +27,10 @@ from .options import ProgressBar, creation_options, overwrite_opt, seed_opt
               help="Pixels neighbouring windows share [default: a quarter of the tile].")
 @click.option("--blend", type=click.Choice(BLENDS), default=BLENDS[0], show_default=True,
               help="How overlapping windows are blended (none = centre crop).")
+@click.option("--lattice", type=click.Choice(LATTICES), default=LATTICES[0], show_default=True,
+              help="Where windows start: grid = on multiples of the step of the CRS's pixel "
+                   "grid (a crop or a neighbouring tile gets the same pixels; scenes without "
+                   "a CRS or rotated use scene); scene = from the scene's first pixel.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
               help="Windows per generator call.")
 @click.option("--device", default="auto", show_default=True,
@@ -57,7 +61,7 @@ from .options import ProgressBar, creation_options, overwrite_opt, seed_opt
 @click.pass_context
 def translate_command(ctx: click.Context, scenes: tuple[str, ...], model_path: Path,
                       output: Path | None, out_dir: Path | None, overlap: int | None,
-                      blend: str, batch_size: int, device: str, precision: str,
+                      blend: str, lattice: str, batch_size: int, device: str, precision: str,
                       direction: str, samples: int, tta: bool, output_kind: str,
                       cluster: str | None, seed: int,
                       creation_options: dict[str, Any], cog: bool, overwrite: bool) -> None:
@@ -84,7 +88,8 @@ def translate_command(ctx: click.Context, scenes: tuple[str, ...], model_path: P
     from geogan.inference.scene import translate_raster
 
     options: dict[str, Any] = {
-        "overlap": overlap, "blend": blend, "batch_size": batch_size, "device": device,
+        "overlap": overlap, "blend": blend, "lattice": lattice, "batch_size": batch_size,
+        "device": device,
         "precision": precision, "direction": direction, "samples": samples, "seed": seed,
         "creation_options": {k.upper(): v for k, v in creation_options.items()},
         "cog": cog, "overwrite": overwrite, "tta": tta, "output": output_kind,

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.helpers import pair_scene, smooth_field, write_raster
+from tests.helpers import TINY, pair_scene, smooth_field, write_raster
 
 
 @pytest.fixture
@@ -55,3 +55,17 @@ def chips(tmp_path_factory: pytest.TempPathFactory) -> Path:
     a, b = pair_scene(tmp)
     export_chips(a, b, tmp / "chips", ExportOptions(tile_size=64, val_fraction=0.25, workers=1))
     return tmp / "chips"
+
+
+@pytest.fixture(scope="module")
+def trained_model(chips: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny Pix2Pix (tile 64, ngf 8) trained 10 steps on :func:`chips`: a generator whose
+    BatchNorm statistics and weights came from real training, and a model file that
+    records what it was trained on (pixel size, input statistics)."""
+    from geogan.training.loop import TrainOptions, train
+
+    tmp = tmp_path_factory.mktemp("trained")
+    train(chips, tmp / "m.pt", TrainOptions(
+        preset="tiny", overrides={**TINY, "steps": 10, "val_every": 10, "lr": 1e-3},
+        checkpoint_dir=tmp / "run", device="cpu"))
+    return tmp / "m.pt"

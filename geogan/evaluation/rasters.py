@@ -65,8 +65,8 @@ from shapely.geometry.base import BaseGeometry
 from geogan.errors import InputError, NoOverlapError
 from geogan.evaluation.class_metrics import palette_confusion, scores_from_confusion
 from geogan.evaluation.report import BandScores, EvaluationReport, SeamScores
-from geogan.evaluation.seams import SeamSums, seam_lines, seam_sums
-from geogan.grids.windows import BLENDS, WindowGrid, check_window_options, default_overlap
+from geogan.evaluation.seams import SeamSums, output_seam_lines, seam_sums
+from geogan.grids.windows import BLENDS, LatticeRecord, check_window_options, default_overlap
 from geogan.progress import ProgressCallback
 from geogan.raster.flat_colours import MIN_FLAT_SHARE
 from geogan.raster.footprints import crs_label, describe_bounds, load_aoi, raster_footprint
@@ -272,7 +272,14 @@ def _seam_settings(settings: EvaluateOptions, pred: Any) -> SeamScores | None:
     blend = settings.blend or (recorded.get("blend") if source == "tags" else None)
     blend = blend if blend in BLENDS else BLENDS[0]
     check_window_options(tile, overlap, blend)
-    return SeamScores(tile, overlap, blend, source, None, None)
+    record = _lattice(pred)
+    return SeamScores(tile, overlap, blend, source, None, None,
+                      "scene" if record is None else record.lattice)
+
+
+def _lattice(pred: Any) -> LatticeRecord | None:
+    """Where translate laid the prediction's windows, from its tags (None: not said)."""
+    return LatticeRecord.from_tag(pred.tags().get(TAG_PREFIX + "LATTICE"))
 
 
 def _region(pred: Any, ref: Any, aoi: BaseGeometry | None, aligned: bool, pred_name: str,
@@ -442,8 +449,8 @@ class _Scan:
         sums = _Sums(pred.count)
         lines = None
         if seams is not None:
-            lines = seam_lines(WindowGrid(pred.height, pred.width, seams.tile, seams.overlap,
-                                          seams.blend))
+            lines = output_seam_lines(_lattice(pred), pred.height, pred.width, seams.tile,
+                                      seams.overlap, seams.blend)
         colours = None if palette is None else np.asarray(list(palette.values()), np.float64)
         if colours is not None:
             sums.confusion = np.zeros((len(colours), len(colours)), dtype=np.int64)
@@ -511,7 +518,7 @@ def _report(pred_name: str, ref_name: str, pred: Any, grid: str, resampling: str
     seam_scores = None
     if seams is not None:
         seam_scores = SeamScores(seams.tile, seams.overlap, seams.blend, seams.source,
-                                 sums.seams_pred.score, sums.seams_ref.score)
+                                 sums.seams_pred.score, sums.seams_ref.score, seams.lattice)
     return EvaluationReport(
         prediction=pred_name, reference=ref_name, width=pred.width, height=pred.height,
         grid=grid, resampling=resampling, pixels=n, ssim_positions=positions,

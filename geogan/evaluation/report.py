@@ -44,6 +44,8 @@ class SeamScores:
         prediction: Seam score of the prediction; ``None`` for a single window.
         reference: Seam score of the reference on the same lines, for comparison: what
             the scene itself shows there.
+        lattice: Where the windows lay: ``grid`` (anchored to the CRS's pixel grid) or
+            ``scene``, from the prediction's ``GEOGAN_LATTICE`` tag (``scene`` without it).
     """
 
     tile: int
@@ -52,6 +54,7 @@ class SeamScores:
     source: str
     prediction: float | None
     reference: float | None
+    lattice: str = "scene"
 
 
 @dataclass(frozen=True, eq=False)

@@ -30,9 +30,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from geogan.grids.windows import BLENDS, WindowGrid
+from geogan.grids.windows import BLENDS, LatticeRecord, WindowGrid
 
-__all__ = ["SeamSums", "seam_lines", "seam_score", "seam_sums"]
+__all__ = ["SeamSums", "output_seam_lines", "seam_lines", "seam_score", "seam_sums"]
 
 
 @dataclass(frozen=True)
@@ -92,6 +92,24 @@ def seam_lines(grid: WindowGrid) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
     rows = _axis_lines(grid.row_starts, grid.row_weights, grid.height, grid.tile_size)
     cols = _axis_lines(grid.col_starts, grid.col_weights, grid.width, grid.tile_size)
     return rows, cols
+
+
+def output_seam_lines(record: LatticeRecord | None, height: int, width: int, tile: int,
+                      overlap: int, blend: str) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
+    """The boundary lines of an output of ``height`` × ``width`` pixels whose windows
+    ``record`` describes (its ``GEOGAN_LATTICE`` tag): the lines of the windows laid over
+    the raster they were laid over (the scene, or the part of a mosaic around it), cut to
+    the output. ``None`` (an output without the tag) is the ``scene`` lattice over the
+    output itself. Returned as :func:`seam_lines` returns them."""
+    if record is None:
+        record = LatticeRecord("scene", "", None, (0, 0), (height, width))
+    rows, cols = seam_lines(record.window_grid(tile, overlap, blend))
+    r0, c0 = record.offset
+    out_rows = np.zeros(height, dtype=bool)
+    out_cols = np.zeros(width, dtype=bool)
+    part_rows, part_cols = rows[r0:r0 + height], cols[c0:c0 + width]
+    out_rows[:part_rows.size], out_cols[:part_cols.size] = part_rows, part_cols
+    return out_rows, out_cols
 
 
 def seam_sums(array: NDArray[Any], valid: NDArray[Any] | None, row_lines: NDArray[np.bool_],

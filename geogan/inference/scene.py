@@ -32,14 +32,20 @@ from rasterio.enums import ColorInterp, Interleaving, MaskFlags
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 
 from geogan.errors import ConfigError, GeoganError, GeoganWarning, InputError, OutputError
-from geogan.grids.windows import BLENDS, WindowGrid, check_window_options, default_overlap
+from geogan.grids.windows import (
+    BLENDS,
+    LATTICES,
+    LatticeRecord,
+    check_window_options,
+    default_overlap,
+)
 from geogan.inference.pipeline import OutputBands, Pipeline
 from geogan.inference.translator import Translator, load_model
 from geogan.nn.config import OUTPUTS
 from geogan.nn.model_file import MODEL_FORMAT, MODEL_VERSION
 from geogan.outputs import atomic_file, check_output_file
 from geogan.progress import ProgressCallback
-from geogan.raster.io import open_raster
+from geogan.raster.io import grid_origin, open_raster
 from geogan.version import __version__
 
 logger = logging.getLogger(__name__)
@@ -69,6 +75,7 @@ class TranslateOptions:
     overwrite: bool = False  # replace an existing output
     tta: bool = False  # average the 8 flips and rotations of every window (8 x the work)
     output: str = "auto"  # image, palette or classes (models with a class head); auto
+    lattice: str = LATTICES[0]  # grid: windows anchored to the CRS's pixel grid; scene
 
     def check(self) -> None:
         """Raise :class:`ConfigError` for values that cannot work (before any work)."""
@@ -80,6 +87,9 @@ class TranslateOptions:
             raise ConfigError(f"unknown blend {self.blend!r}; use one of {', '.join(BLENDS)}")
         if self.output not in OUTPUTS:
             raise ConfigError(f"unknown output {self.output!r}; use one of {', '.join(OUTPUTS)}")
+        if self.lattice not in LATTICES:
+            raise ConfigError(f"unknown lattice {self.lattice!r}; use one of "
+                              f"{', '.join(LATTICES)}")
 
     def record(self, translator: Translator) -> dict[str, Any]:
         """The options as they were applied, for the output's provenance tag."""
@@ -233,8 +243,8 @@ def _translate(source: str, output: Path, translator: Translator, settings: Tran
                           f"{translator.input_normalization.dtype} rasters; its values are "
                           "mapped with the training statistics all the same", GeoganWarning,
                           stacklevel=2)
-        grid = WindowGrid(dataset.height, dataset.width, translator.tile_size, overlap,
-                          settings.blend)
+        lattice = scene_lattice(dataset, settings.lattice)
+        grid = lattice.window_grid(translator.tile_size, overlap, settings.blend)
         bands_out = _output_bands(dataset, translator, settings)
         profile = _profile(dataset, translator, settings, bands_out)
     pipeline: Pipeline | None = None
@@ -253,7 +263,7 @@ def _translate(source: str, output: Path, translator: Translator, settings: Tran
                                     progress=progress)
                 with _dropout_rng(translator, settings.seed):
                     pipeline.run()
-                _describe(out, translator, settings, source)
+                _describe(out, translator, settings, source, lattice)
             finally:
                 with gdal_messages() as messages:  # the last blocks are written here
                     out.close()
@@ -355,7 +365,21 @@ def _profile(dataset: Any, translator: Translator, settings: TranslateOptions,
     return profile
 
 
-def _describe(out: Any, translator: Translator, settings: TranslateOptions, source: str) -> None:
+def scene_lattice(dataset: Any, lattice: str) -> LatticeRecord:
+    """Where the windows go over the whole of ``dataset``: the ``grid`` lattice when asked
+    and the scene is north-up with a CRS, else the ``scene`` lattice (and why)."""
+    size = (dataset.height, dataset.width)
+    origin = grid_origin(dataset)
+    if lattice == "grid" and origin is not None:
+        return LatticeRecord("grid", "crs", origin, (0, 0), size)
+    transform = dataset.transform
+    why = ("asked" if lattice != "grid" else "no crs" if dataset.crs is None
+           else "rotated" if transform.b or transform.d else "no transform")
+    return LatticeRecord("scene", why, None, (0, 0), size)
+
+
+def _describe(out: Any, translator: Translator, settings: TranslateOptions, source: str,
+              lattice: LatticeRecord) -> None:
     """Band names and provenance tags."""
     names = list(translator.output_descriptions)
     if settings.samples >= 2:
@@ -374,6 +398,7 @@ def _describe(out: Any, translator: Translator, settings: TranslateOptions, sour
         "SOURCE": os.path.basename(source),
         "TILE_SIZE": str(translator.tile_size),  # with OPTIONS: the windows (seam score)
         "OPTIONS": json.dumps(settings.record(translator), sort_keys=True),
+        "LATTICE": lattice.to_tag(),  # where the windows lay (seam score)
     }
     palette = translator.palette
     if palette and translator.output == "palette":

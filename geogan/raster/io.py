@@ -208,6 +208,26 @@ def valid_mask(dataset: Any, window: Window, data: np.ndarray, *,
     return valid
 
 
+def grid_origin(dataset: Any) -> tuple[int, int] | None:
+    """Global (row, column) of the raster's first pixel on its CRS's pixel grid.
+
+    The pixel grid of a north-up raster is the lattice of its pixel size through the
+    CRS's origin, shifted by the raster's own phase: pixel column ``c`` is global column
+    ``floor(x / width + 1/4) + c`` where ``x`` is the raster's left edge (rows likewise,
+    with the top edge and the pixel height). Rasters on the same pixel grid (origins a
+    whole number of pixels apart) agree on every pixel's global index; the quarter keeps
+    the rounding away from origins on whole and half pixels, the usual two phases.
+
+    Returns:
+        ``(row, column)``, or None for a raster without a CRS, a geotransform or north-up
+        axes (rotated or sheared): it has no pixel grid to anchor to.
+    """
+    t: Affine = dataset.transform
+    if dataset.crs is None or t.b != 0 or t.d != 0 or t == Affine.identity():
+        return None
+    return math.floor(t.f / t.e + 0.25), math.floor(t.c / t.a + 0.25)
+
+
 def same_grid(a: Any, b: Any) -> tuple[int, int] | None:
     """Pixel offset of ``b``'s grid relative to ``a``'s, when the two grids coincide.
 

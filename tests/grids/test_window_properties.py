@@ -148,3 +148,57 @@ def test_grid_weights_blend_to_one_over_the_whole_raster(case, width, blend):
         final = grid.final_rows(i)
         assert all(grid.row_starts[k] >= final for k in range(i + 1, grid.rows))
     assert grid.final_rows(grid.rows - 1) == height
+
+
+def contributions(starts: tuple[int, ...], weights: list[np.ndarray], tile: int, length: int,
+                  shift: int, pixel: int) -> dict[int, float]:
+    """Global window start → blend weight of the windows covering ``pixel`` (axis
+    coordinates), for an axis whose first pixel is ``shift`` on the global grid."""
+    return {shift + start: float(weight[pixel - start])
+            for start, weight in zip(starts, weights, strict=True)
+            if start <= pixel < min(start + tile, length)}
+
+
+@SETTINGS
+@given(axes(max_length=800), st.integers(-10_000, 10_000), st.sampled_from(BLENDS))
+@example((300, 64, 16), 0, "cosine")
+@example((300, 64, 16), 17, "none")
+@example((65, 64, 0), -1, "linear")
+def test_anchored_starts_lie_on_the_global_lattice_and_cover_every_pixel(case, anchor, blend):
+    length, tile, overlap = case
+    starts = axis_starts(length, tile, overlap, anchor)
+    assert starts[0] == 0 and list(starts) == sorted(set(starts)), starts
+    assert all(0 <= s and s + tile <= max(length, tile) for s in starts), starts
+    if length <= tile:
+        assert starts == (0,)
+        return
+    assert starts[-1] + tile == length
+    step = tile - overlap
+    inner = starts[1:-1]
+    assert all((anchor + s) % step == 0 for s in inner), starts
+    assert all(b - a <= step for a, b in itertools.pairwise(starts)), starts  # no gap
+    weights = axis_weights(starts, tile, blend)
+    _, total, _ = coverage(length, tile, starts, weights)
+    assert (total > 0).all()
+
+
+@SETTINGS
+@given(axes(max_length=900), st.integers(-5_000, 5_000), st.integers(0, 400),
+       st.integers(1, 900), st.sampled_from(BLENDS))
+@example((900, 64, 16), 0, 37, 300, "cosine")
+@example((900, 64, 0), 5, 23, 200, "none")
+def test_a_crop_has_the_wholes_windows_and_weights_more_than_a_tile_in(case, anchor, offset,
+                                                                       size, blend):
+    """What makes translate independent of how a scene was cut: the pixels of a crop more
+    than a tile from its edges lie in the same windows, with the same weights, as in the
+    whole axis."""
+    length, tile, overlap = case
+    offset = min(offset, length - 1)
+    size = min(size, length - offset)
+    whole = axis_starts(length, tile, overlap, anchor)
+    whole_weights = axis_weights(whole, tile, blend)
+    crop = axis_starts(size, tile, overlap, anchor + offset)
+    crop_weights = axis_weights(crop, tile, blend)
+    for pixel in range(tile, size - tile):
+        assert (contributions(crop, crop_weights, tile, size, offset, pixel)
+                == contributions(whole, whole_weights, tile, length, 0, offset + pixel)), pixel

@@ -10,6 +10,7 @@ import pytest
 from geogan.errors import ConfigError
 from geogan.grids.windows import (
     BLENDS,
+    LatticeRecord,
     WindowGrid,
     axis_starts,
     axis_weights,
@@ -173,3 +174,28 @@ def test_window_options_are_checked():
         WindowGrid(100, 100, 64, 16, "median")
     with pytest.raises(ConfigError, match="no windows"):
         WindowGrid(0, 100, 64, 16, "cosine")
+
+
+def test_anchored_windows_start_on_multiples_of_the_step_of_the_global_grid():
+    # The axis's first pixel is global pixel 17; the step is 48: windows at global 48, 96,
+    # ... i.e. local 31, 79, ..., after one at 0, and the last ends on the edge.
+    assert axis_starts(300, 64, 16, anchor=17) == (0, 31, 79, 127, 175, 223, 236)
+    assert axis_starts(300, 64, 16, anchor=48) == (0, 48, 96, 144, 192, 236)  # on the lattice
+    assert axis_starts(300, 64, 16, anchor=-5_000_000) == axis_starts(300, 64, 16, anchor=16)
+    assert axis_starts(50, 64, 16, anchor=17) == (0,)
+    grid = WindowGrid(300, 200, 64, 16, "cosine", anchor=(17, 48))
+    assert grid.row_starts[1] == 31 and grid.col_starts[1] == 48 and grid.lattice == "grid"
+    assert WindowGrid(300, 200, 64, 16, "cosine").lattice == "scene"
+
+
+def test_lattice_records_survive_their_tag():
+    record = LatticeRecord("grid", "crs", (-5_000_000, 500_022), (64, 0), (400, 300))
+    assert LatticeRecord.from_tag(record.to_tag()) == record
+    scene = LatticeRecord("scene", "no crs", None, (0, 0), (10, 20))
+    assert LatticeRecord.from_tag(scene.to_tag()) == scene
+    for text in (None, "", "{", "[]", '{"lattice": "grid", "anchor": null, "offset": [0, 0], '
+                 '"size": [1, 1]}', '{"lattice": "diagonal", "anchor": null, "offset": [0, 0],'
+                 ' "size": [1, 1]}'):
+        assert LatticeRecord.from_tag(text) is None
+    assert record.window_grid(64, 16, "cosine") == WindowGrid(400, 300, 64, 16, "cosine",
+                                                              (-5_000_000, 500_022))
