@@ -28,6 +28,16 @@ def info_command(model: Path, as_json: bool) -> None:
     click.echo(_format(model, description))
 
 
+def _pixel_size(trained_on: Any) -> str:
+    """The training chips' pixel size, or why it is unknown."""
+    from geogan.nn.data_profile import DataProfile
+
+    size = DataProfile.from_dict(trained_on).pixel_size
+    if size is not None:
+        return size.label()
+    return "unknown (training chips without a CRS, or a model file from before it was kept)"
+
+
 def _format(path: Path, d: dict[str, Any]) -> str:
     arch, training = d["architecture"], d["training"]
     lines = [
@@ -47,6 +57,7 @@ def _format(path: Path, d: dict[str, Any]) -> str:
     lines += [
         f"  tile size    {d['tile_size']} × {d['tile_size']}",
         f"  output       {d['output']['dtype']}, nodata {d['output']['nodata']}",
+        f"  pixel size   {_pixel_size(d.get('trained_on'))}",
     ]
     for role, norm in d["normalization"].items():
         ranges = ", ".join(f"{lo:g}…{hi:g}" for lo, hi in zip(norm["low"], norm["high"],

@@ -9,6 +9,7 @@ import click
 
 from geogan.grids.windows import BLENDS, LATTICES
 from geogan.nn.config import OUTPUTS, PRECISIONS
+from geogan.raster.resolution import RESAMPLINGS
 
 from .options import ProgressBar, creation_options, overwrite_opt, seed_opt
 
@@ -50,6 +51,16 @@ from .options import ProgressBar, creation_options, overwrite_opt, seed_opt
               help="Models with a class head: palette (crisp colours of the most likely "
                    "class, what auto gives them), classes (one uint8 class band with a colour "
                    "table: a land-cover raster) or image (the image head). Others: image.")
+@click.option("--resample", is_flag=True,
+              help="Translate at the model's pixel size (a WarpedVRT of the scene), then "
+                   "warp the result back onto the scene's grid.")
+@click.option("--resampling", type=click.Choice(RESAMPLINGS), default=RESAMPLINGS[0],
+              show_default=True,
+              help="How --resample warps: the scene, and image outputs back (class and "
+                   "palette outputs come back by nearest neighbour).")
+@click.option("--strict", is_flag=True,
+              help="A scene whose pixel size or values are far from the training chips' "
+                   "is an error (exit 1, nothing written), not a warning.")
 @click.option("--cluster", default=None, metavar="ADDRESS|local:N",
               help="With --out-dir: one task per scene on the Dask scheduler at ADDRESS "
                    "(tcp://host:8786), or on N worker processes of this machine (local:N). "
@@ -63,6 +74,7 @@ def translate_command(ctx: click.Context, scenes: tuple[str, ...], model_path: P
                       output: Path | None, out_dir: Path | None, overlap: int | None,
                       blend: str, lattice: str, batch_size: int, device: str, precision: str,
                       direction: str, samples: int, tta: bool, output_kind: str,
+                      resample: bool, resampling: str, strict: bool,
                       cluster: str | None, seed: int,
                       creation_options: dict[str, Any], cog: bool, overwrite: bool) -> None:
     """Translate SCENES with a trained model into georeferenced GeoTIFFs.
@@ -93,6 +105,7 @@ def translate_command(ctx: click.Context, scenes: tuple[str, ...], model_path: P
         "precision": precision, "direction": direction, "samples": samples, "seed": seed,
         "creation_options": {k.upper(): v for k, v in creation_options.items()},
         "cog": cog, "overwrite": overwrite, "tta": tta, "output": output_kind,
+        "resample": resample, "resampling": resampling, "strict": strict,
     }
     if out_dir is None:
         target = output or Path(f"{Path(scenes[0]).stem}-{model_path.stem}.tif")

@@ -75,6 +75,11 @@ class ModelFileError(InputError):
     """A file is not a geogan model file, or it is damaged or of a newer version."""
 
 
+class SceneMismatchError(InputError):
+    """A scene is far from what the model was trained on (pixel size or values) and
+    ``--strict`` asked for an error rather than a warning."""
+
+
 class DeviceError(InputError):
     """The requested device or precision is not available on this machine."""
 

@@ -15,6 +15,7 @@ import torch
 from affine import Affine
 
 from geogan.nn.config import build_configs
+from geogan.nn.data_profile import DataProfile, PixelSize
 from geogan.nn.model_file import ModelFile, save_model_file
 from geogan.nn.networks import build_generator
 from geogan.nn.normalization import BandNormalization
@@ -85,7 +86,8 @@ def make_model(kind: str = "pix2pix", in_bands: int = 3, out_bands: int = 3, *,
                in_nodata: float | None = None, out_dtype: str = "uint8",
                out_range: tuple[float, float] | None = None, out_nodata: float | None = None,
                local: bool = False, out_bias: float | None = None,
-               descriptions: list[str] | None = None, seed: int = 0) -> ModelFile:
+               descriptions: list[str] | None = None, seed: int = 0,
+               pixel: float | None = None) -> ModelFile:
     """A tiny random-weight model (tile 64, ngf 4).
 
     Args:
@@ -96,6 +98,8 @@ def make_model(kind: str = "pix2pix", in_bands: int = 3, out_bands: int = 3, *,
         out_bias: Pix2Pix only: the last layer's bias (-20 saturates the output at the
             low end of the target range).
         descriptions: Band names of the target domain.
+        pixel: The training chips' pixel size to record, in metres of UTM 33N (None:
+            unknown, as in model files from before it was recorded).
     """
     arch, _ = build_configs(kind, in_bands, out_bands, TILE, preset="tiny",
                             overrides={"ngf": 4, "ndf": 4})
@@ -117,6 +121,8 @@ def make_model(kind: str = "pix2pix", in_bands: int = 3, out_bands: int = 3, *,
         normalization={"a": domain(in_bands, in_dtype, in_range, in_nodata),
                        "b": domain(out_bands, out_dtype, out_range, out_nodata)},
         training=training,
+        trained_on=DataProfile(None if pixel is None else
+                               PixelSize(pixel, pixel, "metre", 1.0, UTM33)),
     )
 
 

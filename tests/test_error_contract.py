@@ -224,12 +224,12 @@ def train(tmp: Path, chips: Path, *, out: Path | None = None, message: str = "",
     return Case(["-q", "train", str(chips), "-o", str(out), *TRAIN], message, code)
 
 
-def translate(tmp: Path, scene: Path, model: Path, *, out: Path | None = None,
+def translate(tmp: Path, scene: Path, model: Path, *more: str, out: Path | None = None,
               message: str = "", code: int = 1, check: Callable[[Path], None] | None = None,
               warning: str | None = None) -> Case:
     out = out if out is not None else tmp / "out.tif"
-    return Case(["-q", "translate", str(scene), "-m", str(model), "-o", str(out), *TRANSLATE],
-                message, code, check, warning)
+    return Case(["-q", "translate", str(scene), "-m", str(model), "-o", str(out), *TRANSLATE,
+                 *more], message, code, check, warning)
 
 
 def evaluate(prediction: Path, reference: Path, *more: str, message: str = "",
@@ -418,6 +418,13 @@ ROWS: list[tuple[str, Build] | tuple[str, Build, pytest.MarkDecorator]] = [
      lambda s, t: translate(t, s.a, s.model_4, message="3 band(s) but the model reads 4")),
     ("translate/nan-inf",  # accepted: NaN and ±inf become the model's output nodata
      lambda s, t: translate(t, non_finite(t), s.model_f32, code=0, check=translated_nodata)),
+    ("translate/far-resolution",  # accepted, with a warning: 10 m pixels, a 1 m model
+     lambda s, t: translate(t, s.a, save_model(t / "m1.pt", pixel=1.0), code=0,
+                            check=lambda row: None if (row / "out.tif").exists() else
+                            pytest.fail("no output"), warning="10 × coarser")),
+    ("translate/far-resolution-strict",
+     lambda s, t: translate(t, s.a, save_model(t / "m1.pt", pixel=1.0), "--strict",
+                            message="10 × coarser")),
     ("translate/damaged-model",
      lambda s, t: translate(t, s.a, damaged_model(t), message="not a readable model file")),
     ("translate/version-99",

@@ -273,6 +273,8 @@ def _seam_settings(settings: EvaluateOptions, pred: Any) -> SeamScores | None:
     blend = blend if blend in BLENDS else BLENDS[0]
     check_window_options(tile, overlap, blend)
     record = _lattice(pred)
+    if record is not None and record.resampled:
+        return None  # its windows lay on another grid: no seam lines on this one
     return SeamScores(tile, overlap, blend, source, None, None,
                       "scene" if record is None else record.lattice)
 

@@ -236,6 +236,8 @@ class LatticeRecord:
         anchor: For ``grid``, the global (row, column) of that raster's first pixel.
         offset: (row, column) of the output's first pixel in that raster.
         size: (height, width) of that raster.
+        resampled: The windows lay on a grid at the model's pixel size (``--resample``),
+            not the output's: their lines are not the output's pixel lines.
     """
 
     lattice: str
@@ -243,6 +245,7 @@ class LatticeRecord:
     anchor: tuple[int, int] | None
     offset: tuple[int, int]
     size: tuple[int, int]
+    resampled: bool = False
 
     def window_grid(self, tile_size: int, overlap: int, blend: str) -> WindowGrid:
         """The windows, over the raster they were laid over."""
@@ -252,7 +255,8 @@ class LatticeRecord:
         """The tag's JSON text."""
         return json.dumps({"lattice": self.lattice, "why": self.why,
                            "anchor": None if self.anchor is None else list(self.anchor),
-                           "offset": list(self.offset), "size": list(self.size)})
+                           "offset": list(self.offset), "size": list(self.size),
+                           "resampled": self.resampled})
 
     @classmethod
     def from_tag(cls, text: str | None) -> LatticeRecord | None:
@@ -266,7 +270,8 @@ class LatticeRecord:
             record = cls(str(value["lattice"]), str(value.get("why", "")),
                          None if anchor is None else (int(anchor[0]), int(anchor[1])),
                          (int(value["offset"][0]), int(value["offset"][1])),
-                         (int(value["size"][0]), int(value["size"][1])))
+                         (int(value["size"][0]), int(value["size"][1])),
+                         bool(value.get("resampled", False)))
         except (ValueError, TypeError, KeyError, IndexError):
             return None
         if record.lattice not in LATTICES or (record.lattice == "grid") != (anchor is not None):

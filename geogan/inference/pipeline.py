@@ -11,6 +11,9 @@ the bottleneck:
   rows and the weights into a second one; once no later window can touch a row, the row
   is divided by its weights, de-normalised, masked and written, and its memory reused.
 
+The windows may cover more than the output: a scene translated within a mosaic reads a
+margin of its neighbours (the *region* of :class:`SceneRead`) and writes its own part
+(the *crop*); a scene translated at the model's pixel size reads through a ``WarpedVRT``.
 Rows are written in whole blocks of the output GeoTIFF, so each block is compressed
 once. Peak memory is a few strips of the scene's width: it depends on the width and the
 tile size, never on the height. Any error (or Ctrl-C) in any stage stops the others and
@@ -19,9 +22,10 @@ is raised on the calling thread.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +34,7 @@ import rasterio
 import torch
 from numpy.typing import NDArray
 from rasterio.errors import RasterioError
+from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from geogan.errors import InputError, OutputError
@@ -56,6 +61,43 @@ class OutputBands:
     nodata: float | None
     mask: bool
     uncertainty: bool
+
+
+@dataclass(frozen=True)
+class SceneRead:
+    """What the reader reads, and which part of it is written.
+
+    Attributes:
+        path: What ``rasterio.open`` reads: the scene, or a mosaic's in-memory VRT.
+        region: The part of it the windows are laid over (pixels of the source, or of
+            the warped grid with ``warp``).
+        crop: The part of ``region`` written to the output (region pixels): all of it
+            for a scene on its own, the scene within a margin of its neighbours.
+        warp: Keywords of a ``WarpedVRT`` (``crs``, ``transform``, ``width``, ``height``,
+            ``resampling``) to read the source through, or None.
+    """
+
+    path: str
+    region: Window
+    crop: Window
+    warp: Mapping[str, Any] | None = None
+
+    @classmethod
+    def whole(cls, path: str, height: int, width: int,
+              warp: Mapping[str, Any] | None = None) -> SceneRead:
+        """All of a ``height`` × ``width`` source, written whole."""
+        window = Window(0, 0, width, height)
+        return cls(path, window, window, warp)
+
+    @contextlib.contextmanager
+    def open(self) -> Iterator[Any]:
+        """The source, opened for this thread alone (through the WarpedVRT, if any)."""
+        with rasterio.open(self.path) as dataset:
+            if self.warp is None:
+                yield dataset
+                return
+            with WarpedVRT(dataset, **self.warp) as warped:
+                yield warped
 
 
 class _Stopped(Exception):
@@ -145,10 +187,11 @@ class Pipeline:
     """One scene through the three stages (see the module docstring).
 
     Args:
-        source: Path of the scene (the reader opens its own handle).
+        source: What to read (the reader opens its own handle) and what to write.
         bands: 1-based band indexes the model reads.
-        output: The output dataset, open for writing; only the writer thread uses it.
-        grid: The windows over the scene.
+        output: The output dataset, open for writing (set before :meth:`run`); only the
+            writer thread uses it.
+        grid: The windows over ``source.region``.
         translator: The generator and value mappings.
         bands_out: What to write besides the translated values.
         batch_size: Windows per generator call.
@@ -156,7 +199,7 @@ class Pipeline:
         progress: Called with (windows done, windows in all).
     """
 
-    def __init__(self, source: str, bands: list[int], output: Any, grid: WindowGrid,
+    def __init__(self, source: SceneRead, bands: list[int], output: Any, grid: WindowGrid,
                  translator: Translator, bands_out: OutputBands, *, batch_size: int,
                  samples: int, progress: ProgressCallback | None) -> None:
         self.source = source
@@ -237,8 +280,8 @@ class Pipeline:
         tiles: list[NDArray[np.float32]] = []
         windows: list[tuple[int, int]] = []
         try:
-            with rasterio.open(self.source) as dataset:
-                strips = _Strips(dataset, self.bands, self.translator, grid.width)
+            with self.source.open() as dataset:
+                strips = _Strips(dataset, self.bands, self.translator, self.source.region)
                 for i, row_off in enumerate(grid.row_starts):
                     strip, valid = strips.read(row_off, min(tile, grid.height - row_off))
                     padded = pad_to_tile(strip, tile)  # (C, >= tile, >= tile)
@@ -257,7 +300,7 @@ class Pipeline:
             # rasterio's own message can be "Read failed. See previous exception"; GDAL's
             # reason is the cause.
             reason = error.__cause__ if error.__cause__ is not None else error
-            raise InputError(f"cannot read {self.source}: {reason}") from None
+            raise InputError(f"cannot read {self.source.path}: {reason}") from None
         if tiles:
             self._put(self._to_generator, _batch(tiles, windows))
         self._put(self._to_generator, _END)
@@ -305,16 +348,33 @@ class Pipeline:
             while finished < grid.rows and queued.get(finished) == received[finished]:
                 finished += 1
             final = grid.final_rows(finished - 1) if finished else 0
-            end = final if final == grid.height else final - final % block
+            end = self._writable(final, block)
             if end > written:
                 self._write_rows(buffer.take(end), written)
                 written = end
             if self.progress is not None:
                 self.progress(done, len(grid))
 
+    def _writable(self, final: int, block: int) -> int:
+        """Region rows ``[0, end)`` to take now, of the ``final`` ones no window touches
+        any more: whole blocks of the output, or up to the end of the crop (rows outside
+        it are taken and dropped)."""
+        top = int(self.source.crop.row_off)
+        bottom = top + int(self.source.crop.height)
+        if final >= bottom or final <= top or final == self.grid.height:
+            return final
+        return top + (final - top) // block * block
+
     def _write_rows(self, rows: tuple[NDArray[np.float32], NDArray[np.float32],
                                       NDArray[np.bool_]], row: int) -> None:
-        sums, weights, valid = rows
+        crop = self.source.crop
+        first = max(row, crop.row_off)
+        last = min(row + rows[1].shape[0], crop.row_off + crop.height)
+        if last <= first:
+            return
+        kept = (slice(first - row, last - row), slice(crop.col_off, crop.col_off + crop.width))
+        sums, weights, valid = rows[0][:, kept[0], kept[1]], rows[1][kept], rows[2][kept]
+        row = first - crop.row_off
         blended = self.translator.blend_bands
         covered = weights > 0
         valid &= covered
@@ -325,9 +385,9 @@ class Pipeline:
             values = np.concatenate([values, spread])
         nodata = self.bands_out.nodata
         if nodata is not None:
-            _keep_off_nodata(values, valid, nodata)
+            keep_off_nodata(values, valid, nodata)
             values[:, ~valid] = np.asarray(nodata).astype(values.dtype)
-        window = Window(0, row, self.grid.width, valid.shape[0])
+        window = Window(0, row, crop.width, valid.shape[0])
         try:
             self.output.write(values, window=window)
             if self.bands_out.mask:
@@ -344,19 +404,22 @@ class _Strips:
     """
 
     def __init__(self, dataset: Any, bands: list[int], translator: Translator,
-                 width: int) -> None:
-        self.dataset, self.bands, self.width = dataset, bands, width
+                 region: Window) -> None:
+        self.dataset, self.bands = dataset, bands
+        self.width = int(region.width)
+        self.origin = (int(region.row_off), int(region.col_off))
         self.normalization = translator.input_normalization
         self.row_off = 0
-        self.strip = np.zeros((len(bands), 0, width), np.float32)  # (C, rows, W)
-        self.valid = np.zeros((0, width), bool)
+        self.strip = np.zeros((len(bands), 0, self.width), np.float32)  # (C, rows, W)
+        self.valid = np.zeros((0, self.width), bool)
 
     def read(self, row_off: int, height: int) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
         """Rows ``[row_off, row_off + height)``: normalised values with invalid pixels at
         the mid value 0, as in training (C, height, W), and validity (height, W)."""
         kept = max(0, self.row_off + self.valid.shape[0] - row_off)
         first = row_off + kept  # first row not held yet
-        window = Window(0, first, self.width, row_off + height - first)
+        window = Window(self.origin[1], self.origin[0] + first, self.width,
+                        row_off + height - first)
         data = self.dataset.read(self.bands, window=window)  # (C, new rows, W)
         valid = valid_mask(self.dataset, window, data, any_band=True)
         strip = self.normalization.normalize(data)
@@ -388,7 +451,7 @@ def _cast(values: NDArray[np.float32], dtype: np.dtype[Any]) -> NDArray[Any]:
     return np.clip(np.rint(values), info.min, info.max).astype(dtype)
 
 
-def _keep_off_nodata(values: NDArray[Any], valid: NDArray[np.bool_], nodata: float) -> None:
+def keep_off_nodata(values: NDArray[Any], valid: NDArray[np.bool_], nodata: float) -> None:
     """Move valid pixels that came out equal to the nodata value one step away from it,
     so that no translated pixel reads as missing."""
     if np.isnan(nodata):

@@ -1,158 +1,66 @@
 """``translate``: scenes of any size through a trained model, into georeferenced GeoTIFFs.
 
 :func:`translate_raster` translates one scene; :func:`translate_scene` is one scene of a
-batch (:mod:`geogan.inference.batch`, here or on a Dask worker).
-The windows and their blending are :mod:`geogan.grids.windows`; the streaming pipeline is
-:mod:`geogan.inference.pipeline`. This module decides what is written: the output profile (the
-input's grid, the model's bands and dtype), nodata, band names, provenance tags, the
-temporary file and its rename, and the optional Cloud Optimised GeoTIFF.
+batch (:mod:`geogan.inference.batch`, here or on a Dask worker), on its own or within a
+mosaic of its neighbours (:class:`Neighbourhood`). This module decides what is read and
+where the windows go (the lattice, :mod:`geogan.grids.windows`), checks the scene against
+what the model was trained on (:mod:`geogan.inference.scene_checks`), and runs the
+streaming pipeline (:mod:`geogan.inference.pipeline`) into the output file
+(:mod:`geogan.inference.output_file`) under a temporary name, renamed when complete: at
+the model's pixel size and back with ``resample`` (:mod:`geogan.inference.resample`),
+then optionally copied into a Cloud Optimised GeoTIFF.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
-import logging
-import math
 import os
-import sys
-import tempfile
 import time
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import rasterio
-import rasterio.shutil
 import torch
-from rasterio.enums import ColorInterp, Interleaving, MaskFlags
-from rasterio.errors import NotGeoreferencedWarning, RasterioError
+from rasterio.enums import ColorInterp
+from rasterio.errors import RasterioError
+from rasterio.windows import Window
 
 from geogan.errors import ConfigError, GeoganError, GeoganWarning, InputError, OutputError
-from geogan.grids.windows import (
-    BLENDS,
-    LATTICES,
-    LatticeRecord,
-    check_window_options,
-    default_overlap,
+from geogan.grids.windows import LatticeRecord, check_window_options
+from geogan.inference.options import (
+    BatchReport,
+    SceneOutcome,
+    TranslateOptions,
+    TranslateReport,
 )
-from geogan.inference.pipeline import OutputBands, Pipeline
+from geogan.inference.output_file import (
+    check_blocks_written,
+    describe,
+    gdal_env,
+    gdal_messages,
+    open_output,
+    output_bands,
+    output_profile,
+    write_cog,
+)
+from geogan.inference.pipeline import Pipeline, SceneRead
+from geogan.inference.resample import (
+    back_resampling,
+    model_grid_profile,
+    resampled_read,
+    warp_back,
+)
+from geogan.inference.scene_checks import check_scene
 from geogan.inference.translator import Translator, load_model
-from geogan.nn.config import OUTPUTS
-from geogan.nn.model_file import MODEL_FORMAT, MODEL_VERSION
 from geogan.outputs import atomic_file, check_output_file
 from geogan.progress import ProgressCallback
 from geogan.raster.io import grid_origin, open_raster
-from geogan.version import __version__
 
-logger = logging.getLogger(__name__)
-
-#: GDAL block cache while translating, unless GDAL_CACHEMAX is set: enough for a few
-#: block rows of a wide output, and a bound on memory whatever the scene's height.
-GDAL_CACHE_BYTES = 256 * 2**20
-
-#: Output tags (default metadata domain) that say where the raster came from.
-TAG_PREFIX = "GEOGAN_"
-
-
-@dataclass(frozen=True)
-class TranslateOptions:
-    """How to translate. Defaults suit a large scene on whatever device is present."""
-
-    overlap: int | None = None  # pixels neighbouring windows share; None = a quarter tile
-    blend: str = BLENDS[0]  # cosine, linear or none (centre crop)
-    batch_size: int = 8  # windows per generator call
-    device: str = "auto"  # auto, cpu, cuda or cuda:N
-    precision: str = "auto"  # auto (fastest exact enough), fp32, bf16 or fp16
-    direction: str = "a2b"  # b2a translates a CycleGAN model's target domain back
-    samples: int = 1  # >= 2: passes with dropout on; writes their mean and a spread band
-    seed: int = 0  # seeds the dropout draws of --samples
-    creation_options: Mapping[str, Any] = field(default_factory=dict)  # GDAL, e.g. ZLEVEL
-    cog: bool = False  # write a Cloud Optimised GeoTIFF with overviews
-    overwrite: bool = False  # replace an existing output
-    tta: bool = False  # average the 8 flips and rotations of every window (8 x the work)
-    output: str = "auto"  # image, palette or classes (models with a class head); auto
-    lattice: str = LATTICES[0]  # grid: windows anchored to the CRS's pixel grid; scene
-
-    def check(self) -> None:
-        """Raise :class:`ConfigError` for values that cannot work (before any work)."""
-        if self.batch_size < 1:
-            raise ConfigError(f"batch size must be at least 1, not {self.batch_size}")
-        if self.samples < 1:
-            raise ConfigError(f"samples must be at least 1, not {self.samples}")
-        if self.blend not in BLENDS:
-            raise ConfigError(f"unknown blend {self.blend!r}; use one of {', '.join(BLENDS)}")
-        if self.output not in OUTPUTS:
-            raise ConfigError(f"unknown output {self.output!r}; use one of {', '.join(OUTPUTS)}")
-        if self.lattice not in LATTICES:
-            raise ConfigError(f"unknown lattice {self.lattice!r}; use one of "
-                              f"{', '.join(LATTICES)}")
-
-    def record(self, translator: Translator) -> dict[str, Any]:
-        """The options as they were applied, for the output's provenance tag."""
-        values = asdict(self)
-        values.pop("overwrite")
-        values["creation_options"] = dict(self.creation_options)
-        values.update(overlap=self.overlap_for(translator), device=str(translator.device),
-                      precision=translator.precision, direction=translator.direction,
-                      output=translator.output, tta=translator.tta)
-        return values
-
-    def overlap_for(self, translator: Translator) -> int:
-        """The overlap in pixels for ``translator``'s tile size."""
-        if self.overlap is None:
-            return default_overlap(translator.tile_size)
-        return self.overlap
-
-
-@dataclass(frozen=True)
-class TranslateReport:
-    """What one scene's translation wrote."""
-
-    source: str
-    output: Path
-    width: int
-    height: int
-    bands: int
-    dtype: str
-    windows: int  # windows laid over the scene
-    windows_run: int  # windows the generator ran (the others held no valid pixel)
-    seconds: float
-    device: str
-    precision: str
-
-
-@dataclass(frozen=True)
-class SceneOutcome:
-    """One scene of a batch: ``done``, ``skipped`` (output existed) or ``failed``."""
-
-    source: str
-    output: Path
-    status: str
-    message: str = ""
-    report: TranslateReport | None = None
-    worker: str = ""
-    """The Dask worker that translated it (on a cluster)."""
-
-
-@dataclass(frozen=True)
-class BatchReport:
-    """Every scene of a batch, in the order given."""
-
-    outcomes: tuple[SceneOutcome, ...]
-    seconds: float
-
-    def count(self, status: str) -> int:
-        """Number of scenes with ``status``."""
-        return sum(outcome.status == status for outcome in self.outcomes)
-
-    @property
-    def failures(self) -> list[SceneOutcome]:
-        """The scenes that failed."""
-        return [outcome for outcome in self.outcomes if outcome.status == "failed"]
+__all__ = ["BatchReport", "Neighbourhood", "SceneOutcome", "TranslateOptions",
+           "TranslateReport", "translate_raster", "translate_scene", "translator_for"]
 
 
 def translate_raster(src: str | os.PathLike[str], dst: str | os.PathLike[str],
@@ -171,7 +79,7 @@ def translate_raster(src: str | os.PathLike[str], dst: str | os.PathLike[str],
         model: A model file, or a :class:`~geogan.inference.translator.Translator` already loaded
             (then ``device``, ``precision`` and ``direction`` are the translator's).
         progress: Called with (windows done, windows in all).
-        **options: Fields of :class:`TranslateOptions`.
+        **options: Fields of :class:`~geogan.inference.options.TranslateOptions`.
 
     Returns:
         What was written.
@@ -179,6 +87,8 @@ def translate_raster(src: str | os.PathLike[str], dst: str | os.PathLike[str],
     Raises:
         InputError: If ``src`` cannot be read or does not fit the model (band count), or
             an option is out of range (:class:`~geogan.errors.ConfigError`).
+        SceneMismatchError: With ``strict``, if the scene's pixel size or values are far
+            from the training chips' (nothing is written).
         ModelFileError: If the model file is missing or damaged.
         OutputExistsError: If ``dst`` exists and ``overwrite`` is false.
         OutputError: If ``dst`` cannot be written.
@@ -191,16 +101,18 @@ def translate_raster(src: str | os.PathLike[str], dst: str | os.PathLike[str],
 
 def translate_scene(source: str, output: Path, translator: Translator,
                     settings: TranslateOptions,
-                    progress: ProgressCallback | None = None) -> SceneOutcome:
+                    progress: ProgressCallback | None = None,
+                    within: Neighbourhood | None = None) -> SceneOutcome:
     """One scene of a batch, here or on a cluster's worker: skipped when its output
-    exists (and ``overwrite`` is off), failed with the error's message, or done."""
+    exists (and ``overwrite`` is off), failed with the error's message, or done.
+    ``within``: the scene's place in a mosaic of its batch (``--mosaic``)."""
     if _same_file(source, output):
         return SceneOutcome(source, output, "failed", f"the output {output} is the scene "
                             "itself; choose another --out-dir")
     if output.exists() and not settings.overwrite:
         return SceneOutcome(source, output, "skipped", "output exists")
     try:
-        report = _translate(source, output, translator, settings, progress)
+        report = _translate(source, output, translator, settings, progress, within)
     except GeoganError as error:
         return SceneOutcome(source, output, "failed", str(error))
     return SceneOutcome(source, output, "done", report=report)
@@ -222,8 +134,26 @@ def translator_for(model: str | os.PathLike[str] | Translator,
     return model
 
 
+@dataclass(frozen=True)
+class Neighbourhood:
+    """Where a scene of a ``--mosaic`` batch lies among its neighbours on one pixel grid.
+
+    Attributes:
+        path: What ``rasterio.open`` reads: a VRT of the scene and its neighbours (an
+            in-memory ``/vsimem`` name, or a file).
+        region: The part of it the windows are laid over: the scene and a margin around
+            it (pixels of the VRT).
+        crop: The scene within ``region`` (region pixels).
+    """
+
+    path: str
+    region: Window
+    crop: Window
+
+
 def _translate(source: str, output: Path, translator: Translator, settings: TranslateOptions,
-               progress: ProgressCallback | None) -> TranslateReport:
+               progress: ProgressCallback | None,
+               within: Neighbourhood | None = None) -> TranslateReport:
     start = time.perf_counter()
     overlap = settings.overlap_for(translator)
     check_window_options(translator.tile_size, overlap, settings.blend)
@@ -243,45 +173,61 @@ def _translate(source: str, output: Path, translator: Translator, settings: Tran
                           f"{translator.input_normalization.dtype} rasters; its values are "
                           "mapped with the training statistics all the same", GeoganWarning,
                           stacklevel=2)
-        lattice = scene_lattice(dataset, settings.lattice)
-        grid = lattice.window_grid(translator.tile_size, overlap, settings.blend)
-        bands_out = _output_bands(dataset, translator, settings)
-        profile = _profile(dataset, translator, settings, bands_out)
-    pipeline: Pipeline | None = None
-    env: dict[str, Any] = {"GDAL_TIFF_INTERNAL_MASK": True}
-    if "GDAL_CACHEMAX" not in os.environ:
-        env["GDAL_CACHEMAX"] = GDAL_CACHE_BYTES
-    with atomic_file(output) as temporary, rasterio.Env(**env):
+        checks = check_scene(dataset, source, bands, translator, settings)
+        bands_out = output_bands(dataset, translator, settings)
+        profile = output_profile(dataset, translator, settings, bands_out)
+        if checks.resolution.resample_grid is not None:
+            read, lattice = resampled_read(dataset, source, checks.resolution.resample_grid,
+                                           settings)
+        elif within is not None:
+            read = SceneRead(within.path, within.region, within.crop)
+            lattice = _mosaic_lattice(within, settings.lattice)
+        else:
+            read = SceneRead.whole(source, dataset.height, dataset.width)
+            lattice = scene_lattice(dataset, settings.lattice)
+    grid = lattice.window_grid(translator.tile_size, overlap, settings.blend)
+    tags = {"LATTICE": lattice.to_tag(), **checks.tags()}
+    pipeline = Pipeline(read, bands, None, grid, translator, bands_out,
+                        batch_size=settings.batch_size, samples=settings.samples,
+                        progress=progress)
+    with atomic_file(output) as temporary, rasterio.Env(**gdal_env()):
         written = temporary.with_name(temporary.name + ".gtiff") if settings.cog else temporary
+        between = temporary.with_name(temporary.name + ".model-grid.tif")
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", NotGeoreferencedWarning)
-                out = rasterio.open(written, "w", **profile)
-            try:
-                pipeline = Pipeline(source, bands, out, grid, translator, bands_out,
-                                    batch_size=settings.batch_size, samples=settings.samples,
-                                    progress=progress)
-                with _dropout_rng(translator, settings.seed):
-                    pipeline.run()
-                _describe(out, translator, settings, source, lattice)
-            finally:
-                with gdal_messages() as messages:  # the last blocks are written here
-                    out.close()
-            check_blocks_written(written, output, messages)
+            if read.warp is None:
+                with open_output(written, output, profile) as out:
+                    _run(pipeline, out, translator, settings)
+                    describe(out, translator, settings, source, tags)
+            else:  # at the model's pixel size, then back onto the scene's grid
+                with open_output(between, output, model_grid_profile(profile, read)) as out:
+                    _run(pipeline, out, translator, settings)
+                with open_output(written, output, profile) as out:
+                    warp_back(between, out, source, bands, bands_out,
+                              back_resampling(translator, settings))
+                    describe(out, translator, settings, source, tags)
             if settings.cog:
                 with gdal_messages() as messages:
-                    _write_cog(written, temporary, settings)
+                    write_cog(written, temporary, settings)
                 check_blocks_written(temporary, output, messages)
         except RasterioError as error:
             raise OutputError(f"cannot write {output}: {error}") from None
         finally:
+            between.unlink(missing_ok=True)
             if settings.cog:
                 written.unlink(missing_ok=True)
     return TranslateReport(
-        source=source, output=output, width=grid.width, height=grid.height,
+        source=source, output=output, width=profile["width"], height=profile["height"],
         bands=profile["count"], dtype=profile["dtype"], windows=len(grid),
         windows_run=pipeline.windows_run, seconds=time.perf_counter() - start,
         device=str(translator.device), precision=translator.precision)
+
+
+def _run(pipeline: Pipeline, out: Any, translator: Translator, settings: TranslateOptions
+         ) -> None:
+    """The pipeline into ``out``, with the dropout draws of ``--samples`` seeded."""
+    pipeline.output = out
+    with _dropout_rng(translator, settings.seed):
+        pipeline.run()
 
 
 @contextlib.contextmanager
@@ -319,51 +265,6 @@ def _model_bands(dataset: Any, source: str, translator: Translator) -> list[int]
     return bands
 
 
-def _output_bands(dataset: Any, translator: Translator, settings: TranslateOptions) -> OutputBands:
-    """How invalid input pixels are marked in the output, and whether it has a spread band.
-
-    The target domain's nodata value when it had one; else NaN for float outputs and
-    a dataset mask for integer outputs, but only when the scene can hold invalid pixels
-    at all (a nodata value, a mask or alpha band, or a float type that may hold NaN).
-    """
-    flags = dataset.mask_flag_enums
-    may_be_invalid = (dataset.nodata is not None or dataset.dtypes[0].startswith("float")
-                      or any(MaskFlags.per_dataset in f or MaskFlags.alpha in f for f in flags))
-    uncertainty = settings.samples >= 2
-    nodata = translator.output_nodata
-    if nodata is not None:
-        return OutputBands(nodata, mask=False, uncertainty=uncertainty)
-    if not may_be_invalid:
-        return OutputBands(None, mask=False, uncertainty=uncertainty)
-    if np.dtype(translator.output_dtype).kind == "f":
-        return OutputBands(math.nan, mask=False, uncertainty=uncertainty)
-    return OutputBands(None, mask=True, uncertainty=uncertainty)
-
-
-def _profile(dataset: Any, translator: Translator, settings: TranslateOptions,
-             bands_out: OutputBands) -> dict[str, Any]:
-    """The output's profile: the scene's grid, the model's bands, a tiled compressed
-    GeoTIFF; ``--co`` options win."""
-    dtype = translator.output_dtype
-    count = translator.out_bands + int(bands_out.uncertainty)
-    profile: dict[str, Any] = {
-        "driver": "GTiff", "width": dataset.width, "height": dataset.height,
-        "count": count, "dtype": dtype, "crs": dataset.crs, "transform": dataset.transform,
-        "nodata": bands_out.nodata, "tiled": True, "blockxsize": 256, "blockysize": 256,
-        "compress": "deflate", "predictor": 3 if np.dtype(dtype).kind == "f" else 2,
-        "interleave": "pixel", "bigtiff": "if_safer",
-    }
-    if not settings.cog:  # with --cog, --co is for the COG driver (see _write_cog)
-        profile.update({k.lower(): v for k, v in settings.creation_options.items()})
-    if str(profile["compress"]).lower() == "deflate":
-        # Level 1 compresses a 2048 x 256 RGB block row in 6 ms instead of 33 ms at GDAL's
-        # default 6, for files about 15 % larger: it keeps the writer off the generator's
-        # cores. --co ZLEVEL=6 (or COMPRESS=ZSTD) chooses otherwise.
-        profile.setdefault("zlevel", 1)
-    if count == 3 and dtype == "uint8" and profile.get("compress") != "jpeg":
-        profile.setdefault("photometric", "rgb")
-    return profile
-
 
 def scene_lattice(dataset: Any, lattice: str) -> LatticeRecord:
     """Where the windows go over the whole of ``dataset``: the ``grid`` lattice when asked
@@ -378,97 +279,15 @@ def scene_lattice(dataset: Any, lattice: str) -> LatticeRecord:
     return LatticeRecord("scene", why, None, (0, 0), size)
 
 
-def _describe(out: Any, translator: Translator, settings: TranslateOptions, source: str,
-              lattice: LatticeRecord) -> None:
-    """Band names and provenance tags."""
-    names = list(translator.output_descriptions)
-    if settings.samples >= 2:
-        names.append(f"uncertainty: per-pixel standard deviation of {settings.samples} samples")
-    for band, name in enumerate(names, start=1):
-        if name:
-            out.set_band_description(band, name)
-    model = translator.model
-    tags = {
-        "GENERATED": "yes: translated by a generative model (geogan), not measured",
-        "MODEL": os.path.basename(model.path or "") or "unknown",
-        "MODEL_SHA256": model.sha256 or "unknown",
-        "MODEL_FORMAT": f"{MODEL_FORMAT} {MODEL_VERSION}",
-        "MODEL_KIND": translator.architecture.kind,
-        "VERSION": __version__,
-        "SOURCE": os.path.basename(source),
-        "TILE_SIZE": str(translator.tile_size),  # with OPTIONS: the windows (seam score)
-        "OPTIONS": json.dumps(settings.record(translator), sort_keys=True),
-        "LATTICE": lattice.to_tag(),  # where the windows lay (seam score)
-    }
-    palette = translator.palette
-    if palette and translator.output == "palette":
-        # evaluate --palette auto reads the classes from here.
-        tags["PALETTE"] = json.dumps({k: [int(v) for v in c] for k, c in palette.items()})
-    if palette and translator.output == "classes":
-        tags["CLASSES"] = json.dumps(list(palette))
-        if all(len(c) in (1, 3) and all(0 <= v <= 255 for v in c) for c in palette.values()):
-            out.write_colormap(1, {i: (*_rgb(c), 255) for i, c in enumerate(palette.values())})
-    out.update_tags(TIFFTAG_SOFTWARE=f"geogan {__version__}",
-                    **{TAG_PREFIX + key: value for key, value in tags.items()})
 
 
-def _rgb(colour: tuple[float, ...]) -> tuple[int, int, int]:
-    """An RGB triple of a palette colour (grey for one band)."""
-    r, g, b = (colour * 3)[:3] if len(colour) == 1 else colour[:3]
-    return int(r), int(g), int(b)
-
-
-@contextlib.contextmanager
-def gdal_messages() -> Iterator[list[str]]:
-    """Collect what GDAL's libtiff prints on the process's stderr (file descriptor 2)
-    while the block runs: it reports failed writes there, not to the caller. The lines
-    are in the yielded list once the block has run; :func:`check_blocks_written` puts
-    the first in its error, and they are logged as warnings when nothing failed."""
-    lines: list[str] = []
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield lines
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            sink.seek(0)
-            lines.extend(sink.read().decode(errors="replace").splitlines())
-
-
-def check_blocks_written(path: Path, output: Path, messages: Sequence[str] = ()) -> None:
-    """Raise :class:`OutputError` unless every block of the GeoTIFF ``path`` lies inside
-    the file.
-
-    GDAL reports some write failures (disk full, a file-size limit) only on its error
-    stream while it closes a file, not to the caller, and leaves a truncated file; so the
-    layout of what was written is read back before the file may replace ``output``.
-    This reads the TIFF directory, not the pixels.
-    """
-    reason = f": {messages[0]}" if messages else " (disk full or a file-size limit?)"
-    size = path.stat().st_size
-    try:
-        with rasterio.open(path) as written:
-            bands = [1] if written.interleaving != Interleaving.band else written.indexes
-            for band in bands:
-                for (row, col), _ in written.block_windows(band):
-                    offset = written.get_tag_item(f"BLOCK_OFFSET_{col}_{row}", "TIFF", bidx=band)
-                    length = written.get_tag_item(f"BLOCK_SIZE_{col}_{row}", "TIFF", bidx=band)
-                    if int(offset or 0) + int(length or 0) > size:
-                        raise OutputError(f"cannot write {output}: the file came out "
-                                          f"truncated{reason}")
-    except RasterioError:
-        raise OutputError(f"cannot write {output}: the file came out unreadable"
-                          f"{reason}") from None
-    for message in messages:  # nothing failed: pass them on, as GDAL's other messages
-        logger.warning("GDAL: %s", message)
-
-
-def _write_cog(source: Path, target: Path, settings: TranslateOptions) -> None:
-    """Copy the finished GeoTIFF into a Cloud Optimised GeoTIFF with overviews."""
-    options: dict[str, Any] = {"compress": "deflate", "predictor": "yes", "bigtiff": "if_safer",
-                               "overview_resampling": "average"}
-    options.update({k.lower(): v for k, v in settings.creation_options.items()})
-    rasterio.shutil.copy(source, target, driver="COG", **options)
+def _mosaic_lattice(within: Neighbourhood, lattice: str) -> LatticeRecord:
+    """The lattice over the region of a mosaic a scene is translated within."""
+    region, crop = within.region, within.crop
+    with rasterio.open(within.path) as mosaic:
+        whole = scene_lattice(mosaic, lattice)
+    anchor = None if whole.anchor is None else (whole.anchor[0] + int(region.row_off),
+                                                 whole.anchor[1] + int(region.col_off))
+    return LatticeRecord(whole.lattice, whole.why, anchor, (int(crop.row_off),
+                                                            int(crop.col_off)),
+                         (int(region.height), int(region.width)))

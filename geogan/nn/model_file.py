@@ -18,6 +18,10 @@ a file from an untrusted source cannot execute anything while it is read. It hol
 ``training``
     The record of how the model was made: steps, epochs, final validation metrics,
     seed, chip folder, configuration and library versions.
+``trained_on``
+    :class:`~geogan.nn.data_profile.DataProfile`: the training chips' pixel size and each
+    domain's value distribution, which ``translate`` compares scenes with. Files written
+    before it lack it and read as unknown (the format version is still 1).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ import torch
 
 from geogan.errors import ConfigError, ModelFileError, OutputError
 from geogan.nn.config import Architecture
+from geogan.nn.data_profile import DataProfile
 from geogan.nn.normalization import BandNormalization
 from geogan.outputs import atomic_file, check_output_file
 
@@ -53,6 +58,8 @@ class ModelFile:
         generators: State dict of each direction's generator (``a2b``, ``b2a``).
         normalization: Value mapping of domain ``a`` (input) and ``b`` (target).
         training: The training record (plain values).
+        trained_on: The training chips' pixel size and value distributions (unknown in
+            files from before they were recorded).
         sha256: SHA-256 of the file it was read from (hex), None if not read from a file.
         path: The file it was read from, None if not read from a file.
     """
@@ -61,6 +68,7 @@ class ModelFile:
     generators: Mapping[str, Mapping[str, torch.Tensor]]
     normalization: Mapping[str, BandNormalization]
     training: Mapping[str, Any] = field(default_factory=dict)
+    trained_on: DataProfile = field(default_factory=DataProfile)
     sha256: str | None = None
     path: str | None = None
 
@@ -89,6 +97,7 @@ class ModelFile:
             "normalization": {name: n.to_dict() for name, n in self.normalization.items()},
             "output": {"dtype": target.dtype, "nodata": target.nodata},
             "training": dict(self.training),
+            "trained_on": self.trained_on.to_dict(),
         }
 
 
@@ -166,6 +175,7 @@ def read_model_file(path: str | os.PathLike[str]) -> ModelFile:
                                  f"normalised bands but the network expects {expected}")
     return ModelFile(architecture=architecture, generators=generators,
                      normalization=normalization, training=payload.get("training") or {},
+                     trained_on=DataProfile.from_dict(payload.get("trained_on")),
                      sha256=_sha256(path), path=str(path))
 
 
@@ -228,5 +238,6 @@ def describe_model(model: ModelFile) -> dict[str, Any]:
         "tile_size": payload["tile_size"],
         "output": payload["output"],
         "normalization": payload["normalization"],
+        "trained_on": payload["trained_on"],
         "training": training,
     }

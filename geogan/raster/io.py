@@ -225,6 +225,12 @@ def grid_origin(dataset: Any) -> tuple[int, int] | None:
     t: Affine = dataset.transform
     if dataset.crs is None or t.b != 0 or t.d != 0 or t == Affine.identity():
         return None
+    return transform_origin(t)
+
+
+def transform_origin(t: Affine) -> tuple[int, int]:
+    """Global (row, column) of the first pixel of a north-up grid with transform ``t``
+    (see :func:`grid_origin`)."""
     return math.floor(t.f / t.e + 0.25), math.floor(t.c / t.a + 0.25)
 
 

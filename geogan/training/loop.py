@@ -101,6 +101,7 @@ from geogan.training.recalibration import recalibrate_batchnorm
 from geogan.training.steps import TRAINERS, GANTrainer
 from geogan.training.stop_flag import StopFlag
 from geogan.training.tensorboard_log import TensorBoardLog, require_tensorboard, tensorboard_log
+from geogan.training.trained_on import band_descriptions, data_profile
 
 LOG_NAME = "log.jsonl"
 PREVIEW_FOLDER = "previews"
@@ -518,6 +519,7 @@ class _Run:
                             for d, g in self.trainer.output_generators.items()},
                 normalization=self.normalization,
                 training=self._record(final, digests),
+                trained_on=data_profile(self.folder),
             )
             save_model_file(output, model, overwrite=overwrite or self.options.resume)
         self.group.barrier()
@@ -536,24 +538,11 @@ class _Run:
             steps=self.step, steps_per_epoch=self.steps_per_epoch, config=self.config,
             preset=self.options.preset, chips=folder.root, chips_source=folder.source,
             chip_folders=[part.to_dict() for part in folder.parts],
-            band_descriptions=_band_descriptions(folder), train_chips=len(folder.train["a"]),
+            band_descriptions=band_descriptions(folder), train_chips=len(folder.train["a"]),
             val_chips=len(folder.val["a"]), device=str(self.device), precision=self.precision,
             world_size=self.group.world_size, backend=self.group.backend, digests=digests,
             init_from=self.options.init_from, seconds=self.run_seconds, final=final,
             history=self.history)
-
-
-def _band_descriptions(folder: ChipFolder) -> dict[str, list[str | None]]:
-    """Each domain's band names, read from its first training chip (``translate`` gives
-    them to the output's bands)."""
-    import rasterio
-
-    names: dict[str, list[str | None]] = {}
-    for domain, chips in folder.train.items():
-        if chips:
-            with rasterio.open(chips[0]) as chip:
-                names[domain] = list(chip.descriptions)
-    return names
 
 
 def learning_rate(step: int, total: int, lr: float) -> float:

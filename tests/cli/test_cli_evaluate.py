@@ -56,8 +56,8 @@ def test_tables_for_people(files):
     assert [row[:-4] for row in rows] == [["band", "1"], ["band", "2"], ["band", "3"], ["mean"]]
     assert any(line.split()[:1] == ["land"] for line in lines)
     assert any(line.startswith("pixel accuracy ") and "mean IoU" in line for line in lines)
-    assert any(line.startswith("seam score (tile 64, overlap 16, cosine, scene lattice, from options)")
-               for line in lines)
+    assert any(line.startswith("seam score (tile 64, overlap 16, cosine, scene lattice, "
+                               "from options)") for line in lines)
 
 
 def test_json_for_machines(files):

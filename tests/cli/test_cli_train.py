@@ -55,11 +55,21 @@ def test_info_prints_what_the_model_file_holds(model):
     assert "pix2pix: unet generator(s) a2b, ngf 4, batch norm" in stdout
     assert "bands        3 → 3" in stdout and "tile size    64 × 64" in stdout
     assert "trained      3 steps" in stdout
+    assert "pixel size   1 × 1 metre (EPSG:32633)" in stdout  # pair_scene's 1 m UTM grid
     code, stdout, _ = run("info", str(model), "--json")
     assert code == 0
     description = json.loads(stdout)
     assert description["architecture"]["kind"] == "pix2pix"
     assert description["parameters"] > 0 and description["training"]["steps"] == 3
+    assert description["trained_on"]["pixel_size"]["unit"] == "metre"
+
+
+def test_info_of_a_model_file_from_before_pixel_sizes_says_unknown(model, tmp_path):
+    payload = torch.load(model, weights_only=True)
+    del payload["trained_on"]
+    torch.save(payload, tmp_path / "old.pt")
+    code, stdout, _ = run("info", str(tmp_path / "old.pt"))
+    assert code == 0 and "pixel size   unknown" in stdout
 
 
 def test_train_does_not_import_torch_until_it_trains():

@@ -511,7 +511,7 @@ def test_a_cog_failure_leaves_nothing_half_written(monkeypatch, models, previous
         assert source.exists()  # the intermediate GeoTIFF was complete
         raise RasterioError("COG driver failed")
 
-    monkeypatch.setattr(translate_module, "_write_cog", failing)
+    monkeypatch.setattr(translate_module, "write_cog", failing)
     with pytest.raises(OutputError, match="COG driver failed"):
         translate_raster(scene, out, models["p2p_u8"], overwrite=True, cog=True, **CPU)
     assert sorted(os.listdir(out.parent)) == listing

@@ -1,0 +1,123 @@
+"""The settings and reports of ``translate``: one scene's, a batch's, each scene's outcome.
+
+:class:`TranslateOptions` are the fields ``translate_raster`` and ``translate_batch`` take
+as keywords (the command's options); :class:`TranslateReport` is what one scene wrote,
+:class:`SceneOutcome` and :class:`BatchReport` what a batch did.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from geogan.errors import ConfigError
+from geogan.grids.windows import BLENDS, LATTICES, default_overlap
+from geogan.inference.translator import Translator
+from geogan.nn.config import OUTPUTS
+from geogan.raster.resolution import RESAMPLINGS
+
+__all__ = ["RESAMPLINGS", "BatchReport", "SceneOutcome", "TranslateOptions", "TranslateReport"]
+
+@dataclass(frozen=True)
+class TranslateOptions:
+    """How to translate. Defaults suit a large scene on whatever device is present."""
+
+    overlap: int | None = None  # pixels neighbouring windows share; None = a quarter tile
+    blend: str = BLENDS[0]  # cosine, linear or none (centre crop)
+    batch_size: int = 8  # windows per generator call
+    device: str = "auto"  # auto, cpu, cuda or cuda:N
+    precision: str = "auto"  # auto (fastest exact enough), fp32, bf16 or fp16
+    direction: str = "a2b"  # b2a translates a CycleGAN model's target domain back
+    samples: int = 1  # >= 2: passes with dropout on; writes their mean and a spread band
+    seed: int = 0  # seeds the dropout draws of --samples
+    creation_options: Mapping[str, Any] = field(default_factory=dict)  # GDAL, e.g. ZLEVEL
+    cog: bool = False  # write a Cloud Optimised GeoTIFF with overviews
+    overwrite: bool = False  # replace an existing output
+    tta: bool = False  # average the 8 flips and rotations of every window (8 x the work)
+    output: str = "auto"  # image, palette or classes (models with a class head); auto
+    lattice: str = LATTICES[0]  # grid: windows anchored to the CRS's pixel grid; scene
+    resample: bool = False  # translate at the model's pixel size, then back onto the scene
+    resampling: str = RESAMPLINGS[0]  # how --resample warps the scene (and images back)
+    strict: bool = False  # a scene unlike the training chips is an error, not a warning
+
+    def check(self) -> None:
+        """Raise :class:`ConfigError` for values that cannot work (before any work)."""
+        if self.batch_size < 1:
+            raise ConfigError(f"batch size must be at least 1, not {self.batch_size}")
+        if self.samples < 1:
+            raise ConfigError(f"samples must be at least 1, not {self.samples}")
+        if self.blend not in BLENDS:
+            raise ConfigError(f"unknown blend {self.blend!r}; use one of {', '.join(BLENDS)}")
+        if self.output not in OUTPUTS:
+            raise ConfigError(f"unknown output {self.output!r}; use one of {', '.join(OUTPUTS)}")
+        if self.lattice not in LATTICES:
+            raise ConfigError(f"unknown lattice {self.lattice!r}; use one of "
+                              f"{', '.join(LATTICES)}")
+        if self.resampling not in RESAMPLINGS:
+            raise ConfigError(f"unknown resampling {self.resampling!r}; use one of "
+                              f"{', '.join(RESAMPLINGS)}")
+
+    def record(self, translator: Translator) -> dict[str, Any]:
+        """The options as they were applied, for the output's provenance tag."""
+        values = asdict(self)
+        values.pop("overwrite")
+        values["creation_options"] = dict(self.creation_options)
+        values.update(overlap=self.overlap_for(translator), device=str(translator.device),
+                      precision=translator.precision, direction=translator.direction,
+                      output=translator.output, tta=translator.tta)
+        return values
+
+    def overlap_for(self, translator: Translator) -> int:
+        """The overlap in pixels for ``translator``'s tile size."""
+        if self.overlap is None:
+            return default_overlap(translator.tile_size)
+        return self.overlap
+
+
+@dataclass(frozen=True)
+class TranslateReport:
+    """What one scene's translation wrote."""
+
+    source: str
+    output: Path
+    width: int
+    height: int
+    bands: int
+    dtype: str
+    windows: int  # windows laid over the scene
+    windows_run: int  # windows the generator ran (the others held no valid pixel)
+    seconds: float
+    device: str
+    precision: str
+
+
+@dataclass(frozen=True)
+class SceneOutcome:
+    """One scene of a batch: ``done``, ``skipped`` (output existed) or ``failed``."""
+
+    source: str
+    output: Path
+    status: str
+    message: str = ""
+    report: TranslateReport | None = None
+    worker: str = ""
+    """The Dask worker that translated it (on a cluster)."""
+
+
+@dataclass(frozen=True)
+class BatchReport:
+    """Every scene of a batch, in the order given."""
+
+    outcomes: tuple[SceneOutcome, ...]
+    seconds: float
+
+    def count(self, status: str) -> int:
+        """Number of scenes with ``status``."""
+        return sum(outcome.status == status for outcome in self.outcomes)
+
+    @property
+    def failures(self) -> list[SceneOutcome]:
+        """The scenes that failed."""
+        return [outcome for outcome in self.outcomes if outcome.status == "failed"]

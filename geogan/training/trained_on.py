@@ -1,0 +1,83 @@
+"""What a model is trained on, read from its chips for the model file: the chips'
+pixel size and each domain's band values (:class:`~geogan.nn.data_profile.DataProfile`),
+and the band names.
+
+``translate`` compares scenes with them: a scene at another resolution, or with values
+unlike the training chips', gets a warning (:mod:`geogan.inference.scene_checks`).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.errors import NotGeoreferencedWarning
+
+from geogan.nn.data_profile import QUANTILE_LEVELS, BandProfile, DataProfile, PixelSize
+from geogan.raster.resolution import pixel_size
+from geogan.training.chip_folder import ChipFolder, read_chip
+
+#: At most this many chips of a domain are read for its value profile, spread evenly
+#: over the training chips, and at most this many valid pixels of each.
+PROFILE_CHIPS = 64
+PROFILE_PIXELS = 4096
+
+
+def band_descriptions(folder: ChipFolder) -> dict[str, list[str | None]]:
+    """Each domain's band names, read from its first training chip (``translate`` gives
+    them to the output's bands)."""
+    names: dict[str, list[str | None]] = {}
+    for domain, chips in folder.train.items():
+        if chips:
+            with rasterio.open(chips[0]) as chip:
+                names[domain] = list(chip.descriptions)
+    return names
+
+
+def data_profile(folder: ChipFolder) -> DataProfile:
+    """The pixel size of the first training chip (input domain) and the value profile
+    of each domain's training chips.
+
+    Chips without a CRS leave the pixel size unknown; several chip folders trained
+    together are expected to share a pixel size (the first one's is recorded).
+    """
+    size = None
+    if folder.train["a"]:
+        with warnings.catch_warnings():  # chips without a CRS: the size is unknown
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(folder.train["a"][0]) as chip:
+                found = pixel_size(chip)
+        size = None if found is None else PixelSize.from_dict(found)
+    bands: dict[str, tuple[BandProfile, ...]] = {}
+    for domain, chips in folder.train.items():
+        profiles = band_profiles(chips)
+        if profiles is not None:
+            bands[domain] = profiles
+    return DataProfile(size, bands)
+
+
+def band_profiles(chips: Sequence[Path]) -> tuple[BandProfile, ...] | None:
+    """Mean, standard deviation and quantiles of each band over the valid pixels of
+    (up to :data:`PROFILE_CHIPS` of) ``chips``; None when they hold no valid pixel.
+
+    Deterministic: the same chips give the same profile (an even spread of chips, and
+    of pixels within each)."""
+    if not chips:
+        return None
+    picks = np.unique(np.linspace(0, len(chips) - 1, min(len(chips), PROFILE_CHIPS)).round())
+    samples = []
+    for index in picks.astype(int):
+        data, valid = read_chip(chips[index])  # (C, H, W), (H, W)
+        values = data[:, valid].astype(np.float64)  # (C, N)
+        step = max(1, values.shape[1] // PROFILE_PIXELS)
+        samples.append(values[:, ::step])
+    pooled = np.concatenate(samples, axis=1)  # (C, N)
+    if pooled.shape[1] == 0:
+        return None
+    quantiles = np.quantile(pooled, QUANTILE_LEVELS, axis=1)  # (levels, C)
+    return tuple(BandProfile(float(band.mean()), float(band.std()),
+                             tuple(float(q) for q in quantiles[:, b]))
+                 for b, band in enumerate(pooled))

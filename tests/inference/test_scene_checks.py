@@ -1,0 +1,155 @@
+"""What translate checks of a scene against the model's training chips: the pixel size
+(a warning beyond ×1.25 either way, an error with strict, --resample), recorded in tags."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+from affine import Affine
+from rasterio.enums import Resampling
+from rasterio.vrt import WarpedVRT
+
+from geogan.errors import GeoganWarning, SceneMismatchError
+from geogan.inference.scene import translate_raster
+from geogan.nn.data_profile import PixelSize
+from geogan.nn.model_file import read_model_file, save_model_file
+from tests.helpers import CPU, UTM33, leftovers, make_model, save_model, textured, write_raster
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def scene_at(tmp: Path, rng: np.random.Generator, pixel: float, size: int = 96,
+             name: str = "") -> Path:
+    return write_raster(tmp / f"scene-{name or pixel}.tif", textured(rng, 3, size, size),
+                        transform=Affine(pixel, 0.0, 500_000.0, 0.0, -pixel, 5_000_000.0))
+
+
+def tags(path: Path) -> dict[str, str]:
+    with rasterio.open(path) as src:
+        return src.tags()
+
+
+def geogan_warnings(caught: list[warnings.WarningMessage]) -> list[str]:
+    return [str(w.message) for w in caught if issubclass(w.category, GeoganWarning)]
+
+
+def test_the_model_file_records_the_training_chips_pixel_size(trained_model, tmp_path):
+    model = read_model_file(trained_model)
+    assert model.trained_on.pixel_size == PixelSize(1.0, 1.0, "metre", 1.0, UTM33)
+    # An older model file, without the entry, reads as unknown.
+    payload = torch.load(trained_model, weights_only=True)
+    del payload["trained_on"]
+    torch.save(payload, tmp_path / "old.pt")
+    assert read_model_file(tmp_path / "old.pt").trained_on.pixel_size is None
+
+
+@pytest.mark.parametrize(("pixel", "expected"), [(2.0, "2 × coarser"), (0.5, "2 × finer"),
+                                                 (1.2, None), (0.85, None)])
+def test_a_scene_beyond_a_quarter_either_way_gets_one_warning(tmp_path, rng, pixel,
+                                                              expected):
+    model = save_model(tmp_path / "m.pt", pixel=1.0)
+    scene = scene_at(tmp_path, rng, pixel)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = translate_raster(scene, tmp_path / "out.tif", model, **CPU).output
+    messages = geogan_warnings(caught)
+    if expected is None:
+        assert messages == []
+    else:
+        assert len(messages) == 1 and expected in messages[0], messages
+        assert "--resample" in messages[0] and "1 × 1 metre" in messages[0]
+    record = json.loads(tags(out)["GEOGAN_RESOLUTION"])
+    assert record["scene"] == [pixel, pixel, "metre"] and record["model"] == [1.0, 1.0, "metre"]
+    assert record["ratio"] == pytest.approx(pixel) and record["resampled"] is False
+
+
+def test_pixel_sizes_in_other_units_compare_in_metres(tmp_path, rng):
+    """A scene in US survey feet (EPSG:2263, New York) at 3.28 ft is the 1 m of the model."""
+    model = save_model(tmp_path / "m.pt", pixel=1.0)
+    feet = 1 / 0.30480060960121924
+    scene = write_raster(tmp_path / "ny.tif", textured(rng, 3, 80, 80), crs="EPSG:2263",
+                         transform=Affine(feet, 0.0, 980_000.0, 0.0, -feet, 200_000.0))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = translate_raster(scene, tmp_path / "out.tif", model, **CPU).output
+    assert geogan_warnings(caught) == []
+    assert json.loads(tags(out)["GEOGAN_RESOLUTION"])["ratio"] == pytest.approx(1.0)
+
+
+def test_unknown_pixel_sizes_are_not_compared(tmp_path, rng):
+    model = save_model(tmp_path / "m.pt")  # no pixel size recorded
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = translate_raster(scene_at(tmp_path, rng, 30.0), tmp_path / "out.tif", model,
+                               **CPU).output
+    assert geogan_warnings(caught) == []
+    record = json.loads(tags(out)["GEOGAN_RESOLUTION"])
+    assert record["model"] == "unknown" and record["ratio"] is None
+    with pytest.warns(GeoganWarning, match="cannot resample"):
+        translate_raster(scene_at(tmp_path, rng, 30.0, name="b"), tmp_path / "r.tif", model,
+                         resample=True, **CPU)
+
+
+def test_strict_makes_it_an_error_and_writes_nothing(tmp_path, rng):
+    model = save_model(tmp_path / "m.pt", pixel=1.0)
+    (tmp_path / "out").mkdir()
+    with pytest.raises(SceneMismatchError, match=r"3 × coarser.*--strict"):
+        translate_raster(scene_at(tmp_path, rng, 3.0), tmp_path / "out" / "x.tif", model,
+                         strict=True, **CPU)
+    assert list((tmp_path / "out").iterdir()) == []
+    # Resampled, the scene is translated at the model's pixel size: nothing to refuse.
+    translate_raster(scene_at(tmp_path, rng, 3.0, name="r"), tmp_path / "out" / "r.tif",
+                     model, strict=True, resample=True, **CPU)
+
+
+def test_resample_translates_at_the_models_pixel_size_and_comes_back(tmp_path, rng):
+    """--resample equals, by hand: warp the scene to the model's 1 m, translate that, warp
+    the result back onto the scene's 2 m grid (bilinear both ways)."""
+    model = save_model(tmp_path / "m.pt", pixel=1.0, out_dtype="float32",
+                       out_range=(0.0, 1000.0))
+    scene = scene_at(tmp_path, rng, 2.0, size=60)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = translate_raster(scene, tmp_path / "out.tif", model, resample=True,
+                               **CPU).output
+    assert geogan_warnings(caught) == []
+    with rasterio.open(scene) as src, rasterio.open(out) as dst:
+        assert (dst.crs, dst.transform, dst.width, dst.height) == (
+            src.crs, src.transform, src.width, src.height)
+        got = dst.read()
+        fine = Affine(1.0, 0.0, 500_000.0, 0.0, -1.0, 5_000_000.0)
+        with WarpedVRT(src, crs=src.crs, transform=fine, width=120, height=120,
+                       resampling=Resampling.bilinear) as vrt:
+            at_1m = write_raster(tmp_path / "at-1m.tif", vrt.read(), transform=fine)
+    by_hand = translate_raster(at_1m, tmp_path / "by-hand-1m.tif", model, **CPU).output
+    with rasterio.open(by_hand) as src, WarpedVRT(
+            src, crs=src.crs, transform=Affine(2.0, 0.0, 500_000.0, 0.0, -2.0, 5_000_000.0),
+            width=60, height=60, resampling=Resampling.bilinear) as vrt:
+        expected = vrt.read()
+    np.testing.assert_allclose(got, expected, atol=1e-3)
+    record = json.loads(tags(out)["GEOGAN_RESOLUTION"])
+    assert record["resampled"] is True and record["model_pixel"] == [1.0, 1.0]
+    lattice = json.loads(tags(out)["GEOGAN_LATTICE"])
+    assert lattice["resampled"] is True and lattice["size"] == [120, 120]
+    assert leftovers(tmp_path) == []
+
+
+def test_resampled_nodata_stays_nodata_and_classes_stay_classes(tmp_path, rng):
+    model = make_model(pixel=1.0, in_nodata=0.0)
+    save_model_file(tmp_path / "m.pt", model)
+    data = textured(rng, 3, 60, 60)
+    data[:, :20] = 0
+    scene = write_raster(tmp_path / "nd.tif", data, nodata=0,
+                         transform=Affine(2.0, 0.0, 500_000.0, 0.0, -2.0, 5_000_000.0))
+    out = translate_raster(scene, tmp_path / "out.tif", tmp_path / "m.pt", resample=True,
+                           resampling="cubic", **CPU).output
+    with rasterio.open(out) as dst:
+        mask = dst.dataset_mask()
+        assert json.loads(dst.tags()["GEOGAN_RESOLUTION"])["resampling"] == "cubic"
+    assert (mask[:20] == 0).all() and (mask[20:] == 255).all()
