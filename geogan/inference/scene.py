@@ -168,11 +168,6 @@ def _translate(source: str, output: Path, translator: Translator, settings: Tran
         if dataset.crs is None:
             warnings.warn(f"{source} has no CRS; its output will have none either",
                           GeoganWarning, stacklevel=2)
-        if dataset.dtypes[0] != translator.input_normalization.dtype:
-            warnings.warn(f"{source} is {dataset.dtypes[0]} but the model was trained on "
-                          f"{translator.input_normalization.dtype} rasters; its values are "
-                          "mapped with the training statistics all the same", GeoganWarning,
-                          stacklevel=2)
         checks = check_scene(dataset, source, bands, translator, settings)
         bands_out = output_bands(dataset, translator, settings)
         profile = output_profile(dataset, translator, settings, bands_out)

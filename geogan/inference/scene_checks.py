@@ -1,15 +1,24 @@
-"""Is a scene like what the model was trained on? Its pixel size, against the training
-chips' (``trained_on`` in the model file).
+"""Is a scene like what the model was trained on? Its pixel size and its values, against
+the training chips' (``trained_on`` in the model file).
 
-A generator learns shapes at the scale of its chips: a scene whose pixels are more than
-:data:`RESOLUTION_LIMIT` times coarser or finer than the training chips' shows it objects
-at another size, and its output is usually poor. ``translate`` then warns in one line
-(``--strict`` makes it an error before anything is written), unless ``--resample``
-translates it at the model's pixel size. The figures go into the output's tags either way.
+* **Pixel size.** A generator learns shapes at the scale of its chips: a scene whose
+  pixels are more than :data:`RESOLUTION_LIMIT` times coarser or finer than the training
+  chips' shows it objects at another size, and its output is usually poor, unless
+  ``--resample`` translates it at the model's pixel size. Pixel sizes compare in metres
+  (linear units by their factor, degrees at the scene's latitude) or, when both are in
+  the same unit, in that unit.
+* **Values.** A sample of the scene's valid pixels (:func:`geogan.raster.io.sample_values`)
+  is compared band by band with the input domain's training values: the distance of the
+  two distributions (:meth:`geogan.nn.data_profile.BandProfile.distance`, in training
+  standard deviations), of the values themselves and of each band's share of the pixel's
+  total (its colour, :func:`geogan.nn.data_profile.band_shares`). A band beyond
+  :data:`DOMAIN_LIMIT` (values) or :data:`COLOUR_LIMIT` (shares) is named in the warning:
+  the model has not seen values like these (another sensor, other units, a colour cast,
+  snow...).
 
-Pixel sizes compare in metres (linear units by their factor, degrees at the scene's
-latitude) or, when both are in the same unit, in that unit. A model file without a
-recorded pixel size, or a scene without a CRS, is not compared.
+Each finding is one ``Warning:`` line (``--strict`` makes them one error, before anything
+is written); the figures go into the output's tags either way. What the model file does
+not record (files from before it was), or a scene without a CRS, is not compared.
 """
 
 from __future__ import annotations
@@ -24,12 +33,24 @@ from typing import Any
 from geogan.errors import GeoganWarning, SceneMismatchError
 from geogan.inference.options import TranslateOptions
 from geogan.inference.translator import Translator
-from geogan.nn.data_profile import PixelSize
+from geogan.nn.data_profile import BandProfile, PixelSize, band_shares
+from geogan.raster.io import sample_values
 from geogan.raster.resolution import centre_latitude, in_metres, pixel_size
 
 #: A scene whose pixels are more than this many times coarser or finer than the training
 #: chips' gets a warning.
 RESOLUTION_LIMIT = 1.25
+
+#: A band whose values lie further than this from the training chips' (in training
+#: standard deviations, :meth:`~geogan.nn.data_profile.BandProfile.distance`) is named
+#: in a warning. Calibrated on an aerial-photo → map model (``benchmarks/scene_checks.py``):
+#: held-out aerial photos reach 0.77, Landsat RGB 2.4 (8-bit) and 142 (16-bit).
+DOMAIN_LIMIT = 1.0
+
+#: The same for a band's share of the pixel's total (colour balance), whose training
+#: spread is narrow: held-out aerial photos reach 2.1 (woods), rasterio's Landsat
+#: ``RGB.byte.tif`` 7.1 (its red band).
+COLOUR_LIMIT = 3.0
 
 
 @dataclass(frozen=True)
@@ -73,7 +94,7 @@ class ResolutionCheck:
                    else f"{1 / self.ratio:.3g} × finer")
             return (f"{source} has {self.scene['x']:.4g} × {self.scene['y']:.4g} "
                     f"{self.scene['unit']} pixels, {how} than the {self.model.x:.4g} × "
-                    f"{self.model.y:.4g} {self.model.unit} the model was trained on, so it "
+                    f"{self.model.y:.4g} {self.model.unit} pixels the model was trained on, so it "
                     "sees objects at another size; pass --resample to translate it at "
                     "the model's pixel size")
         return None
@@ -94,15 +115,86 @@ class ResolutionCheck:
 
 
 @dataclass(frozen=True)
+class DomainCheck:
+    """The scene's sampled values against the input domain's training values.
+
+    Attributes:
+        names: A label per band (``band 1 (red)``).
+        distances: Per band, the distance in training standard deviations; None when the
+            model file has no value profile or no valid pixel was sampled.
+        shifts: Per band, the sample's mean minus the training mean, in training
+            standard deviations (signed: brighter or darker); None likewise.
+        colours: Per band, the distance of its shares of the pixels' totals; None for a
+            single band, negative values or a model file without share profiles.
+        pixels: Valid pixels sampled.
+        dtypes: The scene's and the training chips' data types.
+    """
+
+    names: tuple[str, ...]
+    distances: tuple[float, ...] | None
+    shifts: tuple[float, ...] | None
+    colours: tuple[float, ...] | None
+    pixels: int
+    dtypes: tuple[str, str]
+
+    @property
+    def far(self) -> list[str]:
+        """The bands beyond a limit, and how far (``band 1 (red) 2.3 brighter``)."""
+        found = []
+        shifts = self.shifts or ()
+        for b, name in enumerate(self.names):
+            parts = []
+            if self.distances is not None and self.distances[b] > DOMAIN_LIMIT:
+                how = "brighter" if shifts[b] > 0 else "darker"
+                parts.append(f"values {self.distances[b]:.3g} ({how})")
+            if self.colours is not None and self.colours[b] > COLOUR_LIMIT:
+                parts.append(f"colour share {self.colours[b]:.3g}")
+            if parts:
+                found.append(f"{name} {', '.join(parts)}")
+        return found
+
+    def problem(self, source: str) -> str | None:
+        """The warning's text, or None when there is nothing to say."""
+        scene_dtype, model_dtype = self.dtypes
+        other = f" (it is {scene_dtype}, the chips were {model_dtype})" \
+            if scene_dtype != model_dtype else ""
+        if self.distances is None:
+            if not other:
+                return None
+            return (f"{source} is {scene_dtype} but the model was trained on {model_dtype} "
+                    "rasters; its values are mapped with the training statistics all the "
+                    "same")
+        far = self.far
+        if not far:
+            return None
+        return (f"{source}'s values are far from the training chips'{other}, in training "
+                f"standard deviations (limits {DOMAIN_LIMIT:g} for values, {COLOUR_LIMIT:g} "
+                f"for colour shares): {'; '.join(far)}; the model has not seen scenes like "
+                "it, so expect a poor translation")
+
+    def record(self) -> dict[str, Any]:
+        """The figures, for the output's ``GEOGAN_DOMAIN`` tag."""
+        def rounded(values: tuple[float, ...] | None) -> list[float] | None:
+            return None if values is None else [round(v, 4) for v in values]
+        return {"bands": list(self.names), "distance": rounded(self.distances),
+                "mean_shift": rounded(self.shifts), "colour_distance": rounded(self.colours),
+                "limit": DOMAIN_LIMIT, "colour_limit": COLOUR_LIMIT, "far": self.far,
+                "pixels": self.pixels, "dtype": self.dtypes[0],
+                "trained_dtype": self.dtypes[1]}
+
+
+@dataclass(frozen=True)
 class SceneChecks:
     """What translate found comparing a scene with the model's training chips."""
 
     resolution: ResolutionCheck
+    domain: DomainCheck
     resampling: str
 
     def tags(self) -> dict[str, str]:
         """Output tags (without the ``GEOGAN_`` prefix)."""
-        return {"RESOLUTION": json.dumps(self.resolution.record(self.resampling))}
+        return {"RESOLUTION": json.dumps(self.resolution.record(self.resampling)),
+                "DOMAIN": json.dumps(self.domain.record())}
 
 
 def check_scene(dataset: Any, source: str, bands: list[int], translator: Translator,
@@ -124,7 +216,8 @@ def check_scene(dataset: Any, source: str, bands: list[int], translator: Transla
     """
     resolution = check_resolution(dataset, translator.model.trained_on.pixel_size,
                                   settings.resample)
-    problems = [text for text in (resolution.problem(source),) if text]
+    domain = check_domain(dataset, bands, translator)
+    problems = [text for text in (resolution.problem(source), domain.problem(source)) if text]
     if settings.resample and resolution.why_not:
         warnings.warn(f"cannot resample {source}: {resolution.why_not}; it is translated "
                       "at its own pixel size", GeoganWarning, stacklevel=3)
@@ -133,7 +226,34 @@ def check_scene(dataset: Any, source: str, bands: list[int], translator: Transla
                                  "translate it without --strict to go on anyway)")
     for text in problems:
         warnings.warn(text, GeoganWarning, stacklevel=3)
-    return SceneChecks(resolution, settings.resampling)
+    return SceneChecks(resolution, domain, settings.resampling)
+
+
+def check_domain(dataset: Any, bands: list[int], translator: Translator) -> DomainCheck:
+    """The scene's sampled values against the translator's input domain (see the module
+    docstring)."""
+    domain = "a" if translator.direction == "a2b" else "b"
+    names = tuple(f"band {b + 1}" + (f" ({name})" if name else "")
+                  for b, name in enumerate(translator.model.band_descriptions(domain)))
+    dtypes = (str(dataset.dtypes[bands[0] - 1]), translator.input_normalization.dtype)
+    trained = translator.model.trained_on.domain(domain)
+    if trained is None or len(trained) != len(bands):
+        return DomainCheck(names, None, None, None, 0, dtypes)
+    sample = sample_values(dataset, bands)  # (C, N)
+    if sample.shape[1] == 0:
+        return DomainCheck(names, None, None, None, 0, dtypes)
+    profiles = [BandProfile.of(values) for values in sample]
+    distances = tuple(t.distance(p) for t, p in zip(trained, profiles, strict=True))
+    shifts = tuple((p.mean - t.mean) / (t.std if t.std > 0 else 1.0)
+                   for t, p in zip(trained, profiles, strict=True))
+    colours = None
+    trained_shares = translator.model.trained_on.domain_shares(domain)
+    shares = band_shares(sample)
+    if trained_shares is not None and shares is not None and shares.shape[1] and \
+            len(trained_shares) == len(bands):
+        colours = tuple(t.distance(BandProfile.of(values))
+                        for t, values in zip(trained_shares, shares, strict=True))
+    return DomainCheck(names, distances, shifts, colours, int(sample.shape[1]), dtypes)
 
 
 def check_resolution(dataset: Any, model: PixelSize | None, resample: bool

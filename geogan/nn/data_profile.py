@@ -6,7 +6,9 @@ chips' pixel size and the distribution of each band's values.
 scene in another CRS compares too. :class:`BandProfile` summarises one band of one
 domain's training chips: mean, standard deviation and the values at the quantile levels
 :data:`QUANTILE_LEVELS`; with them a scene's sampled values can be placed against the
-training distribution (the distance between the two quantile functions).
+training distribution (the distance between the two quantile functions). The same
+summary of each band's *share* of a pixel's total over the bands (:func:`band_shares`:
+its colour, whatever the brightness) catches a colour balance the model has not seen.
 
 The model file carries both (its ``trained_on`` entry); files written before it have
 neither, and read as unknown. Plain values only; the training layer computes them from
@@ -19,6 +21,9 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
 
 #: Quantile levels a band's values are summarised at: the midpoints of 20 equal shares,
 #: so that the mean absolute difference of two quantile functions over them approximates
@@ -104,6 +109,34 @@ class BandProfile:
                              f"{len(QUANTILE_LEVELS)} quantiles")
         return profile
 
+    @classmethod
+    def of(cls, values: NDArray[Any]) -> BandProfile:
+        """The profile of a band's valid values (1-D, at least one)."""
+        values = np.asarray(values, dtype=np.float64)
+        quantiles = np.quantile(values, QUANTILE_LEVELS)
+        return cls(float(values.mean()), float(values.std()),
+                   tuple(float(q) for q in quantiles))
+
+    def distance(self, other: BandProfile) -> float:
+        """How far ``other``'s values lie from these, in units of this band's spread:
+        the mean absolute difference of the two quantile functions (about the
+        1-Wasserstein distance of the distributions) over this profile's standard
+        deviation. 0 for the same distribution; 1 for one shifted by a whole standard
+        deviation, or spread twice as wide; large for other units altogether."""
+        gap = float(np.mean(np.abs(np.subtract(other.quantiles, self.quantiles))))
+        return gap / (self.std if self.std > 0 else 1.0)
+
+
+def band_shares(values: NDArray[Any]) -> NDArray[np.float64] | None:
+    """Each band's share of the pixel's total over the bands, (C, N) of pixels whose total
+    is positive; None for a single band or negative values (shares mean nothing there)."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.shape[0] < 2 or (values.size and values.min() < 0):
+        return None
+    total = values.sum(axis=0)  # (N,)
+    shares: NDArray[np.float64] = values[:, total > 0] / total[total > 0]
+    return shares
+
 
 @dataclass(frozen=True)
 class DataProfile:
@@ -114,21 +147,30 @@ class DataProfile:
             CRS, or a model file from before it was recorded).
         bands: Per domain (``a``, ``b``), one :class:`BandProfile` per band; a domain is
             absent when unknown.
+        shares: Per domain, one :class:`BandProfile` per band of its shares
+            (:func:`band_shares`); absent for single bands and negative values.
     """
 
     pixel_size: PixelSize | None = None
     bands: Mapping[str, tuple[BandProfile, ...]] | None = None
+    shares: Mapping[str, tuple[BandProfile, ...]] | None = None
 
     def domain(self, name: str) -> tuple[BandProfile, ...] | None:
         """The band profiles of domain ``name``, or None when unknown."""
         return (self.bands or {}).get(name)
+
+    def domain_shares(self, name: str) -> tuple[BandProfile, ...] | None:
+        """The band-share profiles of domain ``name``, or None when unknown."""
+        return (self.shares or {}).get(name)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values, for the model file (``"unknown"`` for what is not known)."""
         return {"pixel_size": "unknown" if self.pixel_size is None
                 else self.pixel_size.to_dict(),
                 "bands": {name: [band.to_dict() for band in bands]
-                          for name, bands in (self.bands or {}).items()}}
+                          for name, bands in (self.bands or {}).items()},
+                "shares": {name: [band.to_dict() for band in bands]
+                           for name, bands in (self.shares or {}).items()}}
 
     @classmethod
     def from_dict(cls, value: Any) -> DataProfile:
@@ -142,13 +184,18 @@ class DataProfile:
                 pixel_size = PixelSize.from_dict(value["pixel_size"])
             except (KeyError, TypeError, ValueError):
                 pixel_size = None
-        bands: dict[str, tuple[BandProfile, ...]] = {}
-        for name, listed in (value.get("bands") or {}).items():
-            try:
-                bands[str(name)] = _band_profiles(listed)
-            except (KeyError, TypeError, ValueError):
-                continue
-        return cls(pixel_size, bands)
+        return cls(pixel_size, _profiles(value.get("bands")), _profiles(value.get("shares")))
+
+
+def _profiles(value: Any) -> dict[str, tuple[BandProfile, ...]]:
+    """Per domain, the band profiles that read (a damaged domain is left out)."""
+    found: dict[str, tuple[BandProfile, ...]] = {}
+    for name, listed in (value if isinstance(value, Mapping) else {}).items():
+        try:
+            found[str(name)] = _band_profiles(listed)
+        except (KeyError, TypeError, ValueError):
+            continue
+    return found
 
 
 def _band_profiles(listed: Sequence[Mapping[str, Any]]) -> tuple[BandProfile, ...]:

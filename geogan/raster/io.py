@@ -273,6 +273,38 @@ def chip_profile(dataset: Any, crs: Any) -> dict[str, Any]:
     return profile
 
 
+def sample_values(dataset: Any, bands: list[int], per_axis: int = 8,
+                  side: int = 64) -> np.ndarray:
+    """Valid pixels sampled evenly over a raster: up to ``per_axis`` × ``per_axis`` windows
+    of at most ``side`` pixels, spread over its width and height (no more than fit side by
+    side), read at full resolution (never from overviews, whose averages would narrow the
+    values' spread).
+
+    Args:
+        dataset: The raster, open.
+        bands: The 1-based bands to read.
+        per_axis: Windows along each axis.
+        side: Largest window side.
+
+    Returns:
+        (len(bands), N) values of the pixels valid in every band read, in the raster's
+        data type.
+    """
+    height, width = min(side, dataset.height), min(side, dataset.width)
+    # No more windows than fit side by side: a small raster is read once, whole.
+    rows = np.linspace(0, dataset.height - height,
+                       min(per_axis, -(-dataset.height // side))).round().astype(int)
+    cols = np.linspace(0, dataset.width - width,
+                       min(per_axis, -(-dataset.width // side))).round().astype(int)
+    samples = []
+    for row in rows:
+        for col in cols:
+            window = Window(int(col), int(row), width, height)
+            data = dataset.read(bands, window=window)  # (C, h, w)
+            samples.append(data[:, valid_mask(dataset, window, data)])  # (C, n)
+    return np.concatenate(samples, axis=1)
+
+
 def missing(values: np.ndarray, nodata: float | None) -> np.ndarray:
     """Which values are missing: equal to ``nodata`` (NaN allowed) or, in float arrays,
     NaN or infinite.

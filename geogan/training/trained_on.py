@@ -16,7 +16,7 @@ import numpy as np
 import rasterio
 from rasterio.errors import NotGeoreferencedWarning
 
-from geogan.nn.data_profile import QUANTILE_LEVELS, BandProfile, DataProfile, PixelSize
+from geogan.nn.data_profile import BandProfile, DataProfile, PixelSize, band_shares
 from geogan.raster.resolution import pixel_size
 from geogan.training.chip_folder import ChipFolder, read_chip
 
@@ -52,19 +52,24 @@ def data_profile(folder: ChipFolder) -> DataProfile:
                 found = pixel_size(chip)
         size = None if found is None else PixelSize.from_dict(found)
     bands: dict[str, tuple[BandProfile, ...]] = {}
+    shares: dict[str, tuple[BandProfile, ...]] = {}
     for domain, chips in folder.train.items():
-        profiles = band_profiles(chips)
-        if profiles is not None:
-            bands[domain] = profiles
-    return DataProfile(size, bands)
+        sample = sample_chips(chips)
+        if sample is None:
+            continue
+        bands[domain] = tuple(BandProfile.of(band) for band in sample)
+        parts = band_shares(sample)
+        if parts is not None and parts.shape[1]:
+            shares[domain] = tuple(BandProfile.of(band) for band in parts)
+    return DataProfile(size, bands, shares)
 
 
-def band_profiles(chips: Sequence[Path]) -> tuple[BandProfile, ...] | None:
-    """Mean, standard deviation and quantiles of each band over the valid pixels of
-    (up to :data:`PROFILE_CHIPS` of) ``chips``; None when they hold no valid pixel.
+def sample_chips(chips: Sequence[Path]) -> np.ndarray | None:
+    """The valid pixels of (up to :data:`PROFILE_CHIPS` of) ``chips``, (C, N) float64;
+    None when they hold none.
 
-    Deterministic: the same chips give the same profile (an even spread of chips, and
-    of pixels within each)."""
+    Deterministic: the same chips give the same sample (an even spread of chips, and of
+    pixels within each)."""
     if not chips:
         return None
     picks = np.unique(np.linspace(0, len(chips) - 1, min(len(chips), PROFILE_CHIPS)).round())
@@ -75,9 +80,4 @@ def band_profiles(chips: Sequence[Path]) -> tuple[BandProfile, ...] | None:
         step = max(1, values.shape[1] // PROFILE_PIXELS)
         samples.append(values[:, ::step])
     pooled = np.concatenate(samples, axis=1)  # (C, N)
-    if pooled.shape[1] == 0:
-        return None
-    quantiles = np.quantile(pooled, QUANTILE_LEVELS, axis=1)  # (levels, C)
-    return tuple(BandProfile(float(band.mean()), float(band.std()),
-                             tuple(float(q) for q in quantiles[:, b]))
-                 for b, band in enumerate(pooled))
+    return pooled if pooled.shape[1] else None

@@ -63,7 +63,7 @@ def test_a_scene_beyond_a_quarter_either_way_gets_one_warning(tmp_path, rng, pix
         assert messages == []
     else:
         assert len(messages) == 1 and expected in messages[0], messages
-        assert "--resample" in messages[0] and "1 × 1 metre" in messages[0]
+        assert "--resample" in messages[0] and "1 × 1 metre pixels" in messages[0]
     record = json.loads(tags(out)["GEOGAN_RESOLUTION"])
     assert record["scene"] == [pixel, pixel, "metre"] and record["model"] == [1.0, 1.0, "metre"]
     assert record["ratio"] == pytest.approx(pixel) and record["resampled"] is False
@@ -153,3 +153,69 @@ def test_resampled_nodata_stays_nodata_and_classes_stay_classes(tmp_path, rng):
         mask = dst.dataset_mask()
         assert json.loads(dst.tags()["GEOGAN_RESOLUTION"])["resampling"] == "cubic"
     assert (mask[:20] == 0).all() and (mask[20:] == 255).all()
+
+
+# -- values ---------------------------------------------------------------------------
+
+
+def training_like(rng: np.random.Generator, size: int = 128) -> np.ndarray:
+    """Values like pair_scene's input (the chips trained_model learnt from)."""
+    from tests.helpers import smooth_field
+
+    return (np.stack([smooth_field(rng, (size, size), 16) for _ in range(3)]) * 250
+            ).astype(np.uint8)
+
+
+def test_the_model_file_records_each_domains_values(trained_model):
+    trained_on = read_model_file(trained_model).trained_on
+    a, shares = trained_on.domain("a"), trained_on.domain_shares("a")
+    assert a is not None and len(a) == 3 and shares is not None and len(shares) == 3
+    assert all(len(band.quantiles) == 20 and 60 < band.mean < 190 and band.std > 10
+               for band in a)
+    assert all(0.2 < band.mean < 0.45 for band in shares)
+    assert trained_on.domain("b") is not None  # for CycleGAN's b2a, and the record
+
+
+def test_a_scene_like_the_training_chips_passes_quietly(tmp_path, rng, trained_model):
+    scene = write_raster(tmp_path / "like.tif", training_like(rng))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = translate_raster(scene, tmp_path / "out.tif", trained_model, **CPU).output
+    assert geogan_warnings(caught) == []
+    record = json.loads(tags(out)["GEOGAN_DOMAIN"])
+    assert record["far"] == [] and record["pixels"] == 128 * 128  # small: read whole
+    assert max(record["distance"]) < 1.0 and max(record["colour_distance"]) < 3.0
+    assert record["limit"] == 1.0 and record["colour_limit"] == 3.0
+
+
+def test_a_scene_unlike_them_gets_one_warning_naming_bands_and_how_far(tmp_path, rng,
+                                                                       trained_model):
+    data = training_like(rng)
+    data[0] //= 4  # a dark red band: its values and its colour share are off
+    scene = write_raster(tmp_path / "dark.tif", data)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = translate_raster(scene, tmp_path / "out.tif", trained_model, **CPU).output
+    messages = geogan_warnings(caught)
+    assert len(messages) == 1, messages
+    assert "band 1" in messages[0] and "darker" in messages[0], messages
+    assert "band 2" not in messages[0], messages
+    record = json.loads(tags(out)["GEOGAN_DOMAIN"])
+    assert record["distance"][0] > 1.0 and record["mean_shift"][0] < 0
+    assert len(record["far"]) == 1 and record["far"][0].startswith("band 1")
+    # --strict: an error, and nothing written.
+    (tmp_path / "strict").mkdir()
+    with pytest.raises(SceneMismatchError, match=r"band 1 values .*\(darker\).*--strict"):
+        translate_raster(scene, tmp_path / "strict" / "out.tif", trained_model, strict=True,
+                         **CPU)
+    assert list((tmp_path / "strict").iterdir()) == []
+
+
+def test_another_data_type_is_said_in_the_same_one_line(tmp_path, rng, trained_model):
+    scene = write_raster(tmp_path / "u16.tif", training_like(rng).astype(np.uint16) * 40)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        translate_raster(scene, tmp_path / "out.tif", trained_model, **CPU)
+    messages = geogan_warnings(caught)
+    assert len(messages) == 1, messages
+    assert "(it is uint16, the chips were uint8)" in messages[0] and "brighter" in messages[0]

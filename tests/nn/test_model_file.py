@@ -175,3 +175,22 @@ def test_damaged_or_foreign_files_give_one_clear_error(tmp_path, saved, content,
 def test_missing_model_file(tmp_path):
     with pytest.raises(ModelFileError, match="does not exist; train one"):
         read_model_file(tmp_path / "nope.pt")
+
+
+def test_value_profiles_place_a_distribution_in_training_spreads():
+    from geogan.nn.data_profile import BandProfile, DataProfile, band_shares
+
+    rng = np.random.default_rng(0)
+    base = BandProfile.of(rng.normal(100.0, 10.0, 20_000))
+    assert base.distance(BandProfile.of(rng.normal(100.0, 10.0, 20_000))) < 0.05
+    assert base.distance(BandProfile.of(rng.normal(110.0, 10.0, 20_000))) == pytest.approx(
+        1.0, abs=0.05)  # shifted by one standard deviation
+    assert base.distance(BandProfile.of(rng.normal(100.0, 20.0, 20_000))) == pytest.approx(
+        0.8, abs=0.05)  # twice as wide: E|Z| = 0.8 standard deviations of difference
+    shares = band_shares(np.array([[1.0, 0.0, 3.0], [1.0, 0.0, 1.0]]))
+    assert shares is not None and np.allclose(shares, [[0.5, 0.75], [0.5, 0.25]])
+    assert band_shares(np.ones((1, 4))) is None and band_shares(-np.ones((2, 4))) is None
+    profile = DataProfile(None, {"a": (base,)}, {})
+    assert DataProfile.from_dict(profile.to_dict()) == profile
+    assert DataProfile.from_dict({"bands": {"a": [{"mean": 1}]}}) == DataProfile(None, {}, {})
+    assert DataProfile.from_dict(None) == DataProfile()
