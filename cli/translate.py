@@ -24,6 +24,10 @@ from .options import ProgressBar, creation_options, overwrite_opt, seed_opt
 @click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder for the outputs of many scenes (<scene>.tif each); scenes whose "
                    "output exists are skipped, so a rerun resumes.")
+@click.option("--mosaic", is_flag=True,
+              help="With --out-dir: scenes on one pixel grid are translated as the mosaic "
+                   "they form (each reads context from its neighbours: no seams along the "
+                   "joins); each output stays on its own scene's grid.")
 @click.option("--overlap", type=click.IntRange(min=0), default=None, metavar="PX",
               help="Pixels neighbouring windows share [default: a quarter of the tile].")
 @click.option("--blend", type=click.Choice(BLENDS), default=BLENDS[0], show_default=True,
@@ -71,7 +75,8 @@ from .options import ProgressBar, creation_options, overwrite_opt, seed_opt
 @overwrite_opt
 @click.pass_context
 def translate_command(ctx: click.Context, scenes: tuple[str, ...], model_path: Path,
-                      output: Path | None, out_dir: Path | None, overlap: int | None,
+                      output: Path | None, out_dir: Path | None, mosaic: bool,
+                      overlap: int | None,
                       blend: str, lattice: str, batch_size: int, device: str, precision: str,
                       direction: str, samples: int, tta: bool, output_kind: str,
                       resample: bool, resampling: str, strict: bool,
@@ -87,6 +92,7 @@ def translate_command(ctx: click.Context, scenes: tuple[str, ...], model_path: P
     Examples:
       geogan translate big_scene.tif --model m.pt -o big_map.tif
       geogan translate scenes/*.tif --model m.pt --out-dir maps/ --cog
+      geogan translate tiles/*.tif --model m.pt --out-dir maps/ --mosaic
       geogan translate scenes/*.tif --model m.pt --out-dir maps/ --cluster local:4
       geogan translate scene.tif --model m.pt -o landcover.tif --output-kind classes
     """
@@ -96,6 +102,8 @@ def translate_command(ctx: click.Context, scenes: tuple[str, ...], model_path: P
         raise click.UsageError(f"{len(scenes)} scenes need --out-dir; -o names one output")
     if cluster is not None and out_dir is None:
         raise click.UsageError("--cluster translates into --out-dir; give one")
+    if mosaic and out_dir is None:
+        raise click.UsageError("--mosaic translates a batch into --out-dir; give one")
     from geogan.inference.batch import translate_batch  # torch loads here
     from geogan.inference.scene import translate_raster
 
@@ -118,7 +126,7 @@ def translate_command(ctx: click.Context, scenes: tuple[str, ...], model_path: P
                    f"{report.seconds:.1f} s.")
         return
     with ProgressBar("scenes", "scene") as scene_bar, ProgressBar("translate", "win") as bar:
-        batch = translate_batch(scenes, out_dir, model_path, cluster=cluster,
+        batch = translate_batch(scenes, out_dir, model_path, cluster=cluster, mosaic=mosaic,
                                 progress=None if cluster else bar, scene_progress=scene_bar,
                                 **options)
     for failure in batch.failures:

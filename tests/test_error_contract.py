@@ -425,6 +425,8 @@ ROWS: list[tuple[str, Build] | tuple[str, Build, pytest.MarkDecorator]] = [
     ("translate/far-resolution-strict",
      lambda s, t: translate(t, s.a, save_model(t / "m1.pt", pixel=1.0), "--strict",
                             message="10 × coarser")),
+    ("translate/mosaic-without-out-dir",  # click: --mosaic is for batches
+     lambda s, t: translate(t, s.a, s.model, "--mosaic", code=2, message="--out-dir")),
     ("translate/damaged-model",
      lambda s, t: translate(t, s.a, damaged_model(t), message="not a readable model file")),
     ("translate/version-99",

@@ -3,6 +3,12 @@
 :func:`translate_batch` translates each scene with :func:`geogan.inference.scene.translate_scene`,
 skipping scenes already done and carrying on past failures; with ``cluster`` it hands the
 scenes to :mod:`geogan.inference.cluster` (which imports the scene module, never this one).
+
+With ``mosaic``, scenes on one pixel grid are translated as the mosaic they form
+(:mod:`geogan.raster.neighbours`): each scene's windows lie on the mosaic's lattice and
+read up to a tile of context from its neighbours, so the outputs, each on its own scene's
+grid, are the whole mosaic's translation cut into the scenes' footprints, without seams
+along the joins. Memory stays a scene's strip plus a tile on each side.
 """
 
 from __future__ import annotations
@@ -17,14 +23,17 @@ from geogan.errors import ConfigError, InputError
 from geogan.inference.cluster import translate_on_cluster
 from geogan.inference.scene import (
     BatchReport,
+    Neighbourhood,
     SceneOutcome,
     TranslateOptions,
     translate_scene,
     translator_for,
 )
 from geogan.inference.translator import Translator
+from geogan.nn.model_file import read_model_file
 from geogan.outputs import check_output_file
 from geogan.progress import ProgressCallback
+from geogan.raster.neighbours import plan_neighbourhoods
 
 __all__ = ["BatchReport", "SceneOutcome", "output_names", "translate_batch"]
 
@@ -33,7 +42,7 @@ def translate_batch(scenes: Sequence[str | os.PathLike[str]], out_dir: str | os.
                     model: str | os.PathLike[str] | Translator, *,
                     progress: ProgressCallback | None = None,
                     scene_progress: ProgressCallback | None = None,
-                    cluster: Any = None,
+                    cluster: Any = None, mosaic: bool = False,
                     **options: Any) -> BatchReport:
     """Translate many scenes with one model into ``out_dir/<scene name>.tif``.
 
@@ -53,17 +62,23 @@ def translate_batch(scenes: Sequence[str | os.PathLike[str]], out_dir: str | os.
         cluster: ``None`` to translate here, one scene after another; else a Dask
             distributed scheduler's address, ``local:N`` for a local cluster of N
             worker processes, or a ``distributed.Client`` (see :mod:`geogan.inference.cluster`).
-        **options: Fields of :class:`TranslateOptions`.
+        mosaic: Translate scenes that lie on one pixel grid as one mosaic, each reading
+            context from its neighbours (see the module docstring); scenes on other grids
+            form their own mosaics, and a scene alone on its grid is translated alone.
+        **options: Fields of :class:`~geogan.inference.options.TranslateOptions`.
 
     Raises:
         InputError: If two scenes would write the same output, or an option is bad.
         ModelFileError: If the model file is missing or damaged.
         OutputError: If ``out_dir`` is not a writable folder.
         ConfigError: If ``cluster`` is given and Dask distributed is not installed, or
-            the scheduler cannot be reached.
+            the scheduler cannot be reached; or ``mosaic`` with ``resample``.
     """
     settings = TranslateOptions(**options)
     settings.check()
+    if mosaic and settings.resample:
+        raise ConfigError("--mosaic and --resample do not work together yet: resample "
+                          "the tiles first (gdalwarp -tr), or translate them without --mosaic")
     folder = Path(out_dir)
     outputs = output_names(scenes, folder)
     check_output_file(folder / "probe.tif", overwrite=True, what="output")
@@ -72,16 +87,28 @@ def translate_batch(scenes: Sequence[str | os.PathLike[str]], out_dir: str | os.
         if isinstance(model, Translator):
             raise ConfigError("a cluster's workers load the model themselves: give the "
                               "model file, not a loaded Translator")
+        tile = read_model_file(model).architecture.tile_size
+        places = neighbourhoods(sources, tile) if mosaic else [None] * len(sources)
         return translate_on_cluster(sources, outputs, model, settings, cluster,
-                                    scene_progress)
+                                    scene_progress, places)
     translator = translator_for(model, settings)
+    places = neighbourhoods(sources, translator.tile_size) if mosaic else [None] * len(sources)
     start = time.perf_counter()
     outcomes: list[SceneOutcome] = []
     for number, (source, output) in enumerate(zip(sources, outputs, strict=True)):
-        outcomes.append(translate_scene(source, output, translator, settings, progress))
+        outcomes.append(translate_scene(source, output, translator, settings, progress,
+                                        places[number]))
         if scene_progress is not None:
             scene_progress(number + 1, len(outputs))
     return BatchReport(tuple(outcomes), time.perf_counter() - start)
+
+
+def neighbourhoods(sources: Sequence[str], tile: int) -> list[Neighbourhood | None]:
+    """Each scene's place among its neighbours, with a tile of context: beyond a tile
+    from its region's edges a pixel's windows and weights are the whole mosaic's
+    (:mod:`geogan.grids.windows`), so a tile is all the context a scene needs."""
+    return [None if place is None else Neighbourhood(place.vrt, place.region, place.crop)
+            for place in plan_neighbourhoods(sources, tile)]
 
 
 def output_names(scenes: Sequence[str | os.PathLike[str]], folder: Path) -> list[Path]:

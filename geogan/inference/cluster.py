@@ -30,6 +30,7 @@ from typing import Any
 from geogan.errors import ConfigError, GeoganError
 from geogan.inference.scene import (
     BatchReport,
+    Neighbourhood,
     SceneOutcome,
     TranslateOptions,
     translate_scene,
@@ -51,6 +52,7 @@ def translate_on_cluster(sources: Sequence[str], outputs: Sequence[Path],
                          model: str | os.PathLike[str], settings: TranslateOptions,
                          cluster: Any,
                          scene_progress: Callable[[int, int], None] | None = None,
+                         places: Sequence[Neighbourhood | None] | None = None,
                          ) -> BatchReport:
     """Translate ``sources`` into ``outputs`` with one Dask task per scene.
 
@@ -62,6 +64,7 @@ def translate_on_cluster(sources: Sequence[str], outputs: Sequence[Path],
         cluster: A scheduler address (``tcp://host:8786``), ``local:N`` (a LocalCluster
             of N processes, started and stopped here) or a ``distributed.Client``.
         scene_progress: Called with (scenes finished, scenes in all).
+        places: Each scene's place in a mosaic of the batch (``--mosaic``), or None.
 
     Returns:
         The outcomes in the order of ``sources``.
@@ -79,7 +82,7 @@ def translate_on_cluster(sources: Sequence[str], outputs: Sequence[Path],
     try:
         with _client(cluster, distributed) as (client, threads):
             _run(client, distributed, threads, sources, outputs, model_path, settings,
-                 start, outcomes, scene_progress)
+                 start, outcomes, scene_progress, places or [None] * len(sources))
     except BaseException:
         if _is_local(cluster):  # its workers were stopped mid-scene: clean up after them
             for output, outcome in zip(outputs, outcomes, strict=True):
@@ -93,11 +96,13 @@ def translate_on_cluster(sources: Sequence[str], outputs: Sequence[Path],
 def _run(client: Any, distributed: Any, threads: int | None, sources: Sequence[str],
          outputs: Sequence[Path], model_path: str, settings: TranslateOptions, start: float,
          outcomes: list[SceneOutcome | None],
-         scene_progress: Callable[[int, int], None] | None) -> None:
+         scene_progress: Callable[[int, int], None] | None,
+         places: Sequence[Neighbourhood | None]) -> None:
     """Submit one task per scene and fill ``outcomes`` as they finish."""
     futures = [client.submit(_translate_task, source, output, model_path, settings, threads,
-                             pure=False, key=f"geogan-scene-{i}-{os.getpid()}-{start}")
-               for i, (source, output) in enumerate(zip(sources, outputs, strict=True))]
+                             place, pure=False, key=f"geogan-scene-{i}-{os.getpid()}-{start}")
+               for i, (source, output, place) in enumerate(zip(sources, outputs, places,
+                                                               strict=True))]
     position = {future.key: i for i, future in enumerate(futures)}
     try:
         for finished, future in enumerate(distributed.as_completed(futures), 1):
@@ -117,7 +122,7 @@ def model_loads() -> int:
 
 
 def _translate_task(source: str, output: Path, model_path: str, settings: TranslateOptions,
-                    threads: int | None) -> SceneOutcome:
+                    threads: int | None, place: Neighbourhood | None = None) -> SceneOutcome:
     """What a worker runs for one scene."""
     from distributed import get_worker
 
@@ -130,7 +135,7 @@ def _translate_task(source: str, output: Path, model_path: str, settings: Transl
     except GeoganError as error:  # e.g. the model's path does not exist on this worker
         outcome = SceneOutcome(source, output, "failed", str(error))
     else:
-        outcome = translate_scene(source, output, translator, settings)
+        outcome = translate_scene(source, output, translator, settings, within=place)
     return replace(outcome, worker=get_worker().address)
 
 

@@ -283,11 +283,17 @@ class Pipeline:
             with self.source.open() as dataset:
                 strips = _Strips(dataset, self.bands, self.translator, self.source.region)
                 for i, row_off in enumerate(grid.row_starts):
-                    strip, valid = strips.read(row_off, min(tile, grid.height - row_off))
+                    height = min(tile, grid.height - row_off)
+                    if not self._touches_crop(row_off, 0):  # the margin only: not needed
+                        nothing = np.zeros((height, grid.width), bool)
+                        self._put(self._to_generator, _RowDone(i, 0, nothing))
+                        continue
+                    strip, valid = strips.read(row_off, height)
                     padded = pad_to_tile(strip, tile)  # (C, >= tile, >= tile)
                     queued = 0
                     for j, col_off in enumerate(grid.col_starts):
-                        if not valid[:, col_off:col_off + tile].any():
+                        if not self._touches_crop(col_off, 1) or \
+                                not valid[:, col_off:col_off + tile].any():
                             continue
                         tiles.append(padded[:, :tile, col_off:col_off + tile])
                         windows.append((i, j))
@@ -304,6 +310,15 @@ class Pipeline:
         if tiles:
             self._put(self._to_generator, _batch(tiles, windows))
         self._put(self._to_generator, _END)
+
+    def _touches_crop(self, start: int, axis: int) -> bool:
+        """Whether a window starting at ``start`` along ``axis`` (0: rows, 1: columns)
+        reaches the part of the region that is written; the others lie in the margin
+        around a scene of a mosaic, and nothing they would draw is kept."""
+        crop = self.source.crop
+        first = int(crop.row_off if axis == 0 else crop.col_off)
+        end = first + int(crop.height if axis == 0 else crop.width)
+        return start < end and start + self.grid.tile_size > first
 
     def _generate(self) -> None:
         translator = self.translator

@@ -26,6 +26,7 @@ import rasterio
 import torch
 from rasterio.enums import ColorInterp
 from rasterio.errors import RasterioError
+from rasterio.io import MemoryFile
 from rasterio.windows import Window
 
 from geogan.errors import ConfigError, GeoganError, GeoganWarning, InputError, OutputError
@@ -136,24 +137,35 @@ def translator_for(model: str | os.PathLike[str] | Translator,
 
 @dataclass(frozen=True)
 class Neighbourhood:
-    """Where a scene of a ``--mosaic`` batch lies among its neighbours on one pixel grid.
+    """Where a scene of a ``--mosaic`` batch lies among its neighbours on one pixel grid
+    (:func:`geogan.raster.neighbours.plan_neighbourhoods`): plain values, so that it
+    travels to a cluster's workers.
 
     Attributes:
-        path: What ``rasterio.open`` reads: a VRT of the scene and its neighbours (an
-            in-memory ``/vsimem`` name, or a file).
-        region: The part of it the windows are laid over: the scene and a margin around
-            it (pixels of the VRT).
-        crop: The scene within ``region`` (region pixels).
+        vrt: VRT XML of the scene and its neighbours, read from memory (``/vsimem``).
+        region: ``(row_off, col_off, height, width)`` of the part of it the windows are
+            laid over: the scene and a margin around it (pixels of the VRT).
+        crop: The scene within ``region``, likewise (region pixels).
     """
 
-    path: str
-    region: Window
-    crop: Window
+    vrt: str
+    region: tuple[int, int, int, int]
+    crop: tuple[int, int, int, int]
 
 
 def _translate(source: str, output: Path, translator: Translator, settings: TranslateOptions,
                progress: ProgressCallback | None,
                within: Neighbourhood | None = None) -> TranslateReport:
+    if within is None:
+        return _translate_read(source, output, translator, settings, progress, None)
+    with MemoryFile(within.vrt.encode(), ext=".vrt") as memory:
+        return _translate_read(source, output, translator, settings, progress,
+                               (memory.name, within))
+
+
+def _translate_read(source: str, output: Path, translator: Translator,
+                    settings: TranslateOptions, progress: ProgressCallback | None,
+                    within: tuple[str, Neighbourhood] | None) -> TranslateReport:
     start = time.perf_counter()
     overlap = settings.overlap_for(translator)
     check_window_options(translator.tile_size, overlap, settings.blend)
@@ -175,8 +187,8 @@ def _translate(source: str, output: Path, translator: Translator, settings: Tran
             read, lattice = resampled_read(dataset, source, checks.resolution.resample_grid,
                                            settings)
         elif within is not None:
-            read = SceneRead(within.path, within.region, within.crop)
-            lattice = _mosaic_lattice(within, settings.lattice)
+            read = SceneRead(within[0], _window(within[1].region), _window(within[1].crop))
+            lattice = _mosaic_lattice(read)
         else:
             read = SceneRead.whole(source, dataset.height, dataset.width)
             lattice = scene_lattice(dataset, settings.lattice)
@@ -276,11 +288,18 @@ def scene_lattice(dataset: Any, lattice: str) -> LatticeRecord:
 
 
 
-def _mosaic_lattice(within: Neighbourhood, lattice: str) -> LatticeRecord:
-    """The lattice over the region of a mosaic a scene is translated within."""
-    region, crop = within.region, within.crop
-    with rasterio.open(within.path) as mosaic:
-        whole = scene_lattice(mosaic, lattice)
+def _window(box: tuple[int, int, int, int]) -> Window:
+    """A ``(row_off, col_off, height, width)`` box as a rasterio window."""
+    return Window(box[1], box[0], box[3], box[2])
+
+
+def _mosaic_lattice(read: SceneRead) -> LatticeRecord:
+    """The lattice over the region of a mosaic a scene is translated within: the grid
+    lattice of the mosaic (whatever ``lattice`` asks: the tiles of a mosaic are north-up
+    with a CRS), so that every scene of it has the whole mosaic's windows."""
+    region, crop = read.region, read.crop
+    with rasterio.open(read.path) as mosaic:
+        whole = scene_lattice(mosaic, "grid")
     anchor = None if whole.anchor is None else (whole.anchor[0] + int(region.row_off),
                                                  whole.anchor[1] + int(region.col_off))
     return LatticeRecord(whole.lattice, whole.why, anchor, (int(crop.row_off),

@@ -146,20 +146,53 @@ def open_source(spec: str | os.PathLike[str], base: Path | None = None,
         yield Source(os.fspath(spec), tuple(files), memory.name)
 
 
-def mosaic_vrt(files: list[str], what: str = "INPUT") -> str:
-    """The VRT XML of a mosaic of ``files`` (checked to lie on one pixel grid)."""
-    tiles = [_tile(path) for path in files]
+@dataclass(frozen=True)
+class Frame:
+    """The grid of a mosaic: its first pixel's corner, pixel size and size in pixels."""
+
+    left: float
+    top: float
+    size_x: float
+    size_y: float
+    width: int
+    height: int
+
+    def offset(self, tile: dict[str, Any]) -> tuple[int, int]:
+        """(column, row) of a tile's first pixel in this frame."""
+        transform = tile["transform"]
+        return (round((transform.c - self.left) / self.size_x),
+                round((transform.f - self.top) / self.size_y))
+
+
+def mosaic_frame(tiles: list[dict[str, Any]]) -> Frame:
+    """The smallest frame holding every tile (all on one pixel grid)."""
     first = tiles[0]
-    for tile in tiles[1:]:
-        _check_same_grid(first, tile, what)
     size_x, size_y = first["transform"].a, first["transform"].e
     left = min(t["transform"].c for t in tiles)
     top = max(t["transform"].f for t in tiles) if size_y < 0 else min(
         t["transform"].f for t in tiles)
-    offsets = [(round((t["transform"].c - left) / size_x),
-                round((t["transform"].f - top) / size_y)) for t in tiles]
+    frame = Frame(left, top, size_x, size_y, 0, 0)
+    offsets = [frame.offset(t) for t in tiles]
     width = max(x + t["width"] for (x, _), t in zip(offsets, tiles, strict=True))
     height = max(y + t["height"] for (_, y), t in zip(offsets, tiles, strict=True))
+    return Frame(left, top, size_x, size_y, width, height)
+
+
+def mosaic_vrt(files: list[str], what: str = "INPUT") -> str:
+    """The VRT XML of a mosaic of ``files`` (checked to lie on one pixel grid)."""
+    tiles = [read_tile(path) for path in files]
+    for tile in tiles[1:]:
+        check_same_grid(tiles[0], tile, what)
+    return vrt_document(tiles, mosaic_frame(tiles))
+
+
+def vrt_document(tiles: list[dict[str, Any]], frame: Frame) -> str:
+    """The VRT XML of ``tiles`` (read by :func:`read_tile`, on one pixel grid) placed in
+    ``frame``; where tiles overlap, the later one's pixels are read."""
+    first = tiles[0]
+    left, top, size_x, size_y = frame.left, frame.top, frame.size_x, frame.size_y
+    offsets = [frame.offset(t) for t in tiles]
+    width, height = frame.width, frame.height
 
     root = ET.Element("VRTDataset", rasterXSize=str(width), rasterYSize=str(height))
     ET.SubElement(root, "SRS", dataAxisToSRSAxisMapping="1,2").text = first["crs"].to_wkt()
@@ -193,8 +226,13 @@ def mosaic_vrt(files: list[str], what: str = "INPUT") -> str:
     return ET.tostring(root, encoding="unicode")
 
 
-def _tile(path: str) -> dict[str, Any]:
-    """What the mosaic needs of one tile (opened and checked like any input raster)."""
+def read_tile(path: str) -> dict[str, Any]:
+    """What a mosaic needs of one tile (opened and checked like any input raster).
+
+    Raises:
+        RasterNotFoundError, NotARasterError, MissingCRSError, UnsupportedRasterError:
+            The file cannot be used.
+    """
     with open_raster(path) as dataset:
         colormap = None
         if dataset.count == 1 and dataset.colorinterp[0] == ColorInterp.palette:
@@ -211,8 +249,13 @@ def _tile(path: str) -> dict[str, Any]:
         }
 
 
-def _check_same_grid(first: dict[str, Any], tile: dict[str, Any], what: str) -> None:
-    """Refuse a tile that is not on the first tile's pixel grid, in one line."""
+def check_same_grid(first: dict[str, Any], tile: dict[str, Any], what: str) -> None:
+    """Refuse a tile that is not on the first tile's pixel grid, in one line.
+
+    Raises:
+        MosaicError: If the CRS, pixel size, grid phase, band count, data type or
+            nodata differ.
+    """
     hint = ("the tiles of one side must share a CRS and pixel size; give scenes in "
             "different CRSs or resolutions as separate pairs (--pairs pairs.csv)")
     a, b = first["transform"], tile["transform"]

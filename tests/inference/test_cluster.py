@@ -171,3 +171,28 @@ def test_ctrl_c_stops_a_local_cluster_batch_and_leaves_nothing_half_written(tmp_
     for path in finished:
         with rasterio.open(path) as done:
             assert done.read().shape == (3, 1600, 1600)
+
+
+def test_a_mosaic_batch_on_a_cluster_writes_what_it_writes_here(tmp_path, model, client):
+    """--mosaic with --cluster: each task gets its scene's neighbourhood (a VRT of plain
+    text) and reads its context from the neighbours' files."""
+    from affine import Affine
+
+    rng = np.random.default_rng(3)
+    data = textured(rng, 3, 120, 140)
+    (tmp_path / "tiles").mkdir()
+    tiles = [write_raster(tmp_path / "tiles" / f"t{i}{j}.tif",
+                          np.ascontiguousarray(data[:, 60 * i:60 * (i + 1), 70 * j:70 * (j + 1)]),
+                          transform=Affine(1.0, 0.0, 500_000.0 + 70 * j, 0.0, -1.0,
+                                           5_000_000.0 - 60 * i))
+             for i in range(2) for j in range(2)]
+    on_cluster = translate_batch(tiles, tmp_path / "cluster", model, cluster=client,
+                                 mosaic=True, **CPU)
+    here = translate_batch(tiles, tmp_path / "local", model, mosaic=True, **CPU)
+    assert [o.status for o in on_cluster.outcomes] == ["done"] * 4
+    assert [o.status for o in here.outcomes] == ["done"] * 4
+    for path in tiles:
+        with rasterio.open(tmp_path / "cluster" / path.name) as a, \
+                rasterio.open(tmp_path / "local" / path.name) as b:
+            assert np.array_equal(a.read(), b.read())
+            assert a.tags()["GEOGAN_LATTICE"] == b.tags()["GEOGAN_LATTICE"]
