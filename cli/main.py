@@ -2,6 +2,9 @@
 
 A :class:`~geogan.errors.GeoganError` ends the command with ``Error: <message>`` on
 stderr and its exit code (1); click's usage errors keep exit code 2. A
+:class:`~geogan.errors.GeoganWarning` is one ``Warning: <message>`` line; other Python
+warnings (rasterio's ``NotGeoreferencedWarning``, torch's notes...) never reach the
+terminal as they are: they are logged at the INFO level, which ``-v`` shows. A
 :class:`PermissionError` that a library check did not catch first (a file or folder this
 user may not read or write) is the user's to fix too: one line and exit code 1.
 ``--debug`` re-raises instead, so the traceback shows.
@@ -57,12 +60,15 @@ class GeoganGroup(click.Group):
 
 def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
                   file: Any = None, line: str | None = None) -> None:
-    """geogan's warnings as one ``Warning:`` line on stderr; others as Python shows them."""
+    """geogan's warnings as one ``Warning:`` line on stderr; the libraries' as a log
+    record at the INFO level (shown with ``-v``): geogan already says, in its own words,
+    what a user needs to know of them (a scene without a CRS, ...)."""
     if issubclass(category, GeoganWarning):
         click.echo(f"Warning: {message}", err=True)
     else:
-        click.echo(warnings.formatwarning(message, category, filename, lineno, line).rstrip(),
-                   err=True)
+        logging.getLogger("geogan.warnings").info(
+            "%s (%s:%d): %s", category.__name__, filename, lineno,
+            str(message).strip().replace("\n", " "))
 
 
 @click.group(cls=GeoganGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -84,8 +84,10 @@ def translate_command(ctx: click.Context, scenes: tuple[str, ...], model_path: P
                       creation_options: dict[str, Any], cog: bool, overwrite: bool) -> None:
     """Translate SCENES with a trained model into georeferenced GeoTIFFs.
 
-    Each output has its scene's CRS, transform and size and the model's bands and data
-    type; nodata stays nodata. Windows of the model's tile size overlap and are blended,
+    SCENES are rasters GDAL reads (GeoTIFFs, VRTs...), URLs (https://, s3://,
+    /vsicurl/...), @list.txt files of them (one a line) or quoted globs. Each output has
+    its scene's CRS, transform and size and the model's bands and data type; nodata stays
+    nodata. Windows of the model's tile size overlap and are blended,
     so there are no seams; the scene is streamed, so its size is not limited by memory.
 
     \b
@@ -96,8 +98,12 @@ def translate_command(ctx: click.Context, scenes: tuple[str, ...], model_path: P
       geogan translate scenes/*.tif --model m.pt --out-dir maps/ --cluster local:4
       geogan translate scene.tif --model m.pt -o landcover.tif --output-kind classes
     """
+    from geogan.raster.io import scene_stem
+    from geogan.raster.mosaic import scene_list
+
     if output is not None and out_dir is not None:
         raise click.UsageError("give -o/--output (one scene) or --out-dir (many), not both")
+    scenes = tuple(scene_list(scenes))  # @scenes.txt and quoted globs
     if len(scenes) > 1 and out_dir is None:
         raise click.UsageError(f"{len(scenes)} scenes need --out-dir; -o names one output")
     if cluster is not None and out_dir is None:
@@ -116,7 +122,7 @@ def translate_command(ctx: click.Context, scenes: tuple[str, ...], model_path: P
         "resample": resample, "resampling": resampling, "strict": strict,
     }
     if out_dir is None:
-        target = output or Path(f"{Path(scenes[0]).stem}-{model_path.stem}.tif")
+        target = output or Path(f"{scene_stem(scenes[0])}-{model_path.stem}.tif")
         with ProgressBar("translate", "win") as progress:
             report = translate_raster(scenes[0], target, model_path, progress=progress,
                                       **options)

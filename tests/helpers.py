@@ -6,6 +6,10 @@ module imports another.
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -149,3 +153,75 @@ def batch(n: int = 2, a_bands: int = 3, b_bands: int = 3, size: int = 64) -> dic
     b = torch.tanh(a[:, :1].repeat(1, b_bands, 1, 1) * 2)
     ones = torch.ones(n, 1, size, size)
     return {"a": a, "b": b, "mask_a": ones, "mask_b": ones.clone()}
+
+
+RANGE_SERVER = r"""
+import http.server, json, sys
+from pathlib import Path
+
+folder, log = Path(sys.argv[1]), Path(sys.argv[2])
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def do_HEAD(self):
+        self.answer(body=False)
+
+    def do_GET(self):
+        self.answer(body=True)
+
+    def answer(self, body):
+        ranged = self.headers.get("Range", "")
+        with log.open("a") as out:
+            out.write(json.dumps([self.command, self.path, ranged]) + "\n")
+        path = folder / self.path.split("?")[0].lstrip("/")
+        if not path.is_file():
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        data = path.read_bytes()
+        if ranged.startswith("bytes="):
+            first, _, last = ranged[6:].partition("-")
+            start, end = int(first), min(int(last) if last else len(data) - 1, len(data) - 1)
+            part = data[start:end + 1]
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
+        else:
+            part = data
+            self.send_response(200)
+        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("Content-Length", str(len(part)))
+        self.end_headers()
+        if body:
+            self.wfile.write(part)
+
+
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"""
+
+
+@contextmanager
+def serve_folder(folder: Path) -> Iterator[tuple[str, Path]]:
+    """A loopback HTTP server of ``folder`` that answers HEAD and ranged GET requests
+    (``Range: bytes=a-b``, what GDAL's ``/vsicurl/`` and ``/vsis3/`` send).
+
+    It runs in its own process: GDAL holds the GIL while it reads, so a server thread of
+    the reading process would never answer. Yields its base URL
+    (``http://127.0.0.1:PORT``) and a file with one JSON line per request it answered
+    (method, path, range)."""
+    log = folder.parent / f"{folder.name}-requests.jsonl"
+    log.touch()
+    server = subprocess.Popen([sys.executable, "-c", RANGE_SERVER, str(folder), str(log)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        port = int(server.stdout.readline())
+        yield f"http://127.0.0.1:{port}", log
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

@@ -33,6 +33,8 @@ from geogan.inference.translator import Translator
 from geogan.nn.model_file import read_model_file
 from geogan.outputs import check_output_file
 from geogan.progress import ProgressCallback
+from geogan.raster.io import scene_stem
+from geogan.raster.mosaic import scene_list
 from geogan.raster.neighbours import plan_neighbourhoods
 
 __all__ = ["BatchReport", "SceneOutcome", "output_names", "translate_batch"]
@@ -52,7 +54,8 @@ def translate_batch(scenes: Sequence[str | os.PathLike[str]], out_dir: str | os.
 
     Args:
         scenes: The scenes, translated in this order (on a cluster: in any order, and
-            reported in this one).
+            reported in this one): files, VRTs, URLs (``https://``, ``s3://``,
+            ``/vsicurl/...``), ``@list.txt`` files of them (one a line) and quoted globs.
         out_dir: Folder for the outputs; created if missing.
         model: A model file or a loaded :class:`~geogan.inference.translator.Translator` (a
             model file only, with ``cluster``).
@@ -68,7 +71,8 @@ def translate_batch(scenes: Sequence[str | os.PathLike[str]], out_dir: str | os.
         **options: Fields of :class:`~geogan.inference.options.TranslateOptions`.
 
     Raises:
-        InputError: If two scenes would write the same output, or an option is bad.
+        InputError: If two scenes would write the same output, a list or glob names no
+            scene, or an option is bad.
         ModelFileError: If the model file is missing or damaged.
         OutputError: If ``out_dir`` is not a writable folder.
         ConfigError: If ``cluster`` is given and Dask distributed is not installed, or
@@ -76,6 +80,7 @@ def translate_batch(scenes: Sequence[str | os.PathLike[str]], out_dir: str | os.
     """
     settings = TranslateOptions(**options)
     settings.check()
+    scenes = scene_list(scenes)
     if mosaic and settings.resample:
         raise ConfigError("--mosaic and --resample do not work together yet: resample "
                           "the tiles first (gdalwarp -tr), or translate them without --mosaic")
@@ -117,7 +122,7 @@ def output_names(scenes: Sequence[str | os.PathLike[str]], folder: Path) -> list
     Raises:
         InputError: If two scenes have the same name (their outputs would collide).
     """
-    outputs = [folder / f"{Path(os.fspath(scene)).stem}.tif" for scene in scenes]
+    outputs = [folder / f"{scene_stem(os.fspath(scene))}.tif" for scene in scenes]
     seen: dict[Path, str] = {}
     for scene, output in zip(scenes, outputs, strict=True):
         if output in seen:

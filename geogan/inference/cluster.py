@@ -22,12 +22,13 @@ import os
 import signal
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from geogan.errors import ConfigError, GeoganError
+from geogan.errors import ConfigError, GeoganError, GeoganWarning
 from geogan.inference.scene import (
     BatchReport,
     Neighbourhood,
@@ -107,7 +108,9 @@ def _run(client: Any, distributed: Any, threads: int | None, sources: Sequence[s
     try:
         for finished, future in enumerate(distributed.as_completed(futures), 1):
             i = position[future.key]
-            outcomes[i] = _outcome(future, sources[i], outputs[i])
+            outcomes[i] = outcome = _outcome(future, sources[i], outputs[i])
+            for message in outcome.warnings:
+                warnings.warn(message, GeoganWarning, stacklevel=2)
             if scene_progress is not None:
                 scene_progress(finished, len(futures))
     except BaseException:  # Ctrl-C: take the remaining scenes off the cluster
@@ -130,13 +133,19 @@ def _translate_task(source: str, output: Path, model_path: str, settings: Transl
         import torch
 
         torch.set_num_threads(threads)
-    try:
-        translator = _worker_translator(model_path, settings)
-    except GeoganError as error:  # e.g. the model's path does not exist on this worker
-        outcome = SceneOutcome(source, output, "failed", str(error))
-    else:
-        outcome = translate_scene(source, output, translator, settings, within=place)
-    return replace(outcome, worker=get_worker().address)
+    # The worker's own stderr is the terminal of a local cluster: its warnings go back
+    # with the outcome instead (geogan's), or nowhere (the libraries', as at home).
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            translator = _worker_translator(model_path, settings)
+        except GeoganError as error:  # e.g. the model's path does not exist on this worker
+            outcome = SceneOutcome(source, output, "failed", str(error))
+        else:
+            outcome = translate_scene(source, output, translator, settings, within=place)
+    said = tuple(dict.fromkeys(str(w.message) for w in caught
+                               if issubclass(w.category, GeoganWarning)))
+    return replace(outcome, worker=get_worker().address, warnings=said)
 
 
 def _worker_translator(model_path: str, settings: TranslateOptions) -> Translator:

@@ -104,6 +104,9 @@ class SceneOutcome:
     report: TranslateReport | None = None
     worker: str = ""
     """The Dask worker that translated it (on a cluster)."""
+    warnings: tuple[str, ...] = ()
+    """The ``GeoganWarning`` messages a cluster's worker met translating it (warned again
+    where the batch was started; here they are warned as they happen)."""
 
 
 @dataclass(frozen=True)

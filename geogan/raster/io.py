@@ -44,8 +44,33 @@ CATEGORICAL_MAX_VALUES = 32
 Dataset = DatasetReader | WarpedVRT
 
 
+#: URL schemes and the GDAL virtual file systems that read them (rasterio maps them when
+#: it opens a raster; a VRT's source names must be GDAL's own).
+URL_SCHEMES = {"http": "/vsicurl/", "https": "/vsicurl/", "ftp": "/vsicurl/", "s3": "/vsis3/",
+               "gs": "/vsigs/", "az": "/vsiaz/", "oss": "/vsioss/"}
+
+
 def _is_local_path(path: str) -> bool:
     return "://" not in path and not path.startswith("/vsi")
+
+
+def gdal_name(path: str) -> str:
+    """The name GDAL itself opens for ``path``: a URL (``https://``, ``s3://``...) on its
+    virtual file system (``/vsicurl/https://...``, ``/vsis3/bucket/key``); anything else
+    as it is."""
+    scheme, sep, rest = path.partition("://")
+    prefix = URL_SCHEMES.get(scheme.lower()) if sep else None
+    if prefix is None:
+        return path
+    return prefix + (path if prefix == "/vsicurl/" else rest)
+
+
+def scene_stem(path: str) -> str:
+    """A scene's name without folder, extension or a URL's query (``?signature=...``):
+    what its output is named after."""
+    if not _is_local_path(path):
+        path = path.split("?", 1)[0]
+    return Path(path).stem
 
 
 @contextmanager

@@ -26,7 +26,7 @@ import glob
 import math
 import os
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +37,7 @@ from rasterio.io import MemoryFile
 
 from geogan.errors import InputError, RasterNotFoundError
 from geogan.raster.footprints import crs_label
-from geogan.raster.io import open_raster
+from geogan.raster.io import gdal_name, open_raster
 
 #: Extensions of the files a folder contributes to a mosaic (any case).
 RASTER_EXTENSIONS = frozenset({".tif", ".tiff", ".vrt", ".img", ".jp2", ".png", ".jpg",
@@ -99,7 +99,8 @@ def source_files(spec: str | os.PathLike[str], base: Path | None = None) -> list
         if not names:
             raise RasterNotFoundError(f"the list {listing} names no raster; give one path "
                                       "a line.")
-        return [str(_under(listing.parent, name)) for name in names]
+        return [name if "://" in name or name.startswith("/vsi") else
+                str(_under(listing.parent, name)) for name in names]
     path = _under(base, text)
     if path.is_dir():
         files = sorted(str(p) for p in path.iterdir()
@@ -114,6 +115,27 @@ def source_files(spec: str | os.PathLike[str], base: Path | None = None) -> list
             raise RasterNotFoundError(f"no file matches {path}.")
         return files
     return [str(path)]
+
+
+def scene_list(specs: Sequence[str | os.PathLike[str]]) -> list[str]:
+    """The scenes a user names for a batch: each spec as it is, but ``@list.txt`` (the
+    paths or URLs in the file, one a line, blank lines and ``#`` comments skipped,
+    relative to the list's folder) and a quoted glob that names no file itself (its
+    matches, sorted). Folders are not expanded: a scene is a raster.
+
+    Raises:
+        RasterNotFoundError: A list that cannot be read or names nothing, or a glob that
+            matches nothing.
+    """
+    scenes: list[str] = []
+    for spec in specs:
+        text = os.fspath(spec)
+        if text.startswith("@") or (glob.has_magic(text) and "://" not in text and
+                                    not text.startswith("/vsi") and not Path(text).exists()):
+            scenes += source_files(text)
+        else:
+            scenes.append(text)
+    return scenes
 
 
 def _under(base: Path | None, name: str) -> Path:
@@ -239,7 +261,7 @@ def read_tile(path: str) -> dict[str, Any]:
             colormap = dataset.colormap(1)
         return {
             "path": str(Path(path).absolute()) if "://" not in path and
-            not path.startswith("/vsi") else path,
+            not path.startswith("/vsi") else gdal_name(path),
             "name": path, "crs": dataset.crs, "transform": dataset.transform,
             "width": dataset.width, "height": dataset.height, "count": dataset.count,
             "dtype": dataset.dtypes[0], "nodata": dataset.nodata,

@@ -186,10 +186,15 @@ def test_a_mosaic_batch_on_a_cluster_writes_what_it_writes_here(tmp_path, model,
                           transform=Affine(1.0, 0.0, 500_000.0 + 70 * j, 0.0, -1.0,
                                            5_000_000.0 - 60 * i))
              for i in range(2) for j in range(2)]
-    on_cluster = translate_batch(tiles, tmp_path / "cluster", model, cluster=client,
-                                 mosaic=True, **CPU)
+    plain = write_raster(tmp_path / "tiles" / "plain.tif", textured(rng, 3, 50, 50), crs=None)
+    # The workers' warnings come back with their scenes and are warned here.
+    with pytest.warns(UserWarning, match="plain.tif has no CRS"):
+        on_cluster = translate_batch([*tiles, plain], tmp_path / "cluster", model,
+                                     cluster=client, mosaic=True, **CPU)
+    assert on_cluster.outcomes[-1].warnings == (f"{plain} has no CRS; its output will have "
+                                                "none either",)
     here = translate_batch(tiles, tmp_path / "local", model, mosaic=True, **CPU)
-    assert [o.status for o in on_cluster.outcomes] == ["done"] * 4
+    assert [o.status for o in on_cluster.outcomes] == ["done"] * 5
     assert [o.status for o in here.outcomes] == ["done"] * 4
     for path in tiles:
         with rasterio.open(tmp_path / "cluster" / path.name) as a, \
