@@ -77,10 +77,10 @@ from .options import ProgressBar, overwrite_opt, seed_opt
               help="auto: when the target chips are a flat-colour map, learn its palette and "
                    "train a class head (crisp colours, class rasters); off: image only.")
 @click.option("--lambda-ce", type=click.FloatRange(min=0), default=None,
-              help="Weight of the class head's cross-entropy [default: 1].")
+              help="Weight of the class head's cross-entropy [default: 30 faithful, 1].")
 @click.option("--class-balance", type=click.FloatRange(0, 1), default=None, metavar="P",
               help="Weight each class's cross-entropy by its pixel share to the power -P, so "
-                   "rare classes (thin roads, ponds) are drawn [default: 0.5 faithful, 0].")
+                   "rare classes (thin roads, ponds) are drawn [default: 0.25 faithful, 0].")
 @click.option("--unet-levels", type=click.IntRange(5, 10), default=None,
               help="Down-sampling levels of the U-Net [default: log2(tile) in paper, i.e. 8 "
                    "at 256 px]; fewer bound its receptive field.")

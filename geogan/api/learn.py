@@ -24,7 +24,8 @@ Where geogan departs from arcgis.learn, and why:
 * ``chip_size`` defaults to ``None``, the chips' own size: geogan never resizes chips (a
   resampled chip is no longer on its raster's grid). A ``chip_size`` that differs from
   the chips' is an error.
-* ``batch_size`` defaults to the trainer's (1, as in both papers), not 64.
+* ``batch_size`` defaults to the preset's (4 for ``faithful``, 1 as in both papers for
+  ``paper`` and ``tiny``), not 64.
 * The models default to the ``tiny`` preset, which trains in minutes on a laptop CPU;
   pass ``preset="paper"`` for the published networks (the CLI's default).
 * Training writes to ``work_dir`` (a new temporary folder by default), not into the chip

@@ -28,7 +28,7 @@ class ChipData:
         paths: Every chip folder.
         dataset_type: ``Pix2Pix`` (paired chips) or ``CycleGAN``.
         chip_size: Side of the square chips, pixels.
-        batch_size: Chips per training step, or ``None`` for the trainer's default (1).
+        batch_size: Chips per training step, or ``None`` for the preset's (4 faithful, 1).
         val_split_pct: Validation share drawn from folders without geogan metadata.
         seed: Seed of that draw, and the models' training seed unless they set one.
         folder: The underlying :class:`~geogan.training.dataset.ChipFolder` (split, domains).
@@ -134,7 +134,8 @@ def prepare_data(path: ChipFolders, dataset_type: str | None = None, *,
             each keeps its split; statistics pooled over all their training chips).
         dataset_type: ``Pix2Pix`` or ``CycleGAN`` (any case); ``None`` infers it from the
             layout (paired → Pix2Pix, unpaired → CycleGAN).
-        batch_size: Chips per training step; ``None`` for the trainer's default (1).
+        batch_size: Chips per training step; ``None`` for the preset's (4 for
+            ``faithful``, 1 for ``paper`` and ``tiny``).
         chip_size: ``None`` for the chips' own size; a number must equal it (geogan
             does not resize chips).
         val_split_pct: Share of the chips drawn at random for validation, for folders
