@@ -89,9 +89,9 @@ stride 128, too few to fill a validation split."""
 DEFAULT_STEPS: dict[str, int] = {"sat-map": 3000, "dsm-imagery": 5000, "sar-optical": 5000}
 """Training steps per kind, each about two minutes of training on two CPU cores (a step at
 256 px takes about 0.045 s there, at 128 px 0.025 s), so the whole demo stays well under
-five minutes. At 3000 steps the sat-map model draws woods, water, streets and buildings
-in the map's colours (about 95 % of the held-out pixels in the right class), though not
-the orange major road, which comes out as a pale street. The 128 px kinds get more steps
+five minutes. At 3000 steps the sat-map model draws woods, water, streets, buildings
+and the orange major road in the map's colours (about 98 % of the held-out pixels in the
+right class). The 128 px kinds get more steps
 for the same time, which their photo-like targets need for roads and water to show."""
 
 DEMO_PRESET = "faithful"
