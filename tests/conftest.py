@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.helpers import TINY, pair_scene, smooth_field, write_raster
+from tests.helpers import TINY, pair_chips, smooth_field, write_raster
 
 
 @pytest.fixture
@@ -48,13 +48,7 @@ def one_torch_thread() -> Iterator[None]:
 @pytest.fixture(scope="module")
 def chips(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """16 paired geogan chips of 64 px from :func:`pair_scene`, 4 of them val (12 train)."""
-    from geogan.chips.export import export_chips
-    from geogan.chips.options import ExportOptions
-
-    tmp = tmp_path_factory.mktemp("chips")
-    a, b = pair_scene(tmp)
-    export_chips(a, b, tmp / "chips", ExportOptions(tile_size=64, val_fraction=0.25, workers=1))
-    return tmp / "chips"
+    return pair_chips(tmp_path_factory.mktemp("chips"))
 
 
 @pytest.fixture(scope="module")

@@ -77,6 +77,19 @@ def pair_scene(tmp: Path, size: int = 256) -> tuple[Path, Path]:
     return write_raster(tmp / "a.tif", a), write_raster(tmp / "b.tif", b)
 
 
+def pair_chips(tmp: Path, size: int = 256, val_fraction: float = 0.25,
+               out: Path | None = None) -> Path:
+    """A geogan chip folder of 64 px chips cut from :func:`pair_scene` (written in ``tmp``)
+    at ``out`` (default ``tmp / "chips"``)."""
+    from geogan.chips.export import export_chips
+    from geogan.chips.options import ExportOptions
+
+    out = tmp / "chips" if out is None else out
+    a, b = pair_scene(tmp, size)
+    export_chips(a, b, out, ExportOptions(tile_size=64, val_fraction=val_fraction, workers=1))
+    return out
+
+
 def domain(bands: int, dtype: str, value_range: tuple[float, float] | None,
             nodata: float | None) -> BandNormalization:
     if value_range is None:

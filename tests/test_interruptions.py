@@ -142,11 +142,10 @@ def test_export_sigint_keeps_old_output(tmp_path, export_pair):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A chip folder and a model trained on it (with its checkpoint folder beside it)."""
-    from tests.helpers import pair_scene
+    from tests.helpers import pair_chips
 
     tmp = tmp_path_factory.mktemp("interrupt-train")
-    a, b = pair_scene(tmp, 192)
-    export_chips(a, b, tmp / "chips", ExportOptions(tile_size=64, val_fraction=0.3, workers=1))
+    pair_chips(tmp, 192, 0.3)
     model = tmp / "m.pt"
     done = geogan("train", str(tmp / "chips"), "-o", str(model), "--steps", "2", *TRAIN_FAST)
     assert done.returncode == 0, done.stderr

@@ -12,10 +12,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from geogan.chips.export import export_chips
-from geogan.chips.options import ExportOptions
 from geogan.cli.main import cli
-from tests.helpers import pair_scene, write_raster
+from tests.helpers import pair_chips, write_raster
 
 FAST = ("--preset", "tiny", "--ngf", "4", "--ndf", "4", "--workers", "0", "--precision", "fp32",
         "--device", "cpu")
@@ -29,9 +27,7 @@ def run(*args: str) -> tuple[int, str, str]:
 @pytest.fixture(scope="module")
 def chips(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("cli-train")
-    a, b = pair_scene(tmp, 192)
-    export_chips(a, b, tmp / "chips", ExportOptions(tile_size=64, val_fraction=0.3, workers=1))
-    return tmp / "chips"
+    return pair_chips(tmp, 192, 0.3)
 
 
 @pytest.fixture(scope="module")
@@ -142,8 +138,7 @@ def test_info_on_a_missing_file(tmp_path):
 
 def test_train_on_several_folders_records_them(tmp_path, chips):
     second = tmp_path / "second"
-    a, b = pair_scene(tmp_path, 128)
-    export_chips(a, b, second, ExportOptions(tile_size=64, val_fraction=0, workers=1))
+    pair_chips(tmp_path, 128, 0, out=second)
     out = tmp_path / "m.pt"
     code, stdout, stderr = run("-q", "train", str(chips), str(second), "-o", str(out),
                                "--steps", "2", *FAST)

@@ -18,7 +18,7 @@ from geogan.raster.band_stats import StatisticsAccumulator
 from geogan.training.chip_folder import open_chip_folder, read_chip
 from geogan.training.folder_union import open_chip_folders
 from geogan.training.loop import TrainOptions, train
-from tests.helpers import TINY, pair_scene, write_raster
+from tests.helpers import TINY, pair_chips, pair_scene, write_raster
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -27,9 +27,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """16 paired 64-px chips of a learnable pair, no validation split."""
     tmp = tmp_path_factory.mktemp("union")
-    a, b = pair_scene(tmp, 256)
-    export_chips(a, b, tmp / "chips", ExportOptions(tile_size=64, val_fraction=0, workers=1))
-    return tmp / "chips"
+    return pair_chips(tmp, 256, 0)
 
 
 def plain_folder(root: Path, source: Path, names: list[str]) -> Path:
