@@ -81,6 +81,16 @@ from .options import ProgressBar, overwrite_opt, seed_opt
 @click.option("--class-balance", type=click.FloatRange(0, 1), default=None, metavar="P",
               help="Weight each class's cross-entropy by its pixel share to the power -P, so "
                    "rare classes (thin roads, ponds) are drawn [default: 0.25 faithful, 0].")
+@click.option("--lambda-dice", type=click.FloatRange(min=0), default=None,
+              help="Weight of the class head's soft Dice loss, which scores each class's "
+                   "overlap as mIoU does [default: 0].")
+@click.option("--d-scales", type=click.IntRange(1, 4), default=None,
+              help="Discriminators at full, half, quarter... resolution (pix2pixHD) "
+                   "[default: 1].")
+@click.option("--lambda-fm", type=click.FloatRange(min=0), default=None,
+              help="Weight of pix2pixHD's discriminator feature-matching loss [default: 0].")
+@click.option("--spectral-norm/--no-spectral-norm", default=None,
+              help="Spectral normalisation of the discriminator [default: off].")
 @click.option("--unet-levels", type=click.IntRange(5, 10), default=None,
               help="Down-sampling levels of the U-Net [default: log2(tile) in paper, i.e. 8 "
                    "at 256 px]; fewer bound its receptive field.")

@@ -61,6 +61,10 @@ def check_kind_fits_chips(kind: str, paired: bool, chips: object, hint: str) -> 
                           f"holds unpaired chips; {hint}")
 
 
+MIN_DISCRIMINATOR_SIZE = 32
+"""Smallest side a PatchGAN's coarsest scale may see (3 layers: 2 x 2 logits)."""
+
+
 @dataclass(frozen=True)
 class Architecture:
     """How to build the networks of one model.
@@ -92,6 +96,9 @@ class Architecture:
             predicts a class per pixel and ``translate`` can write crisp palette
             colours or a class band. Empty: no class head.
         class_names: Names of the palette's classes (same order), for the colour table.
+        d_scales: PatchGAN discriminators, each at half the resolution of the one
+            before (pix2pixHD's multi-scale discriminator); 1 is the paper's single one.
+        spectral_norm: Spectral normalisation of every discriminator convolution.
     """
 
     kind: str
@@ -109,6 +116,8 @@ class Architecture:
     upsample: str = "transpose"
     palette: tuple[tuple[float, ...], ...] = ()
     class_names: tuple[str, ...] = ()
+    d_scales: int = 1
+    spectral_norm: bool = False
 
     def __post_init__(self) -> None:
         # Model files store tuples as lists: keep the dataclass hashable and comparable.
@@ -126,7 +135,7 @@ class Architecture:
             )
         if self.norm not in NORMS:
             raise ConfigError(f"unknown norm {self.norm!r}; use one of {_names(NORMS)}")
-        for name in ("ngf", "ndf", "n_layers", "resnet_blocks"):
+        for name in ("ngf", "ndf", "n_layers", "resnet_blocks", "d_scales"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, not {getattr(self, name)}")
         if not 0.0 <= self.dropout < 1.0:
@@ -137,6 +146,9 @@ class Architecture:
         if self.unet_levels and not 5 <= self.unet_levels <= int(math.log2(self.tile_size)):
             raise ConfigError(f"the U-Net needs 5 to {int(math.log2(self.tile_size))} levels "
                               f"at {self.tile_size} px, not {self.unet_levels}")
+        if self.tile_size >> (self.d_scales - 1) < MIN_DISCRIMINATOR_SIZE:
+            raise ConfigError(f"{self.d_scales} discriminator scales shrink a {self.tile_size} "
+                              f"px tile below {MIN_DISCRIMINATOR_SIZE} px; use fewer")
         if any(len(c) != self.out_bands for c in self.palette):
             raise ConfigError(f"every palette colour needs {self.out_bands} band value(s)")
         if self.palette and len(self.palette) < 2:
@@ -219,6 +231,10 @@ class TrainConfig:
             pixels to the power ``-class_balance`` (0: equal weights; 0.5: a class 100
             times rarer weighs 10 times more), so that thin roads and small ponds are
             drawn at all.
+        lambda_dice: Weight of the class head's soft Dice loss (0: none), which scores
+            each class's overlap as the palette mIoU does.
+        lambda_fm: Weight of pix2pixHD's feature-matching loss: the generator matches
+            the discriminator's activations on real pairs (0: none, as the paper).
         masked: Leave nodata pixels (in either chip) out of every loss.
         val_every: Validate every this many steps; 0 validates once per epoch.
         precision: ``auto``, ``fp32``, ``bf16`` or ``fp16`` (CUDA only).
@@ -257,6 +273,8 @@ class TrainConfig:
     classes: str = "off"
     lambda_ce: float = 1.0
     class_balance: float = 0.0
+    lambda_dice: float = 0.0
+    lambda_fm: float = 0.0
 
     def __post_init__(self) -> None:
         if self.gan_loss not in GAN_LOSSES:
@@ -282,7 +300,7 @@ class TrainConfig:
         if self.classes not in CLASS_MODES:
             raise ConfigError(f"unknown classes mode {self.classes!r}; use one of "
                               f"{_names(CLASS_MODES)}")
-        if self.lambda_ce < 0:
+        if min(self.lambda_ce, self.lambda_dice, self.lambda_fm) < 0:
             raise ConfigError("loss weights must not be negative")
         if not 0.0 <= self.class_balance <= 1.0:
             raise ConfigError(f"class balance must be in [0, 1], not {self.class_balance}")

@@ -195,6 +195,36 @@ def masked_cross_entropy(logits: Tensor, classes: Tensor, weight: Tensor | None 
     return F.cross_entropy(logits.float(), classes, weight=weight, ignore_index=IGNORED_CLASS)
 
 
+def masked_dice(logits: Tensor, classes: Tensor) -> Tensor:
+    """1 - the soft Dice overlap of the class probabilities with the target classes
+    (N, H, W), averaged over the classes present in the batch's target or predicted
+    there, over the pixels whose class is not :data:`IGNORED_CLASS`.
+
+    Cross-entropy scores every pixel alike, so the commonest class dominates it; Dice
+    scores each class's overlap, as the palette mIoU does (Milletari et al. 2016), so a
+    thin road counts as much as the background it crosses.
+    """
+    valid = classes != IGNORED_CLASS  # (N, H, W)
+    if not bool(valid.any()):
+        return logits.float().sum() * 0.0
+    probabilities = torch.softmax(logits.float(), dim=1) * valid[:, None]  # (N, K, H, W)
+    onehot = F.one_hot(classes.clamp_min(0), logits.shape[1]).permute(0, 3, 1, 2)
+    onehot = onehot.to(probabilities.dtype) * valid[:, None]
+    overlap = (probabilities * onehot).sum(dim=(0, 2, 3))  # (K,)
+    total = probabilities.sum(dim=(0, 2, 3)) + onehot.sum(dim=(0, 2, 3))
+    present = total > 0.5  # a class that neither map holds has nothing to score
+    dice = (2 * overlap[present] + 1.0) / (total[present] + 1.0)
+    return 1.0 - dice.mean()
+
+
+def feature_matching(fake: Sequence[Tensor], real: Sequence[Tensor]) -> Tensor:
+    """Mean L1 distance between a discriminator's activations on generated and on real
+    pairs (the logits, the last item, left out), each layer weighed alike
+    (pix2pixHD's feature-matching loss). ``real`` is compared without gradient."""
+    return torch.stack([F.l1_loss(f.float(), r.detach().float())
+                        for f, r in zip(fake[:-1], real[:-1], strict=True)]).mean()
+
+
 __all__ = [
     "CLEAR_CLASS_RATIO",
     "GAN_LOSSES",
@@ -203,8 +233,10 @@ __all__ = [
     "LSGANLoss",
     "VanillaGANLoss",
     "class_targets",
+    "feature_matching",
     "gan_loss",
     "masked_cross_entropy",
+    "masked_dice",
     "masked_l1",
     "patch_weights",
 ]

@@ -27,6 +27,7 @@ from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from geogan.errors import ConfigError
 from geogan.nn.config import Architecture
@@ -410,6 +411,54 @@ class PatchDiscriminator(nn.Module):
         out: Tensor = self.model(x)  # (N, 1, h, w): 30 x 30 for 256 x 256 and 3 layers
         return out
 
+    def features(self, x: Tensor) -> list[Tensor]:
+        """The activation after each LeakyReLU, then the logits (the last item): what
+        pix2pixHD's feature-matching loss compares between real and generated pairs."""
+        _check_input(x, self.in_channels, 1, "discriminator")
+        out: list[Tensor] = []
+        for layer in self.model:
+            x = layer(x)
+            if isinstance(layer, nn.LeakyReLU):
+                out.append(x)
+        out.append(x)
+        return out
+
+
+class MultiScaleDiscriminator(nn.Module):
+    """pix2pixHD's discriminator (Wang et al. 2018): one PatchGAN per scale, the second
+    seeing the pair at half the resolution, the third at a quarter, so that the coarse
+    ones judge layout over a wider area with the same network.
+
+    Args:
+        scales: PatchGANs, 2 or more.
+        in_channels, ndf, n_layers, norm: As for :class:`PatchDiscriminator`.
+    """
+
+    def __init__(self, scales: int, in_channels: int, ndf: int = 64, n_layers: int = 3,
+                 norm: str = "batch") -> None:
+        super().__init__()
+        self.in_channels = in_channels
+        self.scales = nn.ModuleList(
+            PatchDiscriminator(in_channels, ndf, n_layers, norm) for _ in range(scales))
+
+    @staticmethod
+    def _halve(x: Tensor) -> Tensor:
+        return F.avg_pool2d(x, 3, stride=2, padding=1, count_include_pad=False)
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        """Logits of each scale, finest first."""
+        return [scale[-1] for scale in self.features(x)]
+
+    def features(self, x: Tensor) -> list[list[Tensor]]:
+        """:meth:`PatchDiscriminator.features` of each scale, finest first."""
+        out = []
+        for index, network in enumerate(self.scales):
+            if index:
+                x = self._halve(x)
+            assert isinstance(network, PatchDiscriminator)
+            out.append(network.features(x))
+        return out
+
 
 GeneratorBuilder = Callable[[Architecture, int, int], nn.Module]
 DiscriminatorBuilder = Callable[[Architecture, int], nn.Module]
@@ -429,6 +478,9 @@ def _resnet(arch: Architecture, in_channels: int, out_channels: int) -> nn.Modul
 
 
 def _patch(arch: Architecture, in_channels: int) -> nn.Module:
+    if arch.d_scales > 1:
+        return MultiScaleDiscriminator(arch.d_scales, in_channels, ndf=arch.ndf,
+                                       n_layers=arch.n_layers, norm=arch.norm)
     return PatchDiscriminator(in_channels, ndf=arch.ndf, n_layers=arch.n_layers,
                               norm=arch.norm)
 
@@ -496,13 +548,26 @@ def build_discriminator(arch: Architecture, in_channels: int, name: str = "patch
                           f"use one of {', '.join(DISCRIMINATORS)}") from None
     network = builder(arch, in_channels)
     init_weights(network)
+    if arch.spectral_norm:
+        with_spectral_norm(network)
     return network
+
+
+def with_spectral_norm(module: nn.Module) -> nn.Module:
+    """Constrain every convolution of ``module`` (in place) to a spectral norm of 1
+    (Miyato et al. 2018), which bounds how sharply a discriminator can separate real from
+    generated pairs; applied after :func:`init_weights`, which draws the raw weights."""
+    for layer in list(module.modules()):
+        if isinstance(layer, nn.Conv2d):
+            nn.utils.parametrizations.spectral_norm(layer)
+    return module
 
 
 __all__ = [
     "DISCRIMINATORS",
     "GENERATORS",
     "NORM_LAYERS",
+    "MultiScaleDiscriminator",
     "PatchDiscriminator",
     "ResnetBlock",
     "ResnetGenerator",
@@ -514,6 +579,7 @@ __all__ = [
     "init_weights",
     "norm_layer",
     "set_dropout",
+    "with_spectral_norm",
 ]
 
 

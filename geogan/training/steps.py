@@ -29,12 +29,20 @@ from geogan.nn.config import Architecture, TrainConfig
 from geogan.nn.devices import autocast
 from geogan.nn.losses import (
     class_targets,
+    feature_matching,
     gan_loss,
     masked_cross_entropy,
+    masked_dice,
     masked_l1,
     patch_weights,
 )
-from geogan.nn.networks import build_discriminator, build_generator, channels_last
+from geogan.nn.networks import (
+    MultiScaleDiscriminator,
+    PatchDiscriminator,
+    build_discriminator,
+    build_generator,
+    channels_last,
+)
 from geogan.training import augment
 from geogan.training.distributed import SINGLE, ProcessGroup, wrap
 from geogan.training.weight_average import WeightAverage
@@ -206,7 +214,12 @@ class GANTrainer(ABC):
         for average in self.averages.values():
             average.update()
 
-    def _gan(self, prediction: Tensor, real: bool, mask: Tensor | None) -> Tensor:
+    def _gan(self, prediction: Tensor | list[Tensor], real: bool, mask: Tensor | None
+             ) -> Tensor:
+        """The GAN loss of a discriminator's logits; of a multi-scale one's, the mean over
+        its scales."""
+        if isinstance(prediction, list):
+            return torch.stack([self._gan(p, real, mask) for p in prediction]).mean()
         weight = None if mask is None else patch_weights(mask, prediction.shape[-2:])
         return self.criterion_gan(prediction, real, weight)
 
@@ -214,6 +227,11 @@ class GANTrainer(ABC):
         optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
         self.scaler.step(optimizer)
+
+
+def _per_scale(features: list[Any]) -> list[list[Tensor]]:
+    """Discriminator features as one list per scale (a single PatchGAN has one)."""
+    return features if isinstance(features[0], list) else [features]
 
 
 def _requires_grad(modules: Mapping[str, nn.Module], flag: bool) -> None:
@@ -241,7 +259,7 @@ class Pix2PixTrainer(GANTrainer):
                 fake_b = fake_b * mask  # nodata stays 0, as in the real chips
 
         zero = torch.zeros((), device=self.device)
-        loss_d_fake = loss_d_real = loss_g_gan = zero
+        loss_d_fake = loss_d_real = loss_g_gan = loss_g_fm = zero
         if adversarial:
             # Discriminator: real pairs are real, generated pairs are fake; the loss is halved.
             _requires_grad(self.discriminators, True)
@@ -255,21 +273,52 @@ class Pix2PixTrainer(GANTrainer):
 
             # Generator: fool the (frozen) discriminator and stay close to the target.
             _requires_grad(self.discriminators, False)
-            with autocast(self.device, self.precision):
-                pred_fake = self.discriminators["b"](self._judged(torch.cat((real_a, fake_b), 1)))
+            if self.config.lambda_fm > 0:
+                pred_fake, loss_g_fm = self._feature_matching(real_a, fake_b, real_b)
+            else:
+                with autocast(self.device, self.precision):
+                    pred_fake = self.discriminators["b"](
+                        self._judged(torch.cat((real_a, fake_b), 1)))
             loss_g_gan = self._gan(pred_fake, True, mask)
         loss_g_l1 = masked_l1(fake_b, real_b, mask)
         loss_g = self.config.lambda_gan * loss_g_gan + self.config.lambda_l1 * loss_g_l1
         losses = {"d_real": loss_d_real.detach(), "d_fake": loss_d_fake.detach(),
                   "g_gan": loss_g_gan.detach(), "g_l1": loss_g_l1.detach()}
+        if self.config.lambda_fm > 0:
+            loss_g = loss_g + self.config.lambda_fm * loss_g_fm
+            losses["g_fm"] = loss_g_fm.detach()
         if logits.shape[1]:
             loss_g_ce = masked_cross_entropy(logits, batch["classes"], self.class_weights)
             loss_g = loss_g + self.config.lambda_ce * loss_g_ce
             losses["g_ce"] = loss_g_ce.detach()
+            if self.config.lambda_dice > 0:
+                loss_g_dice = masked_dice(logits, batch["classes"])
+                loss_g = loss_g + self.config.lambda_dice * loss_g_dice
+                losses["g_dice"] = loss_g_dice.detach()
         self._update(loss_g, self.optimizers["g"])
         self.scaler.update()
         self._average()
         return losses
+
+    def _feature_matching(self, real_a: Tensor, fake_b: Tensor, real_b: Tensor
+                          ) -> tuple[list[Tensor], Tensor]:
+        """The frozen discriminator's logits on the generated pair, per scale, and the
+        feature-matching loss against the real pair. Both pairs get the same
+        DiffAugment draw, so that the features differ by the output alone."""
+        pairs = torch.cat((real_a, fake_b, real_b), 1)
+        if self.config.diffaugment:
+            pairs = augment.diff_augment(pairs, self.augment_rng)
+        split = real_a.shape[1] + fake_b.shape[1]
+        fake_pair = pairs[:, :split]
+        real_pair = torch.cat((pairs[:, :real_a.shape[1]], pairs[:, split:]), 1)
+        discriminator = self.discriminators["b"]
+        assert isinstance(discriminator, PatchDiscriminator | MultiScaleDiscriminator)
+        with autocast(self.device, self.precision):
+            fake = _per_scale(discriminator.features(fake_pair))
+            with torch.no_grad():
+                real = _per_scale(discriminator.features(real_pair))
+        loss = torch.stack([feature_matching(f, r) for f, r in zip(fake, real, strict=True)])
+        return [f[-1] for f in fake], loss.mean()
 
     def validation_outputs(self, batch: Batch, paired: bool) -> tuple[Tensor, Tensor, Tensor]:
         with autocast(self.device, self.precision):

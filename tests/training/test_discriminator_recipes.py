@@ -1,0 +1,146 @@
+"""pix2pixHD's recipes and the Dice loss: multi-scale discriminators, feature matching,
+spectral normalisation, and the class head's Dice term."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from geogan.errors import ConfigError
+from geogan.nn.config import build_configs
+from geogan.nn.losses import IGNORED_CLASS, feature_matching, masked_dice
+from geogan.nn.networks import (
+    MultiScaleDiscriminator,
+    PatchDiscriminator,
+    build_discriminator,
+)
+from geogan.training.steps import Pix2PixTrainer
+from tests.helpers import TINY, batch
+
+CPU = torch.device("cpu")
+PALETTE = ((-1.0, -1.0, -1.0), (1.0, 1.0, 1.0))
+
+
+def architecture(**overrides: Any) -> Any:
+    return build_configs("pix2pix", 3, 3, 64, preset="tiny", overrides={**TINY, **overrides})[0]
+
+
+def test_multi_scale_discriminator_judges_each_scale_with_its_own_patchgan() -> None:
+    torch.manual_seed(0)
+    arch = build_configs("pix2pix", 3, 3, 128, preset="tiny",
+                         overrides={**TINY, "d_scales": 3})[0]
+    network = build_discriminator(arch, 6)
+    assert isinstance(network, MultiScaleDiscriminator) and len(network.scales) == 3
+    x = torch.randn(2, 6, 128, 128)
+    logits = network(x)
+    assert [tuple(p.shape) for p in logits] == [(2, 1, 14, 14), (2, 1, 6, 6), (2, 1, 2, 2)]
+    # The second scale is the first's PatchGAN design applied to the pair at half size.
+    half = F.avg_pool2d(x, 3, stride=2, padding=1, count_include_pad=False)
+    assert torch.allclose(logits[1], network.scales[1](half))
+    assert not torch.equal(network.scales[0].model[0].weight, network.scales[1].model[0].weight)
+
+
+def test_one_scale_is_the_paper_patchgan() -> None:
+    assert type(build_discriminator(architecture(), 6)) is PatchDiscriminator
+
+
+def test_the_coarsest_scale_must_still_fit_a_patchgan() -> None:
+    with pytest.raises(ConfigError, match="discriminator scales"):
+        architecture(d_scales=3)  # 64 px -> 16 px at the third scale
+
+
+def test_features_end_with_the_logits_and_hold_every_activation() -> None:
+    torch.manual_seed(0)
+    network = build_discriminator(architecture(), 6)
+    assert isinstance(network, PatchDiscriminator)
+    x = torch.randn(1, 6, 64, 64)
+    features = network.features(x)
+    assert len(features) == network.model.__len__() // 3 + 1  # 4 LeakyReLUs + logits
+    assert torch.equal(features[-1], network(x))
+
+
+def test_spectral_norm_bounds_every_convolution_to_a_largest_singular_value_of_one() -> None:
+    torch.manual_seed(0)
+    network = build_discriminator(architecture(spectral_norm=True), 6)
+    network.train()
+    x = torch.randn(2, 6, 64, 64)
+    for _ in range(30):  # power iterations converge while the network runs
+        network(x)
+    convolutions = [m for m in network.modules() if isinstance(m, nn.Conv2d)]
+    assert convolutions and all(hasattr(m, "parametrizations") for m in convolutions)
+    for conv in convolutions:
+        sigma = torch.linalg.matrix_norm(conv.weight.detach().flatten(1), ord=2)
+        assert float(sigma) == pytest.approx(1.0, abs=0.05)
+
+
+def test_feature_matching_is_the_mean_l1_over_layers_without_the_logits() -> None:
+    fake = [torch.zeros(1, 2, 4, 4, requires_grad=True), torch.zeros(1, 3, 2, 2), torch.ones(1)]
+    real = [torch.full((1, 2, 4, 4), 2.0), torch.full((1, 3, 2, 2), 4.0), torch.zeros(1)]
+    loss = feature_matching(fake, real)
+    assert float(loss.detach()) == pytest.approx((2.0 + 4.0) / 2)
+    loss.backward()
+    assert fake[0].grad is not None and float(fake[0].grad.abs().sum()) > 0
+
+
+def test_dice_is_zero_for_a_perfect_answer_and_counts_rare_classes_alike() -> None:
+    classes = torch.zeros(1, 8, 8, dtype=torch.long)
+    classes[0, 0, 0] = 1  # one pixel of a rare class
+    perfect = F.one_hot(classes, 3).permute(0, 3, 1, 2).float() * 50
+    assert float(masked_dice(perfect, classes)) == pytest.approx(0.0, abs=1e-3)
+    # Missing the one rare pixel costs about half the loss (2 classes present), although
+    # it is one pixel in 64: cross-entropy would barely notice.
+    missed = perfect.clone()
+    missed[0, :, 0, 0] = torch.tensor([50.0, 0.0, 0.0])
+    assert float(masked_dice(missed, classes)) == pytest.approx(0.5 * (1 - 1 / 2), abs=0.02)
+
+
+def test_dice_leaves_ignored_pixels_out() -> None:
+    classes = torch.zeros(1, 4, 4, dtype=torch.long)
+    logits = torch.zeros(1, 2, 4, 4)
+    logits[:, 0] = 20.0
+    logits[0, :, 0, 0] = torch.tensor([0.0, 20.0])  # wrong, but ignored
+    classes[0, 0, 0] = IGNORED_CLASS
+    assert float(masked_dice(logits, classes)) == pytest.approx(0.0, abs=1e-3)
+    none = torch.full((1, 4, 4), IGNORED_CLASS, dtype=torch.long)
+    loss = masked_dice(logits.requires_grad_(), none)
+    assert float(loss.detach()) == 0.0
+    loss.backward()
+
+
+@pytest.mark.parametrize("overrides", [
+    {"d_scales": 2, "lambda_fm": 10.0},
+    {"d_scales": 2, "lambda_fm": 10.0, "diffaugment": True},
+    {"spectral_norm": True},
+    {"lambda_dice": 1.0},
+])
+def test_pix2pix_trains_with_each_recipe_and_logs_its_losses(overrides: dict[str, Any]) -> None:
+    arch, config = build_configs("pix2pix", 3, 3, 64, preset="tiny",
+                                 overrides={**TINY, "lr": 2e-3, **overrides})
+    if "lambda_dice" in overrides:
+        arch = type(arch)(**{**arch.to_dict(), "palette": PALETTE})
+    torch.manual_seed(0)
+    colours = torch.tensor(PALETTE) if arch.palette else None
+    trainer = Pix2PixTrainer(arch, config, CPU, "fp32", class_colours=colours)
+    data = trainer.to_device(batch())
+    losses = [trainer.train_step(data) for _ in range(10)]
+    if "lambda_fm" in overrides:  # D learns too, so its features need not get closer
+        assert all(torch.isfinite(loss["g_fm"]) and loss["g_fm"] > 0 for loss in losses)
+    if "lambda_dice" in overrides:
+        assert float(losses[-1]["g_dice"]) < float(losses[0]["g_dice"])
+    assert float(losses[-1]["g_l1"]) < float(losses[0]["g_l1"])
+
+
+def test_feature_matching_pairs_share_one_diffaugment_draw() -> None:
+    arch, config = build_configs("pix2pix", 3, 3, 64, preset="tiny",
+                                 overrides={**TINY, "d_scales": 2, "lambda_fm": 10.0,
+                                            "diffaugment": True})
+    trainer = Pix2PixTrainer(arch, config, CPU, "fp32")
+    data = batch()
+    # A generator that returns the target exactly: the real and the generated pair are the
+    # same, and so must be everything the discriminator sees of them.
+    _, loss = trainer._feature_matching(data["a"], data["b"], data["b"])
+    assert float(loss) == 0.0
