@@ -103,6 +103,11 @@ class Translator:
             raise ModelFileError(f"the {direction} weights do not fit the stored architecture "
                                  f"(damaged model file): {str(error).splitlines()[0]}") from None
         self.generator = generator.to(self.device).eval()
+        # Dividing the class probabilities by the training weights (subtracting their
+        # logarithms from the logits) undoes the favour training gave rare classes.
+        self._log_weights = (torch.tensor(architecture.class_weights, device=self.device
+                                          ).log().view(1, -1, 1, 1)
+                             if classes and architecture.class_weights else None)
         # The metadata only: the weights live in the generator.
         self.model = replace(model, generators={})
 
@@ -208,8 +213,10 @@ class Translator:
             out = self.generator(tiles)  # (N, out_bands [+ classes], tile, tile)
         out = out.float()
         if self.classes:
-            out = torch.cat([out[:, :self.image_bands],
-                             torch.softmax(out[:, self.image_bands:], dim=1)], dim=1)
+            logits = out[:, self.image_bands:]
+            if self._log_weights is not None:
+                logits = logits - self._log_weights
+            out = torch.cat([out[:, :self.image_bands], torch.softmax(logits, dim=1)], dim=1)
         result: torch.Tensor = out.contiguous()
         return result
 

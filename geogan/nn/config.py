@@ -96,6 +96,11 @@ class Architecture:
             predicts a class per pixel and ``translate`` can write crisp palette
             colours or a class band. Empty: no class head.
         class_names: Names of the palette's classes (same order), for the colour table.
+        class_weights: The cross-entropy weight each class was trained with (same
+            order; empty: equal weights). Training weighs rare classes up so that the
+            head learns them at all, which also inflates their probabilities;
+            translation divides them out again, so that each pixel gets its most
+            probable class.
         d_scales: PatchGAN discriminators, each at half the resolution of the one
             before (pix2pixHD's multi-scale discriminator); 1 is the paper's single one.
         spectral_norm: Spectral normalisation of every discriminator convolution.
@@ -116,6 +121,7 @@ class Architecture:
     upsample: str = "transpose"
     palette: tuple[tuple[float, ...], ...] = ()
     class_names: tuple[str, ...] = ()
+    class_weights: tuple[float, ...] = ()
     d_scales: int = 1
     spectral_norm: bool = False
 
@@ -124,6 +130,7 @@ class Architecture:
         object.__setattr__(self, "palette", tuple(tuple(float(v) for v in c)
                                                   for c in self.palette))
         object.__setattr__(self, "class_names", tuple(str(n) for n in self.class_names))
+        object.__setattr__(self, "class_weights", tuple(float(w) for w in self.class_weights))
         if self.kind not in MODEL_KINDS:
             raise ConfigError(f"unknown model kind {self.kind!r}; use one of {_names(MODEL_KINDS)}")
         if self.in_bands < 1 or self.out_bands < 1:
@@ -155,6 +162,9 @@ class Architecture:
             raise ConfigError("a palette needs at least two classes")
         if self.class_names and len(self.class_names) != len(self.palette):
             raise ConfigError("give one class name per palette colour")
+        if self.class_weights and (len(self.class_weights) != len(self.palette)
+                                   or min(self.class_weights) <= 0):
+            raise ConfigError("give one positive class weight per palette colour")
 
     @property
     def unet_depth(self) -> int:

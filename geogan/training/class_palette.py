@@ -28,14 +28,19 @@ PALETTE_CHIPS = 64
 
 def with_class_head(architecture: Architecture, config: TrainConfig,
                     folder: ChipFolder) -> Architecture:
-    """``architecture`` with the palette of the target chips when ``config.classes`` is
-    ``auto``, the model is a Pix2Pix and the chips are a flat-colour map; else as it is."""
+    """``architecture`` with the palette of the target chips, and the weights the class
+    head trains with, when ``config.classes`` is ``auto``, the model is a Pix2Pix and the
+    chips are a flat-colour map; else as it is."""
     if config.classes != "auto" or architecture.kind != "pix2pix":
         return architecture
     learnt = learn_palette(folder, config.seed)
     if learnt is None:
         return architecture
-    return replace(architecture, palette=tuple(learnt[0]), class_names=tuple(learnt[1]))
+    headed = replace(architecture, palette=tuple(learnt[0]), class_names=tuple(learnt[1]))
+    weights = class_weights(headed, config, folder, folder.domains["b"].normalization())
+    if weights is None:
+        return headed
+    return replace(headed, class_weights=tuple(float(w) for w in weights))
 
 
 def learn_palette(folder: ChipFolder, seed: int = 0

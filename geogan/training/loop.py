@@ -85,7 +85,7 @@ from geogan.training.checkpoints import (
     warm_start,
 )
 from geogan.training.chip_folder import ChipFolder
-from geogan.training.class_palette import class_weights, normalized_colours, with_class_head
+from geogan.training.class_palette import normalized_colours, with_class_head
 from geogan.training.dataset import ChipDataset, Key, epoch_keys, val_keys
 from geogan.training.distributed import (
     ProcessGroup,
@@ -293,7 +293,8 @@ class _Run:
                    if architecture.palette else None)
         self.trainer: GANTrainer = TRAINERS[architecture.kind](
             architecture, config, device, precision, group, class_colours=colours,
-            class_weights=class_weights(architecture, config, folder, self.normalization["b"]))
+            class_weights=torch.tensor(architecture.class_weights)
+            if architecture.class_weights else None)
 
     # -- checkpoints ---------------------------------------------------------------
 

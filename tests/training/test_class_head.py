@@ -4,6 +4,7 @@ written by translate as crisp colours or a class raster; TTA; older model files.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,8 @@ def class_model(map_chips: Path, tmp_path_factory: pytest.TempPathFactory,
     out = tmp_path_factory.mktemp("classmodel") / "m.pt"
     overrides: dict[str, Any] = {"steps": 6, "ngf": 4, "ndf": 4, "classes": "auto",
                                  "unet_levels": 5, "upsample": "resize", "ema": 0.5,
-                                 "rotate": True, "diffaugment": True, "precision": "fp32"}
+                                 "rotate": True, "diffaugment": True, "precision": "fp32",
+                                 "class_balance": 0.5}
     train(map_chips, out, TrainOptions(preset="tiny", overrides=overrides, device="cpu"))
     return out
 
@@ -75,6 +77,10 @@ def test_the_palette_is_learnt_and_round_trips_through_the_model_file(
     assert len(arch.class_names) == len(PALETTE)
     assert all(name.startswith("#") for name in arch.class_names)
     assert (arch.unet_levels, arch.upsample) == (5, "resize")
+    # The training weights: share ** -0.5, mean 1, in palette order.
+    assert len(arch.class_weights) == len(PALETTE)
+    assert np.mean(arch.class_weights) == pytest.approx(1.0)
+    assert model.training["config"]["class_balance"] == 0.5
     # Saved again and read back: the same architecture, palette included.
     again = save_model_file(class_model.with_name("again.pt"), model)
     assert read_model_file(again).architecture == arch
@@ -136,6 +142,23 @@ def test_tta_is_the_mean_of_the_eight_transformed_passes(class_model: Path) -> N
     assert torch.allclose(probabilities.sum(dim=1), torch.ones(2, 64, 64), atol=1e-5)
 
 
+def test_translation_divides_the_training_weights_out_of_the_class_probabilities(
+        class_model: Path) -> None:
+    model = read_model_file(class_model)
+    weights = torch.tensor(model.architecture.class_weights)
+    assert not torch.allclose(weights, torch.ones_like(weights))
+    calibrated = load_model(class_model)
+    favoured = Translator(replace(model, architecture=replace(model.architecture,
+                                                              class_weights=())))
+    tiles = torch.rand(2, 3, 64, 64) * 2 - 1
+    p = favoured.translate_tiles(tiles)[:, 3:]
+    expected = p / weights.view(1, -1, 1, 1)
+    expected = expected / expected.sum(dim=1, keepdim=True)
+    out = calibrated.translate_tiles(tiles)
+    assert torch.allclose(out[:, 3:], expected, atol=1e-5)
+    assert torch.equal(out[:, :3], favoured.translate_tiles(tiles)[:, :3])  # image untouched
+
+
 def _plain_model() -> ModelFile:
     arch, _ = build_configs("pix2pix", 3, 3, 64, preset="tiny", overrides={"ngf": 4, "ndf": 4})
     torch.manual_seed(0)
@@ -151,7 +174,8 @@ def test_model_files_from_before_the_class_head_translate_identically(tmp_path: 
     model = _plain_model()
     today = save_model_file(tmp_path / "today.pt", model)
     payload = torch.load(today, weights_only=True)
-    for key in ("unet_levels", "upsample", "palette", "class_names"):
+    for key in ("unet_levels", "upsample", "palette", "class_names", "class_weights",
+                "d_scales", "spectral_norm"):
         payload["architecture"].pop(key)
     older = tmp_path / "older.pt"
     torch.save(payload, older)
