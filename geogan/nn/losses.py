@@ -189,10 +189,22 @@ def masked_cross_entropy(logits: Tensor, classes: Tensor, weight: Tensor | None 
     (N, H, W) is not :data:`IGNORED_CLASS`, each class weighted by ``weight`` (K,) when
     given (a weighted mean, as PyTorch defines it); 0 (with a gradient path) when no pixel
     has a class."""
-    valid = classes != IGNORED_CLASS
-    if not bool(valid.any()):
+    if logits.device.type != "cpu":
+        return cross_entropy_without_sync(logits, classes, weight)
+    if not bool((classes != IGNORED_CLASS).any()):
         return logits.float().sum() * 0.0
     return F.cross_entropy(logits.float(), classes, weight=weight, ignore_index=IGNORED_CLASS)
+
+
+def cross_entropy_without_sync(logits: Tensor, classes: Tensor, weight: Tensor | None = None
+                               ) -> Tensor:
+    """:func:`masked_cross_entropy` as a weighted sum over a clamped weight sum, which never
+    asks the GPU whether any pixel has a class (a host synchronisation each step)."""
+    total = F.cross_entropy(logits.float(), classes, weight=weight,
+                            ignore_index=IGNORED_CLASS, reduction="sum")
+    valid = classes != IGNORED_CLASS
+    counted = valid.sum() if weight is None else (weight[classes.clamp_min(0)] * valid).sum()
+    return total / counted.float().clamp_min(_EPS)
 
 
 def masked_dice(logits: Tensor, classes: Tensor) -> Tensor:
@@ -205,16 +217,14 @@ def masked_dice(logits: Tensor, classes: Tensor) -> Tensor:
     thin road counts as much as the background it crosses.
     """
     valid = classes != IGNORED_CLASS  # (N, H, W)
-    if not bool(valid.any()):
-        return logits.float().sum() * 0.0
     probabilities = torch.softmax(logits.float(), dim=1) * valid[:, None]  # (N, K, H, W)
     onehot = F.one_hot(classes.clamp_min(0), logits.shape[1]).permute(0, 3, 1, 2)
     onehot = onehot.to(probabilities.dtype) * valid[:, None]
     overlap = (probabilities * onehot).sum(dim=(0, 2, 3))  # (K,)
     total = probabilities.sum(dim=(0, 2, 3)) + onehot.sum(dim=(0, 2, 3))
-    present = total > 0.5  # a class that neither map holds has nothing to score
-    dice = (2 * overlap[present] + 1.0) / (total[present] + 1.0)
-    return 1.0 - dice.mean()
+    present = (total > 0.5).float()  # a class that neither map holds has nothing to score
+    dice = (2 * overlap + 1.0) / (total + 1.0)
+    return ((1.0 - dice) * present).sum() / present.sum().clamp_min(1.0)  # 0 if none
 
 
 def feature_matching(fake: Sequence[Tensor], real: Sequence[Tensor]) -> Tensor:
@@ -233,6 +243,7 @@ __all__ = [
     "LSGANLoss",
     "VanillaGANLoss",
     "class_targets",
+    "cross_entropy_without_sync",
     "feature_matching",
     "gan_loss",
     "masked_cross_entropy",

@@ -30,6 +30,15 @@ CROP_JITTER_ZOOM = 286 / 256
 """The paper's random jitter: resize 256 px chips to 286 px and crop 256 px at random."""
 
 
+def _on(tensor: Tensor, device: torch.device) -> Tensor:
+    """``tensor`` (drawn on the CPU) on ``device``. To a GPU it goes through pinned
+    memory without blocking: a copy from ordinary memory waits for all queued GPU work,
+    and a step makes a dozen of them."""
+    if device.type != "cuda":
+        return tensor.to(device)
+    return tensor.pin_memory().to(device, non_blocking=True)
+
+
 def _uniform(n: int, low: float, high: float, generator: torch.Generator) -> Tensor:
     return low + (high - low) * torch.rand(n, generator=generator)
 
@@ -68,7 +77,7 @@ def warp(images: Tensor, theta: Tensor, mode: str = "bilinear") -> Tensor:
     """Resample ``images`` (N, C, H, W) by the affine matrices ``theta`` (N, 2, 3),
     reflecting at the borders; ``mode`` is ``bilinear`` for values, ``nearest`` for
     masks and class indices."""
-    grid = F.affine_grid(theta.to(images.device, torch.float32), list(images.shape),
+    grid = F.affine_grid(_on(theta.float(), images.device), list(images.shape),
                          align_corners=False)
     dtype = images.dtype
     out = F.grid_sample(images.float(), grid, mode=mode, padding_mode="reflection",
@@ -108,7 +117,7 @@ def photometric(images: Tensor, strength: float, generator: torch.Generator) -> 
     brightness = (torch.rand(n, 1, 1, 1, generator=generator) * 2 - 1) * strength / 2
     gain = 1 + (torch.rand(n, c, 1, 1, generator=generator) * 2 - 1) * strength / 4
     mean = images.mean(dim=(1, 2, 3), keepdim=True)
-    out = (images - mean) * (contrast * gain).to(device) + mean + brightness.to(device)
+    out = (images - mean) * _on(contrast * gain, device) + mean + _on(brightness, device)
     return out.clamp(-1.0, 1.0)
 
 
@@ -121,8 +130,8 @@ def diff_augment(pairs: Tensor, generator: torch.Generator) -> Tensor:
     """
     n, _, height, width = pairs.shape
     device = pairs.device
-    brightness = (torch.rand(n, 1, 1, 1, generator=generator) - 0.5).to(device) * 0.5
-    contrast = (torch.rand(n, 1, 1, 1, generator=generator) + 0.5).to(device)
+    brightness = _on(torch.rand(n, 1, 1, 1, generator=generator) - 0.5, device) * 0.5
+    contrast = _on(torch.rand(n, 1, 1, 1, generator=generator) + 0.5, device)
     mean = pairs.mean(dim=(1, 2, 3), keepdim=True)
     x = (pairs + brightness - mean) * contrast + mean
     # Translation: each sample moves by its own whole-pixel shift, zero-filled.
@@ -133,7 +142,7 @@ def diff_augment(pairs: Tensor, generator: torch.Generator) -> Tensor:
     inside = (((rows >= 0) & (rows < height))[:, :, None]
               & ((cols >= 0) & (cols < width))[:, None, :])  # (N, H, W)
     rows, cols = rows.clamp(0, height - 1), cols.clamp(0, width - 1)
-    index = (rows[:, :, None] * width + cols[:, None, :]).to(device)  # (N, H, W)
+    index = _on(rows[:, :, None] * width + cols[:, None, :], device)  # (N, H, W)
     flat = x.flatten(2)  # (N, C, H*W)
     x = flat.gather(2, index.flatten(1)[:, None].expand(-1, x.shape[1], -1)).view_as(x)
     # Cutout: a square of half the side at a random place.
@@ -144,7 +153,7 @@ def diff_augment(pairs: Tensor, generator: torch.Generator) -> Tensor:
     c = torch.arange(width)[None, None, :]
     cut = ((r >= top[:, None, None]) & (r < (top + ch)[:, None, None])
            & (c >= left[:, None, None]) & (c < (left + cw)[:, None, None]))
-    keep = (inside & ~cut).to(device, x.dtype)[:, None]  # (N, 1, H, W)
+    keep = _on(inside & ~cut, device).to(x.dtype)[:, None]  # (N, 1, H, W)
     return x * keep
 
 

@@ -11,9 +11,12 @@ from torch import Tensor
 from geogan.errors import ConfigError
 from geogan.nn.losses import (
     GAN_LOSSES,
+    IGNORED_CLASS,
     LSGANLoss,
     VanillaGANLoss,
+    cross_entropy_without_sync,
     gan_loss,
+    masked_cross_entropy,
     masked_l1,
     patch_weights,
 )
@@ -186,3 +189,16 @@ def test_patch_weights_rejects_bad_shapes() -> None:
         patch_weights(torch.ones(8, 8), (2, 2))
     with pytest.raises(ValueError, match="h, w"):
         patch_weights(torch.ones(1, 1, 8, 8), (2, 2, 2))
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_the_gpu_cross_entropy_equals_the_masked_one_without_a_sync(weighted: bool) -> None:
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 4, 5, 5, generator=generator)
+    classes = torch.randint(0, 4, (2, 5, 5), generator=generator)
+    classes[0, :2] = IGNORED_CLASS
+    weight = torch.tensor([0.5, 1.0, 2.0, 0.5]) if weighted else None
+    assert torch.allclose(cross_entropy_without_sync(logits, classes, weight),
+                          masked_cross_entropy(logits, classes, weight), atol=1e-6)
+    none = torch.full_like(classes, IGNORED_CLASS)
+    assert float(cross_entropy_without_sync(logits, none, weight)) == 0.0
