@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +18,9 @@ from geogan.nn.config import build_configs
 from geogan.nn.model_file import read_model_file
 from geogan.training.chip_folder import open_chip_folder
 from geogan.training.dataset import ChipDataset, epoch_keys
-from geogan.training.loop import TrainOptions, TrainProgress, learning_rate, train
+from geogan.training.loop import TrainOptions, learning_rate, train
 from geogan.training.steps import CycleGANTrainer, ImagePool, Pix2PixTrainer
-from tests.helpers import TINY, batch, pair_scene, smooth_field, write_raster
+from tests.helpers import TINY, batch, interrupt_at, pair_scene, smooth_field, write_raster
 
 CPU = torch.device("cpu")
 
@@ -193,13 +191,6 @@ def test_recalibration_gives_the_exact_average_of_batch_statistics(chips, tmp_pa
         for i in range(0, len(keys), 2):
             generator(torch.stack([dataset[k]["a"] for k in keys[i:i + 2]]))
     assert torch.allclose(recalibrated, torch.stack(seen).mean(0), atol=1e-5)
-
-
-def interrupt_at(step: int) -> Any:
-    def progress(p: TrainProgress) -> None:
-        if p.step == step:
-            os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C does
-    return progress
 
 
 @pytest.mark.parametrize("kind", ["pix2pix", "cyclegan"])
