@@ -9,7 +9,7 @@
 * translate: ``geogan.translate_raster`` end to end on a scene tiled from the sample data
   with the paper U-Net (random weights) at batch 8 and 64, against the bare generator
   over as many windows (``translate_tiles``): megapixels per second, the ratio, the
-  peak GPU memory.
+  peak GPU memory; and once more at the default batch, which a GPU's free memory chooses.
 
 Every case is timed on its own; a case that fails prints its error in the table (and its
 traceback on stderr) and the script exits 1 after printing the rest. Cases left when
@@ -77,18 +77,20 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def translate_rows(device: torch.device, model: Path, scene: Path, side: int, batch: int,
-                   work: Path) -> list[Row]:
-    """translate_raster end to end and the bare forward over as many windows."""
+def translate_rows(device: torch.device, model: Path, scene: Path, side: int,
+                   asked: int | None, work: Path) -> list[Row]:
+    """translate_raster end to end and the bare forward over as many windows, at batch
+    ``asked`` (None: the default, chosen from free GPU memory)."""
     translator = load_model(model, device=device.type, precision="auto")
     precision = translator.precision
+    batch = translator.auto_batch_size() if asked is None else asked
     tiles = torch.rand(batch, 3, 256, 256) * 2 - 1
     translator.translate_tiles(tiles)  # warm-up: kernels chosen, memory pooled
     synchronize(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     start = time.perf_counter()
-    report = translate_raster(scene, work / "out.tif", translator, batch_size=batch,
+    report = translate_raster(scene, work / "out.tif", translator, batch_size=asked,
                               overwrite=True)
     whole = time.perf_counter() - start
     peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else 0
@@ -102,7 +104,7 @@ def translate_rows(device: torch.device, model: Path, scene: Path, side: int, ba
     forward = time.perf_counter() - start
     forward_peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else 0
     megapixels = side * side / 1e6
-    what = f"translate {side}²"
+    what = f"translate {side}²" + (" (default batch)" if asked is None else "")
     return [Row(what, batch, f"forward {precision}", forward,
                 f"{megapixels / forward:.1f} Mpx/s", "1.00 ×", gib(forward_peak)),
             Row(what, batch, f"translate {precision}", whole,
@@ -192,8 +194,8 @@ def main() -> int:
             traceback.print_exc()
             rows.append(Row("translate", 0, "", note=f"FAILED to prepare: {error}"))
         else:
-            for batch in batches:
-                run(f"translate {size}²", batch,
+            for batch in (*batches, None):
+                run(f"translate {size}²", batch or 0,
                     lambda b=batch: translate_rows(device, model, scene, size, b, work))
     table = markdown(rows, describe(device))
     print("\n" + table)

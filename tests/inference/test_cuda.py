@@ -45,3 +45,14 @@ def test_translate_array_on_cuda_in_every_precision(tmp_path):
             assert difference.max() <= 1
         else:
             assert difference.mean() < 1.0, (precision, difference.mean())
+
+
+def test_the_default_batch_on_cuda_comes_from_free_memory(tmp_path):
+    model = save_model(tmp_path / "m.pt")
+    translator = load_model(model, device="cuda", precision="auto")
+    chosen = translator.auto_batch_size()
+    assert 8 <= chosen <= 64 and translator.auto_batch_size() == chosen  # measured once
+    scene = write_raster(tmp_path / "scene.tif", textured(np.random.default_rng(9), 3, 200, 200))
+    translate_raster(scene, tmp_path / "out.tif", translator)
+    with rasterio.open(tmp_path / "out.tif") as out:
+        assert f'"batch_size": {chosen}' in out.tags()["GEOGAN_OPTIONS"]
