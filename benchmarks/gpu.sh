@@ -127,7 +127,7 @@ else
         --out "$OUT_DIR/gpu-table.md"
     step translate 60 "$PY" benchmarks/translate.py --device cpu --preset tiny --size 512 \
         --repeats 1 --memory-width 512 --memory-height 256
-    step train_step 40 "$PY" benchmarks/train_step.py --device cpu --quick --steps 1 --no-loop
+    step train_step 90 "$PY" benchmarks/train_step.py --device cpu --quick --steps 1 --no-loop
 fi
 
 rm -rf "$STAGE"

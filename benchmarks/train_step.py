@@ -7,12 +7,14 @@ configuration), it times in the same run:
   (junyanz/pytorch-CycleGAN-and-pix2pix ``optimize_parameters``) written out here with
   the same networks: float32, NCHW, Adam with its default (foreach) kernels;
 * ``geogan fp32`` and ``geogan bf16``: :mod:`geogan.training.steps` (channels-last, fused Adam,
-  no host sync per step), in float32 and under bfloat16 autocast when the device has it.
+  no host sync per step, CycleGAN's instance-norm networks run once on their inputs
+  stacked), in float32 and under bfloat16 autocast when the device has it.
 
 It prints seconds per step, images per second and the ratio to the reference. Then it
 runs the real training loop (``geogan.training.loop.train``: DataLoader, worker process,
 checkpoints) on chips exported from the sample scene and prints the share of the step
-time spent waiting for data. Everything runs again on CUDA when a GPU is present.
+time spent waiting for data. Everything runs again on CUDA when a GPU is present
+(``--device`` picks one; ``benchmarks/gpu.sh`` runs it there).
 
     python benchmarks/train_step.py                  # ~5 minutes on 2 CPU cores
     python benchmarks/train_step.py --steps 3 --quick
