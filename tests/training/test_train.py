@@ -72,15 +72,15 @@ def test_cyclegan_step_with_any_band_counts(in_bands, out_bands):
     assert any(not torch.equal(before[k], v) for k, v in t.generators["b2a"].state_dict().items())
 
 
-@pytest.mark.parametrize("masked", [True, False])
-def test_cyclegan_stacked_networks_give_the_weights_of_one_call_per_input(masked):
+@pytest.mark.parametrize("settings", [{"masked": True}, {"masked": False}, {"d_scales": 2}])
+def test_cyclegan_stacked_networks_give_the_weights_of_one_call_per_input(settings):
     """Instance-norm networks run once on their inputs stacked: the same update, within
     float tolerance, as one call per input (the step before stacking)."""
     data = batch(n=2)
     data["mask_a"][1, :, :, 40:] = 0  # a nodata edge in one chip of the batch
     runs = []
     for stacked in (True, False):
-        t = trainer("cyclegan", pool_size=1, masked=masked)
+        t = trainer("cyclegan", pool_size=1, **settings)
         assert t.stack_generators and t.stack_discriminators
         t.stack_generators = t.stack_discriminators = stacked
         start = _weights(t)
@@ -107,6 +107,7 @@ def test_cyclegan_networks_that_mix_samples_are_not_stacked():
     assert not trainer("cyclegan", dropout=0.5).stack_generators
     assert not trainer("cyclegan", 1, 3).stack_generators  # no identity loss to stack
     assert not trainer("cyclegan", diffaugment=True).stack_discriminators
+    assert not trainer("cyclegan", spectral_norm=True).stack_discriminators
 
 
 def test_pix2pix_losses_ignore_what_lies_under_the_nodata_mask():
