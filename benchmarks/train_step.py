@@ -7,20 +7,24 @@ configuration), it times in the same run:
   (junyanz/pytorch-CycleGAN-and-pix2pix ``optimize_parameters``) written out here with
   the same networks: float32, NCHW, Adam with its default (foreach) kernels;
 * ``geogan fp32`` and ``geogan bf16``: :mod:`geogan.training.steps` (channels-last, fused Adam,
-  no host sync per step), in float32 and under bfloat16 autocast when the device has it.
+  no host sync per step, CycleGAN's instance-norm networks run once on their inputs
+  stacked), in float32 and under bfloat16 autocast when the device has it.
 
 It prints seconds per step, images per second and the ratio to the reference. Then it
 runs the real training loop (``geogan.training.loop.train``: DataLoader, worker process,
 checkpoints) on chips exported from the sample scene and prints the share of the step
-time spent waiting for data. Everything runs again on CUDA when a GPU is present.
+time spent waiting for data. Everything runs again on CUDA when a GPU is present
+(``--device`` picks one; ``benchmarks/gpu.sh`` runs it there).
 
     python benchmarks/train_step.py                  # ~5 minutes on 2 CPU cores
     python benchmarks/train_step.py --steps 3 --quick
+    python benchmarks/train_step.py --device cuda --cases pix2pix:16,cyclegan:16
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import statistics
 import tempfile
 import time
@@ -42,16 +46,17 @@ from geogan.training.steps import TRAINERS
 QUOTED_REFERENCE = {("pix2pix", 1): 0.87, ("pix2pix", 4): 2.37, ("cyclegan", 1): 12.0}
 
 
-def reference_pix2pix_step(device: torch.device, batch: int) -> Callable[[], None]:
-    """The reference Pix2PixModel.optimize_parameters, float32 NCHW."""
-    arch, _ = build_configs("pix2pix", 3, 3, 256)
+def reference_pix2pix_step(device: torch.device, batch: int, width: int = 64,
+                            size: int = 256) -> Callable[[], None]:
+    """The reference Pix2PixModel.optimize_parameters, float32 NCHW (``width``: ngf, ndf)."""
+    arch, _ = build_configs("pix2pix", 3, 3, size, overrides={"ngf": width, "ndf": width})
     net_g = build_generator(arch).to(device).train()
     net_d = build_discriminator(arch, 6).to(device).train()
     opt_g = torch.optim.Adam(net_g.parameters(), lr=2e-4, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(net_d.parameters(), lr=2e-4, betas=(0.5, 0.999))
     criterion, l1 = gan_loss("vanilla"), nn.L1Loss()
-    real_a = torch.rand(batch, 3, 256, 256, device=device) * 2 - 1
-    real_b = torch.rand(batch, 3, 256, 256, device=device) * 2 - 1
+    real_a = torch.rand(batch, 3, size, size, device=device) * 2 - 1
+    real_b = torch.rand(batch, 3, size, size, device=device) * 2 - 1
 
     def step() -> None:
         fake_b = net_g(real_a)
@@ -70,16 +75,17 @@ def reference_pix2pix_step(device: torch.device, batch: int) -> Callable[[], Non
     return step
 
 
-def reference_cyclegan_step(device: torch.device, batch: int) -> Callable[[], None]:
+def reference_cyclegan_step(device: torch.device, batch: int, width: int = 64,
+                             size: int = 256) -> Callable[[], None]:
     """The reference CycleGANModel.optimize_parameters, float32 NCHW (pool of 50)."""
-    arch, _ = build_configs("cyclegan", 3, 3, 256)
+    arch, _ = build_configs("cyclegan", 3, 3, size, overrides={"ngf": width, "ndf": width})
     g_a, g_b = (build_generator(arch, d).to(device).train() for d in ("a2b", "b2a"))
     d_a, d_b = (build_discriminator(arch, 3).to(device).train() for _ in range(2))
     opt_g = torch.optim.Adam([*g_a.parameters(), *g_b.parameters()], lr=2e-4, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam([*d_a.parameters(), *d_b.parameters()], lr=2e-4, betas=(0.5, 0.999))
     criterion, l1 = gan_loss("lsgan"), nn.L1Loss()
-    real_a = torch.rand(batch, 3, 256, 256, device=device) * 2 - 1
-    real_b = torch.rand(batch, 3, 256, 256, device=device) * 2 - 1
+    real_a = torch.rand(batch, 3, size, size, device=device) * 2 - 1
+    real_b = torch.rand(batch, 3, size, size, device=device) * 2 - 1
 
     def step() -> None:
         fake_b, fake_a = g_a(real_a), g_b(real_b)
@@ -103,13 +109,15 @@ def reference_cyclegan_step(device: torch.device, batch: int) -> Callable[[], No
 
 
 def geogan_step(kind: str, device: torch.device, batch: int, precision: str,
-                ngf: int = 64) -> Callable[[], None]:
+                width: int = 64, size: int = 256) -> Callable[[], None]:
     """One step of :mod:`geogan.training.steps` on a fixed random batch."""
-    arch, config = build_configs(kind, 3, 3, 256, overrides={"batch_size": batch, "ngf": ngf})
+    arch, config = build_configs(kind, 3, 3, size, overrides={
+        "batch_size": batch, "ngf": width, "ndf": width})
     trainer = TRAINERS[kind](arch, config, device, precision)
-    sample = {"a": torch.rand(batch, 3, 256, 256) * 2 - 1,
-              "b": torch.rand(batch, 3, 256, 256) * 2 - 1,
-              "mask_a": torch.ones(batch, 1, 256, 256), "mask_b": torch.ones(batch, 1, 256, 256)}
+    shape = (batch, 3, size, size)
+    sample = {"a": torch.rand(shape) * 2 - 1, "b": torch.rand(shape) * 2 - 1,
+              "mask_a": torch.ones(batch, 1, size, size),
+              "mask_b": torch.ones(batch, 1, size, size)}
     data = trainer.to_device(sample)
 
     def step() -> None:
@@ -134,23 +142,46 @@ def seconds_per_step(step: Callable[[], None], steps: int, device: torch.device)
     return statistics.median(times)
 
 
-def compare(device: torch.device, steps: int, cases: list[tuple[str, int]]) -> None:
+def precisions_for(device: torch.device) -> list[str]:
+    """fp32, and bf16 where the device computes it natively (the default there)."""
     bf16 = (device.type == "cuda" and torch.cuda.is_bf16_supported()) or (
         device.type == "cpu" and cpu_has_native_bf16())
+    return ["fp32", "bf16"] if bf16 else ["fp32"]
+
+
+def measure(kind: str, device: torch.device, batch: int, steps: int,
+            precisions: list[str], width: int = 64,
+            size: int = 256) -> dict[str, tuple[float, int]]:
+    """Variant (``reference``, ``geogan fp32``, ...) → (median seconds per step, peak
+    device memory in bytes, 0 on a CPU), each variant built afresh; ``width`` (ngf and
+    ndf) and ``size`` (the chips' side) shrink the paper networks for quick checks."""
+    factory = reference_pix2pix_step if kind == "pix2pix" else reference_cyclegan_step
+    makers: dict[str, Callable[[], Callable[[], None]]] = {
+        "reference": lambda: factory(device, batch, width, size)}
+    for precision in precisions:
+        makers[f"geogan {precision}"] = (
+            lambda p=precision: geogan_step(kind, device, batch, p, width, size))
+    results = {}
+    for name, make in makers.items():
+        gc.collect()
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats(device)
+        torch.manual_seed(0)
+        seconds = seconds_per_step(make(), steps, device)
+        peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else 0
+        results[name] = (seconds, peak)
+    return results
+
+
+def compare(device: torch.device, steps: int, cases: list[tuple[str, int]]) -> None:
     print(f"\n== {device} ({torch.get_num_threads()} threads), paper networks at 256², "
           f"median of {steps} steps ==")
     print(f"{'model':9} {'batch':>5} {'variant':14} {'s/step':>8} {'img/s':>7} {'vs ref':>7}")
     for kind, batch in cases:
-        factory = reference_pix2pix_step if kind == "pix2pix" else reference_cyclegan_step
-        torch.manual_seed(0)
-        reference = seconds_per_step(factory(device, batch), steps, device)
-        rows = [("reference", reference)]
-        for precision in ("fp32", "bf16") if bf16 else ("fp32",):
-            torch.manual_seed(0)
-            rows.append((f"geogan {precision}",
-                         seconds_per_step(geogan_step(kind, device, batch, precision),
-                                          steps, device)))
-        for name, seconds in rows:
+        rows = measure(kind, device, batch, steps, precisions_for(device))
+        reference = rows["reference"][0]
+        for name, (seconds, _) in rows.items():
             print(f"{kind:9} {batch:5d} {name:14} {seconds:8.3f} {batch / seconds:7.2f} "
                   f"{reference / seconds:6.2f}×")
         quoted = QUOTED_REFERENCE.get((kind, batch))
@@ -173,15 +204,39 @@ def data_wait(device: str, steps: int, workdir: Path) -> None:
               f"{100 * report.data_wait_fraction:.1f} % of it waiting for data")
 
 
+def parse_cases(text: str) -> list[tuple[str, int]]:
+    """``pix2pix:1,cyclegan:16`` → [("pix2pix", 1), ("cyclegan", 16)]."""
+    cases = []
+    for item in text.split(","):
+        kind, _, batch = item.strip().partition(":")
+        if kind not in TRAINERS or not batch.isdigit():
+            raise SystemExit(f"bad case {item!r}: write MODEL:BATCH, MODEL one of "
+                             f"{', '.join(TRAINERS)}")
+        cases.append((kind, int(batch)))
+    return cases
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=5, help="timed steps per case")
     parser.add_argument("--quick", action="store_true", help="Pix2Pix batch 1 only")
+    parser.add_argument("--cases", default="pix2pix:1,pix2pix:4,cyclegan:1",
+                        help="MODEL:BATCH,... to time (default: %(default)s)")
+    parser.add_argument("--device", choices=["all", "cpu", "cuda"], default="all",
+                        help="all: the CPU, then CUDA when PyTorch sees a GPU")
+    parser.add_argument("--no-loop", action="store_true",
+                        help="skip the training loop on exported chips")
     args = parser.parse_args()
-    cases = [("pix2pix", 1)] if args.quick else [("pix2pix", 1), ("pix2pix", 4), ("cyclegan", 1)]
-    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    cases = [("pix2pix", 1)] if args.quick else parse_cases(args.cases)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: PyTorch sees no CUDA GPU here")
+    devices = [torch.device(name) for name in (
+        [args.device] if args.device != "all" else
+        ["cpu", *(["cuda"] if torch.cuda.is_available() else [])])]
     for device in devices:
         compare(device, args.steps, cases)
+    if args.no_loop:
+        return
     with tempfile.TemporaryDirectory() as tmp:
         for device in devices:
             data_wait(device.type, max(args.steps * 6, 30), Path(tmp))

@@ -18,6 +18,7 @@ height and prints the peak resident memory (``VmHWM``, Linux) of each, and with
     python benchmarks/translate.py                       # ~2 minutes on 2 CPU cores
     python benchmarks/translate.py --memory-size 16384   # adds ~7 minutes (bf16)
     python benchmarks/translate.py --preset tiny         # the demo's narrow U-Net
+    python benchmarks/translate.py --device cuda         # on a GPU (benchmarks/gpu.sh)
 """
 
 from __future__ import annotations
@@ -74,21 +75,24 @@ def tiled_scene(path: Path, width: int, height: int, sample: Path) -> Path:
     return path
 
 
-def time_forward(model: Path, windows: int, batch_size: int, precision: str) -> float:
+def time_forward(model: Path, windows: int, batch_size: int, precision: str,
+                 device: str = "cpu") -> float:
     """Seconds for the generator alone over ``windows`` random tiles."""
-    translator = load_model(model, device="cpu", precision=precision)
+    translator = load_model(model, device=device, precision=precision)
     tiles = torch.rand(batch_size, 3, 256, 256) * 2 - 1
     translator.translate_tiles(tiles)  # warm-up
     start = time.perf_counter()
     for first in range(0, windows, batch_size):
         translator.translate_tiles(tiles[:min(batch_size, windows - first)])
+    if device == "cuda":
+        torch.cuda.synchronize()
     return time.perf_counter() - start
 
 
 def time_translate(model: Path, scene: Path, out: Path, batch_size: int,
-                   precision: str) -> tuple[float, int]:
+                   precision: str, device: str = "cpu") -> tuple[float, int]:
     """Seconds for translate_raster end to end, and the windows it ran."""
-    translator = load_model(model, device="cpu", precision=precision)
+    translator = load_model(model, device=device, precision=precision)
     translator.translate_tiles(torch.zeros(1, 3, 256, 256))  # warm-up, as for forward
     start = time.perf_counter()
     report = translate_raster(scene, out, translator, batch_size=batch_size, overwrite=True)
@@ -104,8 +108,8 @@ def status(key):  # this process's own figures: ru_maxrss would count the parent
         if line.startswith(key + ":"):
             return int(line.split()[1]) / 1024
 
-model, scene, out, precision = sys.argv[1:5]
-translator = load_model(model, device="cpu", precision=precision)
+model, scene, out, precision, device = sys.argv[1:6]
+translator = load_model(model, device=device, precision=precision)
 before = status("VmHWM")
 start = time.perf_counter()
 report = translate_raster(scene, out, translator, overwrite=True)
@@ -115,10 +119,12 @@ print(json.dumps({"before_mb": before, "peak_mb": status("VmHWM"), "seconds": se
 """
 
 
-def peak_memory(model: Path, scene: Path, out: Path, precision: str) -> dict[str, float]:
+def peak_memory(model: Path, scene: Path, out: Path, precision: str,
+                device: str = "cpu") -> dict[str, float]:
     """Peak RSS of a fresh process that loads the model and translates ``scene``."""
     result = subprocess.run([sys.executable, "-c", _MEMORY_CHILD, str(model), str(scene),
-                             str(out), precision], capture_output=True, text=True, check=True)
+                             str(out), precision, device], capture_output=True, text=True,
+                            check=True)
     values: dict[str, float] = json.loads(result.stdout.strip().splitlines()[-1])
     return values
 
@@ -134,8 +140,11 @@ def main() -> None:
     parser.add_argument("--memory-height", type=int, default=512)
     parser.add_argument("--memory-size", type=int, default=0,
                         help="also measure an N x N scene (e.g. 16384)")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     args = parser.parse_args()
-    precisions = ["fp32"] + (["bf16"] if cpu_has_native_bf16() else [])
+    bf16 = (torch.cuda.is_bf16_supported() if args.device == "cuda"
+            else cpu_has_native_bf16())
+    precisions = ["fp32"] + (["bf16"] if bf16 else [])
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {args.preset} "
           f"U-Net 256²; batch {args.batch_size}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -152,9 +161,10 @@ def main() -> None:
         for precision in precisions:
             forward, whole = [], []
             for _ in range(args.repeats):
-                forward.append(time_forward(model, len(grid), args.batch_size, precision))
+                forward.append(time_forward(model, len(grid), args.batch_size, precision,
+                                            args.device))
                 seconds, _ = time_translate(model, scene, root / "out.tif", args.batch_size,
-                                            precision)
+                                            precision, args.device)
                 whole.append(seconds)
             f, t = statistics.median(forward), statistics.median(whole)
             print(f"{precision:<10}{f:>11.2f}{t:>13.2f}{t / f:>8.3f}"
@@ -168,7 +178,7 @@ def main() -> None:
         results = []
         for w, h in sizes:
             scene = tiled_scene(root / f"scene-{w}x{h}.tif", w, h, sample)
-            values = peak_memory(model, scene, root / "out.tif", precision)
+            values = peak_memory(model, scene, root / "out.tif", precision, args.device)
             scene.unlink()
             results.append(values)
             print(f"  {w} x {h}: peak {values['peak_mb']:.0f} MB (model loaded: "

@@ -36,8 +36,9 @@ from .options import ProgressBar, creation_options, overwrite_opt, seed_opt
               help="Where windows start: grid = on multiples of the step of the CRS's pixel "
                    "grid (a crop or a neighbouring tile gets the same pixels; scenes without "
                    "a CRS or rotated use scene); scene = from the scene's first pixel.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
-              help="Windows per generator call.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+              help="Windows per generator call [default: 8 on a CPU; on a GPU as many as a "
+                   "quarter of its free memory holds, up to 64].")
 @click.option("--device", default="auto", show_default=True,
               help="auto, cpu, cuda or cuda:N.")
 @click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
@@ -77,7 +78,7 @@ from .options import ProgressBar, creation_options, overwrite_opt, seed_opt
 def translate_command(ctx: click.Context, scenes: tuple[str, ...], model_path: Path,
                       output: Path | None, out_dir: Path | None, mosaic: bool,
                       overlap: int | None,
-                      blend: str, lattice: str, batch_size: int, device: str, precision: str,
+                      blend: str, lattice: str, batch_size: int | None, device: str, precision: str,
                       direction: str, samples: int, tta: bool, output_kind: str,
                       resample: bool, resampling: str, strict: bool,
                       cluster: str | None, seed: int,

@@ -6,6 +6,8 @@ module imports another.
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -158,6 +160,15 @@ def textured(rng: np.random.Generator, bands: int, height: int, width: int) -> n
 def leftovers(folder: Path) -> list[str]:
     """Temporary files of atomic_file (and the COG's intermediate) left in ``folder``."""
     return sorted(p.name for p in folder.iterdir() if ".partial" in p.name)
+
+
+def interrupt_at(step: int) -> Any:
+    """A training progress callback that sends this process SIGINT (what Ctrl-C does) when
+    the run reports ``step``."""
+    def progress(state: Any) -> None:
+        if state.step == step:
+            os.kill(os.getpid(), signal.SIGINT)
+    return progress
 
 
 def batch(n: int = 2, a_bands: int = 3, b_bands: int = 3, size: int = 64) -> dict[str, Any]:

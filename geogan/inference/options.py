@@ -26,7 +26,7 @@ class TranslateOptions:
 
     overlap: int | None = None  # pixels neighbouring windows share; None = a quarter tile
     blend: str = BLENDS[0]  # cosine, linear or none (centre crop)
-    batch_size: int = 8  # windows per generator call
+    batch_size: int | None = None  # windows per generator call; None: 8 on a CPU, by GPU memory
     device: str = "auto"  # auto, cpu, cuda or cuda:N
     precision: str = "auto"  # auto (fastest exact enough), fp32, bf16 or fp16
     direction: str = "a2b"  # b2a translates a CycleGAN model's target domain back
@@ -44,7 +44,7 @@ class TranslateOptions:
 
     def check(self) -> None:
         """Raise :class:`ConfigError` for values that cannot work (before any work)."""
-        if self.batch_size < 1:
+        if self.batch_size is not None and self.batch_size < 1:
             raise ConfigError(f"batch size must be at least 1, not {self.batch_size}")
         if self.samples < 1:
             raise ConfigError(f"samples must be at least 1, not {self.samples}")
@@ -64,10 +64,15 @@ class TranslateOptions:
         values = asdict(self)
         values.pop("overwrite")
         values["creation_options"] = dict(self.creation_options)
-        values.update(overlap=self.overlap_for(translator), device=str(translator.device),
+        values.update(overlap=self.overlap_for(translator),
+                      batch_size=self.batch_size_for(translator), device=str(translator.device),
                       precision=translator.precision, direction=translator.direction,
                       output=translator.output, tta=translator.tta)
         return values
+
+    def batch_size_for(self, translator: Translator) -> int:
+        """Windows per generator call: the option, else :meth:`Translator.auto_batch_size`."""
+        return translator.auto_batch_size() if self.batch_size is None else self.batch_size
 
     def overlap_for(self, translator: Translator) -> int:
         """The overlap in pixels for ``translator``'s tile size."""

@@ -195,7 +195,7 @@ def _translate_read(source: str, output: Path, translator: Translator,
     grid = lattice.window_grid(translator.tile_size, overlap, settings.blend)
     tags = {"LATTICE": lattice.to_tag(), **checks.tags()}
     pipeline = Pipeline(read, bands, None, grid, translator, bands_out,
-                        batch_size=settings.batch_size, samples=settings.samples,
+                        batch_size=settings.batch_size_for(translator), samples=settings.samples,
                         progress=progress)
     with atomic_file(output) as temporary, rasterio.Env(**gdal_env()):
         written = temporary.with_name(temporary.name + ".gtiff") if settings.cog else temporary

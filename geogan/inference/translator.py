@@ -35,6 +35,12 @@ from geogan.raster.io import missing
 CLASS_NODATA = 255
 """Nodata of a class raster (``output="classes"``)."""
 
+CPU_BATCH = 8
+"""Windows per generator call on a CPU (and the least on a GPU)."""
+
+MAX_AUTO_BATCH = 64
+"""The most windows per call a GPU's free memory may choose."""
+
 
 class Translator:
     """One direction of a trained model, in eval mode, with its value mappings.
@@ -110,6 +116,25 @@ class Translator:
                              if classes and architecture.class_weights else None)
         # The metadata only: the weights live in the generator.
         self.model = replace(model, generators={})
+        self._auto_batch: int | None = None
+
+    def auto_batch_size(self) -> int:
+        """Windows per generator call when none is asked for: :data:`CPU_BATCH` on a CPU,
+        where larger batches gain nothing; on a GPU as many as a quarter of its free
+        memory holds (measured on two windows, once), between :data:`CPU_BATCH` and
+        :data:`MAX_AUTO_BATCH` (the engine keeps a few batches of results in host memory)."""
+        if self.device.type != "cuda":
+            return CPU_BATCH
+        if self._auto_batch is None:
+            torch.cuda.synchronize(self.device)
+            free, _ = torch.cuda.mem_get_info(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            base = torch.cuda.memory_allocated(self.device)
+            side = self.tile_size
+            self.translate_tiles(torch.zeros(2, self.in_bands, side, side))
+            per_window = max(1, (torch.cuda.max_memory_allocated(self.device) - base) // 2)
+            self._auto_batch = int(min(MAX_AUTO_BATCH, max(CPU_BATCH, free // 4 // per_window)))
+        return self._auto_batch
 
     @property
     def tile_size(self) -> int:

@@ -42,6 +42,7 @@ from geogan.nn.networks import (
     build_discriminator,
     build_generator,
     channels_last,
+    has_dropout,
 )
 from geogan.training import augment
 from geogan.training.distributed import SINGLE, ProcessGroup, wrap
@@ -383,6 +384,13 @@ class CycleGANTrainer(GANTrainer):
                          class_weights)
         self.pools = {name: ImagePool(config.pool_size, config.seed + i)
                       for i, name in enumerate(("a", "b"))}
+        # Networks that treat each sample on its own (instance norm, no dropout) give the
+        # same result for a batch of several inputs as for each alone: such a network
+        # runs once on its inputs stacked (fewer, larger kernels; the same maths).
+        self.stack_generators = self.uses_identity and all(
+            _per_sample(g) for g in self.generators.values())
+        self.stack_discriminators = not config.diffaugment and all(
+            _per_sample(d) for d in self.discriminators.values())
 
     @property
     def uses_identity(self) -> bool:
@@ -406,13 +414,18 @@ class CycleGANTrainer(GANTrainer):
         # Generators, with both discriminators frozen.
         _requires_grad(self.discriminators, False)
         with autocast(self.device, self.precision):
-            fake_b = _apply(g_ab(real_a), mask_a)
-            rec_a = g_ba(fake_b)
-            fake_a = _apply(g_ba(real_b), mask_b)
-            rec_b = g_ab(fake_a)
+            if self.stack_generators:  # each generator once on (real, identity input)
+                n = real_a.shape[0]
+                fake_b, idt_a = g_ab(torch.cat((real_a, real_b))).split(n)
+                fake_a, idt_b = g_ba(torch.cat((real_b, real_a))).split(n)
+                fake_b, fake_a = _apply(fake_b, mask_a), _apply(fake_a, mask_b)
+            else:
+                fake_b = _apply(g_ab(real_a), mask_a)
+                fake_a = _apply(g_ba(real_b), mask_b)
+                idt_a = g_ab(real_b) if self.uses_identity else None
+                idt_b = g_ba(real_a) if self.uses_identity else None
+            rec_a, rec_b = g_ba(fake_b), g_ab(fake_a)
             pred_fake_b, pred_fake_a = d_b(self._judged(fake_b)), d_a(self._judged(fake_a))
-            idt_a = g_ab(real_b) if self.uses_identity else None
-            idt_b = g_ba(real_a) if self.uses_identity else None
         losses = {
             "g_a2b": self._gan(pred_fake_b, True, mask_a),
             "g_b2a": self._gan(pred_fake_a, True, mask_b),
@@ -434,8 +447,14 @@ class CycleGANTrainer(GANTrainer):
         pool_a, pool_mask_a = self.pools["a"].query(fake_a.detach(), batch["mask_b"])
         d_a, d_b = self.synced["d_a"], self.synced["d_b"]
         with autocast(self.device, self.precision):
-            pred = {"real_b": d_b(self._judged(real_b)), "fake_b": d_b(self._judged(pool_b)),
-                    "real_a": d_a(self._judged(real_a)), "fake_a": d_a(self._judged(pool_a))}
+            if self.stack_discriminators:  # each discriminator once on (real, fake)
+                n = real_a.shape[0]
+                pred = dict(zip(("real_b", "fake_b", "real_a", "fake_a"), (
+                    *_halves(d_b(torch.cat((real_b, pool_b))), n),
+                    *_halves(d_a(torch.cat((real_a, pool_a))), n)), strict=True))
+            else:
+                pred = {"real_b": d_b(self._judged(real_b)), "fake_b": d_b(self._judged(pool_b)),
+                        "real_a": d_a(self._judged(real_a)), "fake_a": d_a(self._judged(pool_a))}
         losses["d_b"] = 0.5 * (self._gan(pred["real_b"], True, mask_b)
                                + self._gan(pred["fake_b"], False, self._mask(pool_mask_b)))
         losses["d_a"] = 0.5 * (self._gan(pred["real_a"], True, mask_a)
@@ -465,6 +484,25 @@ class CycleGANTrainer(GANTrainer):
         super().load_state_dict(state)
         for name, pool in self.pools.items():
             pool.load_state_dict(state["pools"][name])
+
+
+def _per_sample(module: nn.Module) -> bool:
+    """Whether ``module`` computes each sample of a batch on its own, whatever the number
+    of calls: no batch norm (its statistics mix the samples), no dropout (its draws depend
+    on the batch) and no parametrisation such as spectral norm (each call in training
+    mode takes a power-iteration step)."""
+    return not has_dropout(module) and not any(
+        isinstance(m, nn.modules.batchnorm._BatchNorm)
+        or nn.utils.parametrize.is_parametrized(m) for m in module.modules())
+
+
+def _halves(prediction: Tensor | list[Tensor], n: int
+            ) -> tuple[Tensor | list[Tensor], Tensor | list[Tensor]]:
+    """A discriminator's logits on 2n stacked images as those on the first n and on the
+    last n; a multi-scale discriminator's list is split scale by scale."""
+    if isinstance(prediction, list):
+        return [p[:n] for p in prediction], [p[n:] for p in prediction]
+    return prediction[:n], prediction[n:]
 
 
 def _apply(image: Tensor, mask: Tensor | None) -> Tensor:

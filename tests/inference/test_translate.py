@@ -128,6 +128,7 @@ def test_grid_and_georeferencing_are_the_scene_and_bands_are_the_models(
     options = json.loads(tags["GEOGAN_OPTIONS"])
     assert options["overlap"] == 16 and options["blend"] == "cosine"
     assert options["direction"] == "a2b" and options["precision"] == "fp32"
+    assert options["batch_size"] == 8  # the default on a CPU, recorded as it was applied
     assert not leftovers(out.parent)
 
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +18,9 @@ from geogan.nn.config import build_configs
 from geogan.nn.model_file import read_model_file
 from geogan.training.chip_folder import open_chip_folder
 from geogan.training.dataset import ChipDataset, epoch_keys
-from geogan.training.loop import TrainOptions, TrainProgress, learning_rate, train
+from geogan.training.loop import TrainOptions, learning_rate, train
 from geogan.training.steps import CycleGANTrainer, ImagePool, Pix2PixTrainer
-from tests.helpers import TINY, batch, pair_scene, smooth_field, write_raster
+from tests.helpers import TINY, batch, interrupt_at, pair_scene, smooth_field, write_raster
 
 CPU = torch.device("cpu")
 
@@ -72,6 +70,44 @@ def test_cyclegan_step_with_any_band_counts(in_bands, out_bands):
     assert set(losses) == expected
     assert all(torch.isfinite(v) for v in losses.values())
     assert any(not torch.equal(before[k], v) for k, v in t.generators["b2a"].state_dict().items())
+
+
+@pytest.mark.parametrize("settings", [{"masked": True}, {"masked": False}, {"d_scales": 2}])
+def test_cyclegan_stacked_networks_give_the_weights_of_one_call_per_input(settings):
+    """Instance-norm networks run once on their inputs stacked: the same update, within
+    float tolerance, as one call per input (the step before stacking)."""
+    data = batch(n=2)
+    data["mask_a"][1, :, :, 40:] = 0  # a nodata edge in one chip of the batch
+    runs = []
+    for stacked in (True, False):
+        t = trainer("cyclegan", pool_size=1, **settings)
+        assert t.stack_generators and t.stack_discriminators
+        t.stack_generators = t.stack_discriminators = stacked
+        start = _weights(t)
+        losses = [t.train_step(t.to_device(data)) for _ in range(2)]
+        runs.append((losses, start, _weights(t)))
+    (stacked_losses, start, stacked), (single_losses, _, single) = runs
+    for first, second in zip(stacked_losses, single_losses, strict=True):
+        for name, value in first.items():
+            torch.testing.assert_close(value, second[name], rtol=1e-4, atol=1e-6)
+    # Adam turns float noise in near-zero gradients into whole steps, so the weights are
+    # compared as a whole: their difference is tiny next to the update itself.
+    update = (stacked - start).abs().mean()
+    assert (stacked - single).abs().mean() < 1e-3 * update
+
+
+def _weights(t: Any) -> torch.Tensor:
+    """Every parameter of every network of a trainer, flattened into one vector."""
+    return torch.cat([p.detach().flatten() for _, net in sorted(t.networks().items())
+                      for p in net.parameters()])
+
+
+def test_cyclegan_networks_that_mix_samples_are_not_stacked():
+    assert not trainer("cyclegan", norm="batch").stack_generators
+    assert not trainer("cyclegan", dropout=0.5).stack_generators
+    assert not trainer("cyclegan", 1, 3).stack_generators  # no identity loss to stack
+    assert not trainer("cyclegan", diffaugment=True).stack_discriminators
+    assert not trainer("cyclegan", spectral_norm=True).stack_discriminators
 
 
 def test_pix2pix_losses_ignore_what_lies_under_the_nodata_mask():
@@ -156,13 +192,6 @@ def test_recalibration_gives_the_exact_average_of_batch_statistics(chips, tmp_pa
         for i in range(0, len(keys), 2):
             generator(torch.stack([dataset[k]["a"] for k in keys[i:i + 2]]))
     assert torch.allclose(recalibrated, torch.stack(seen).mean(0), atol=1e-5)
-
-
-def interrupt_at(step: int) -> Any:
-    def progress(p: TrainProgress) -> None:
-        if p.step == step:
-            os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C does
-    return progress
 
 
 @pytest.mark.parametrize("kind", ["pix2pix", "cyclegan"])
