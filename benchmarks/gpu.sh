@@ -33,7 +33,7 @@ if ((DRY == 1)); then
     export OMP_NUM_THREADS=1
 fi
 export PYTHONUNBUFFERED=1
-DEADLINE=470  # seconds from the start; the budget is 480
+DEADLINE=${GPU_DEADLINE:-470}  # seconds from the start; the budget is 480
 T0=$SECONDS
 STATUS=0
 : > "$OUT_DIR/gpu.log"

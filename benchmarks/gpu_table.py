@@ -36,7 +36,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_step import measure, precisions_for
+from train_step import geogan_step, measure, precisions_for, seconds_per_step
 from translate import paper_model, tiled_scene
 
 from geogan import load_model, translate_raster, write_sample_pair
@@ -70,6 +70,21 @@ def training_rows(device: torch.device, kind: str, batch: int, steps: int,
     return [Row(STEP_NAMES[kind], batch, variant, seconds, f"{batch / seconds:.1f} img/s",
                 f"{reference / seconds:.2f} ×", gib(peak))
             for variant, (seconds, peak) in results.items()]
+
+
+def faithful_rows(device: torch.device, batch: int, steps: int, tiny: bool) -> list[Row]:
+    """One update of the default ``faithful`` recipe (augmentation, DiffAugment, weight
+    average; no class head on random data) in the device's precision."""
+    precision = precisions_for(device)[-1]
+    width, size = (8, 64) if tiny else (64, 256)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    torch.manual_seed(0)
+    seconds = seconds_per_step(geogan_step("pix2pix", device, batch, precision, width, size,
+                                           preset="faithful"), steps, device)
+    peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else 0
+    return [Row("Pix2Pix step, faithful", batch, f"geogan {precision}", seconds,
+                f"{batch / seconds:.1f} img/s", "", gib(peak))]
 
 
 def synchronize(device: torch.device) -> None:
@@ -183,6 +198,8 @@ def main() -> int:
         for batch in train_batches:
             run(STEP_NAMES[kind], batch,
                 lambda k=kind, b=batch: training_rows(device, k, b, steps, args.tiny))
+    run("Pix2Pix step, faithful", 4,
+        lambda: faithful_rows(device, 1 if args.tiny else 4, steps, args.tiny))
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         try:

@@ -109,9 +109,10 @@ def reference_cyclegan_step(device: torch.device, batch: int, width: int = 64,
 
 
 def geogan_step(kind: str, device: torch.device, batch: int, precision: str,
-                width: int = 64, size: int = 256) -> Callable[[], None]:
-    """One step of :mod:`geogan.training.steps` on a fixed random batch."""
-    arch, config = build_configs(kind, 3, 3, size, overrides={
+                width: int = 64, size: int = 256, preset: str = "paper") -> Callable[[], None]:
+    """One step of :mod:`geogan.training.steps` on a fixed random batch, with the
+    ``paper`` preset's maths (the reference's) unless another preset is named."""
+    arch, config = build_configs(kind, 3, 3, size, preset=preset, overrides={
         "batch_size": batch, "ngf": width, "ndf": width})
     trainer = TRAINERS[kind](arch, config, device, precision)
     shape = (batch, 3, size, size)
