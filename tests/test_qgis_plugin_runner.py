@@ -94,3 +94,14 @@ def test_help_is_the_commands_own(capsys):
     text = geogan_cli.help_text(GEOGAN, "train")
     assert text.splitlines()[:3] == expected.replace("\b\n", "").splitlines()[:3]
     assert "--preset" in text and "\b" not in text
+
+
+def test_help_as_html_keeps_every_option_and_example():
+    text = geogan_cli.help_text(GEOGAN, "translate")
+    page = geogan_cli.help_html(text)
+    assert page.startswith("<p><code>Usage: geogan translate [OPTIONS] SCENES...</code></p>")
+    assert "<h3>Options</h3>" in page
+    assert "geogan translate big_scene.tif --model m.pt -o big_map.tif\n" in page
+    for option in ("--model FILE", "--overlap PX", "--output-kind", "--cog", "--overwrite"):
+        assert f"<code>{option}" in page or f"<code>-m, {option}" in page, option
+    assert page.count("<p><code>-") == text.count("\n  -")

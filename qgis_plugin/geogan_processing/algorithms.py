@@ -56,13 +56,12 @@ class GeoganAlgorithm(QgsProcessingAlgorithm):
 
     def shortHelpString(self):
         try:
-            text = geogan_cli.help_text(executable(), self.command)
+            text = geogan_cli.help_html(geogan_cli.help_text(executable(), self.command))
         except geogan_cli.GeoganNotUsable as error:
-            text = f"geogan cannot run: {error}"
+            text = f"<p>geogan cannot run: {html.escape(str(error))}</p>"
         note = f"<p><b>{html.escape(self.note)}</b></p>" if self.note else ""
-        return (f"{note}<p>The options of <code>geogan {self.command}</code>, which this "
-                f"algorithm runs:</p><pre style=\"white-space: pre-wrap\">"
-                f"{html.escape(text, quote=False)}</pre>")
+        return (f"{note}<p>This algorithm runs <code>geogan {self.command}</code>; its "
+                f"help:</p>{text}")
 
     def helpUrl(self):
         return "https://github.com/geogan/geogan/blob/main/docs/qgis.md"

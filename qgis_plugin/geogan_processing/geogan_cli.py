@@ -10,6 +10,7 @@ imports torch.
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import queue
@@ -108,6 +109,42 @@ def help_text(executable: str, command: str) -> str:
             raise GeoganNotUsable(f"geogan {command} --help failed: {done.stderr.strip()}")
         _help_cache[key] = done.stdout.replace("\b\n", "")
     return _help_cache[key]
+
+
+def help_html(text: str) -> str:
+    """Click's help as HTML for QGIS's help panel: the usage line, the description's
+    paragraphs rejoined (the panel wraps them), examples as code, one paragraph an option."""
+    parts: list[str] = []
+    options = False
+    for block in re.split(r"\n\s*\n", text.strip("\n")):
+        lines = block.splitlines()
+        if lines[0].startswith("Usage:"):
+            parts.append(f"<p><code>{html.escape(' '.join(lines))}</code></p>")
+        elif lines[0].startswith("Options:"):
+            options, lines = True, lines[1:]
+            parts.append("<h3>Options</h3>")
+        elif lines[0].rstrip().endswith(":") and len(lines) > 1:
+            parts.append(f"<p>{html.escape(lines[0].strip())}</p>"
+                         "<pre style=\"white-space: pre-wrap\">"
+                         + html.escape("\n".join(line[4:] for line in lines[1:])) + "</pre>")
+        else:
+            parts.append(f"<p>{html.escape(' '.join(line.strip() for line in lines))}</p>")
+        if options:
+            parts.extend(_options_html(lines))
+    return "".join(parts)
+
+
+def _options_html(lines: list[str]) -> list[str]:
+    """One ``<p>`` an option: its names in code, then its help joined into one line."""
+    entries: list[list[str]] = []
+    for line in lines:
+        match = re.match(r"  (-\S.*?)(?:\s{2,}(.*))?$", line)
+        if match is not None:
+            entries.append([match.group(1), match.group(2) or ""])
+        elif entries:
+            entries[-1][1] += " " + line.strip()
+    return [f"<p><code>{html.escape(names)}</code> {html.escape(help_.strip())}</p>"
+            for names, help_ in entries]
 
 
 @dataclass
