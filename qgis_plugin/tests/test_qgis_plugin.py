@@ -75,7 +75,7 @@ def setUpModule():
     geogan("export-chips", data / "sat.tif", data / "map.tif", "-o", data / "chips",
            "--tile-size", 64, "--stride", 64)
     geogan("train", data / "chips", "-o", data / "m.pt", "--preset", "tiny", "--steps", 4,
-           "--ngf", 8, "--ndf", 8, "--device", "cpu", "--precision", "fp32")
+           "--ngf", 8, "--ndf", 8, "--device", "cpu", "--precision", "fp32", "--classes", "auto")
     geogan("sample-data", data / "big", "--kind", "sat-map", "--size", 1024, "--seed", 2)
     state["data"] = data
 
@@ -250,6 +250,23 @@ class PyQgisTest(unittest.TestCase):
         self.assertEqual(tree(result["OUTPUT"]), ["map.tif", "sat.tif"])
         self.assertEqual(sorted(Path(p).name for p in context.layersToLoadOnCompletion()),
                          ["map.tif", "sat.tif"])
+
+    def test_layers_keep_band_descriptions_and_a_class_band_its_colours(self):
+        from qgis.core import QgsRasterLayer
+
+        data, out = state["data"], state["tmp"] / "layers"
+        out.mkdir()
+        common = {"INPUT": str(data / "sat.tif"), "MODEL": str(data / "m.pt"), "DEVICE": 1}
+        image = self.run_algorithm("geogan:translate", {
+            **common, "OUTPUT_KIND": 1, "OUTPUT": str(out / "image.tif")})["OUTPUT"]
+        classes = self.run_algorithm("geogan:translate", {
+            **common, "OUTPUT_KIND": 3, "OUTPUT": str(out / "classes.tif")})["OUTPUT"]
+        layer = QgsRasterLayer(image, "image")
+        self.assertEqual([layer.bandName(b).split(": ")[-1] for b in (1, 2, 3)],
+                         ["red", "green", "blue"])
+        layer = QgsRasterLayer(classes, "classes")
+        self.assertEqual(layer.bandCount(), 1)
+        self.assertEqual(layer.renderer().type(), "paletted")
 
     def test_a_missing_geogan_is_a_clear_message(self):
         from qgis.core import QgsProcessingException, QgsSettings
