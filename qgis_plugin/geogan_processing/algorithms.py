@@ -15,7 +15,6 @@ from qgis.core import (
     QgsProcessingAlgorithm,
     QgsProcessingContext,
     QgsProcessingException,
-    QgsProcessingOutputFolder,
     QgsProcessingOutputNumber,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterEnum,
@@ -280,7 +279,6 @@ class TranslateScenes(GeoganAlgorithm):
         self.addParameter(QgsProcessingParameterBoolean(
             "MOSAIC", "Translate as one mosaic (tiles of one delivery)", defaultValue=False))
         self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT", "Output folder"))
-        self.addOutput(QgsProcessingOutputFolder("OUTPUT", "Output folder"))
 
     def arguments(self, parameters, context, feedback):
         layers = self.parameterAsLayerList(parameters, "INPUT", context)

@@ -251,6 +251,30 @@ class PyQgisTest(unittest.TestCase):
         self.assertEqual(sorted(Path(p).name for p in context.layersToLoadOnCompletion()),
                          ["map.tif", "sat.tif"])
 
+    def test_export_chips_clips_to_an_aoi_as_the_cli_does(self):
+        import json
+
+        data, out = state["data"], state["tmp"] / "aoi"
+        out.mkdir()
+        west = [[405000, 5000000], [405128, 5000000], [405128, 4999744], [405000, 4999744],
+                [405000, 5000000]]
+        (out / "west.geojson").write_text(json.dumps({
+            "type": "FeatureCollection",
+            "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::32633"}},
+            "features": [{"type": "Feature", "properties": {},
+                          "geometry": {"type": "Polygon", "coordinates": [west]}}]}))
+        geogan("export-chips", data / "sat.tif", data / "map.tif", "-o", out / "cli",
+               "--tile-size", 32, "--aoi", out / "west.geojson")
+        result = self.run_algorithm("geogan:export-chips", {
+            "INPUT": str(data / "sat.tif"), "ADDITIONAL": str(data / "map.tif"),
+            "TILE_SIZE": 32, "AOI": str(out / "west.geojson"), "OUTPUT": str(out / "qgis")})
+        chips = [name for name in tree(out / "cli") if name.startswith("images")]
+        self.assertTrue(0 < len(chips) <= 2 * 4 * 8, chips)  # at most a pair a west tile
+        self.assertEqual(tree(out / "cli"), tree(result["OUTPUT"]))
+        for name in [*chips, "index.geojson"]:
+            self.assertTrue(filecmp.cmp(out / "cli" / name, out / "qgis" / name,
+                                        shallow=False), name)
+
     def test_layers_keep_band_descriptions_and_a_class_band_its_colours(self):
         from qgis.core import QgsRasterLayer
 
