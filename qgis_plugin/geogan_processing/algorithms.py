@@ -89,9 +89,9 @@ class GeoganAlgorithm(QgsProcessingAlgorithm):
             if int(percent // 10) != decile[0] or line.get("done") == line.get("total"):
                 decile[0] = int(percent // 10)
                 losses = ", ".join(f"{k} {v:.4g}" for k, v in (line.get("losses") or {}).items())
-                feedback.pushDebugInfo(f"{line.get('progress')}: {line.get('done')} of "
-                                       f"{line.get('total')} {line.get('unit')}"
-                                       + (f"; {losses}" if losses else ""))
+                feedback.pushInfo(f"{line.get('progress')}: {line.get('done')} of "
+                                  f"{line.get('total')} {line.get('unit')}"
+                                  + (f"; {losses}" if losses else ""))
 
         handlers = geogan_cli.Handlers(progress=progress, info=feedback.pushInfo,
                                        warning=getattr(feedback, "pushWarning",
