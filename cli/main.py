@@ -26,6 +26,7 @@ from .demo import demo_command
 from .evaluate import evaluate_command
 from .export_chips import export_chips_command
 from .info import info_command
+from .progress import MODES
 from .sample_data import sample_data_command
 from .train import train_command
 from .translate import translate_command
@@ -76,11 +77,16 @@ def _show_warning(message: Warning | str, category: type[Warning], filename: str
 @click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
 @click.option("-v", "--verbose", count=True, help="More log output (repeatable).")
 @click.option("-q", "--quiet", count=True, help="Less output: no progress bars.")
+@click.option("--progress", "progress", type=click.Choice(MODES), default=MODES[0],
+              show_default=True, envvar="GEOGAN_PROGRESS", show_envvar=True,
+              help="How progress shows on stderr: a bar (on a terminal), json (one JSON "
+                   "object a line, for programs such as the QGIS plugin) or none.")
 @click.pass_context
-def cli(ctx: click.Context, debug: bool, verbose: int, quiet: int) -> None:
+def cli(ctx: click.Context, debug: bool, verbose: int, quiet: int, progress: str) -> None:
     """Translate georeferenced rasters between domains with Pix2Pix and CycleGAN."""
     ctx.meta["geogan.debug"] = debug
     ctx.meta["geogan.quiet"] = quiet > 0
+    ctx.meta["geogan.progress"] = progress
     level = logging.WARNING - 10 * verbose + 10 * quiet
     logging.basicConfig(level=max(logging.DEBUG, level), format="%(levelname)s: %(message)s")
 

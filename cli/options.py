@@ -6,7 +6,7 @@ Where rasterio's ``rio`` already defines an option users know (``--overwrite``,
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import click
@@ -14,8 +14,10 @@ from rasterio.rio import options as rio_options
 
 from geogan.progress import Bar
 
+from .progress import JsonLines, progress_mode
+
 __all__ = [
-    "ProgressBar", "creation_options", "overwrite_opt", "seed_opt", "show_progress"
+    "ProgressBar", "creation_options", "overwrite_opt", "seed_opt"
 ]
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
@@ -34,16 +36,23 @@ seed_opt = click.option(
 )
 
 
-def show_progress() -> bool:
-    """Whether progress bars should be drawn (not with ``geogan -q``)."""
-    ctx = click.get_current_context(silent=True)
-    return not (ctx is not None and ctx.find_root().meta.get("geogan.quiet", False))
-
-
 class ProgressBar(Bar):
     """A command's bar on stderr: drawn on a terminal only, once work starts, and not
     with ``geogan -q``; fed by the library's (done, total) callbacks, or by training
-    progress through :meth:`~geogan.progress.Bar.steps`."""
+    progress through :meth:`~geogan.progress.Bar.steps`. With ``geogan --progress json``
+    it writes JSON lines instead (:mod:`geogan.cli.progress`), terminal or not."""
 
     def __init__(self, desc: str, unit: str) -> None:
-        super().__init__(desc, unit, enabled=show_progress, terminal_only=True)
+        # The mode is read here, in the command's thread: click's context is per thread,
+        # and the library may report from its worker threads.
+        self._mode = progress_mode()
+        super().__init__(desc, unit, enabled=self._mode == "bar", terminal_only=True)
+        self._lines = JsonLines(desc, unit)
+
+    def update(self, done: int, total: int, *, start: int = 0,
+               postfix: Mapping[str, float] | None = None) -> None:
+        """Draw the bar, or write a JSON line in ``--progress json`` mode."""
+        if self._mode == "json":
+            self._lines.update(done, total, start=start, postfix=postfix)
+        else:
+            super().update(done, total, start=start, postfix=postfix)
