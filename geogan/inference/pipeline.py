@@ -200,6 +200,8 @@ _END = object()
 #: the system when freed), and the most heaps threads may get.
 _M_MMAP_THRESHOLD, _M_ARENA_MAX = -3, -8
 _HEAP_MMAP_BYTES = 2**20
+#: A normalised strip from this size on (8192 RGB pixels wide at tile 256) bounds the heap.
+_WIDE_STRIP_BYTES = 24 * 2**20
 
 
 @functools.cache
@@ -212,7 +214,10 @@ def bound_heap() -> None:
     freed them: at 16384 pixels wide the three stages' heaps kept about 165 MB more than
     they held at any one time. Blocks of 1 MiB and more are mapped instead (and returned
     when freed), and new threads share the heaps that exist. Process-wide, but it only
-    changes where large blocks come from.
+    changes where large blocks come from. Only wide scenes do it: mapping each large
+    block anew costs page faults (glibc's adaptive threshold off made translation half
+    as fast under Dask, see the CLI reference), which a narrow scene has no memory to
+    gain from.
     """
     if not sys.platform.startswith("linux"):
         return
@@ -265,7 +270,9 @@ class Pipeline:
             InputError: If the scene cannot be read.
             OutputError: If the output cannot be written.
         """
-        bound_heap()
+        strip_bytes = len(self.bands) * self.grid.tile_size * self.grid.width * 4
+        if strip_bytes >= _WIDE_STRIP_BYTES:  # what the heaps keep matters only when wide
+            bound_heap()
         threads = [threading.Thread(target=self._guarded, args=(stage,), daemon=True,
                                     name=f"geogan-{stage.__name__.strip('_')}")
                    for stage in (self._read, self._write)]
