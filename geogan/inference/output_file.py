@@ -66,7 +66,7 @@ def block_cache_bytes(dataset: Any, profile: Mapping[str, Any]) -> int:
     scene_row = (dataset.width * dataset.count * np.dtype(dataset.dtypes[0]).itemsize
                  * dataset.block_shapes[0][0])
     output_row = (profile["width"] * profile["count"] * np.dtype(profile["dtype"]).itemsize
-                  * profile.get("blockysize", 256))
+                  * int(profile.get("blockysize", 256)))
     return int(min(GDAL_CACHE_BYTES, max(GDAL_CACHE_MIN_BYTES, 2 * (scene_row + output_row))))
 
 
