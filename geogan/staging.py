@@ -67,7 +67,7 @@ def make_stage(stage: Path, settings_name: str, settings: str) -> None:
     write_text(stage / settings_name, settings)
 
 
-def write_whole(path: Path, content: bytes, what: str) -> None:
+def write_whole(path: Path, content: bytes | bytearray, what: str) -> None:
     """``content`` under ``path``, written whole under a hidden temporary name and renamed.
 
     Raises:

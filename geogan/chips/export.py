@@ -42,6 +42,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,7 @@ from shapely.geometry import box
 
 from geogan import staging
 from geogan.chips import manifest
+from geogan.chips.chip_tiff import ChipEncoder
 from geogan.chips.layout import INDEX_NAME, METADATA_NAME, UNPAIRED_FOLDERS
 from geogan.chips.manifest import Chip, PlannedPair, PlanResult
 from geogan.chips.options import ExportOptions, ExportReport
@@ -99,7 +101,10 @@ class _ThreadReaders:
             stack = ExitStack()
             with self._lock:
                 self._stacks.append(stack)
-            readers = [layer.open_reader(stack) for layer in self._layers]
+            # Opened in an environment of their own, which closing them does not end:
+            # they are closed from another thread, which has none.
+            with rasterio.Env():
+                readers = [layer.open_reader(stack) for layer in self._layers]
             self._local.readers = readers
         return readers
 
@@ -388,6 +393,8 @@ def _export_plan(plan: Plan, stage: Path, options: ExportOptions, advance: Calla
             accumulator.update(data, outcome.valid)
 
     readers = _ThreadReaders(plan.layers)
+    encoders = [ChipEncoder(partial(_chip_bytes, layer, options.creation_options))
+                for layer in plan.layers]
     workers = options.workers or min(8, os.cpu_count() or 1)
     pending: deque[Future[_Outcome]] = deque()
     try:
@@ -395,7 +402,8 @@ def _export_plan(plan: Plan, stage: Path, options: ExportOptions, advance: Calla
             try:
                 for index, (i, j, window) in enumerate(plan.grid):
                     pending.append(pool.submit(_export_window, plan, stage, options, readers,
-                                               f"{prefix}{index:09d}.tif", i, j, window))
+                                               encoders, f"{prefix}{index:09d}.tif", i, j,
+                                               window))
                     if len(pending) >= 2 * workers:
                         gather(pending.popleft().result())
                 while pending:
@@ -420,31 +428,25 @@ class _Outcome:
 
 
 def _export_window(plan: Plan, stage: Path, options: ExportOptions, readers: _ThreadReaders,
-                   name: str, i: int, j: int, window: Window) -> _Outcome:
-    """Read, filter and write one chip window (in a worker thread, whose GDAL
-    configuration is its own: rasterio environments are per thread)."""
-    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
-        return _export_window_in_env(plan, stage, options, readers, name, i, j, window)
-
-
-def _export_window_in_env(plan: Plan, stage: Path, options: ExportOptions,
-                          readers: _ThreadReaders, name: str, i: int, j: int,
-                          window: Window) -> _Outcome:
+                   encoders: list[ChipEncoder], name: str, i: int, j: int,
+                   window: Window) -> _Outcome:
+    """Read, filter and write one chip window (in a worker thread)."""
     bounds = window_bounds(window, plan.transform)
     transform = window_transform(window, plan.transform)
     reads = [layer.read(reader, window)
              for layer, reader in zip(plan.layers, readers.get(), strict=True)]
     valid = np.logical_and.reduce([v for _, v in reads])
-    if not plan.region.contains(box(*bounds)):
+    if not plan.region_test.contains(box(*bounds)):
         with warnings.catch_warnings():  # rasterio's scratch raster has no CRS; no matter
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             valid &= geometry_mask([plan.region], valid.shape, transform, invert=True)
     fraction = float(valid.mean())
     if fraction < options.min_valid or not valid.any():
         return _Outcome(None, "invalid")
+    whole = fraction == 1.0  # every pixel valid: no mask to register or write
     shift = None
     if len(reads) == 2:
-        found = estimate_shift(reads[0][0], reads[1][0], valid,
+        found = estimate_shift(reads[0][0], reads[1][0], None if whole else valid,
                                max_shift=options.tile_size / 4, scale=REGISTRATION_SCALE)
         shift = (found.dx, found.dy, found.peak)
         # A featureless chip has no measurable shift: it is kept, with its low peak.
@@ -453,27 +455,34 @@ def _export_window_in_env(plan: Plan, stage: Path, options: ExportOptions,
     paths = [stage / layer.folder / name for layer in plan.layers]
     # Resuming: a chip file that exists is complete (written whole, then renamed).
     if not (options.resume and all(path.exists() for path in paths)):
-        for path, layer, (data, _) in zip(paths, plan.layers, reads, strict=True):
-            _write_chip(path, layer, transform, data, valid, options.creation_options)
+        for path, encoder, (data, _) in zip(paths, encoders, reads, strict=True):
+            _write_chip(path, encoder, transform, data, valid)
     chip = Chip(i, j, name, window, bounds, fraction, shift)
     return _Outcome(chip, None, [data for data, _ in reads], valid)
 
 
-def _write_chip(path: Path, layer: Layer, transform: Any, data: np.ndarray, valid: np.ndarray,
-                creation_options: Mapping[str, Any]) -> None:
-    """Write one chip GeoTIFF: the layer's dtype, bands and nodata on the chip's grid,
-    with an internal mask when some pixels are invalid (so training can ignore them).
-
-    The chip is built in memory and its bytes written by Python under a temporary name,
-    then renamed: a write error (full disk, file size limit) raises instead of being only
+def _write_chip(path: Path, encoder: ChipEncoder, transform: Any, data: np.ndarray,
+                valid: np.ndarray) -> None:
+    """Write one chip GeoTIFF (:func:`_chip_bytes`) whole under a temporary name, then
+    rename it: a write error (full disk, file size limit) raises instead of being only
     logged by GDAL, and a file under a chip's name is always complete.
 
     Raises:
         OutputError: If the chip cannot be written.
     """
+    staging.write_whole(path, encoder.encode(data, valid, transform), "chip")
+
+
+def _chip_bytes(layer: Layer, creation_options: Mapping[str, Any], data: np.ndarray,
+                valid: np.ndarray, transform: Any) -> bytes:
+    """One chip GeoTIFF as GDAL writes it: the layer's dtype, bands and nodata on the
+    chip's grid, with an internal mask when some pixels are invalid (so training can
+    ignore them). :class:`ChipEncoder` reproduces these bytes for most chips without GDAL.
+    """
     profile = dict(layer.profile, width=data.shape[2], height=data.shape[1], transform=transform)
     profile.update(creation_options)
-    with MemoryFile() as memory:
+    # The mask inside the file; GDAL's configuration is per thread (rasterio environments).
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), MemoryFile() as memory:
         with memory.open(**profile) as dst:
             dst.write(data)
             if not valid.all():
@@ -482,5 +491,5 @@ def _write_chip(path: Path, layer: Layer, transform: Any, data: np.ndarray, vali
                 dst.descriptions = layer.descriptions
             if layer.colormap is not None:
                 dst.write_colormap(1, layer.colormap)
-        content = memory.read()
-    staging.write_whole(path, content, "chip")
+        content: bytes = memory.read()
+    return content

@@ -18,6 +18,7 @@ from rasterio.errors import WindowError
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 from shapely.geometry.base import BaseGeometry
+from shapely.prepared import prep
 
 from geogan.chips.layout import (
     PAIRED_FOLDERS,
@@ -125,6 +126,8 @@ class Plan:
     def __post_init__(self) -> None:
         # The grid, kept after the dataset is closed.
         self.transform: Affine = self.grid_source.transform
+        # ``region``'s tests, prepared once: many times faster for each chip, same answers.
+        self.region_test: Any = prep(self.region)
         self.crs: Any = self.grid_source.crs
         self.size: tuple[int, int] = (self.grid_source.width, self.grid_source.height)
 

@@ -190,8 +190,12 @@ def _block_mean(image: NDArray[Any], scale: int) -> NDArray[np.float32]:
 def _block_all(mask: NDArray[np.bool_], scale: int) -> NDArray[np.bool_]:
     """A block is valid when all its pixels are."""
     h, w = mask.shape[0] // scale, mask.shape[1] // scale
-    blocks = mask[: h * scale, : w * scale].reshape(h, scale, w, scale)
-    result: NDArray[np.bool_] = np.asarray(blocks.all(axis=(1, 3)))
+    # AND-ing strided slices is many times faster than all() over a reshaped view.
+    result = mask[0 : h * scale : scale, 0 : w * scale : scale].copy()
+    for i in range(scale):
+        for j in range(scale):
+            if i or j:
+                result &= mask[i : h * scale : scale, j : w * scale : scale]
     return result
 
 
@@ -254,7 +258,7 @@ def _edge_image(image: NDArray[np.float32], mask: NDArray[np.bool_]) -> NDArray[
     edges = np.sqrt(gx.sum(axis=0) / np.float32(bands))  # (H, W)
 
     # Only pixels whose whole 5 x 5 stencil lies in the support carry a true gradient.
-    inner = _erode(support, 2)
+    inner = _erode_full(*support.shape) if full else _erode(support, 2)
     inner_count = int(np.count_nonzero(inner))
     if inner_count == 0:
         return None
@@ -302,6 +306,15 @@ def _erode(mask: NDArray[np.bool_], radius: int) -> NDArray[np.bool_]:
         out[:, radius : width - radius] &= rows[:, radius - step : width - radius - step]
         out[:, radius : width - radius] &= rows[:, radius + step : width - radius + step]
     return out
+
+
+@lru_cache(maxsize=8)
+def _erode_full(height: int, width: int) -> NDArray[np.bool_]:
+    """:func:`_erode` of a chip whose pixels are all valid (the usual case), made once.
+    Read-only: it is shared."""
+    inner = _erode(np.ones((height, width), dtype=bool), 2)
+    inner.flags.writeable = False
+    return inner
 
 
 @lru_cache(maxsize=8)

@@ -36,20 +36,38 @@ from geogan.version import __version__
 
 logger = logging.getLogger(__name__)
 
-#: GDAL block cache while translating, unless GDAL_CACHEMAX is set: enough for a few
-#: block rows of a wide output, and a bound on memory whatever the scene's height.
+#: Most GDAL block cache while translating, unless GDAL_CACHEMAX is set (GDAL's own
+#: default is 5 % of the RAM, which its blocks fill on a scene that large).
 GDAL_CACHE_BYTES = 256 * 2**20
+
+#: Least GDAL block cache while translating.
+GDAL_CACHE_MIN_BYTES = 32 * 2**20
 
 #: Output tags (default metadata domain) that say where the raster came from.
 TAG_PREFIX = "GEOGAN_"
 
 
-def gdal_env() -> dict[str, Any]:
-    """GDAL settings while translating: internal masks, and a bounded block cache."""
+def gdal_env(cache_bytes: int = GDAL_CACHE_BYTES) -> dict[str, Any]:
+    """GDAL settings while translating: internal masks, and a block cache of
+    ``cache_bytes`` unless ``GDAL_CACHEMAX`` is set."""
     env: dict[str, Any] = {"GDAL_TIFF_INTERNAL_MASK": True}
     if "GDAL_CACHEMAX" not in os.environ:
-        env["GDAL_CACHEMAX"] = GDAL_CACHE_BYTES
+        env["GDAL_CACHEMAX"] = cache_bytes
     return env
+
+
+def block_cache_bytes(dataset: Any, profile: Mapping[str, Any]) -> int:
+    """The GDAL block cache one translation needs: two block rows of the scene (a strip
+    of windows reads across two) and two of the output (one being written while the one
+    before is compressed), between :data:`GDAL_CACHE_MIN_BYTES` and
+    :data:`GDAL_CACHE_BYTES`. It grows with the width, never with the height; more would
+    only hold blocks that are not read again, which is where the memory of wide scenes
+    went."""
+    scene_row = (dataset.width * dataset.count * np.dtype(dataset.dtypes[0]).itemsize
+                 * dataset.block_shapes[0][0])
+    output_row = (profile["width"] * profile["count"] * np.dtype(profile["dtype"]).itemsize
+                  * int(profile.get("blockysize", 256)))
+    return int(min(GDAL_CACHE_BYTES, max(GDAL_CACHE_MIN_BYTES, 2 * (scene_row + output_row))))
 
 
 @contextlib.contextmanager

@@ -23,7 +23,11 @@ is raised on the calling thread.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
+import functools
 import queue
+import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -45,6 +49,7 @@ from geogan.raster.io import missing, valid_mask
 
 _QUEUE_DEPTH = 2  # batches waiting between stages: enough to overlap, little memory
 _POLL_SECONDS = 0.1  # how often a blocked stage checks whether another one failed
+_CHUNK_VALUES = 2**20  # values de-normalised at a time: 8 MB of float64 temporaries
 
 
 @dataclass(frozen=True)
@@ -122,7 +127,7 @@ class _RowBuffer:
         capacity = self.weights.shape[0]
         if need <= capacity:
             return
-        capacity = max(need, 2 * capacity)
+        capacity = max(need, capacity + self.weights.shape[0] // 4)
         sums = np.zeros((self.sums.shape[0], capacity, self.sums.shape[2]), np.float32)
         weights = np.zeros((capacity, self.weights.shape[1]), np.float32)
         valid = np.zeros((capacity, self.valid.shape[1]), bool)
@@ -146,19 +151,28 @@ class _RowBuffer:
         r = row - self.base
         self.valid[r:r + valid.shape[0]] = valid
 
-    def take(self, end: int) -> tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.bool_]]:
-        """Remove rows ``[base, end)`` and return their sums, weights and validity."""
+    def head(self, end: int) -> tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.bool_]]:
+        """Rows ``[base, end)``: their sums, weights and validity, as views (no copy) to be
+        used, and changed, before :meth:`drop`."""
         n = end - self.base
-        out = self.sums[:, :n].copy(), self.weights[:n].copy(), self.valid[:n].copy()
+        return self.sums[:, :n], self.weights[:n], self.valid[:n]
+
+    def drop(self, end: int) -> None:
+        """Remove rows ``[base, end)``."""
+        n = end - self.base
         rest = self.weights.shape[0] - n
-        self.sums[:, :rest] = self.sums[:, n:]
-        self.weights[:rest] = self.weights[n:]
-        self.valid[:rest] = self.valid[n:]
+        # Moved n rows at a time: source and target never overlap, so numpy needs no
+        # temporary copy of the rows kept.
+        for start in range(0, rest, n):
+            moved = slice(start, min(start + n, rest))
+            source = slice(moved.start + n, moved.stop + n)
+            self.sums[:, moved] = self.sums[:, source]
+            self.weights[moved] = self.weights[source]
+            self.valid[moved] = self.valid[source]
         self.sums[:, rest:] = 0.0
         self.weights[rest:] = 0.0
         self.valid[rest:] = False
         self.base = end
-        return out
 
 
 @dataclass
@@ -181,6 +195,38 @@ class _Outputs:
 
 
 _END = object()
+
+#: glibc's ``mallopt`` parameters: the size from which blocks are mapped (and returned to
+#: the system when freed), and the most heaps threads may get.
+_M_MMAP_THRESHOLD, _M_ARENA_MAX = -3, -8
+_HEAP_MMAP_BYTES = 2**20
+#: A normalised strip from this size on (8192 RGB pixels wide at tile 256) bounds the heap.
+_WIDE_STRIP_BYTES = 24 * 2**20
+
+
+@functools.cache
+def bound_heap() -> None:
+    """Keep the C heap at what the stages hold, not at what each has ever held (once per
+    process, glibc only; elsewhere nothing happens).
+
+    By default glibc raises its mmap threshold each time a large block is freed, up to
+    32 MiB, after which freed strips and batches stay in the heap of the thread that
+    freed them: at 16384 pixels wide the three stages' heaps kept about 165 MB more than
+    they held at any one time. Blocks of 1 MiB and more are mapped instead (and returned
+    when freed), and new threads share the heaps that exist. Process-wide, but it only
+    changes where large blocks come from. Only wide scenes do it: mapping each large
+    block anew costs page faults (glibc's adaptive threshold off made translation half
+    as fast under Dask, see the CLI reference), which a narrow scene has no memory to
+    gain from.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(_M_MMAP_THRESHOLD, _HEAP_MMAP_BYTES)
+        libc.mallopt(_M_ARENA_MAX, 1)
+    except (OSError, AttributeError):  # not glibc
+        return
 
 
 class Pipeline:
@@ -224,6 +270,9 @@ class Pipeline:
             InputError: If the scene cannot be read.
             OutputError: If the output cannot be written.
         """
+        strip_bytes = len(self.bands) * self.grid.tile_size * self.grid.width * 4
+        if strip_bytes >= _WIDE_STRIP_BYTES:  # what the heaps keep matters only when wide
+            bound_heap()
         threads = [threading.Thread(target=self._guarded, args=(stage,), daemon=True,
                                     name=f"geogan-{stage.__name__.strip('_')}")
                    for stage in (self._read, self._write)]
@@ -281,13 +330,17 @@ class Pipeline:
         windows: list[tuple[int, int]] = []
         try:
             with self.source.open() as dataset:
-                strips = _Strips(dataset, self.bands, self.translator, self.source.region)
+                strips = _Strips(dataset, self.bands, self.translator, self.source.region,
+                                 tile)
                 for i, row_off in enumerate(grid.row_starts):
                     height = min(tile, grid.height - row_off)
                     if not self._touches_crop(row_off, 0):  # the margin only: not needed
                         nothing = np.zeros((height, grid.width), bool)
                         self._put(self._to_generator, _RowDone(i, 0, nothing))
                         continue
+                    # Tiles still waiting for a batch are views of the strip, which the
+                    # next read overwrites.
+                    tiles = [t.copy() for t in tiles]
                     strip, valid = strips.read(row_off, height)
                     padded = pad_to_tile(strip, tile)  # (C, >= tile, >= tile)
                     queued = 0
@@ -342,15 +395,38 @@ class Pipeline:
         grid, tile = self.grid, self.grid.tile_size
         channels = self.translator.blend_bands + int(self.bands_out.uncertainty)
         block = self.output.block_shapes[0][0]
-        buffer = _RowBuffer(channels, grid.width, 2 * tile + block)
+        # Rows held: a window row (it grows if ever more are needed). Rows no window
+        # touches any more leave it as soon as the next window row starts, as output
+        # pixels (a quarter of the size or less) until their block row is written.
+        buffer = _RowBuffer(channels, grid.width, tile)
+        pending: list[tuple[NDArray[Any], NDArray[np.bool_]]] = []  # finished crop rows
         queued: dict[int, int] = {}
         received = [0] * grid.rows
         finished = 0  # window rows whose every window has been added
-        written = 0  # raster rows written
+        taken = 0  # region rows out of the buffer
+        written = 0  # region rows written
+
+        def settle() -> None:
+            """Take the rows no window touches any more; write whole blocks of them."""
+            nonlocal finished, taken, written
+            while finished < grid.rows and queued.get(finished) == received[finished]:
+                finished += 1
+            final = grid.final_rows(finished - 1) if finished else 0
+            if final > taken:
+                pending.extend(self._finish_rows(buffer.head(final), taken))
+                buffer.drop(final)
+                taken = final
+            end = self._writable(final, block)
+            if end > written:
+                self._write_rows(pending, written, end)
+                written = end
+
         done = 0
         for item in self._items(self._to_writer):
             if isinstance(item, _Outputs):
                 for values, (i, j) in zip(item.values, item.windows, strict=True):
+                    if i > finished:  # a new window row: the one before may be complete
+                        settle()
                     row, col = grid.row_starts[i], grid.col_starts[j]
                     h, w = min(tile, grid.height - row), min(tile, grid.width - col)
                     buffer.add(row, col, values[:, :h, :w], grid.weight(i, j)[:h, :w])
@@ -360,13 +436,7 @@ class Pipeline:
                 queued[item.row] = item.queued
                 buffer.set_valid(grid.row_starts[item.row], item.valid)
                 done += grid.cols - item.queued  # skipped windows are done too
-            while finished < grid.rows and queued.get(finished) == received[finished]:
-                finished += 1
-            final = grid.final_rows(finished - 1) if finished else 0
-            end = self._writable(final, block)
-            if end > written:
-                self._write_rows(buffer.take(end), written)
-                written = end
+            settle()
             if self.progress is not None:
                 self.progress(done, len(grid))
 
@@ -380,16 +450,62 @@ class Pipeline:
             return final
         return top + (final - top) // block * block
 
-    def _write_rows(self, rows: tuple[NDArray[np.float32], NDArray[np.float32],
-                                      NDArray[np.bool_]], row: int) -> None:
+    def _finish_rows(self, rows: tuple[NDArray[np.float32], NDArray[np.float32],
+                                       NDArray[np.bool_]], row: int
+                     ) -> list[tuple[NDArray[Any], NDArray[np.bool_]]]:
+        """The output pixels and validity of the crop's part of region rows ``[row, row +
+        n)`` (``rows``: their sums, weights and validity), in pieces of a few rows: every
+        step is per pixel, and small pieces keep the temporaries (float64 in
+        de-normalising) small, whatever the width, for the same values."""
         crop = self.source.crop
         first = max(row, crop.row_off)
         last = min(row + rows[1].shape[0], crop.row_off + crop.height)
         if last <= first:
-            return
+            return []
         kept = (slice(first - row, last - row), slice(crop.col_off, crop.col_off + crop.width))
         sums, weights, valid = rows[0][:, kept[0], kept[1]], rows[1][kept], rows[2][kept]
-        row = first - crop.row_off
+        step = max(1, _CHUNK_VALUES // max(1, sums.shape[0] * sums.shape[2]))
+        pieces = []
+        for start in range(0, valid.shape[0], step):
+            part = slice(start, start + step)
+            pieces.append((self._output_values(sums[:, part], weights[part], valid[part]),
+                           valid[part].copy()))
+        return pieces
+
+    def _write_rows(self, pending: list[tuple[NDArray[Any], NDArray[np.bool_]]],
+                    written: int, end: int) -> None:
+        """Write the crop's part of region rows ``[written, end)`` from the front of
+        ``pending`` (removed from it), in one write as they were taken."""
+        crop = self.source.crop
+        first = max(written, crop.row_off)
+        count = min(end, crop.row_off + crop.height) - first
+        if count <= 0:
+            return
+        parts: list[tuple[NDArray[Any], NDArray[np.bool_]]] = []
+        while count > sum(v.shape[0] for _, v in parts):
+            parts.append(pending.pop(0))
+        extra = sum(v.shape[0] for _, v in parts) - count
+        if extra:  # the last piece reaches past ``end``: its rest stays pending
+            values, valid = parts.pop()
+            cut = valid.shape[0] - extra
+            parts.append((values[:, :cut], valid[:cut]))
+            pending.insert(0, (values[:, cut:], valid[cut:]))
+        values = parts[0][0] if len(parts) == 1 else np.concatenate([p for p, _ in parts], 1)
+        valid = parts[0][1] if len(parts) == 1 else np.concatenate([v for _, v in parts])
+        window = Window(0, first - crop.row_off, crop.width, count)
+        try:
+            self.output.write(values, window=window)
+            if self.bands_out.mask:
+                mask = np.where(valid, np.uint8(255), np.uint8(0))
+                self.output.write_mask(mask, window=window)
+        except (RasterioError, OSError) as error:
+            raise OutputError(f"cannot write {self.output.name}: {error}") from None
+
+    def _output_values(self, sums: NDArray[np.float32], weights: NDArray[np.float32],
+                       valid: NDArray[np.bool_]) -> NDArray[Any]:
+        """Output pixels (C, n, W) of blended rows: weighted sums divided by their
+        weights, de-normalised, nodata where the input was invalid; ``sums`` and
+        ``valid`` are changed in place."""
         blended = self.translator.blend_bands
         covered = weights > 0
         valid &= covered
@@ -402,30 +518,26 @@ class Pipeline:
         if nodata is not None:
             keep_off_nodata(values, valid, nodata)
             values[:, ~valid] = np.asarray(nodata).astype(values.dtype)
-        window = Window(0, row, crop.width, valid.shape[0])
-        try:
-            self.output.write(values, window=window)
-            if self.bands_out.mask:
-                self.output.write_mask(np.where(valid, 255, 0).astype(np.uint8), window=window)
-        except (RasterioError, OSError) as error:
-            raise OutputError(f"cannot write {self.output.name}: {error}") from None
+        return values
 
 
 class _Strips:
     """Normalised strips of the scene, full width, for consecutive window rows.
 
     Window rows overlap, so each strip keeps the rows it shares with the previous one
-    and reads and normalises only the new rows: every pixel is read once.
+    and reads and normalises only the new rows: every pixel is read once. The strip is
+    one buffer of a tile's height, reused: what :meth:`read` returns is valid until the
+    next call.
     """
 
     def __init__(self, dataset: Any, bands: list[int], translator: Translator,
-                 region: Window) -> None:
+                 region: Window, tile: int) -> None:
         self.dataset, self.bands = dataset, bands
         self.width = int(region.width)
         self.origin = (int(region.row_off), int(region.col_off))
         self.normalization = translator.input_normalization
         self.row_off = 0
-        self.strip = np.zeros((len(bands), 0, self.width), np.float32)  # (C, rows, W)
+        self.buffer = np.zeros((len(bands), tile, self.width), np.float32)  # (C, tile, W)
         self.valid = np.zeros((0, self.width), bool)
 
     def read(self, row_off: int, height: int) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
@@ -437,15 +549,22 @@ class _Strips:
                         row_off + height - first)
         data = self.dataset.read(self.bands, window=window)  # (C, new rows, W)
         valid = valid_mask(self.dataset, window, data, any_band=True)
-        strip = self.normalization.normalize(data)
-        strip[missing(data, self.dataset.nodata)] = 0.0  # a band missing in a valid pixel
-        strip *= valid
+        skip = row_off - self.row_off
+        for start in range(0, kept, max(skip, 1)):  # rows kept, moved up: never overlapping
+            rows = slice(start, min(start + skip, kept))
+            self.buffer[:, rows] = self.buffer[:, rows.start + skip:rows.stop + skip]
+        # Normalised a few rows at a time straight into place: small temporaries.
+        step = max(1, _CHUNK_VALUES // max(1, data.shape[0] * data.shape[2]))
+        for start in range(0, data.shape[1], step):
+            rows = slice(start, start + step)
+            part = self.buffer[:, kept + rows.start:kept + min(rows.stop, data.shape[1])]
+            part[...] = self.normalization.normalize(data[:, rows])
+            part[missing(data[:, rows], self.dataset.nodata)] = 0.0  # a band missing in
+            part *= valid[rows]  # a valid pixel; and invalid pixels at 0
         if kept:
-            skip = row_off - self.row_off
-            strip = np.concatenate([self.strip[:, skip:], strip], axis=1)
             valid = np.concatenate([self.valid[skip:], valid])
-        self.row_off, self.strip, self.valid = row_off, strip, valid
-        return strip, valid
+        self.row_off, self.valid = row_off, valid
+        return self.buffer[:, :height], valid
 
 
 def _batch(tiles: list[NDArray[np.float32]], windows: list[tuple[int, int]]) -> _Batch:

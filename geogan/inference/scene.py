@@ -38,6 +38,7 @@ from geogan.inference.options import (
     TranslateReport,
 )
 from geogan.inference.output_file import (
+    block_cache_bytes,
     check_blocks_written,
     describe,
     gdal_env,
@@ -183,6 +184,7 @@ def _translate_read(source: str, output: Path, translator: Translator,
         checks = check_scene(dataset, source, bands, translator, settings)
         bands_out = output_bands(dataset, translator, settings)
         profile = output_profile(dataset, translator, settings, bands_out)
+        cache_bytes = block_cache_bytes(dataset, profile)
         if checks.resolution.resample_grid is not None:
             read, lattice = resampled_read(dataset, source, checks.resolution.resample_grid,
                                            settings)
@@ -197,7 +199,7 @@ def _translate_read(source: str, output: Path, translator: Translator,
     pipeline = Pipeline(read, bands, None, grid, translator, bands_out,
                         batch_size=settings.batch_size_for(translator), samples=settings.samples,
                         progress=progress)
-    with atomic_file(output) as temporary, rasterio.Env(**gdal_env()):
+    with atomic_file(output) as temporary, rasterio.Env(**gdal_env(cache_bytes)):
         written = temporary.with_name(temporary.name + ".gtiff") if settings.cog else temporary
         between = temporary.with_name(temporary.name + ".model-grid.tif")
         try:

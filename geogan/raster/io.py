@@ -193,6 +193,10 @@ def is_categorical(dataset: Any) -> bool:
             keys = keys * 256 + pixels[:, band]
     else:
         keys = pixels[:, 0].astype(np.int64)
+    # A continuous raster shows more values than that in its first few thousand samples:
+    # counting those first spares sorting them all.
+    if np.unique(keys[:4096]).size > CATEGORICAL_MAX_VALUES:
+        return False
     return bool(np.unique(keys).size <= CATEGORICAL_MAX_VALUES)
 
 

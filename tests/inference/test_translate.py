@@ -457,11 +457,11 @@ def test_a_write_failure_leaves_the_previous_output_untouched(monkeypatch, model
     original = engine.Pipeline._write_rows
     calls = []
 
-    def failing(self, rows, row):
-        calls.append(row)
+    def failing(self, pending, written, end):
+        calls.append(written)
         if len(calls) == 2:
             raise OutputError("cannot write: disk full")
-        return original(self, rows, row)
+        return original(self, pending, written, end)
 
     monkeypatch.setattr(engine.Pipeline, "_write_rows", failing)
     with pytest.raises(OutputError, match="disk full"):
@@ -490,9 +490,9 @@ def test_a_read_failure_midway_leaves_the_previous_output_untouched(tmp_path, rn
     written = []
     original = engine.Pipeline._write_rows
 
-    def recording(self, rows, row):
+    def recording(self, pending, row, end):
         written.append(row)
-        return original(self, rows, row)
+        return original(self, pending, row, end)
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(engine.Pipeline, "_write_rows", recording)

@@ -1,0 +1,67 @@
+"""translate's memory bounds change no byte: rows de-normalised and normalised a few at a
+time, and a GDAL block cache that holds only a few block rows, write the same file as
+whole strips and a cache that holds everything."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import geogan.inference.output_file as output_file
+import geogan.inference.pipeline as engine
+from geogan.inference.scene import translate_raster
+from geogan.inference.translator import load_model
+from tests.helpers import CPU, save_model, textured, write_raster
+
+
+def scenes(tmp_path: Path) -> dict[str, tuple[Path, Path, dict[str, Any]]]:
+    """(scene, model, options) of the kinds of output the writer makes."""
+    rng = np.random.default_rng(9)
+    rgb = textured(rng, 3, 300, 700)
+    rgb[:, 40:90, 100:260] = 0  # nodata: masked and nodata output pixels
+    values = textured(rng, 1, 260, 500).astype(np.float32) * 3.0 + 50.0
+    values[:, 10:40, 10:60] = np.nan
+    return {
+        "rgb, nodata": (write_raster(tmp_path / "rgb.tif", rgb, nodata=0),
+                        save_model(tmp_path / "rgb.pt", out_nodata=0), {}),
+        "rgb, mask": (write_raster(tmp_path / "mask.tif", rgb, nodata=0),
+                      save_model(tmp_path / "mask.pt"), {"batch_size": 3}),
+        "float, samples": (write_raster(tmp_path / "float.tif", values),
+                           save_model(tmp_path / "float.pt", "pix2pix", 1, 2,
+                                      in_dtype="float32", out_dtype="float32",
+                                      out_nodata=-9999.0),
+                           {"samples": 2, "blend": "linear", "overlap": 24}),
+    }
+
+
+@pytest.mark.parametrize("case", ["rgb, nodata", "rgb, mask", "float, samples"])
+def test_small_chunks_and_a_small_block_cache_write_the_same_bytes(tmp_path, monkeypatch,
+                                                                   case):
+    scene, model, options = scenes(tmp_path)[case]
+    translator = load_model(model, **CPU)
+    whole = translate_raster(scene, tmp_path / "whole.tif", translator, **options).output
+    with monkeypatch.context() as patch:
+        patch.setattr(engine, "_CHUNK_VALUES", 1000)  # a row or two at a time
+        patch.setattr(output_file, "GDAL_CACHE_MIN_BYTES", 2**20)  # blocks evicted early
+        patch.setattr(output_file, "GDAL_CACHE_BYTES", 2**20)
+        small = translate_raster(scene, tmp_path / "small.tif", translator, **options).output
+    assert small.read_bytes() == whole.read_bytes()
+
+
+def test_the_block_cache_grows_with_the_width_only(tmp_path):
+    import rasterio
+
+    profile = {"width": 0, "count": 3, "dtype": "uint8", "blockysize": 256}
+    sizes = {}
+    for name, (height, width) in {"narrow": (512, 512), "wide": (512, 16384),
+                                  "wide and tall": (8192, 16384)}.items():
+        path = write_raster(tmp_path / f"{name}.tif", np.zeros((3, height, width), np.uint8),
+                            tiled=True, blockxsize=256, blockysize=256)
+        with rasterio.open(path) as dataset:
+            sizes[name] = output_file.block_cache_bytes(dataset, {**profile, "width": width})
+    assert sizes["narrow"] == output_file.GDAL_CACHE_MIN_BYTES
+    # Two block rows of the scene and two of the output: 4 × 16384 × 256 × 3 bytes.
+    assert sizes["wide"] == sizes["wide and tall"] == 4 * 16384 * 256 * 3
