@@ -143,4 +143,4 @@ def test_feature_matching_pairs_share_one_diffaugment_draw() -> None:
     # A generator that returns the target exactly: the real and the generated pair are the
     # same, and so must be everything the discriminator sees of them.
     _, loss = trainer._feature_matching(data["a"], data["b"], data["b"])
-    assert float(loss) == 0.0
+    assert float(loss.detach()) == 0.0
