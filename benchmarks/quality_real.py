@@ -92,6 +92,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "paper": ("paper", {}, {}),
     "faithful": ("faithful", {}, {}),
     "faithful+tta": ("faithful", {}, {"tta": True}),
+    "faithful/palette": ("faithful", {}, {"output": "palette"}),  # crisp, not shaded
     "faithful/image-head": ("faithful", {}, {"output": "image"}),
     "faithful/batch-1": ("faithful", {**BEFORE, "batch_size": 1}, {}),
     "faithful/batch-1/lr-5e-4": ("faithful", {"batch_size": 1, "lr": 5e-4}, {}),
@@ -251,12 +252,15 @@ def constant_baseline(prepared: dict[str, Any], work: Path) -> dict[str, Any]:
 
 def run_variant(name: str, preset: str, overrides: dict[str, Any], translate: dict[str, Any],
                 prepared: dict[str, Any], work: Path, steps: int, scene: Path | None,
-                trained: dict[tuple[str, str], Path]) -> dict[str, Any]:
-    """Train (or reuse the same training of an earlier variant), translate, score."""
+                trained: dict[tuple[str, str], Path], reuse: bool = False) -> dict[str, Any]:
+    """Train (or reuse the same training of an earlier variant, or with ``reuse`` the
+    variant's model file of an earlier run), translate, score."""
     key = (preset, json.dumps(overrides, sort_keys=True))
     slug = "".join(c if c.isalnum() else "_" for c in name)
     model = trained.get(key)
     train_seconds = s_per_step = None
+    if model is None and reuse and (work / f"{slug}.pt").exists():
+        model = trained[key] = work / f"{slug}.pt"
     if model is None:
         model = work / f"{slug}.pt"
         loaders = {"workers": 1} if os.environ.get("GEOGAN_QUALITY_JOB") else {}
@@ -283,17 +287,18 @@ def run_variant(name: str, preset: str, overrides: dict[str, Any], translate: di
 
 
 def _run_group(names: list[str], prepared: dict[str, Any], work: Path, steps: int,
-               scene: Path | None) -> list[tuple[str, dict[str, Any]]]:
+               scene: Path | None, reuse: bool) -> list[tuple[str, dict[str, Any]]]:
     """The variants of one training, in order (the first trains, the others reuse it)."""
     if os.environ.get("GEOGAN_QUALITY_JOB"):
         torch.set_num_threads(1)
     trained: dict[tuple[str, str], Path] = {}
-    return [(name, run_variant(name, *VARIANTS[name], prepared, work, steps, scene, trained))
-            for name in names]
+    return [(name, run_variant(name, *VARIANTS[name], prepared, work, steps, scene, trained,
+                               reuse)) for name in names]
 
 
 def run_all(names: list[str], prepared: dict[str, Any], work: Path, steps: int,
-            scene: Path | None, jobs: int) -> Iterator[tuple[str, dict[str, Any]]]:
+            scene: Path | None, jobs: int, reuse: bool = False
+            ) -> Iterator[tuple[str, dict[str, Any]]]:
     """Every variant's result: in the order given, or with ``jobs`` > 1 as the trainings
     finish, that many processes at once (variants that share a training stay in one)."""
     groups: dict[tuple[str, str], list[str]] = {}
@@ -302,12 +307,12 @@ def run_all(names: list[str], prepared: dict[str, Any], work: Path, steps: int,
         groups.setdefault((preset, json.dumps(overrides, sort_keys=True)), []).append(name)
     if jobs <= 1:
         for group in groups.values():
-            yield from _run_group(group, prepared, work, steps, scene)
+            yield from _run_group(group, prepared, work, steps, scene, reuse)
         return
     os.environ["GEOGAN_QUALITY_JOB"] = "1"  # one CPU thread and loader per process
     context = multiprocessing.get_context("spawn")  # CUDA cannot be forked
     with ProcessPoolExecutor(jobs, mp_context=context) as pool:
-        futures = [pool.submit(_run_group, group, prepared, work, steps, scene)
+        futures = [pool.submit(_run_group, group, prepared, work, steps, scene, reuse)
                    for group in groups.values()]
         for future in as_completed(futures):  # as they finish: a cut-short run keeps them
             yield from future.result()
@@ -352,6 +357,9 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1,
                         help="variants trained at once, each in its own process (on one GPU, "
                              "14 at once took 4 minutes at 1500 steps); s/step is then shared")
+    parser.add_argument("--reuse", action="store_true",
+                        help="score the model files an earlier run left in --work again "
+                             "instead of training them (a variant without one is trained)")
     args = parser.parse_args()
     names = list(VARIANTS) if args.variants == "all" else args.variants.split(",")
     unknown = [n for n in names if n not in VARIANTS]
@@ -362,7 +370,8 @@ def main() -> None:
     start = time.perf_counter()
     prepared = prepare(args.data, args.work)
     results: dict[str, Any] = {"constant colour": constant_baseline(prepared, args.work)}
-    for name, result in run_all(names, prepared, args.work, args.steps, scene, args.jobs):
+    for name, result in run_all(names, prepared, args.work, args.steps, scene, args.jobs,
+                                args.reuse):
         results[name] = result
         print(f"{name}: val mIoU {result['val']['miou']:.3f}", flush=True)
         (args.work / "results.json").write_text(json.dumps(results, indent=1, default=str))

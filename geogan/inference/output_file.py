@@ -167,8 +167,8 @@ def describe(out: Any, translator: Translator, settings: TranslateOptions, sourc
         **extra,
     }
     palette = translator.palette
-    if palette and translator.output == "palette":
-        # evaluate --palette auto reads the classes from here.
+    if palette and translator.output in ("palette", "shaded"):
+        # evaluate --palette auto reads the classes from here (shaded pixels snap to them).
         tags["PALETTE"] = json.dumps({k: [int(v) for v in c] for k, c in palette.items()})
     if palette and translator.output == "classes":
         tags["CLASSES"] = json.dumps(list(palette))

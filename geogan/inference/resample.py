@@ -61,9 +61,10 @@ def model_grid_profile(profile: dict[str, Any], read: SceneRead) -> dict[str, An
 
 
 def back_resampling(translator: Translator, settings: TranslateOptions) -> Resampling:
-    """How the translation comes back onto the scene's grid: nearest neighbour for class
-    and palette outputs, else the method the scene was resampled with."""
-    if translator.output in ("classes", "palette"):
+    """How the translation comes back onto the scene's grid: nearest neighbour for class,
+    palette and shaded outputs (interpolating could blend two classes' colours into a
+    third's), else the method the scene was resampled with."""
+    if translator.output in ("classes", "palette", "shaded"):
         return Resampling.nearest
     return Resampling[settings.resampling]
 

@@ -8,9 +8,10 @@ values; the windowed engine of ``geogan translate`` feeds ``translate_tiles`` wi
 batches of normalised tiles, blends what it returns and hands the blend to ``finish``.
 
 Models with a class head (a flat-colour target, see :mod:`geogan.training.class_palette`) can write
-three things (:data:`OUTPUTS`): the image head (``image``), the palette colour of the
-most likely class (``palette``, crisp colours, the default) or the class index itself
-(``classes``, one band for a colour table). Class probabilities, not colours, are what
+four things (:data:`OUTPUTS`): the image head (``image``), the colour of the most likely
+class shaded where the model is unsure (``shaded``, the default; see
+:mod:`geogan.inference.class_colours`), that colour crisp (``palette``) or the class index
+itself (``classes``, one band for a colour table). Class probabilities, not colours, are what
 gets blended across windows and averaged by test-time augmentation.
 """
 
@@ -26,6 +27,7 @@ import torch
 from numpy.typing import NDArray
 
 from geogan.errors import ConfigError, InputError, ModelFileError
+from geogan.inference.class_colours import shaded_colours
 from geogan.nn.config import OUTPUTS
 from geogan.nn.devices import autocast, resolve_device, resolve_precision
 from geogan.nn.model_file import ModelFile, read_model_file
@@ -72,15 +74,16 @@ class Translator:
         classes = architecture.classes if direction == "a2b" else 0
         if output not in OUTPUTS:
             raise ConfigError(f"unknown output {output!r}; use one of {', '.join(OUTPUTS)}")
-        if output in ("palette", "classes") and not classes:
+        if output in ("shaded", "palette", "classes") and not classes:
             raise ConfigError(f"--output {output} needs a model with a class head (trained "
                               "on a flat-colour map target); this one writes images only")
         self.classes = classes
-        self.output = ("palette" if classes else "image") if output == "auto" else output
+        self.output = ("shaded" if classes else "image") if output == "auto" else output
         self.tta = tta
-        # (C, K): the palette in the target's dtype, indexed by class in :meth:`finish`.
-        self._palette_values = np.asarray(architecture.palette, dtype=np.float64).T.astype(
-            model.normalization["b"].dtype) if classes else np.empty((0, 0))
+        # (K, C) colours, and (C, K) in the target's dtype, indexed by class in :meth:`finish`.
+        self._palette = (np.asarray(architecture.palette, dtype=np.float64) if classes
+                         else np.empty((0, 0)))
+        self._palette_values = self._palette.T.astype(model.normalization["b"].dtype)
         if direction not in architecture.directions:
             raise InputError(f"a {architecture.kind} model translates "
                              f"{' and '.join(architecture.directions)} only, not {direction}")
@@ -188,13 +191,20 @@ class Translator:
 
     def finish(self, blended: NDArray[np.float32]) -> NDArray[Any]:
         """Output values from blended :meth:`translate_tiles` channels (C, ...): the
-        image head denormalised, the palette colour of the most likely class, or that
-        class's index, as :attr:`output` says. The image bands of ``blended`` are
+        image head denormalised, the shaded or crisp palette colour of the most likely
+        class, or that class's index, as :attr:`output` says. The image bands of ``blended`` are
         clipped in place (the writer's buffer: no copy per block row)."""
         if self.output == "image":
             image = blended[:self.image_bands]
             return self.output_normalization.denormalize(np.clip(image, -1.0, 1.0, out=image))
-        best = blended[self.image_bands:self.blend_bands].argmax(axis=0)  # (...)
+        probabilities = blended[self.image_bands:self.blend_bands]  # (K, ...)
+        if self.output == "shaded":
+            dtype = np.dtype(self.output_normalization.dtype)
+            shaded = np.rint(shaded_colours(probabilities, self._palette))
+            if dtype.kind in "iu":
+                np.clip(shaded, np.iinfo(dtype).min, np.iinfo(dtype).max, out=shaded)
+            return shaded.astype(dtype)
+        best = probabilities.argmax(axis=0)  # (...)
         if self.output == "classes":
             classes: NDArray[np.uint8] = best.astype(np.uint8)[None]
             return classes
@@ -325,7 +335,8 @@ def load_model(path: str | os.PathLike[str], *, direction: str = "a2b", device: 
         precision: Arithmetic of the generator: ``fp32`` (default, exact), ``bf16``,
             ``fp16`` or ``auto``.
         tta: Average the 8 flips and rotations of every tile.
-        output: ``auto``, ``image``, ``palette`` or ``classes`` (see :data:`OUTPUTS`).
+        output: ``auto``, ``image``, ``shaded``, ``palette`` or ``classes`` (see
+            :data:`OUTPUTS`).
 
     Raises:
         ModelFileError: If the file is missing, damaged or not a geogan model file.

@@ -32,10 +32,12 @@ GAN_LOSSES_BY_KIND = {"pix2pix": "vanilla", "cyclegan": "lsgan"}
 GAN_LOSSES = ("vanilla", "lsgan")
 UPSAMPLINGS = ("transpose", "resize")
 CLASS_MODES = ("off", "auto")
-OUTPUTS = ("auto", "image", "palette", "classes")
-"""What translate writes: ``image`` (the image head), ``palette`` (crisp colours of the
-most likely class) or ``classes`` (the class index); ``auto`` is ``palette`` for models
-with a class head, else ``image``."""
+OUTPUTS = ("auto", "image", "shaded", "palette", "classes")
+"""What translate writes: ``image`` (the image head), ``shaded`` (the most likely class's
+colour, tinted toward the other likely classes where the model is unsure; see
+:mod:`geogan.inference.class_colours`), ``palette`` (crisp colours of the most likely
+class) or ``classes`` (the class index); ``auto`` is ``shaded`` for models with a class
+head, else ``image``."""
 NORMS = ("batch", "instance")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda")

@@ -30,7 +30,7 @@ MIN_VERSION = (0, 1, 0)
 #: Choices the plugin offers, as the CLI spells them (tests check them against the CLI).
 PRESETS = ("faithful", "paper", "tiny")
 DEVICES = ("auto", "cpu", "cuda")
-OUTPUT_KINDS = ("auto", "image", "palette", "classes")
+OUTPUT_KINDS = ("auto", "image", "shaded", "palette", "classes")
 #: Seconds to wait after SIGINT before killing a geogan that does not stop.
 INTERRUPT_GRACE_S = 60.0
 

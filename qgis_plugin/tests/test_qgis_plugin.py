@@ -284,7 +284,7 @@ class PyQgisTest(unittest.TestCase):
         image = self.run_algorithm("geogan:translate", {
             **common, "OUTPUT_KIND": 1, "OUTPUT": str(out / "image.tif")})["OUTPUT"]
         classes = self.run_algorithm("geogan:translate", {
-            **common, "OUTPUT_KIND": 3, "OUTPUT": str(out / "classes.tif")})["OUTPUT"]
+            **common, "OUTPUT_KIND": 4, "OUTPUT": str(out / "classes.tif")})["OUTPUT"]
         layer = QgsRasterLayer(image, "image")
         self.assertEqual([layer.bandName(b).split(": ")[-1] for b in (1, 2, 3)],
                          ["red", "green", "blue"])

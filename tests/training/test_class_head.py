@@ -1,5 +1,5 @@
 """The class head: palette learnt from a flat-colour target, kept in the model file,
-written by translate as crisp colours or a class raster; TTA; older model files."""
+written by translate as shaded or crisp colours or a class raster; TTA; older model files."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import torch
 from geogan.chips.export import export_chips
 from geogan.chips.options import ExportOptions
 from geogan.errors import ConfigError
+from geogan.evaluation.class_metrics import snap_to_palette
 from geogan.inference.scene import translate_raster
 from geogan.inference.translator import Translator, load_model
 from geogan.nn.config import build_configs
@@ -87,10 +88,12 @@ def test_the_palette_is_learnt_and_round_trips_through_the_model_file(
     assert model.training["config"]["classes"] == "auto"
 
 
-def test_translate_writes_crisp_palette_colours_or_a_class_raster(
+def test_translate_writes_shaded_or_crisp_palette_colours_or_a_class_raster(
         class_model: Path, map_chips: Path, tmp_path: Path) -> None:
     scene = map_chips.parent / "photo.tif"
-    colours = translate_raster(scene, tmp_path / "map.tif", class_model, **CPU)
+    shaded = translate_raster(scene, tmp_path / "shaded.tif", class_model, **CPU)
+    colours = translate_raster(scene, tmp_path / "map.tif", class_model, output="palette",
+                               **CPU)
     classes = translate_raster(scene, tmp_path / "classes.tif", class_model,
                                output="classes", **CPU)
     image = translate_raster(scene, tmp_path / "image.tif", class_model, output="image", **CPU)
@@ -113,6 +116,12 @@ def test_translate_writes_crisp_palette_colours_or_a_class_raster(
     assert len(names) == len(palette)
     # The class raster and the palette map say the same thing, pixel for pixel.
     assert np.array_equal(np.asarray(palette, np.uint8)[ids].reshape(-1, 3), drawn)
+    # The default shaded map reads as the same classes, with its palette in the tags.
+    with rasterio.open(shaded.output) as src:
+        tinted = src.read()
+        assert json.loads(src.tags()["GEOGAN_PALETTE"]) == json.loads(tags["GEOGAN_PALETTE"])
+    assert np.array_equal(snap_to_palette(tinted, np.asarray(palette)), ids)
+    assert not np.array_equal(tinted.reshape(3, -1).T, drawn)
     with rasterio.open(image.output) as src:
         assert src.count == 3 and len(np.unique(src.read().reshape(3, -1), axis=1).T) > 16
 
