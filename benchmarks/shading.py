@@ -1,0 +1,87 @@
+"""How a map model's class probabilities are best turned into colours, on real pairs.
+
+Takes a model that ``quality_real.py`` trained (its ``--work`` folder holds the chips, the
+validation and unfamiliar pairs and the palette file), translates each photo once, and
+scores several ways of drawing the same probabilities with ``geogan evaluate``, as
+``quality_real.py`` does: the crisp colour of the most likely class (``--output-kind
+palette``), the probability-weighted mean colour, that mean kept inside the most likely
+class's colour cell, and ``shaded`` (translate's default) for each exact radius and shade
+cost of ``--grid``. The defaults of :mod:`geogan.inference.class_colours` were chosen with
+it::
+
+    python benchmarks/quality_real.py --data ../shared/data/maps --variants faithful \\
+        --work quality-real
+    python benchmarks/shading.py --work quality-real --model quality-real/faithful.pt
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import rasterio
+import torch
+from quality_real import _strip, prepare, score
+
+from geogan import load_model
+from geogan.inference import class_colours
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--work", type=Path, required=True, help="a quality_real.py --work")
+    parser.add_argument("--model", type=Path, required=True, help="a model file with classes")
+    parser.add_argument("--data", type=Path, default=Path("../shared/data/maps"))
+    parser.add_argument("--grid", default="2:300,3:150,3:300,3:500,3:1000,4:300,4:500",
+                        help="exact radius:shade cost pairs to score")
+    args = parser.parse_args()
+    prepared = prepare(args.data, args.work)
+    translator = load_model(args.model, output="palette")
+    palette = np.asarray(translator.architecture.palette, np.float64)  # (K, C)
+    probabilities, profiles = {}, {}
+    for pairs in prepared["scenes"].values():
+        for photo, _ in pairs:
+            with rasterio.open(photo) as src:
+                pixels, profiles[photo] = src.read(), src.profile
+            tiles = torch.from_numpy(translator.input_normalization.normalize(pixels))[None]
+            out = translator.translate_tiles(tiles)[0, translator.image_bands:]
+            probabilities[photo] = out.numpy().astype(np.float64)
+
+    def crisp(p: np.ndarray) -> np.ndarray:
+        return np.moveaxis(palette[p.argmax(0)], -1, 0)
+
+    def mean(p: np.ndarray) -> np.ndarray:
+        return np.tensordot(palette.T, p, axes=1)
+
+    def shaded(radius: float, cost: float) -> object:
+        def draw(p: np.ndarray) -> np.ndarray:
+            with mock.patch.multiple(class_colours, EXACT_RADIUS=radius, SHADE_COST=cost):
+                return class_colours.shaded_colours(p, palette)
+        return draw
+
+    ways = {"crisp (palette)": crisp, "mean colour": mean,
+            "mean, in the class's cell": shaded(np.inf, 0.0)}
+    for pair in args.grid.split(","):
+        radius, cost = (float(v) for v in pair.split(":"))
+        ways[f"shaded, radius {radius:g}, cost {cost:g}"] = shaded(radius, cost)
+    print("| drawing | split | mIoU | δ5 | δ10 | PSNR | SSIM | RMSE |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for name, draw in ways.items():
+        for split, pairs in prepared["scenes"].items():
+            outputs = []
+            for photo, _ in pairs:
+                values = np.clip(np.rint(draw(probabilities[photo])), 0, 255).astype(np.uint8)
+                path = args.work / f"shading_{photo.stem}.tif"
+                with rasterio.open(path, "w", **profiles[photo]) as dst:
+                    dst.write(values)
+                outputs.append(path)
+            r = score(_strip(outputs, args.work / f"shading_{split}.tif"),
+                      prepared["references"][split], args.work, prepared["palette"])
+            print(f"| {name} | {split} | {r['miou']:.3f} | {r['d5']:.3f} | {r['d10']:.3f} | "
+                  f"{r['psnr']:.2f} | {r['ssim']:.3f} | {r['rmse']:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
