@@ -36,9 +36,11 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("../shared/data/maps"))
     parser.add_argument("--grid", default="2:300,3:150,3:300,3:500,3:1000,4:300,4:500",
                         help="exact radius:shade cost pairs to score")
+    parser.add_argument("--tta", action="store_true", help="probabilities averaged over the "
+                        "8 flips and rotations (translate --tta)")
     args = parser.parse_args()
     prepared = prepare(args.data, args.work)
-    translator = load_model(args.model, output="palette")
+    translator = load_model(args.model, output="palette", tta=args.tta)
     palette = np.asarray(translator.architecture.palette, np.float64)  # (K, C)
     probabilities, profiles = {}, {}
     for pairs in prepared["scenes"].values():
