@@ -34,7 +34,7 @@ background, buildings and streets."""
 
 
 def shaded_colours(probabilities: NDArray[np.floating], palette: NDArray[np.floating]
-                   ) -> NDArray[np.float64]:
+                   ) -> NDArray[np.float32]:
     """Shaded map colours of class probabilities (see the module docstring).
 
     Per pixel, with class colours ``c_k``, probabilities ``p_k`` and the most likely
@@ -50,32 +50,35 @@ def shaded_colours(probabilities: NDArray[np.floating], palette: NDArray[np.floa
         palette: (K, C) class colours in output band values.
 
     Returns:
-        (C, ...) colours, float64, unrounded.
+        (C, ...) colours, float32, unrounded.
     """
-    colours = np.asarray(palette, dtype=np.float64)  # (K, C)
-    p = np.asarray(probabilities, dtype=np.float64)  # (K, ...)
-    best = p.argmax(axis=0)  # (...)
-    start = np.moveaxis(colours[best], -1, 0)  # (C, ...): the crisp colour
-    toward = np.tensordot(colours.T, p, axes=1) - start  # (C, ...): mu - start
+    colours = np.asarray(palette, dtype=np.float32)  # (K, C)
+    classes, bands = colours.shape
+    shape = np.shape(probabilities)[1:]
+    p = np.asarray(probabilities, dtype=np.float32).reshape(classes, -1)  # (K, N)
+    best = p.argmax(axis=0)  # (N,)
+    start = colours.T[:, best]  # (C, N): the crisp colour
+    toward = colours.T @ p  # (C, N): mu ...
+    toward -= start  # ... - start
     # Largest step a along `toward` that stays in the most likely class's cell, a
     # rounding's length (sqrt(C) / 2) inside it, so that integer outputs snap back too:
-    # (x - c_m).n / |n| <= |n| / 2 - margin, with n = c_j - c_m for every other class j.
-    margin = 0.5 * np.sqrt(colours.shape[1])
-    step = np.ones(best.shape)
-    for j, colour in enumerate(colours):
-        normal = colour.reshape(-1, *([1] * best.ndim)) - start  # (C, ...)
-        along = (toward * normal).sum(axis=0)
-        size = np.sqrt((normal * normal).sum(axis=0))
-        limit = size * np.maximum(size / 2 - margin, 0.0) / np.where(along > 0, along, 1.0)
-        np.minimum(step, np.where((along > 0) & (best != j), limit, 1.0), out=step)
+    # a (c_j - c_m).toward <= |c_j - c_m| (|c_j - c_m| / 2 - margin) for every j != m.
+    gap = np.sqrt(((colours[:, None] - colours[None]) ** 2).sum(axis=-1))  # (K, K)
+    room = gap * np.maximum(gap / 2 - 0.5 * np.sqrt(bands), 0.0)  # (K, K), [j, m]
+    along = colours @ toward  # (K, N): c_j . toward ...
+    along -= (start * toward).sum(axis=0)  # ... - c_m . toward
+    np.put_along_axis(along, best[None], 0.0, axis=0)  # the class's own colour: no limit
+    limits = np.divide(room[:, best], along, out=np.full_like(along, np.inf),
+                       where=along > 0)
+    step = np.minimum(limits.min(axis=0), 1.0)  # (N,)
     reach = np.abs(toward).max(axis=0)
-    near = np.minimum(step, EXACT_RADIUS / np.where(reach > 0, reach, 1.0))
+    near = np.minimum(step, np.divide(EXACT_RADIUS, reach, out=np.full_like(reach, np.inf),
+                                      where=reach > 0))
     # Expected squared error of start + a * toward is |toward|^2 (1 - a)^2 + const.
-    length = (toward * toward).sum(axis=0)
-    saving = length * ((1 - near) ** 2 - (1 - step) ** 2)
-    chosen = np.where(saving > SHADE_COST * np.take_along_axis(p, best[None], 0)[0],
-                      step, near)
-    shaded: NDArray[np.float64] = start + chosen * toward
+    saving = (toward * toward).sum(axis=0) * ((1 - near) ** 2 - (1 - step) ** 2)
+    chosen = np.where(saving > SHADE_COST * p.max(axis=0), step, near)
+    start += chosen * toward
+    shaded: NDArray[np.float32] = start.reshape(bands, *shape)
     return shaded
 
 
