@@ -76,7 +76,7 @@ from .options import ProgressBar, overwrite_opt, seed_opt
                                     "weights (e.g. 0.999) and write it as the model.")
 @click.option("--classes", type=click.Choice(CLASS_MODES), default=None,
               help="auto: when the target chips are a flat-colour map, learn its palette and "
-                   "train a class head (crisp colours, class rasters); off: image only.")
+                   "train a class head (map colours, class rasters); off: image only.")
 @click.option("--lambda-ce", type=click.FloatRange(min=0), default=None,
               help="Weight of the class head's cross-entropy [default: 30 faithful, 1].")
 @click.option("--class-balance", type=click.FloatRange(0, 1), default=None, metavar="P",

@@ -53,9 +53,11 @@ from .options import ProgressBar, creation_options, overwrite_opt, seed_opt
                    "window (8 times the work; steadier lines).")
 @click.option("--output-kind", "output_kind", type=click.Choice(OUTPUTS), default="auto",
               show_default=True,
-              help="Models with a class head: palette (crisp colours of the most likely "
-                   "class, what auto gives them), classes (one uint8 class band with a colour "
-                   "table: a land-cover raster) or image (the image head). Others: image.")
+              help="Models with a class head: shaded (the most likely class's colour, "
+                   "tinted where the model is unsure, never into another class; what auto "
+                   "gives them), palette (crisp colours of the most likely class), classes "
+                   "(one uint8 class band with a colour table: a land-cover raster) or image "
+                   "(the image head). Others: image.")
 @click.option("--resample", is_flag=True,
               help="Translate at the model's pixel size (a WarpedVRT of the scene), then "
                    "warp the result back onto the scene's grid.")
