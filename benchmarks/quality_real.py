@@ -349,8 +349,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--variants", default="paper,faithful",
                         help=f"comma-separated, or 'all': {', '.join(VARIANTS)}")
-    parser.add_argument("--scene", type=Path,
-                        default=Path("../shared/data/geotiff/rasterio/cogeo.tif"),
+    parser.add_argument("--scene", default="../shared/data/geotiff/rasterio/cogeo.tif",
                         help="an unfamiliar scene to translate ('' for none)")
     parser.add_argument("--work", type=Path, default=Path("quality-real"),
                         help="folder for chips, models, outputs and results.json")
@@ -366,7 +365,7 @@ def main() -> None:
     if unknown:
         raise SystemExit(f"unknown variants {unknown}; choose from {list(VARIANTS)}")
     args.work.mkdir(parents=True, exist_ok=True)
-    scene = args.scene if str(args.scene) and args.scene.exists() else None
+    scene = Path(args.scene) if args.scene and Path(args.scene).is_file() else None
     start = time.perf_counter()
     prepared = prepare(args.data, args.work)
     results: dict[str, Any] = {"constant colour": constant_baseline(prepared, args.work)}
