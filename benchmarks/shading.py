@@ -38,6 +38,8 @@ def main() -> None:
                         help="exact radius:shade cost pairs to score")
     parser.add_argument("--tta", action="store_true", help="probabilities averaged over the "
                         "8 flips and rotations (translate --tta)")
+    parser.add_argument("--smooth", type=int, default=0, help="box-filter the probabilities "
+                        "over this many pixels first (odd; 0: none)")
     args = parser.parse_args()
     prepared = prepare(args.data, args.work)
     translator = load_model(args.model, output="palette", tta=args.tta)
@@ -48,7 +50,11 @@ def main() -> None:
             with rasterio.open(photo) as src:
                 pixels, profiles[photo] = src.read(), src.profile
             tiles = torch.from_numpy(translator.input_normalization.normalize(pixels))[None]
-            out = translator.translate_tiles(tiles)[0, translator.image_bands:]
+            out = translator.translate_tiles(tiles)[:, translator.image_bands:]
+            if args.smooth:
+                out = torch.nn.functional.avg_pool2d(out, args.smooth, 1, args.smooth // 2,
+                                                     count_include_pad=False)
+            out = out[0]
             probabilities[photo] = out.numpy().astype(np.float64)
 
     def crisp(p: np.ndarray) -> np.ndarray:
