@@ -32,7 +32,6 @@ colours far apart (park or water against background), hardly ever between the gr
 background, buildings and streets."""
 
 
-
 def shaded_colours(probabilities: NDArray[np.floating], palette: NDArray[np.floating]
                    ) -> NDArray[np.float32]:
     """Shaded map colours of class probabilities (see the module docstring).

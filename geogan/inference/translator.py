@@ -192,8 +192,8 @@ class Translator:
     def finish(self, blended: NDArray[np.float32]) -> NDArray[Any]:
         """Output values from blended :meth:`translate_tiles` channels (C, ...): the
         image head denormalised, the shaded or crisp palette colour of the most likely
-        class, or that class's index, as :attr:`output` says. The image bands of ``blended`` are
-        clipped in place (the writer's buffer: no copy per block row)."""
+        class, or that class's index, as :attr:`output` says. The image bands of
+        ``blended`` are clipped in place (the writer's buffer: no copy per block row)."""
         if self.output == "image":
             image = blended[:self.image_bands]
             return self.output_normalization.denormalize(np.clip(image, -1.0, 1.0, out=image))
