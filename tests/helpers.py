@@ -162,6 +162,20 @@ def leftovers(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if ".partial" in p.name)
 
 
+def count_calls(monkeypatch: Any, owner: Any, name: str) -> dict[str, int]:
+    """Wrap ``owner.name`` (for the test's duration) so that ``calls["n"]`` counts its
+    calls; it still does what it did."""
+    real = getattr(owner, name)
+    calls = {"n": 0}
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls["n"] += 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, counted)
+    return calls
+
+
 def interrupt_at(step: int) -> Any:
     """A training progress callback that sends this process SIGINT (what Ctrl-C does) when
     the run reports ``step``."""

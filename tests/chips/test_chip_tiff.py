@@ -14,7 +14,7 @@ import geogan.chips.export as chips_module
 from geogan.chips.chip_tiff import ChipEncoder
 from geogan.chips.export import export_chips
 from geogan.chips.options import ExportOptions
-from tests.helpers import smooth_field, write_raster
+from tests.helpers import count_calls, smooth_field, write_raster
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
@@ -26,18 +26,6 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 def gdal_only(monkeypatch: pytest.MonkeyPatch) -> None:
     """No template is ever learnt: every chip is written by GDAL."""
     monkeypatch.setattr(chip_tiff, "_learn", lambda *args: None)
-
-
-def count_gdal_chips(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
-    real = chips_module._chip_bytes
-    calls = {"n": 0}
-
-    def gdal(*args, **kwargs):
-        calls["n"] += 1
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(chips_module, "_chip_bytes", gdal)
-    return calls
 
 
 def rasters(tmp_path: Path) -> dict[str, Path]:
@@ -86,7 +74,7 @@ def test_export_equals_gdal_chip_by_chip(tmp_path, monkeypatch, case):
         serial = ExportOptions(**{**options.__dict__, "workers": 1})
         export_chips(sources[first], sources[second], tmp_path / "gdal", serial)
     with monkeypatch.context() as patch:
-        calls = count_gdal_chips(patch)
+        calls = count_calls(patch, chips_module, "_chip_bytes")
         export_chips(sources[first], sources[second], tmp_path / "fast",
                      ExportOptions(**{**options.__dict__, "workers": 3}))
     expected = snapshot(tmp_path / "gdal")

@@ -21,7 +21,7 @@ from geogan.chips.export import export_chips
 from geogan.chips.options import ExportOptions
 from geogan.cli.main import cli
 from geogan.errors import ExportInterrupted, InputError, OutputError, OutputExistsError
-from tests.helpers import smooth_field, write_raster
+from tests.helpers import count_calls, smooth_field, write_raster
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
@@ -39,18 +39,6 @@ def interrupt_after(monkeypatch: pytest.MonkeyPatch, n: int) -> dict[str, int]:
         calls["n"] += 1
         if calls["n"] > n:
             raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(chips_module, "_write_chip", writer)
-    return calls
-
-
-def count_writes(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
-    real = chips_module._write_chip
-    calls = {"n": 0}
-
-    def writer(*args, **kwargs):
-        calls["n"] += 1
         return real(*args, **kwargs)
 
     monkeypatch.setattr(chips_module, "_write_chip", writer)
@@ -84,7 +72,7 @@ def test_interrupted_export_resumes_to_the_uninterrupted_result(tmp_path, pair, 
     assert not [name for name in kept if name.endswith(".partial")]
 
     with monkeypatch.context() as patch:
-        writes = count_writes(patch)
+        writes = count_calls(patch, chips_module, "_write_chip")
         report = export_chips(a, b, out, ExportOptions(**{**options.__dict__, "resume": True}))
     # The chips written before the interruption are not written again.
     dropped_files = report.dropped_split * (1 if unpaired else 2)
