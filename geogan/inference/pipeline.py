@@ -161,14 +161,9 @@ class _RowBuffer:
         """Remove rows ``[base, end)``."""
         n = end - self.base
         rest = self.weights.shape[0] - n
-        # Moved n rows at a time: source and target never overlap, so numpy needs no
-        # temporary copy of the rows kept.
-        for start in range(0, rest, n):
-            moved = slice(start, min(start + n, rest))
-            source = slice(moved.start + n, moved.stop + n)
-            self.sums[:, moved] = self.sums[:, source]
-            self.weights[moved] = self.weights[source]
-            self.valid[moved] = self.valid[source]
+        _move_up(self.sums, n, rest, axis=1)
+        _move_up(self.weights, n, rest, axis=0)
+        _move_up(self.valid, n, rest, axis=0)
         self.sums[:, rest:] = 0.0
         self.weights[rest:] = 0.0
         self.valid[rest:] = False
@@ -464,7 +459,7 @@ class Pipeline:
             return []
         kept = (slice(first - row, last - row), slice(crop.col_off, crop.col_off + crop.width))
         sums, weights, valid = rows[0][:, kept[0], kept[1]], rows[1][kept], rows[2][kept]
-        step = max(1, _CHUNK_VALUES // max(1, sums.shape[0] * sums.shape[2]))
+        step = _chunk_rows(sums.shape[0], sums.shape[2])
         pieces = []
         for start in range(0, valid.shape[0], step):
             part = slice(start, start + step)
@@ -550,11 +545,9 @@ class _Strips:
         data = self.dataset.read(self.bands, window=window)  # (C, new rows, W)
         valid = valid_mask(self.dataset, window, data, any_band=True)
         skip = row_off - self.row_off
-        for start in range(0, kept, max(skip, 1)):  # rows kept, moved up: never overlapping
-            rows = slice(start, min(start + skip, kept))
-            self.buffer[:, rows] = self.buffer[:, rows.start + skip:rows.stop + skip]
+        _move_up(self.buffer, skip, kept, axis=1)  # the rows kept
         # Normalised a few rows at a time straight into place: small temporaries.
-        step = max(1, _CHUNK_VALUES // max(1, data.shape[0] * data.shape[2]))
+        step = _chunk_rows(data.shape[0], data.shape[2])
         for start in range(0, data.shape[1], step):
             rows = slice(start, start + step)
             part = self.buffer[:, kept + rows.start:kept + min(rows.stop, data.shape[1])]
@@ -565,6 +558,24 @@ class _Strips:
             valid = np.concatenate([self.valid[skip:], valid])
         self.row_off, self.valid = row_off, valid
         return self.buffer[:, :height], valid
+
+
+def _move_up(array: NDArray[Any], by: int, count: int, axis: int) -> None:
+    """Move rows ``[by, by + count)`` of ``array`` (along ``axis``) to ``[0, count)``,
+    ``by`` rows at a time: source and target never overlap, so numpy needs no temporary
+    copy of the rows moved."""
+    for start in range(0, count, max(by, 1)):
+        target = [slice(None)] * array.ndim
+        source = [slice(None)] * array.ndim
+        target[axis] = slice(start, min(start + by, count))
+        source[axis] = slice(start + by, min(start + by, count) + by)
+        array[tuple(target)] = array[tuple(source)]
+
+
+def _chunk_rows(channels: int, width: int) -> int:
+    """Rows per piece for per-pixel work on (channels, rows, width) arrays: about
+    :data:`_CHUNK_VALUES` values, so that temporaries stay small whatever the width."""
+    return max(1, _CHUNK_VALUES // max(1, channels * width))
 
 
 def _batch(tiles: list[NDArray[np.float32]], windows: list[tuple[int, int]]) -> _Batch:
