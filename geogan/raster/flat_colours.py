@@ -53,6 +53,9 @@ blend of them (anti-aliasing), not a colour of its own."""
 MAX_CLASSES = 32
 """At most this many colours."""
 
+MAX_SEEDS = 4 * MAX_CLASSES
+"""At most this many seeds (dense and sparse clusters together) per pass."""
+
 MAX_SAMPLES = 200_000
 """Pixels drawn (seeded) from each pass's candidates, to bound the work."""
 
@@ -142,7 +145,13 @@ def _distances(pixels: NDArray[np.float64], colours: Sequence[Any]) -> NDArray[n
 
 def _modes(pixels: NDArray[np.float64], min_count: float) -> list[NDArray[np.float64]]:
     """Dense colours of ``pixels``, densest first: seed at the most common quantised
-    colour, mean-shift it, take every pixel within :data:`MERGE_DISTANCE`, repeat."""
+    colour, mean-shift it, take every pixel within :data:`MERGE_DISTANCE`, repeat.
+
+    A seed whose cluster is sparser than ``min_count`` is set aside, not the end of the
+    search: among thin features the commonest quantised colour is often an anti-aliased
+    blend of a few pixels, and a highway drawn in twice as many pixels comes after it.
+    At most :data:`MAX_SEEDS` seeds are tried.
+    """
     found: list[NDArray[np.float64]] = []
     if len(pixels) == 0:
         return found
@@ -151,21 +160,23 @@ def _modes(pixels: NDArray[np.float64], min_count: float) -> list[NDArray[np.flo
     for band in quantised.T:
         keys = keys * (int(band.max()) + 1) + band
     remaining = np.ones(len(pixels), dtype=bool)
-    while len(found) < MAX_CLASSES:
+    for _ in range(MAX_SEEDS):
         index = np.flatnonzero(remaining)
-        if len(index) < max(min_count, 1):
+        if len(found) >= MAX_CLASSES or len(index) < max(min_count, 1):
             break
         _, inverse, counts = np.unique(keys[index], return_inverse=True,
                                             return_counts=True)
-        centre = pixels[index[inverse == counts.argmax()]].mean(axis=0)
+        seed = index[inverse == counts.argmax()]
+        centre = pixels[seed].mean(axis=0)
         for _ in range(5):
             near = np.sqrt(((pixels[index] - centre) ** 2).sum(axis=1)) < MERGE_DISTANCE / 2
-            centre = pixels[index[near]].mean(axis=0)
+            if near.any():
+                centre = pixels[index[near]].mean(axis=0)
         taken = remaining & (np.sqrt(((pixels - centre) ** 2).sum(axis=1)) < MERGE_DISTANCE)
-        if taken.sum() < max(min_count, 1):
-            break
-        found.append(centre)
+        if taken.sum() >= max(min_count, 1):
+            found.append(centre)
         remaining &= ~taken
+        remaining[seed] = False  # a seed that mean-shift left behind is not tried again
     return found
 
 

@@ -82,3 +82,25 @@ def test_evaluate_palette_auto_scores_rendered_maps(tmp_path: Path) -> None:
     # Anti-aliased edges snap to either side, so a right prediction scores high, not 1.
     assert report.palette.pixel_accuracy > 0.9
     assert report.palette.mean_iou > 0.75
+
+
+def test_a_thin_colour_is_found_behind_a_sparser_denser_seeded_one() -> None:
+    # Among the pixels the area colours leave unexplained, the commonest quantised colour
+    # can be a tight clump of a few anti-aliased blend pixels; the highway, noisier and
+    # spread over many quantised colours but twice as many pixels, comes after it.
+    rng = np.random.default_rng(3)
+    images = []
+    for _ in range(4):
+        image, classes = rendered_map(rng)
+        highway = classes == 5
+        noisy = image.astype(np.float64)
+        noisy[:, highway] += rng.normal(0, 6, (3, int(highway.sum())))
+        image = np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
+        clump = rng.choice(image.shape[1] * image.shape[2], 40, replace=False)
+        image.reshape(3, -1)[:, clump] = np.array([[208], [205], [200]])
+        images.append(image)
+    palette = detect_flat_palette(images)
+    assert palette is not None
+    distances = np.linalg.norm(np.asarray(palette) - PALETTE[5], axis=1)
+    assert distances.min() < 8, palette
+    assert np.linalg.norm(np.asarray(palette) - [208, 205, 200], axis=1).min() > 6, palette
