@@ -98,13 +98,14 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs of each; the best is kept")
     parser.add_argument("--tiles", type=int, default=10,
                         help="cut each raster into this many × this many files for the "
-                             "multi-file run")
+                             "multi-file run (0: no multi-file run)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="geogan-bench-") as tmp:
         folder = Path(tmp)
         a, b = make_pair(folder, args.size, seed=0)
-        tiles_a = cut_into_tiles(a, folder / "tiles_a", args.tiles)
-        tiles_b = cut_into_tiles(b, folder / "tiles_b", args.tiles)
+        if args.tiles:
+            tiles_a = cut_into_tiles(a, folder / "tiles_a", args.tiles)
+            tiles_b = cut_into_tiles(b, folder / "tiles_b", args.tiles)
         floors: list[float] = []
         exports: list[float] = []
         peaks: list[float] = []
@@ -112,8 +113,8 @@ def main() -> None:
         tiled_peaks: list[float] = []
         for attempt in range(args.repeat):
             # Rotate the order so page-cache warmth favours none.
-            order = ["floor", "export", "tiled"]
-            order = order[attempt % 3:] + order[:attempt % 3]
+            order = ["floor", "export", "tiled"][:3 if args.tiles else 2]
+            order = order[attempt % len(order):] + order[:attempt % len(order)]
             for what in order:
                 out = folder / f"{what}{attempt}"
                 if what == "floor":
@@ -142,6 +143,8 @@ def main() -> None:
               f"own floor {each}")
         print(f"export peak RSS: {max(peaks):.0f} MB "
               f"(the two rasters hold {2 * 3 * args.size**2 / 2**20:.0f} MB)")
+        if not args.tiles:
+            return
         print(f"multi-file: each side as {args.tiles}×{args.tiles} = {args.tiles**2} files "
               f"(two mosaics): {min(tiled):.2f} s, peak RSS {max(tiled_peaks):.0f} MB")
         print(f"ratio multi-file / pre-mosaicked export: {min(tiled) / export:.2f}  "
