@@ -548,12 +548,17 @@ class _Strips:
         _move_up(self.buffer, skip, kept, axis=1)  # the rows kept
         # Normalised a few rows at a time straight into place: small temporaries.
         step = _chunk_rows(data.shape[0], data.shape[2])
+        # Most scenes are integers without nodata: nothing to zero then.
+        can_miss = self.dataset.nodata is not None or data.dtype.kind == "f"
+        all_valid = bool(valid.all())
         for start in range(0, data.shape[1], step):
             rows = slice(start, start + step)
             part = self.buffer[:, kept + rows.start:kept + min(rows.stop, data.shape[1])]
             part[...] = self.normalization.normalize(data[:, rows])
-            part[missing(data[:, rows], self.dataset.nodata)] = 0.0  # a band missing in
-            part *= valid[rows]  # a valid pixel; and invalid pixels at 0
+            if can_miss:  # a band missing in a valid pixel
+                part[missing(data[:, rows], self.dataset.nodata)] = 0.0
+            if not all_valid:  # invalid pixels at 0
+                part *= valid[rows]
         if kept:
             valid = np.concatenate([self.valid[skip:], valid])
         self.row_off, self.valid = row_off, valid

@@ -177,8 +177,11 @@ class BandNormalization:
         """
         self._check(array)
         low, span = self._bounds()
+        values = array.astype(np.float64)  # (C, H, W); then in place: no temporaries
         with np.errstate(over="ignore"):  # an overflow to ±inf is clipped below
-            values = (array.astype(np.float64) + 1.0) * (span / 2.0) + low  # (C, H, W)
+            values += 1.0
+            values *= span / 2.0
+            values += low
         dtype = np.dtype(self.dtype)
         if dtype.kind == "f":
             cast: np.ndarray = values.astype(dtype)

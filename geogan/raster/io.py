@@ -220,9 +220,11 @@ def valid_mask(dataset: Any, window: Window, data: np.ndarray, *,
     Returns:
         A (H, W) boolean array, True where valid.
     """
-    present = np.ones(data.shape, dtype=bool)
     flags = dataset.mask_flag_enums
     masked = any(MaskFlags.per_dataset in f or MaskFlags.alpha in f for f in flags)
+    if not masked and dataset.nodata is None and data.dtype.kind != "f":
+        return np.ones(data.shape[1:], dtype=bool)  # nothing can be missing
+    present = np.ones(data.shape, dtype=bool)
     if not masked and dataset.nodata is not None:
         nodata = dataset.nodata
         if np.isnan(nodata):
