@@ -57,7 +57,7 @@ blend of them (anti-aliasing), not a colour of its own."""
 MAX_CLASSES = 32
 """At most this many colours."""
 
-MAX_SEEDS = 4 * MAX_CLASSES
+MAX_SEEDS = 2 * MAX_CLASSES
 """At most this many seeds (dense and sparse clusters together) per pass."""
 
 MAX_SAMPLES = 200_000
