@@ -45,7 +45,7 @@ from geogan.errors import InputError, OutputError
 from geogan.grids.windows import WindowGrid
 from geogan.inference.translator import Translator, pad_to_tile
 from geogan.progress import ProgressCallback
-from geogan.raster.io import missing, valid_mask
+from geogan.raster.io import can_be_missing, missing, valid_mask
 
 _QUEUE_DEPTH = 2  # batches waiting between stages: enough to overlap, little memory
 _POLL_SECONDS = 0.1  # how often a blocked stage checks whether another one failed
@@ -548,8 +548,7 @@ class _Strips:
         _move_up(self.buffer, skip, kept, axis=1)  # the rows kept
         # Normalised a few rows at a time straight into place: small temporaries.
         step = _chunk_rows(data.shape[0], data.shape[2])
-        # Most scenes are integers without nodata: nothing to zero then.
-        can_miss = self.dataset.nodata is not None or data.dtype.kind == "f"
+        can_miss = can_be_missing(data.dtype, self.dataset.nodata)
         all_valid = bool(valid.all())
         for start in range(0, data.shape[1], step):
             rows = slice(start, start + step)

@@ -222,8 +222,8 @@ def valid_mask(dataset: Any, window: Window, data: np.ndarray, *,
     """
     flags = dataset.mask_flag_enums
     masked = any(MaskFlags.per_dataset in f or MaskFlags.alpha in f for f in flags)
-    if not masked and dataset.nodata is None and data.dtype.kind != "f":
-        return np.ones(data.shape[1:], dtype=bool)  # nothing can be missing
+    if not masked and not can_be_missing(data.dtype, dataset.nodata):
+        return np.ones(data.shape[1:], dtype=bool)
     present = np.ones(data.shape, dtype=bool)
     if not masked and dataset.nodata is not None:
         nodata = dataset.nodata
@@ -334,6 +334,13 @@ def sample_values(dataset: Any, bands: list[int], per_axis: int = 8,
             data = dataset.read(bands, window=window)  # (C, h, w)
             samples.append(data[:, valid_mask(dataset, window, data)])  # (C, n)
     return np.concatenate(samples, axis=1)
+
+
+def can_be_missing(dtype: Any, nodata: float | None) -> bool:
+    """Whether values of ``dtype`` can be missing (:func:`missing`): with a nodata value,
+    or as NaN and infinities of a float type. Most scenes are integers without nodata,
+    and per-pixel tests of them can be skipped."""
+    return nodata is not None or np.dtype(dtype).kind == "f"
 
 
 def missing(values: np.ndarray, nodata: float | None) -> np.ndarray:
