@@ -127,20 +127,22 @@ def geogan_step(kind: str, device: torch.device, batch: int, precision: str,
     return step
 
 
+def _timed(step: Callable[[], None], device: torch.device) -> float:
+    """Wall time of one step (waiting for the device on CUDA)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    started = time.perf_counter()
+    step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - started
+
+
 def seconds_per_step(step: Callable[[], None], steps: int, device: torch.device) -> float:
     """Median wall time of ``steps`` steps after two warm-up steps."""
     for _ in range(2):
-        step()
-    times = []
-    for _ in range(steps):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        started = time.perf_counter()
-        step()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+        _timed(step, device)
+    return statistics.median(_timed(step, device) for _ in range(steps))
 
 
 def precisions_for(device: torch.device) -> list[str]:
@@ -154,25 +156,40 @@ def measure(kind: str, device: torch.device, batch: int, steps: int,
             precisions: list[str], width: int = 64,
             size: int = 256) -> dict[str, tuple[float, int]]:
     """Variant (``reference``, ``geogan fp32``, ...) → (median seconds per step, peak
-    device memory in bytes, 0 on a CPU), each variant built afresh; ``width`` (ngf and
-    ndf) and ``size`` (the chips' side) shrink the paper networks for quick checks."""
+    device memory in bytes, 0 on a CPU); ``width`` (ngf and ndf) and ``size`` (the
+    chips' side) shrink the paper networks for quick checks.
+
+    Every variant is built and warmed up (two steps) first; then the timed steps take
+    turns, one step of each variant per round. A shared machine's speed drifts over
+    minutes (the same CPU step has measured 6 s and 13 s on different days), and timing
+    the variants one after the other would put that drift into their ratios.
+    """
     factory = reference_pix2pix_step if kind == "pix2pix" else reference_cyclegan_step
     makers: dict[str, Callable[[], Callable[[], None]]] = {
         "reference": lambda: factory(device, batch, width, size)}
     for precision in precisions:
         makers[f"geogan {precision}"] = (
             lambda p=precision: geogan_step(kind, device, batch, p, width, size))
-    results = {}
+    built, peaks = {}, {}
     for name, make in makers.items():
         gc.collect()
+        before = 0
         if device.type == "cuda":
             torch.cuda.empty_cache()
+            before = torch.cuda.memory_allocated(device)
             torch.cuda.reset_peak_memory_stats(device)
         torch.manual_seed(0)
-        seconds = seconds_per_step(make(), steps, device)
-        peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else 0
-        results[name] = (seconds, peak)
-    return results
+        built[name] = make()
+        for _ in range(2):
+            _timed(built[name], device)
+        # What this variant adds to what the ones built before it hold.
+        peaks[name] = (torch.cuda.max_memory_allocated(device) - before
+                       if device.type == "cuda" else 0)
+    times: dict[str, list[float]] = {name: [] for name in built}
+    for _ in range(steps):
+        for name, step in built.items():
+            times[name].append(_timed(step, device))
+    return {name: (statistics.median(times[name]), peaks[name]) for name in built}
 
 
 def compare(device: torch.device, steps: int, cases: list[tuple[str, int]]) -> None:
