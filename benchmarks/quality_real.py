@@ -131,6 +131,9 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "faithful/balance-0.5": ("faithful", {"class_balance": 0.5}, {}),
     "faithful/batch-8": ("faithful", {"batch_size": 8}, {}),
     "faithful/batch-16": ("faithful", {"batch_size": 16}, {}),
+    # Screened on the CPU after the palette fixes (2026-11-30).
+    "faithful/lr-1e-3": ("faithful", {"lr": 1e-3}, {}),
+    "faithful/no-dropout": ("faithful", {"dropout": 0.0}, {}),
     # Seeds beyond 0: single runs move by about 0.02 mIoU.
     **{f"{name}/seed-{seed}": (preset, {**overrides, "seed": seed}, {})
        for seed in (1, 2) for name, preset, overrides in (
