@@ -228,6 +228,9 @@ class TrainConfig:
             crop of the tile size, the same for both chips.
         photometric: Strength of random brightness, contrast and per-band gain on the
             input only (0: none; 0.2 changes contrast by up to 20 %).
+        cutmix: Probability that a chip pair gets a rectangle of another pair of the
+            batch pasted into it, into the input, target, masks and classes alike
+            (CutMix; 0: never). Needs batches of two or more.
         diffaugment: Differentiable augmentation of what the discriminator sees
             (brightness, contrast, translation, cutout), identical for the input and
             output halves of each pair, for real and fake pairs alike (Zhao et al. 2020).
@@ -280,6 +283,7 @@ class TrainConfig:
     scale_jitter: float = 1.0
     crop_jitter: bool = False
     photometric: float = 0.0
+    cutmix: float = 0.0
     diffaugment: bool = False
     ema: float = 0.0
     classes: str = "off"
@@ -307,6 +311,8 @@ class TrainConfig:
             raise ConfigError(f"scale jitter must be from 1 to 4, not {self.scale_jitter}")
         if not 0.0 <= self.photometric < 1.0:
             raise ConfigError(f"photometric jitter must be in [0, 1), not {self.photometric}")
+        if not 0.0 <= self.cutmix <= 1.0:
+            raise ConfigError(f"the CutMix probability must be in [0, 1], not {self.cutmix}")
         if not 0.0 <= self.ema < 1.0:
             raise ConfigError(f"the EMA decay must be in [0, 1), not {self.ema}")
         if self.classes not in CLASS_MODES:

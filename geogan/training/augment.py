@@ -9,6 +9,9 @@ more, and they keep the pairs aligned:
   for values, nearest for masks and classes; reflection fills the corners).
 * :func:`photometric` changes brightness, contrast and band gains of the **input only**:
   a map should not change because the photo was taken in other light.
+* :func:`cutmix` pastes a rectangle of another pair of the batch into a pair (CutMix, Yun
+  et al. 2019), into the input, the target, their masks and the class map alike: new
+  neighbourhoods for the few chips there are.
 * :func:`diff_augment` is DiffAugment (Zhao et al. 2020) for the discriminator: the same
   differentiable brightness, contrast, translation and cutout for every channel of the
   (input, output) pair it judges, and for real and fake pairs alike, so that it cannot
@@ -121,6 +124,42 @@ def photometric(images: Tensor, strength: float, generator: torch.Generator) -> 
     return out.clamp(-1.0, 1.0)
 
 
+def cutmix(batch: dict[str, Tensor], probability: float,
+           generator: torch.Generator) -> dict[str, Tensor]:
+    """The batch with, in each sample chosen with ``probability``, one rectangle replaced
+    by the same rectangle of another sample of the batch, in every entry alike.
+
+    The rectangle covers a uniformly drawn 10–50 % of the chip, its sides drawn in the
+    chip's aspect within ×/÷ 2, at a uniformly drawn place inside the chip; the sample it
+    comes from is drawn among the others. A batch of one is returned as it is. Entries are
+    (N, C, H, W) or, for ``classes``, (N, H, W).
+    """
+    first = next(iter(batch.values()))
+    n, height, width = first.shape[0], first.shape[-2], first.shape[-1]
+    if n < 2 or probability <= 0:
+        return batch
+    chosen = torch.rand(n, generator=generator) < probability
+    source = (torch.arange(n) + torch.randint(1, n, (n,), generator=generator)) % n
+    area = _uniform(n, 0.1, 0.5, generator)
+    aspect = torch.exp(_uniform(n, -math.log(2), math.log(2), generator))
+    rows = (height * torch.sqrt(area * aspect)).clamp(1, height).long()
+    cols = (width * torch.sqrt(area / aspect)).clamp(1, width).long()
+    top = (torch.rand(n, generator=generator) * (height - rows + 1)).long()
+    left = (torch.rand(n, generator=generator) * (width - cols + 1)).long()
+    r = torch.arange(height)[None, :, None]
+    c = torch.arange(width)[None, None, :]
+    box = ((r >= top[:, None, None]) & (r < (top + rows)[:, None, None])
+           & (c >= left[:, None, None]) & (c < (left + cols)[:, None, None])
+           & chosen[:, None, None])  # (N, H, W)
+    out: dict[str, Tensor] = {}
+    for name, value in batch.items():
+        where = _on(box, value.device)
+        if value.dim() == 4:
+            where = where[:, None]
+        out[name] = torch.where(where, value[_on(source, value.device)], value)
+    return out
+
+
 def diff_augment(pairs: Tensor, generator: torch.Generator) -> Tensor:
     """DiffAugment of what the discriminator sees: (N, C, H, W) with the input and output
     bands stacked; the same draw for every channel of a sample, differentiable.
@@ -157,5 +196,5 @@ def diff_augment(pairs: Tensor, generator: torch.Generator) -> Tensor:
     return x * keep
 
 
-__all__ = ["CROP_JITTER_ZOOM", "diff_augment", "geometric", "photometric", "random_affine",
-           "warp"]
+__all__ = ["CROP_JITTER_ZOOM", "cutmix", "diff_augment", "geometric", "photometric",
+           "random_affine", "warp"]

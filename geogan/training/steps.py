@@ -201,6 +201,8 @@ class GANTrainer(ABC):
                                     crop_jitter=config.crop_jitter, generator=self.augment_rng)
             out = {k: v.contiguous(memory_format=self.memory_format) if v.dim() == 4 else v
                    for k, v in out.items()}
+        if config.cutmix > 0:
+            out = augment.cutmix(out, config.cutmix, self.augment_rng)
         if config.photometric > 0:
             out["a"] = augment.photometric(out["a"], config.photometric, self.augment_rng)
         return out

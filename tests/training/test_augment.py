@@ -1,5 +1,6 @@
-"""Augmentation for overhead imagery: pairs, masks and classes move together; the
-discriminator's augmentation treats both halves of a pair alike; weight averages."""
+"""Augmentation for overhead imagery: pairs, masks and classes move together (warps and
+CutMix); the discriminator's augmentation treats both halves of a pair alike; weight
+averages."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+from geogan.errors import ConfigError
 from geogan.nn.config import build_configs
 from geogan.training import augment
 from geogan.training.steps import Pix2PixTrainer
@@ -97,6 +99,54 @@ def test_photometric_jitter_changes_the_input_only() -> None:
     assert torch.equal(out["b"], batch["b"]) and torch.equal(out["mask_a"], batch["mask_a"])
     assert not torch.equal(out["a"], batch["a"])
     assert out["a"].min() >= -1 and out["a"].max() <= 1
+
+
+def test_cutmix_pastes_one_rectangle_of_another_pair_into_every_entry() -> None:
+    batch = _batch(n=4, size=48)
+    out = augment.cutmix(batch, 1.0, torch.Generator().manual_seed(5))
+    assert {k: (v.shape, v.dtype) for k, v in out.items()} == {
+        k: (v.shape, v.dtype) for k, v in batch.items()}
+    for i in range(4):
+        changed = (out["a"][i] != batch["a"][i]).any(0)  # (H, W)
+        rows, cols = changed.any(1).nonzero()[:, 0], changed.any(0).nonzero()[:, 0]
+        # One rectangle, 10-50 % of the chip (random values: every pasted pixel differs).
+        box = torch.zeros_like(changed)
+        box[rows.min():rows.max() + 1, cols.min():cols.max() + 1] = True
+        assert torch.equal(changed, box)
+        assert 0.1 * 48 * 48 * 0.9 <= int(box.sum()) <= 0.5 * 48 * 48 * 1.1
+        # Pasted from one other sample, the same place in every entry.
+        sources = [j for j in range(4) if j != i
+                   and torch.equal(out["a"][i][:, box], batch["a"][j][:, box])]
+        assert len(sources) == 1
+        j = sources[0]
+        for name in ("b", "mask_a", "mask_b", "mask_probe", "classes"):
+            expected = batch[name][i].clone()
+            expected[..., box] = batch[name][j][..., box]
+            assert torch.equal(out[name][i], expected), name
+    assert torch.allclose(out["b"], 0.5 - out["a"])  # the pairs still match
+
+
+def test_cutmix_leaves_single_chips_and_probability_zero_alone() -> None:
+    gen = torch.Generator().manual_seed(0)
+    one, batch = _batch(n=1), _batch(n=4)
+    assert augment.cutmix(one, 1.0, gen) is one
+    assert augment.cutmix(batch, 0.0, gen) is batch
+    # With probability 0.5 some pairs of a large batch are mixed and some are not.
+    big = _batch(n=64, size=16)
+    out = augment.cutmix(big, 0.5, gen)
+    mixed = (out["a"] != big["a"]).flatten(1).any(1)
+    assert 10 < int(mixed.sum()) < 54
+
+
+def test_trainer_mixes_pairs_when_configured_and_refuses_bad_probabilities() -> None:
+    arch, config = build_configs("pix2pix", 3, 3, 64, preset="tiny",
+                                 overrides={"ngf": 4, "ndf": 4, "cutmix": 1.0})
+    batch = _batch(n=3, size=64)
+    out = Pix2PixTrainer(arch, config, torch.device("cpu"), "fp32")._augmented(batch)
+    assert not torch.equal(out["a"], batch["a"])
+    assert torch.allclose(out["b"], 0.5 - out["a"])
+    with pytest.raises(ConfigError, match="CutMix probability"):
+        build_configs("pix2pix", 3, 3, 64, overrides={"cutmix": 1.5})
 
 
 def test_weight_average_follows_the_update_rule() -> None:
