@@ -46,6 +46,16 @@ def _uniform(n: int, low: float, high: float, generator: torch.Generator) -> Ten
     return low + (high - low) * torch.rand(n, generator=generator)
 
 
+def _boxes(top: Tensor, left: Tensor, rows: Tensor, cols: Tensor, height: int,
+           width: int) -> Tensor:
+    """(N, H, W) masks, True inside each sample's rectangle (its top-left corner and
+    size, (N,) integers each)."""
+    r = torch.arange(height)[None, :, None]
+    c = torch.arange(width)[None, None, :]
+    return ((r >= top[:, None, None]) & (r < (top + rows)[:, None, None])
+            & (c >= left[:, None, None]) & (c < (left + cols)[:, None, None]))
+
+
 def random_affine(n: int, *, rotate: bool, scale_jitter: float, crop_jitter: bool,
                   generator: torch.Generator) -> Tensor:
     """Random affine sampling matrices (N, 2, 3) for :func:`torch.nn.functional.affine_grid`.
@@ -146,11 +156,7 @@ def cutmix(batch: dict[str, Tensor], probability: float,
     cols = (width * torch.sqrt(area / aspect)).clamp(1, width).long()
     top = (torch.rand(n, generator=generator) * (height - rows + 1)).long()
     left = (torch.rand(n, generator=generator) * (width - cols + 1)).long()
-    r = torch.arange(height)[None, :, None]
-    c = torch.arange(width)[None, None, :]
-    box = ((r >= top[:, None, None]) & (r < (top + rows)[:, None, None])
-           & (c >= left[:, None, None]) & (c < (left + cols)[:, None, None])
-           & chosen[:, None, None])  # (N, H, W)
+    box = _boxes(top, left, rows, cols, height, width) & chosen[:, None, None]
     out: dict[str, Tensor] = {}
     for name, value in batch.items():
         where = _on(box, value.device)
@@ -188,10 +194,7 @@ def diff_augment(pairs: Tensor, generator: torch.Generator) -> Tensor:
     ch, cw = height // 2, width // 2
     top = torch.randint(0, height - ch + 1, (n,), generator=generator)
     left = torch.randint(0, width - cw + 1, (n,), generator=generator)
-    r = torch.arange(height)[None, :, None]
-    c = torch.arange(width)[None, None, :]
-    cut = ((r >= top[:, None, None]) & (r < (top + ch)[:, None, None])
-           & (c >= left[:, None, None]) & (c < (left + cw)[:, None, None]))
+    cut = _boxes(top, left, torch.full((n,), ch), torch.full((n,), cw), height, width)
     keep = _on(inside & ~cut, device).to(x.dtype)[:, None]  # (N, 1, H, W)
     return x * keep
 
