@@ -9,6 +9,9 @@ It also cuts each raster into ``--tiles`` × ``--tiles`` files (100 by default) 
 the two folders as mosaics: the multi-file overhead is that time over the export of the
 pre-mosaicked pair, measured in the same run (and the peak memory of each).
 
+``--halves`` also times two processes that export one half of the grid each (an AOI), at
+once: the most a process pool could gain over export's threads on this machine.
+
     python benchmarks/export_chips.py              # 8192 × 8192 sat-map pair
     python benchmarks/export_chips.py --size 2048  # quicker
 """
@@ -16,12 +19,14 @@ pre-mosaicked pair, measured in the same run (and the peak memory of each).
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import resource
 import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import rasterio
@@ -91,6 +96,37 @@ def timed_export(a: Path, b: Path, out: Path, tile: int) -> tuple[float, int, fl
     return report.seconds, report.exported, peak_mb
 
 
+def half_aois(folder: Path, size: int) -> list[Path]:
+    """GeoJSON files of the top and bottom halves of :func:`make_pair`'s rasters."""
+    paths = []
+    for k, (top, bottom) in enumerate(((0, size // 2), (size // 2, size))):
+        y0, y1 = 5_000_000 - bottom, 5_000_000 - top
+        ring = [[500_000, y0], [500_000 + size, y0], [500_000 + size, y1], [500_000, y1],
+                [500_000, y0]]
+        path = folder / f"half{k}.geojson"
+        path.write_text(json.dumps({
+            "type": "Feature", "geometry": {"type": "Polygon", "coordinates": [ring]},
+            "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::32633"}}}))
+        paths.append(path)
+    return paths
+
+
+def exported_in(a: Path, b: Path, out: Path, tile: int, aoi: Path) -> int:
+    """Export the part of the pair in ``aoi`` with one worker thread: chips written."""
+    return export_chips(a, b, out, ExportOptions(tile_size=tile, aoi=aoi, workers=1)).exported
+
+
+def two_processes(a: Path, b: Path, out: Path, tile: int, aois: list[Path],
+                  pool: Any) -> tuple[float, int]:
+    """Wall time of the halves exported at once by the two (warm) processes of ``pool``,
+    and the chips written in all."""
+    started = time.perf_counter()
+    pending = [pool.apply_async(exported_in, (a, b, out / f"half{k}", tile, aoi))
+               for k, aoi in enumerate(aois)]
+    written = sum(result.get() for result in pending)
+    return time.perf_counter() - started, written
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=8192, help="raster side in pixels")
@@ -99,6 +135,8 @@ def main() -> None:
     parser.add_argument("--tiles", type=int, default=10,
                         help="cut each raster into this many × this many files for the "
                              "multi-file run (0: no multi-file run)")
+    parser.add_argument("--halves", action="store_true",
+                        help="also time two processes exporting half the grid each")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="geogan-bench-") as tmp:
         folder = Path(tmp)
@@ -111,18 +149,28 @@ def main() -> None:
         peaks: list[float] = []
         tiled: list[float] = []
         tiled_peaks: list[float] = []
+        halves: list[float] = []
+        aois = half_aois(folder, args.size)
+        context = multiprocessing.get_context("spawn")
+        pair_pool = context.Pool(2) if args.halves else None
         for attempt in range(args.repeat):
             # Rotate the order so page-cache warmth favours none.
-            order = ["floor", "export", "tiled"][:3 if args.tiles else 2]
+            order = ["floor", "export", *(["tiled"] if args.tiles else []),
+                     *(["halves"] if args.halves else [])]
             order = order[attempt % len(order):] + order[:attempt % len(order)]
             for what in order:
                 out = folder / f"{what}{attempt}"
                 if what == "floor":
                     floors.append(io_floor(a, b, out, args.tile_size))
+                elif what == "halves":
+                    out.mkdir()
+                    seconds, halves_written = two_processes(a, b, out, args.tile_size, aois,
+                                                            pair_pool)
+                    halves.append(seconds)
                 else:
                     sources = (a, b) if what == "export" else (tiles_a, tiles_b)
                     # A child process of its own, so that its peak memory is the export's.
-                    with multiprocessing.get_context("spawn").Pool(1) as pool:
+                    with context.Pool(1) as pool:
                         seconds, written, peak_mb = pool.apply(
                             timed_export, (*sources, out, args.tile_size))
                     (exports if what == "export" else tiled).append(seconds)
@@ -143,6 +191,12 @@ def main() -> None:
               f"own floor {each}")
         print(f"export peak RSS: {max(peaks):.0f} MB "
               f"(the two rasters hold {2 * 3 * args.size**2 / 2**20:.0f} MB)")
+        if pair_pool is not None:
+            pair_pool.close()
+            print(f"two processes, half the grid each ({halves_written} chips in all), at "
+                  f"once: {min(halves):.2f} s; "
+                  f"export / that {export / min(halves):.2f}, that / floor "
+                  f"{min(halves) / floor:.2f} (runs: {', '.join(f'{t:.2f}' for t in halves)})")
         if not args.tiles:
             return
         print(f"multi-file: each side as {args.tiles}×{args.tiles} = {args.tiles**2} files "
