@@ -135,6 +135,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "faithful/lr-1e-3": ("faithful", {"lr": 1e-3}, {}),
     "faithful/no-dropout": ("faithful", {"dropout": 0.0}, {}),
     "faithful/cutmix-0.5": ("faithful", {"cutmix": 0.5}, {}),
+    "faithful/photometric-0.4": ("faithful", {"photometric": 0.4}, {}),
     # Seeds beyond 0: single runs move by about 0.02 mIoU.
     **{f"{name}/seed-{seed}": (preset, {**overrides, "seed": seed}, {})
        for seed in (1, 2) for name, preset, overrides in (
