@@ -230,7 +230,7 @@ class TrainConfig:
             input only (0: none; 0.2 changes contrast by up to 20 %).
         cutmix: Probability that a chip pair gets a rectangle of another pair of the
             batch pasted into it, into the input, target, masks and classes alike
-            (CutMix; 0: never). Needs batches of two or more.
+            (CutMix; 0: never). Needs a batch size of two or more.
         diffaugment: Differentiable augmentation of what the discriminator sees
             (brightness, contrast, translation, cutout), identical for the input and
             output halves of each pair, for real and fake pairs alike (Zhao et al. 2020).
@@ -313,6 +313,9 @@ class TrainConfig:
             raise ConfigError(f"photometric jitter must be in [0, 1), not {self.photometric}")
         if not 0.0 <= self.cutmix <= 1.0:
             raise ConfigError(f"the CutMix probability must be in [0, 1], not {self.cutmix}")
+        if self.cutmix > 0 and self.batch_size < 2:
+            raise ConfigError("CutMix pastes from another pair of the batch: it needs a batch "
+                              f"size of 2 or more, not {self.batch_size}")
         if not 0.0 <= self.ema < 1.0:
             raise ConfigError(f"the EMA decay must be in [0, 1), not {self.ema}")
         if self.classes not in CLASS_MODES:

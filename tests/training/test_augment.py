@@ -140,13 +140,16 @@ def test_cutmix_leaves_single_chips_and_probability_zero_alone() -> None:
 
 def test_trainer_mixes_pairs_when_configured_and_refuses_bad_probabilities() -> None:
     arch, config = build_configs("pix2pix", 3, 3, 64, preset="tiny",
-                                 overrides={"ngf": 4, "ndf": 4, "cutmix": 1.0})
+                                 overrides={"ngf": 4, "ndf": 4, "cutmix": 1.0,
+                                            "batch_size": 3})
     batch = _batch(n=3, size=64)
     out = Pix2PixTrainer(arch, config, torch.device("cpu"), "fp32")._augmented(batch)
     assert not torch.equal(out["a"], batch["a"])
     assert torch.allclose(out["b"], 0.5 - out["a"])
     with pytest.raises(ConfigError, match="CutMix probability"):
         build_configs("pix2pix", 3, 3, 64, overrides={"cutmix": 1.5})
+    with pytest.raises(ConfigError, match="batch size of 2 or more, not 1"):
+        build_configs("pix2pix", 3, 3, 64, preset="paper", overrides={"cutmix": 0.5})
 
 
 def test_weight_average_follows_the_update_rule() -> None:
