@@ -179,8 +179,8 @@ def _modes(pixels: NDArray[np.float64], min_count: float) -> list[NDArray[np.flo
         taken = remaining & (np.sqrt(((pixels - centre) ** 2).sum(axis=1)) < MERGE_DISTANCE)
         # A dense cluster within MERGE_DISTANCE of a denser one is a shade of it
         # (anti-aliasing, JPEG): its pixels go to that colour.
-        if taken.sum() >= max(min_count, 1) and \
-                _distances(centre[None], found).min() >= MERGE_DISTANCE:
+        dense = taken.sum() >= max(min_count, 1)
+        if dense and _distances(centre[None], found).min() >= MERGE_DISTANCE:
             found.append(centre)
         remaining &= ~taken
         remaining[seed] = False  # a seed that mean-shift left behind is not tried again

@@ -156,14 +156,11 @@ def cutmix(batch: dict[str, Tensor], probability: float,
     cols = (width * torch.sqrt(area / aspect)).clamp(1, width).long()
     top = (torch.rand(n, generator=generator) * (height - rows + 1)).long()
     left = (torch.rand(n, generator=generator) * (width - cols + 1)).long()
-    box = _boxes(top, left, rows, cols, height, width) & chosen[:, None, None]
-    out: dict[str, Tensor] = {}
-    for name, value in batch.items():
-        where = _on(box, value.device)
-        if value.dim() == 4:
-            where = where[:, None]
-        out[name] = torch.where(where, value[_on(source, value.device)], value)
-    return out
+    box = _on(_boxes(top, left, rows, cols, height, width) & chosen[:, None, None],
+              first.device)
+    source = _on(source, first.device)
+    return {name: torch.where(box[:, None] if value.dim() == 4 else box, value[source], value)
+            for name, value in batch.items()}
 
 
 def diff_augment(pairs: Tensor, generator: torch.Generator) -> Tensor:

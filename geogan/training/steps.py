@@ -199,10 +199,11 @@ class GANTrainer(ABC):
         if config.geometric:
             out = augment.geometric(out, rotate=config.rotate, scale_jitter=config.scale_jitter,
                                     crop_jitter=config.crop_jitter, generator=self.augment_rng)
-            out = {k: v.contiguous(memory_format=self.memory_format) if v.dim() == 4 else v
-                   for k, v in out.items()}
         if config.cutmix > 0:
             out = augment.cutmix(out, config.cutmix, self.augment_rng)
+        if config.geometric or config.cutmix > 0:  # both give new tensors in their own layout
+            out = {k: v.contiguous(memory_format=self.memory_format) if v.dim() == 4 else v
+                   for k, v in out.items()}
         if config.photometric > 0:
             out["a"] = augment.photometric(out["a"], config.photometric, self.augment_rng)
         return out
