@@ -9,8 +9,8 @@ It also cuts each raster into ``--tiles`` × ``--tiles`` files (100 by default) 
 the two folders as mosaics: the multi-file overhead is that time over the export of the
 pre-mosaicked pair, measured in the same run (and the peak memory of each).
 
-``--halves`` also times two processes that export one half of the grid each (an AOI), at
-once: the most a process pool could gain over export's threads on this machine.
+It also times the export in one process (``workers=1``, as before worker processes):
+the gain of the pool, in the same run.
 
     python benchmarks/export_chips.py              # 8192 × 8192 sat-map pair
     python benchmarks/export_chips.py --size 2048  # quicker
@@ -19,14 +19,15 @@ once: the most a process pool could gain over export's threads on this machine.
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
+import os
 import resource
 import shutil
 import tempfile
+import threading
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import rasterio
@@ -89,42 +90,59 @@ def cut_into_tiles(path: Path, folder: Path, parts: int) -> Path:
     return folder
 
 
-def timed_export(a: Path, b: Path, out: Path, tile: int) -> tuple[float, int, float]:
-    """Run one export in this (fresh) process: seconds, chips written, peak RSS in MB."""
-    report = export_chips(a, b, out, ExportOptions(tile_size=tile))
+def timed_export(a: Path, b: Path, out: Path, tile: int, workers: int
+                 ) -> tuple[float, int, float, float]:
+    """Run one export in this (fresh) process: seconds, chips written, and the peak RSS in
+    MB of this process and of its largest worker process."""
+    watcher = DescendantPeaks()
+    watcher.start()
+    report = export_chips(a, b, out, ExportOptions(tile_size=tile, workers=workers))
+    watcher.stop()
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return report.seconds, report.exported, peak_mb
+    return report.seconds, report.exported, peak_mb, watcher.peak_mb
 
 
-def half_aois(folder: Path, size: int) -> list[Path]:
-    """GeoJSON files of the top and bottom halves of :func:`make_pair`'s rasters."""
-    paths = []
-    for k, (top, bottom) in enumerate(((0, size // 2), (size // 2, size))):
-        y0, y1 = 5_000_000 - bottom, 5_000_000 - top
-        ring = [[500_000, y0], [500_000 + size, y0], [500_000 + size, y1], [500_000, y1],
-                [500_000, y0]]
-        path = folder / f"half{k}.geojson"
-        path.write_text(json.dumps({
-            "type": "Feature", "geometry": {"type": "Polygon", "coordinates": [ring]},
-            "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::32633"}}}))
-        paths.append(path)
-    return paths
+class DescendantPeaks(threading.Thread):
+    """The largest peak RSS (VmHWM) of this process's descendants (the export's workers
+    are children of a fork server, which getrusage does not see), polled every 50 ms."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.peak_mb = 0.0
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        while not self._done.wait(0.05):
+            for pid in _descendants(os.getpid()):
+                try:
+                    status = Path(f"/proc/{pid}/status").read_text()
+                except OSError:  # gone meanwhile
+                    continue
+                for line in status.splitlines():
+                    if line.startswith("VmHWM:"):
+                        self.peak_mb = max(self.peak_mb, int(line.split()[1]) / 1024)
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join()
 
 
-def exported_in(a: Path, b: Path, out: Path, tile: int, aoi: Path) -> int:
-    """Export the part of the pair in ``aoi`` with one worker thread: chips written."""
-    return export_chips(a, b, out, ExportOptions(tile_size=tile, aoi=aoi, workers=1)).exported
-
-
-def two_processes(a: Path, b: Path, out: Path, tile: int, aois: list[Path],
-                  pool: Any) -> tuple[float, int]:
-    """Wall time of the halves exported at once by the two (warm) processes of ``pool``,
-    and the chips written in all."""
-    started = time.perf_counter()
-    pending = [pool.apply_async(exported_in, (a, b, out / f"half{k}", tile, aoi))
-               for k, aoi in enumerate(aois)]
-    written = sum(result.get() for result in pending)
-    return time.perf_counter() - started, written
+def _descendants(root: int) -> list[int]:
+    """Process ids under ``root`` (Linux /proc)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found, frontier = [], [root]
+    while frontier:
+        children = [pid for pid, parent in parents.items() if parent in frontier]
+        found += children
+        frontier = children
+    return found
 
 
 def main() -> None:
@@ -135,8 +153,6 @@ def main() -> None:
     parser.add_argument("--tiles", type=int, default=10,
                         help="cut each raster into this many × this many files for the "
                              "multi-file run (0: no multi-file run)")
-    parser.add_argument("--halves", action="store_true",
-                        help="also time two processes exporting half the grid each")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="geogan-bench-") as tmp:
         folder = Path(tmp)
@@ -144,65 +160,61 @@ def main() -> None:
         if args.tiles:
             tiles_a = cut_into_tiles(a, folder / "tiles_a", args.tiles)
             tiles_b = cut_into_tiles(b, folder / "tiles_b", args.tiles)
-        floors: list[float] = []
-        exports: list[float] = []
-        peaks: list[float] = []
-        tiled: list[float] = []
-        tiled_peaks: list[float] = []
-        halves: list[float] = []
-        aois = half_aois(folder, args.size)
+        times: dict[str, list[float]] = {"floor": [], "export": [], "one process": [],
+                                          "tiled": []}
+        peaks: dict[str, list[tuple[float, float]]] = {k: [] for k in times}
         context = multiprocessing.get_context("spawn")
-        pair_pool = context.Pool(2) if args.halves else None
         for attempt in range(args.repeat):
             # Rotate the order so page-cache warmth favours none.
-            order = ["floor", "export", *(["tiled"] if args.tiles else []),
-                     *(["halves"] if args.halves else [])]
+            order = ["floor", "export", "one process", *(["tiled"] if args.tiles else [])]
             order = order[attempt % len(order):] + order[:attempt % len(order)]
             for what in order:
-                out = folder / f"{what}{attempt}"
+                out = folder / f"{what.replace(' ', '_')}{attempt}"
                 if what == "floor":
-                    floors.append(io_floor(a, b, out, args.tile_size))
-                elif what == "halves":
-                    out.mkdir()
-                    seconds, halves_written = two_processes(a, b, out, args.tile_size, aois,
-                                                            pair_pool)
-                    halves.append(seconds)
+                    times[what].append(io_floor(a, b, out, args.tile_size))
                 else:
-                    sources = (a, b) if what == "export" else (tiles_a, tiles_b)
-                    # A child process of its own, so that its peak memory is the export's.
-                    with context.Pool(1) as pool:
-                        seconds, written, peak_mb = pool.apply(
-                            timed_export, (*sources, out, args.tile_size))
-                    (exports if what == "export" else tiled).append(seconds)
-                    (peaks if what == "export" else tiled_peaks).append(peak_mb)
+                    sources = (tiles_a, tiles_b) if what == "tiled" else (a, b)
+                    # A process of its own (whose workers are its children), so that its
+                    # peak memory is the export's.
+                    with ProcessPoolExecutor(1, mp_context=context) as pool:
+                        seconds, written, peak_mb, worker_mb = pool.submit(
+                            timed_export, *sources, out, args.tile_size,
+                            1 if what == "one process" else 0).result()
+                    times[what].append(seconds)
+                    peaks[what].append((peak_mb, worker_mb))
                 shutil.rmtree(out)
-        floor, export = min(floors), min(exports)
+        floor, export, alone = (min(times[k]) for k in ("floor", "export", "one process"))
         chips = (args.size // args.tile_size) ** 2
         print(f"pair: 2 × {args.size}×{args.size}×3 uint8, {chips} chip pairs of "
               f"{args.tile_size}² ({written} written)")
         print(f"I/O floor (read both once, write the bytes once): {floor:.2f} s "
               f"({floor / chips * 1000:.1f} ms per chip pair)")
-        print(f"export-chips:                                     {export:.2f} s "
+        workers = min(8, os.cpu_count() or 1)
+        print(f"export-chips ({workers} worker processes):             {export:.2f} s "
               f"({export / chips * 1000:.1f} ms per chip pair)")
-        print(f"ratio export / floor: {export / floor:.2f}  (target <= 2)")
-        each = ", ".join(f"{e / f:.2f}" for e, f in zip(exports, floors, strict=True))
-        print(f"all runs (s): floor {', '.join(f'{t:.2f}' for t in floors)}; "
-              f"export {', '.join(f'{t:.2f}' for t in exports)}; ratio of each run to its "
-              f"own floor {each}")
-        print(f"export peak RSS: {max(peaks):.0f} MB "
-              f"(the two rasters hold {2 * 3 * args.size**2 / 2**20:.0f} MB)")
-        if pair_pool is not None:
-            pair_pool.close()
-            print(f"two processes, half the grid each ({halves_written} chips in all), at "
-                  f"once: {min(halves):.2f} s; "
-                  f"export / that {export / min(halves):.2f}, that / floor "
-                  f"{min(halves) / floor:.2f} (runs: {', '.join(f'{t:.2f}' for t in halves)})")
+        print(f"export-chips in one process (workers=1):          {alone:.2f} s "
+              f"({alone / chips * 1000:.1f} ms per chip pair)")
+        print(f"ratio export / floor: {export / floor:.2f}  (target <= 2); in one process "
+              f"{alone / floor:.2f}; one process / export {alone / export:.2f}")
+
+        def runs(what: str) -> str:
+            return ", ".join(f"{t:.2f}" for t in times[what])
+
+        each = ", ".join(f"{e / f:.2f}" for e, f in zip(times["export"], times["floor"],
+                                                          strict=True))
+        print(f"all runs (s): floor {runs('floor')}; export {runs('export')}; one process "
+              f"{runs('one process')}; ratio of each export to its own floor {each}")
+        main_mb, worker_mb = (max(p[k] for p in peaks["export"]) for k in (0, 1))
+        print(f"export peak RSS: {main_mb:.0f} MB, and {worker_mb:.0f} MB in each worker "
+              f"process at most; in one process {max(p[0] for p in peaks['one process']):.0f}"
+              f" MB (the two rasters hold {2 * 3 * args.size**2 / 2**20:.0f} MB)")
         if not args.tiles:
             return
         print(f"multi-file: each side as {args.tiles}×{args.tiles} = {args.tiles**2} files "
-              f"(two mosaics): {min(tiled):.2f} s, peak RSS {max(tiled_peaks):.0f} MB")
-        print(f"ratio multi-file / pre-mosaicked export: {min(tiled) / export:.2f}  "
-              f"(runs: {', '.join(f'{t:.2f}' for t in tiled)})")
+              f"(two mosaics): {min(times['tiled']):.2f} s, peak RSS "
+              f"{max(p[0] for p in peaks['tiled']):.0f} MB")
+        print(f"ratio multi-file / pre-mosaicked export: {min(times['tiled']) / export:.2f}  "
+              f"(runs: {runs('tiled')})")
 
 
 if __name__ == "__main__":

@@ -24,9 +24,23 @@ import numpy as np
 import rasterio
 import torch
 from quality_real import _strip, prepare, score
+from rasterio.features import sieve
 
 from geogan import load_model
 from geogan.inference import class_colours
+
+
+def sieved(probabilities: np.ndarray, size: int) -> np.ndarray:
+    """The probabilities with each pixel of a most-likely-class region under ``size``
+    pixels made certain of the class that ``rasterio.features.sieve`` gives it instead."""
+    if size <= 1:
+        return probabilities
+    best = probabilities.argmax(0).astype(np.int16)
+    kept = sieve(best, size, connectivity=4)
+    rows, cols = np.nonzero(kept != best)
+    probabilities[:, rows, cols] = 0.0
+    probabilities[kept[rows, cols], rows, cols] = 1.0
+    return probabilities
 
 
 def main() -> None:
@@ -40,6 +54,9 @@ def main() -> None:
                         "8 flips and rotations (translate --tta)")
     parser.add_argument("--smooth", type=int, default=0, help="box-filter the probabilities "
                         "over this many pixels first (odd; 0: none)")
+    parser.add_argument("--sieve", type=int, default=0, help="first merge the most likely "
+                        "classes' regions under this many pixels into their largest neighbour "
+                        "(as gdal_sieve; 0: none)")
     args = parser.parse_args()
     prepared = prepare(args.data, args.work)
     translator = load_model(args.model, output="palette", tta=args.tta)
@@ -55,7 +72,7 @@ def main() -> None:
                 out = torch.nn.functional.avg_pool2d(out, args.smooth, 1, args.smooth // 2,
                                                      count_include_pad=False)
             out = out[0]
-            probabilities[photo] = out.numpy().astype(np.float64)
+            probabilities[photo] = sieved(out.numpy().astype(np.float64), args.sieve)
 
     def crisp(p: np.ndarray) -> np.ndarray:
         return np.moveaxis(palette[p.argmax(0)], -1, 0)

@@ -49,6 +49,10 @@ from .options import ProgressBar, creation_options, overwrite_opt, seed_opt
 @click.option("--resume", is_flag=True,
               help="Continue an export that was interrupted (Ctrl-C or an error) with the same "
                    "inputs and settings, keeping the chips it had written.")
+@click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True,
+              metavar="N",
+              help="Processes cutting chips: 0 = one per CPU core (at most 8; small exports "
+                   "stay in one); 1 = one process. The chips are the same whatever N.")
 @seed_opt
 @creation_options
 @overwrite_opt
@@ -57,7 +61,7 @@ def export_chips_command(
     val_pairs: int | None, skip_bad_pairs: bool, out_dir: str | None, tile_size: int,
     stride: int | None, min_valid: float, val_fraction: float, aoi: str | None,
     unpaired: bool, resampling: str | None, max_shift: float | None, seed: int,
-    creation_options: dict[str, Any], overwrite: bool, resume: bool,
+    creation_options: dict[str, Any], overwrite: bool, resume: bool, workers: int,
 ) -> None:
     """Cut INPUT and ADDITIONAL into aligned, georeferenced chips.
 
@@ -93,7 +97,7 @@ def export_chips_command(
         tile_size=tile_size, stride=stride, min_valid=min_valid, val_fraction=val_fraction,
         seed=seed, aoi=aoi, unpaired=unpaired, resampling=resampling, max_shift=max_shift,
         overwrite=overwrite, resume=resume, val_pairs=val_pairs, skip_bad_pairs=skip_bad_pairs,
-        creation_options={k.upper(): v for k, v in creation_options.items()},
+        workers=workers, creation_options={k.upper(): v for k, v in creation_options.items()},
     )
     named = pairs_file if pairs_file is not None else input_raster
     assert named is not None

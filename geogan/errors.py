@@ -92,6 +92,10 @@ class DistributedError(GeoganError):
     """The training processes that torchrun started cannot work together."""
 
 
+class WorkerError(GeoganError):
+    """A worker process stopped unexpectedly (killed, or out of memory)."""
+
+
 class ExportInterrupted(GeoganError):
     """An export was interrupted (Ctrl-C); its stage folder is kept to resume from."""
 

@@ -32,45 +32,43 @@ The plan (grid and layers) is :mod:`geogan.chips.plan`, the resume record
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import shutil
-import threading
 import time
-import warnings
 from collections import deque
-from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import ExitStack
-from dataclasses import dataclass, field
-from functools import partial
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from multiprocessing.context import BaseContext
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import rasterio
-from rasterio.errors import NotGeoreferencedWarning
-from rasterio.features import geometry_mask
-from rasterio.io import MemoryFile
-from rasterio.windows import Window
-from rasterio.windows import bounds as window_bounds
-from rasterio.windows import transform as window_transform
-from shapely.geometry import box
-
 from geogan import staging
 from geogan.chips import manifest
-from geogan.chips.chip_tiff import ChipEncoder
+from geogan.chips.cutting import (
+    CutJob,
+    CutResult,
+    GridWindow,
+    WindowCutter,
+    cut_in_worker,
+    start_worker,
+    worker_started,
+)
 from geogan.chips.layout import INDEX_NAME, METADATA_NAME, UNPAIRED_FOLDERS
 from geogan.chips.manifest import Chip, PlannedPair, PlanResult
 from geogan.chips.options import ExportOptions, ExportReport
 from geogan.chips.pairs import PairSpec, held_out_pairs, read_pairs, whole_pairs_for_val
-from geogan.chips.plan import Layer, Plan, choose_resampling, plan_paired, plan_single
-from geogan.chips.registration import estimate_shift
+from geogan.chips.plan import Plan, choose_resampling, plan_paired, plan_single
 from geogan.chips.resume import SETTINGS_NAME, check_resumable, export_settings
 from geogan.errors import (
     ExportInterrupted,
     GeoganError,
     InputError,
     NoChipsError,
+    WorkerError,
 )
 from geogan.grids.split import DROPPED, TRAIN, VAL, split_chips
 from geogan.progress import Counter
@@ -78,40 +76,18 @@ from geogan.raster.band_stats import StatisticsAccumulator
 from geogan.raster.io import open_raster
 from geogan.raster.mosaic import open_source
 
-#: Chips are registered on 2 × 2 block means: 4 × less work, about 0.2 px precision.
-REGISTRATION_SCALE = 2
-
 #: Progress callback: (windows done, windows in all).
 ProgressCallback = Callable[[int, int], None]
 
+#: Most worker processes by default (one per CPU core up to this).
+MAX_WORKERS = 8
 
-class _ThreadReaders:
-    """Each worker thread's own open datasets for a list of layers, closed together."""
+#: Exports of fewer windows are cut in this process by default: starting worker
+#: processes would cost more than they save.
+POOL_MIN_WINDOWS = 128
 
-    def __init__(self, layers: list[Layer]) -> None:
-        self._layers = layers
-        self._local = threading.local()
-        self._stacks: list[ExitStack] = []
-        self._lock = threading.Lock()
-
-    def get(self) -> list[Any]:
-        """This thread's readers, one per layer, opened on first use."""
-        readers: list[Any] | None = getattr(self._local, "readers", None)
-        if readers is None:
-            stack = ExitStack()
-            with self._lock:
-                self._stacks.append(stack)
-            # Opened in an environment of their own, which closing them does not end:
-            # they are closed from another thread, which has none.
-            with rasterio.Env():
-                readers = [layer.open_reader(stack) for layer in self._layers]
-            self._local.readers = readers
-        return readers
-
-    def close(self) -> None:
-        """Close every thread's datasets."""
-        for stack in self._stacks:
-            stack.close()
+#: Windows a worker cuts per task.
+RUN_WINDOWS = 16
 
 
 def export_chips(
@@ -208,12 +184,14 @@ def _export(pairs: list[PairSpec], pairs_file: Path | None, out_dir: str | os.Pa
         else:
             staging.make_stage(stage, SETTINGS_NAME, json.dumps(settings, indent=2))
         try:
-            advance = Counter(sum(len(p.grid) for pair in planned for p in pair.plans),
-                              progress)
+            windows = sum(len(p.grid) for pair in planned for p in pair.plans)
+            advance = Counter(windows, progress)
             accumulators: dict[str, StatisticsAccumulator] = {}
-            for pair in planned:
-                pair.results = [_export_plan(plan, stage, options, advance, accumulators,
-                                             pair.spec.chip_prefix) for plan in pair.plans]
+            with _cutting_pool(options, windows) as workers:
+                for pair in planned:
+                    pair.results = [_export_plan(plan, stage, options, advance, accumulators,
+                                                 pair.spec.chip_prefix, workers)
+                                    for plan in pair.plans]
             results = [r for pair in planned for r in pair.results]
             if sum(len(r.chips) for r in results) == 0:
                 raise NoChipsError(manifest.no_chips_message(results, options))
@@ -366,11 +344,79 @@ def _split(pairs: list[PlannedPair], stage: Path, options: ExportOptions, multi:
 # --------------------------------------------------------------------------- export loop
 
 
+@dataclass
+class _Workers:
+    """The worker processes of an export, and whether they have started."""
+
+    pool: Executor
+    count: int
+    started: list[Future[None]]  # one call per worker, done once it runs
+    wait: bool  # False: cut windows in this process until one worker runs
+
+    def ready(self) -> bool:
+        """Whether runs should go to the workers now."""
+        return self.wait or any(call.done() for call in self.started)
+
+
+@contextmanager
+def _cutting_pool(options: ExportOptions, windows: int) -> Iterator[_Workers | None]:
+    """Worker processes that cut windows, or None to cut them in this process: with
+    ``workers`` 1, or by default when there are too few windows to repay starting them
+    (by default this process also cuts windows until the first worker runs). On an error
+    or Ctrl-C the runs not yet started are cancelled, and those started finish (each is a
+    few chips) before the error goes on."""
+    count = _worker_count(options)
+    if count == 1 or (options.workers == 0 and windows < POOL_MIN_WINDOWS):
+        yield None
+        return
+    pool = ProcessPoolExecutor(count, mp_context=_worker_context(), initializer=start_worker)
+    try:
+        yield _Workers(pool, count, [pool.submit(worker_started) for _ in range(count)],
+                       wait=options.workers != 0)
+    except BaseException as error:
+        pool.shutdown(wait=True, cancel_futures=True)
+        if isinstance(error, BrokenProcessPool):
+            raise WorkerError("a worker process of the export stopped unexpectedly (killed "
+                              "or out of memory; or a script calls the export outside "
+                              "`if __name__ == \"__main__\":`)") from None
+        raise
+    pool.shutdown(wait=True)
+
+
+def _worker_context() -> BaseContext:
+    """How worker processes start: from a fork server (not a copy of this process's
+    threads and GDAL state, as ``fork`` would be) that has imported what they run, so
+    that the workers of a later export start in milliseconds; else spawned."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([cut_in_worker.__module__])  # once the server runs: no-op
+    return context
+
+
+def _worker_count(options: ExportOptions) -> int:
+    return options.workers or min(MAX_WORKERS, os.cpu_count() or 1)
+
+
+def _runs(grid: Any) -> Iterator[list[GridWindow]]:
+    """The grid's windows with their positions, in grid order, a run at a time."""
+    run: list[GridWindow] = []
+    for index, (i, j, window) in enumerate(grid):
+        run.append((index, i, j, window))
+        if len(run) == RUN_WINDOWS:
+            yield run
+            run = []
+    if run:
+        yield run
+
+
 def _export_plan(plan: Plan, stage: Path, options: ExportOptions, advance: Callable[[], None],
-                 accumulators: dict[str, StatisticsAccumulator], prefix: str) -> PlanResult:
-    """Export every window of a plan's grid: workers read, filter and write chips while
-    this thread gathers statistics (into ``accumulators``, one per domain, shared by
-    every pair), in grid order (so results do not depend on timing)."""
+                 accumulators: dict[str, StatisticsAccumulator], prefix: str,
+                 workers: _Workers | None) -> PlanResult:
+    """Export every window of a plan's grid, in runs of windows cut by the ``workers``
+    (or here), while this thread gathers what they did in grid order, and the statistics
+    (into ``accumulators``, one per domain, shared by every pair): results do not depend
+    on timing or on the number of workers."""
     for layer in plan.layers:
         (stage / layer.folder).mkdir(exist_ok=True)
     for layer in plan.layers:
@@ -381,115 +427,41 @@ def _export_plan(plan: Plan, stage: Path, options: ExportOptions, advance: Calla
     chips: list[Chip] = []
     skipped_invalid = skipped_shift = 0
 
-    def gather(outcome: _Outcome) -> None:
+    def gather(result: CutResult) -> None:
         nonlocal skipped_invalid, skipped_shift
-        advance()
-        if outcome.chip is None:
-            skipped_invalid += outcome.skipped == "invalid"
-            skipped_shift += outcome.skipped == "shift"
-            return
-        chips.append(outcome.chip)
-        for data, accumulator in zip(outcome.pixels, layer_accumulators, strict=True):
-            accumulator.update(data, outcome.valid)
+        for accumulator, histogram in zip(layer_accumulators, result.histograms, strict=True):
+            if histogram is not None:
+                accumulator.merge(histogram)
+        for outcome in result.outcomes:
+            advance()
+            if outcome.chip is None:
+                skipped_invalid += outcome.skipped == "invalid"
+                skipped_shift += outcome.skipped == "shift"
+                continue
+            chips.append(outcome.chip)
+            for data, accumulator in zip(outcome.pixels, layer_accumulators, strict=True):
+                if data is not None:
+                    accumulator.update(data, outcome.valid)
 
-    readers = _ThreadReaders(plan.layers)
-    encoders = [ChipEncoder(partial(_chip_bytes, layer, options.creation_options))
-                for layer in plan.layers]
-    workers = options.workers or min(8, os.cpu_count() or 1)
-    pending: deque[Future[_Outcome]] = deque()
+    job = CutJob.of(plan, options, stage, prefix)
+    here: WindowCutter | None = None
+    pending: deque[Future[CutResult]] = deque()
     try:
-        with ThreadPoolExecutor(workers) as pool:
-            try:
-                for index, (i, j, window) in enumerate(plan.grid):
-                    pending.append(pool.submit(_export_window, plan, stage, options, readers,
-                                               encoders, f"{prefix}{index:09d}.tif", i, j,
-                                               window))
-                    if len(pending) >= 2 * workers:
-                        gather(pending.popleft().result())
-                while pending:
-                    gather(pending.popleft().result())
-            except BaseException:
-                for future in pending:
-                    future.cancel()
-                raise
+        for run in _runs(plan.grid):
+            if workers is None or (not pending and not workers.ready()):
+                here = here or WindowCutter(job)
+                gather(here.cut(run))
+                continue
+            pending.append(workers.pool.submit(cut_in_worker, job, run))
+            if len(pending) >= 2 * workers.count:  # bounded memory: two runs per worker
+                gather(pending.popleft().result())
+        while pending:
+            gather(pending.popleft().result())
+    except BaseException:
+        for future in pending:
+            future.cancel()
+        raise
     finally:
-        readers.close()
+        if here is not None:
+            here.close()
     return PlanResult(chips, skipped_invalid, skipped_shift)
-
-
-@dataclass
-class _Outcome:
-    """What a worker did with one window: a chip and its pixels, or why it was skipped."""
-
-    chip: Chip | None
-    skipped: str | None = None  # "invalid" or "shift"
-    pixels: list[np.ndarray] = field(default_factory=list)  # one (C, H, W) array per layer
-    valid: np.ndarray | None = None
-
-
-def _export_window(plan: Plan, stage: Path, options: ExportOptions, readers: _ThreadReaders,
-                   encoders: list[ChipEncoder], name: str, i: int, j: int,
-                   window: Window) -> _Outcome:
-    """Read, filter and write one chip window (in a worker thread)."""
-    bounds = window_bounds(window, plan.transform)
-    transform = window_transform(window, plan.transform)
-    reads = [layer.read(reader, window)
-             for layer, reader in zip(plan.layers, readers.get(), strict=True)]
-    valid = np.logical_and.reduce([v for _, v in reads])
-    if not plan.region_test.contains(box(*bounds)):
-        with warnings.catch_warnings():  # rasterio's scratch raster has no CRS; no matter
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            valid &= geometry_mask([plan.region], valid.shape, transform, invert=True)
-    fraction = float(valid.mean())
-    if fraction < options.min_valid or not valid.any():
-        return _Outcome(None, "invalid")
-    whole = fraction == 1.0  # every pixel valid: no mask to register or write
-    shift = None
-    if len(reads) == 2:
-        found = estimate_shift(reads[0][0], reads[1][0], None if whole else valid,
-                               max_shift=options.tile_size / 4, scale=REGISTRATION_SCALE)
-        shift = (found.dx, found.dy, found.peak)
-        # A featureless chip has no measurable shift: it is kept, with its low peak.
-        if options.max_shift is not None and found.reliable and found.magnitude > options.max_shift:
-            return _Outcome(None, "shift")
-    paths = [stage / layer.folder / name for layer in plan.layers]
-    # Resuming: a chip file that exists is complete (written whole, then renamed).
-    if not (options.resume and all(path.exists() for path in paths)):
-        for path, encoder, (data, _) in zip(paths, encoders, reads, strict=True):
-            _write_chip(path, encoder, transform, data, valid)
-    chip = Chip(i, j, name, window, bounds, fraction, shift)
-    return _Outcome(chip, None, [data for data, _ in reads], valid)
-
-
-def _write_chip(path: Path, encoder: ChipEncoder, transform: Any, data: np.ndarray,
-                valid: np.ndarray) -> None:
-    """Write one chip GeoTIFF (:func:`_chip_bytes`) whole under a temporary name, then
-    rename it: a write error (full disk, file size limit) raises instead of being only
-    logged by GDAL, and a file under a chip's name is always complete.
-
-    Raises:
-        OutputError: If the chip cannot be written.
-    """
-    staging.write_whole(path, encoder.encode(data, valid, transform), "chip")
-
-
-def _chip_bytes(layer: Layer, creation_options: Mapping[str, Any], data: np.ndarray,
-                valid: np.ndarray, transform: Any) -> bytes:
-    """One chip GeoTIFF as GDAL writes it: the layer's dtype, bands and nodata on the
-    chip's grid, with an internal mask when some pixels are invalid (so training can
-    ignore them). :class:`ChipEncoder` reproduces these bytes for most chips without GDAL.
-    """
-    profile = dict(layer.profile, width=data.shape[2], height=data.shape[1], transform=transform)
-    profile.update(creation_options)
-    # The mask inside the file; GDAL's configuration is per thread (rasterio environments).
-    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), MemoryFile() as memory:
-        with memory.open(**profile) as dst:
-            dst.write(data)
-            if not valid.all():
-                dst.write_mask(valid.astype(np.uint8) * 255)
-            if any(layer.descriptions):
-                dst.descriptions = layer.descriptions
-            if layer.colormap is not None:
-                dst.write_colormap(1, layer.colormap)
-        content: bytes = memory.read()
-    return content

@@ -29,7 +29,9 @@ class ExportOptions:
     resampling: str | None = None  # additional raster's resampling; None = by its content
     max_shift: float | None = None  # drop chip pairs misregistered by more pixels than this
     overwrite: bool = False  # replace an existing non-empty output folder
-    workers: int = 0  # threads reading and writing chips; 0 = one per CPU core (at most 8)
+    # Processes cutting chips: 1 = this one; 0 = one per CPU core (at most 8), or this
+    # one when there are too few windows to repay starting them.
+    workers: int = 0
     creation_options: Mapping[str, Any] = field(default_factory=dict)  # GeoTIFF options
     resume: bool = False  # continue an interrupted export of the same inputs and settings
     val_pairs: int | None = None  # --pairs: hold out this many whole pairs for validation

@@ -52,6 +52,7 @@ class Layer:
     warp: dict[str, Any] | None = None  # WarpedVRT arguments onto the grid, when grids differ
     offset: tuple[int, int] = (0, 0)  # (rows, cols) of the grid's origin in the source's pixels
     files: tuple[str, ...] = ()  # the raster files it is made of; () = (path,)
+    vrt: str | None = None  # a mosaic's VRT document (``path`` is its in-memory copy)
 
     def __post_init__(self) -> None:
         # What chip writers and the metadata need of the source, read once here: worker
@@ -74,10 +75,15 @@ class Layer:
         """Whether the warp adds an alpha band that says where the source had data."""
         return self.warp is not None and bool(self.warp.get("add_alpha"))
 
-    def open_reader(self, stack: ExitStack) -> Any:
-        """A dataset of this thread's own to read windows from (GDAL handles are not
-        shared between threads)."""
-        dataset = stack.enter_context(rasterio.open(self.path))
+    def __getstate__(self) -> dict[str, Any]:
+        # What a worker process needs: all but the caller's dataset handle.
+        return {**self.__dict__, "source": None}
+
+    def open_reader(self, stack: ExitStack, path: str | None = None) -> Any:
+        """A dataset of the caller's own to read windows from (GDAL handles are not
+        shared between threads): of ``path`` (the mosaic's VRT copied into another
+        process's memory), or by default of :attr:`path`."""
+        dataset = stack.enter_context(rasterio.open(path or self.path))
         if self.warp is None:
             return dataset
         return stack.enter_context(WarpedVRT(dataset, **self.warp))
@@ -150,13 +156,14 @@ def plan_paired(a: Any, b: Any, a_source: Source, b_source: Source, options: Exp
     offset = same_grid(a, b)
     if offset is not None:
         layer_b = Layer("b", PAIRED_FOLDERS[1], b_source.path, b, a.crs, offset=offset,
-                        files=b_source.files)
+                        files=b_source.files, vrt=b_source.document)
     else:
         warp = dict(crs=a.crs, transform=a.transform, width=a.width, height=a.height,
                     resampling=resampling, add_alpha=b.nodata is None)
         layer_b = Layer("b", PAIRED_FOLDERS[1], b_source.path, b, a.crs, warp=warp,
-                        files=b_source.files)
-    layer_a = Layer("a", PAIRED_FOLDERS[0], a_source.path, a, a.crs, files=a_source.files)
+                        files=b_source.files, vrt=b_source.document)
+    layer_a = Layer("a", PAIRED_FOLDERS[0], a_source.path, a, a.crs, files=a_source.files,
+                    vrt=a_source.document)
     return Plan(grid, a, region, [layer_a, layer_b])
 
 
@@ -167,7 +174,8 @@ def plan_single(dataset: Any, source: Source, role: str, folder: str,
     if len(grid) == 0:
         raise NoChipsError(_too_small_message(region, dataset, options, _label(source)))
     return Plan(grid, dataset, region,
-                [Layer(role, folder, source.path, dataset, dataset.crs, files=source.files)])
+                [Layer(role, folder, source.path, dataset, dataset.crs, files=source.files,
+                       vrt=source.document)])
 
 
 def _label(source: Source) -> str:

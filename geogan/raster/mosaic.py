@@ -60,11 +60,14 @@ class Source:
         spec: As given (a path, folder, glob or ``@list``).
         files: The raster files it names, in mosaic order (one for a plain raster).
         path: What ``rasterio.open`` reads: the file itself, or the mosaic's in-memory VRT.
+        document: The mosaic's VRT document (for another process to read); None for one
+            file.
     """
 
     spec: str
     files: tuple[str, ...]
     path: str
+    document: str | None = None
 
     @property
     def is_mosaic(self) -> bool:
@@ -165,7 +168,7 @@ def open_source(spec: str | os.PathLike[str], base: Path | None = None,
         return
     document = mosaic_vrt(files, what)
     with MemoryFile(document.encode(), ext=".vrt") as memory:
-        yield Source(os.fspath(spec), tuple(files), memory.name)
+        yield Source(os.fspath(spec), tuple(files), memory.name, document)
 
 
 @dataclass(frozen=True)

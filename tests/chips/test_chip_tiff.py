@@ -10,7 +10,8 @@ import pytest
 from affine import Affine
 
 import geogan.chips.chip_tiff as chip_tiff
-import geogan.chips.export as chips_module
+import geogan.chips.cutting as chips_module
+import geogan.chips.export as export_module
 from geogan.chips.chip_tiff import ChipEncoder
 from geogan.chips.export import export_chips
 from geogan.chips.options import ExportOptions
@@ -74,14 +75,17 @@ def test_export_equals_gdal_chip_by_chip(tmp_path, monkeypatch, case):
         serial = ExportOptions(**{**options.__dict__, "workers": 1})
         export_chips(sources[first], sources[second], tmp_path / "gdal", serial)
     with monkeypatch.context() as patch:
-        calls = count_calls(patch, chips_module, "_chip_bytes")
-        export_chips(sources[first], sources[second], tmp_path / "fast",
-                     ExportOptions(**{**options.__dict__, "workers": 3}))
+        calls = count_calls(patch, chips_module, "chip_bytes")
+        export_chips(sources[first], sources[second], tmp_path / "fast", serial)
     expected = snapshot(tmp_path / "gdal")
     assert snapshot(tmp_path / "fast") == expected
+    # Three worker processes, each with its own templates: the same bytes.
+    export_chips(sources[first], sources[second], tmp_path / "pool",
+                 ExportOptions(**{**options.__dict__, "workers": 3}))
+    assert snapshot(tmp_path / "pool") == expected
     chips = sum(name.endswith(".tif") for name in expected)
     if case == "rgb pair":  # a template per layer, learnt and checked on two chips each
-        assert calls["n"] <= 2 * (2 + 3)  # (+ chips started before the check was done)
+        assert calls["n"] == 2 * 2
     if case in ("deflate", "tiled blocks"):  # layouts it cannot template: GDAL writes all
         assert calls["n"] == chips
 
@@ -138,3 +142,20 @@ def test_constant_chips_teach_nothing_and_compression_is_left_to_gdal():
         assert compressed.encode(data, valid, transform) == gdal_bytes("deflate")(
             data, valid, transform)
     assert not compressed.templated
+
+
+def test_default_export_cuts_here_while_its_workers_start(tmp_path, pair, monkeypatch):
+    """By default a large grid goes to worker processes, and this process cuts the first
+    runs of windows while they start: the same files as one process (a uint8 input, whose
+    statistics are histograms, and a float32 target, whose are not)."""
+    a, b = pair
+    options = ExportOptions(tile_size=32, stride=24, val_fraction=0.2)  # 441 windows
+    export_chips(a, b, tmp_path / "one", ExportOptions(**{**options.__dict__, "workers": 1}))
+    here = count_calls(monkeypatch, chips_module.WindowCutter, "cut")
+    submitted = count_calls(monkeypatch, export_module.ProcessPoolExecutor, "submit")
+    monkeypatch.setattr(export_module, "MAX_WORKERS", 2)
+    monkeypatch.setattr(export_module._Workers, "ready", lambda self: here["n"] >= 3)
+    export_chips(a, b, tmp_path / "default", options)
+    assert snapshot(tmp_path / "default") == snapshot(tmp_path / "one")
+    runs = -(-441 // export_module.RUN_WINDOWS)
+    assert here["n"] == 3 and submitted["n"] == 2 + runs - 3  # (2: the workers' start calls)

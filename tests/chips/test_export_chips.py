@@ -333,11 +333,11 @@ def test_area_smaller_than_a_tile(tmp_path, pair):
 
 
 def test_failure_midway_leaves_nothing(tmp_path, pair, monkeypatch):
-    import geogan.chips.export as chips_module
+    import geogan.chips.cutting as chips_module
 
     a, b = pair
     calls = {"n": 0}
-    real = chips_module._write_chip
+    real = chips_module.write_chip
 
     def failing(*args, **kwargs):
         calls["n"] += 1
@@ -345,7 +345,7 @@ def test_failure_midway_leaves_nothing(tmp_path, pair, monkeypatch):
             raise OSError("disk full")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(chips_module, "_write_chip", failing)
+    monkeypatch.setattr(chips_module, "write_chip", failing)
     with pytest.raises(OSError):
         export_chips(a, b, tmp_path / "chips", ExportOptions(tile_size=128))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.tif", "b.tif"]

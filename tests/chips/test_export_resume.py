@@ -15,13 +15,20 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-import geogan.chips.export as chips_module
+import geogan.chips.cutting as chips_module
+import geogan.chips.export as export_module
 import geogan.staging as staging_module
 from geogan.chips.export import export_chips
 from geogan.chips.options import ExportOptions
 from geogan.cli.main import cli
-from geogan.errors import ExportInterrupted, InputError, OutputError, OutputExistsError
-from tests.helpers import count_calls, smooth_field, write_raster
+from geogan.errors import (
+    ExportInterrupted,
+    InputError,
+    OutputError,
+    OutputExistsError,
+    WorkerError,
+)
+from tests.helpers import count_calls, die, smooth_field, write_raster
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
@@ -32,7 +39,7 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 
 def interrupt_after(monkeypatch: pytest.MonkeyPatch, n: int) -> dict[str, int]:
     """Make the chip writer raise KeyboardInterrupt (what Ctrl-C does) after ``n`` chips."""
-    real = chips_module._write_chip
+    real = chips_module.write_chip
     calls = {"n": 0}
 
     def writer(*args, **kwargs):
@@ -41,7 +48,7 @@ def interrupt_after(monkeypatch: pytest.MonkeyPatch, n: int) -> dict[str, int]:
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(chips_module, "_write_chip", writer)
+    monkeypatch.setattr(chips_module, "write_chip", writer)
     return calls
 
 
@@ -49,7 +56,7 @@ def interrupt_after(monkeypatch: pytest.MonkeyPatch, n: int) -> dict[str, int]:
 def test_interrupted_export_resumes_to_the_uninterrupted_result(tmp_path, pair, monkeypatch,
                                                                unpaired):
     a, b = pair
-    options = ExportOptions(tile_size=64, stride=48, val_fraction=0.2, seed=3, workers=2,
+    options = ExportOptions(tile_size=64, stride=48, val_fraction=0.2, seed=3, workers=1,
                             unpaired=unpaired)
     reference = tmp_path / "reference"
     export_chips(a, b, reference, options)
@@ -72,15 +79,40 @@ def test_interrupted_export_resumes_to_the_uninterrupted_result(tmp_path, pair, 
     assert not [name for name in kept if name.endswith(".partial")]
 
     with monkeypatch.context() as patch:
-        writes = count_calls(patch, chips_module, "_write_chip")
+        writes = count_calls(patch, chips_module, "write_chip")
         report = export_chips(a, b, out, ExportOptions(**{**options.__dict__, "resume": True}))
     # The chips written before the interruption are not written again.
     dropped_files = report.dropped_split * (1 if unpaired else 2)
-    # (+1 per worker thread: each may have cut a pair between its two files, whose first
-    # file is written again.)
-    assert writes["n"] <= files_in_all + dropped_files - written + options.workers
+    # (+1: the interruption may have cut a pair between its two files, whose first file
+    # is written again.)
+    assert writes["n"] <= files_in_all + dropped_files - written + 1
     assert not stage.exists()
     assert snapshot(out) == expected  # chips byte for byte, statistics, split and index
+
+
+@pytest.mark.parametrize("unpaired", [False, True])
+def test_export_interrupted_in_worker_processes_resumes_to_the_same_result(
+        tmp_path, pair, monkeypatch, unpaired):
+    a, b = pair
+    options = ExportOptions(tile_size=64, stride=48, val_fraction=0.2, seed=3, workers=2,
+                            unpaired=unpaired)
+    export_chips(a, b, tmp_path / "reference", options)
+    expected = snapshot(tmp_path / "reference")
+    monkeypatch.setattr(export_module, "RUN_WINDOWS", 3)  # small tasks: some never start
+
+    def progress(done: int, total: int) -> None:  # Ctrl-C after the first run
+        if done >= 3:
+            raise KeyboardInterrupt
+
+    out, stage = tmp_path / "chips", tmp_path / ".chips.partial"
+    with pytest.raises(ExportInterrupted, match="--resume"):
+        export_chips(a, b, out, options, progress)
+    kept = snapshot(stage)
+    written = sum(1 for name in kept if name.endswith(".tif"))
+    assert 0 < written < sum(1 for name in expected if name.endswith(".tif"))
+    assert not [name for name in kept if name.endswith(".partial")]  # runs finish whole
+    export_chips(a, b, out, ExportOptions(**{**options.__dict__, "resume": True}))
+    assert snapshot(out) == expected
 
 
 def test_resume_refuses_other_settings_inputs_or_no_stage(tmp_path, pair, monkeypatch):
@@ -198,3 +230,11 @@ def test_sigint_in_a_real_process_then_resume(tmp_path, big_pair):
     reference = tmp_path / "reference"
     export_chips(a, b, reference, ExportOptions(tile_size=64, stride=16, val_fraction=0.1))
     assert snapshot(out) == snapshot(reference)
+
+
+def test_a_worker_that_dies_is_an_error_that_keeps_the_stage(tmp_path, pair, monkeypatch):
+    a, b = pair
+    monkeypatch.setattr(export_module, "cut_in_worker", die)
+    with pytest.raises(WorkerError, match=r"stopped unexpectedly .*--resume"):
+        export_chips(a, b, tmp_path / "chips", ExportOptions(tile_size=64, workers=2))
+    assert (tmp_path / ".chips.partial" / ".geogan-export.json").exists()
