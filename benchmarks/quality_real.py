@@ -136,6 +136,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "faithful/no-dropout": ("faithful", {"dropout": 0.0}, {}),
     "faithful/cutmix-0.5": ("faithful", {"cutmix": 0.5}, {}),
     "faithful/photometric-0.4": ("faithful", {"photometric": 0.4}, {}),
+    "faithful/ngf-32": ("faithful", {"ngf": 32, "ndf": 32}, {}),
     # Seeds beyond 0: single runs move by about 0.02 mIoU.
     **{f"{name}/seed-{seed}": (preset, {**overrides, "seed": seed}, {})
        for seed in (1, 2) for name, preset, overrides in (

@@ -16,6 +16,10 @@ settings: chips already written are not written again, and the statistics, split
 and index are made over all chips, exactly as in an uninterrupted export. Rasters are
 read window by window: memory depends on the tile size, not on the rasters' size.
 
+Chips are cut (read, tested, registered, written) by worker processes, a run of windows
+per task (:mod:`geogan.chips.cutting`), while this process gathers the runs in grid order
+with the statistics: the files do not depend on the number of workers or on timing.
+
 Either side may be many files (a folder, a glob, a VRT, ``@list.txt``): it becomes one
 mosaic (:mod:`geogan.raster.mosaic`). :func:`export_pairs` exports the independent pairs
 of a ``pairs.csv`` into one folder (:mod:`geogan.chips.pairs`): each pair on its own grid
@@ -395,7 +399,10 @@ def _worker_context() -> BaseContext:
 
 
 def _worker_count(options: ExportOptions) -> int:
-    return options.workers or min(MAX_WORKERS, os.cpu_count() or 1)
+    if options.workers:
+        return options.workers
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return min(MAX_WORKERS, cores or 1)
 
 
 def _runs(grid: Any) -> Iterator[list[GridWindow]]:
