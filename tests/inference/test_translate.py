@@ -419,6 +419,60 @@ def test_peak_memory_does_not_grow_with_the_height(tmp_path):
 # -- failures leave nothing behind -----------------------------------------------------
 
 
+@pytest.mark.parametrize("model", ["p2p_u8", "p2p_f32_nodata"])
+def test_two_generator_streams_write_the_bytes_of_one(tmp_path, models, scene_path, model):
+    """With two torch threads or more on a CPU the halves of each batch run on two threads,
+    and batches overlap: the file is byte for byte that of one stream (an odd batch size:
+    uneven halves)."""
+    one = translate_raster(scene_path, tmp_path / "one.tif", models[model], batch_size=5,
+                           **CPU)
+    calls: list[int] = []
+    original = Translator.translate_tiles
+
+    def counted(self, tiles):
+        calls.append(len(tiles))
+        return original(self, tiles)
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(Translator, "translate_tiles", counted)
+            two = translate_raster(scene_path, tmp_path / "two.tif", models[model],
+                                   batch_size=5, **CPU)
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.get_num_threads() == threads  # the streams' own counts stay theirs
+    assert max(calls) == 3 and 2 in calls and sum(calls) == two.windows_run  # halves
+    assert two.windows_run == one.windows_run == 35
+    assert (tmp_path / "two.tif").read_bytes() == (tmp_path / "one.tif").read_bytes()
+
+
+@pytest.mark.parametrize("error", [RuntimeError("generator failed"), KeyboardInterrupt()])
+def test_a_failure_in_a_generator_stream_leaves_the_previous_output_untouched(
+        monkeypatch, models, previous, error):
+    scene, out, before = previous
+    original = Translator.translate_tiles
+    calls = []
+
+    def failing(self, tiles):
+        calls.append(len(tiles))
+        if len(calls) == 5:
+            raise error
+        return original(self, tiles)
+
+    monkeypatch.setattr(Translator, "translate_tiles", failing)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with pytest.raises(type(error)):
+            translate_raster(scene, out, models["p2p_u8"], batch_size=4, overwrite=True, **CPU)
+    finally:
+        torch.set_num_threads(threads)
+    assert out.read_bytes() == before
+    assert not leftovers(out.parent)
+
+
 @pytest.fixture
 def previous(tmp_path, rng, models) -> tuple[Path, Path, bytes]:
     """A 3 × 600 × 200 scene and a good output of it from an earlier run."""
