@@ -30,6 +30,15 @@ from geogan import load_model
 from geogan.inference import class_colours
 
 
+def unsure_as_background(probabilities: np.ndarray, below: float) -> np.ndarray:
+    """The probabilities with each pixel whose most likely class is less likely than
+    ``below`` made certain background (class 0, the map's commonest colour)."""
+    unsure = probabilities.max(axis=0) < below
+    probabilities[:, unsure] = 0.0
+    probabilities[0, unsure] = 1.0
+    return probabilities
+
+
 def sieved(probabilities: np.ndarray, size: int) -> np.ndarray:
     """The probabilities with each pixel of a most-likely-class region under ``size``
     pixels made certain of the class that ``rasterio.features.sieve`` gives it instead."""
@@ -54,6 +63,8 @@ def main() -> None:
                         "8 flips and rotations (translate --tta)")
     parser.add_argument("--smooth", type=int, default=0, help="box-filter the probabilities "
                         "over this many pixels first (odd; 0: none)")
+    parser.add_argument("--unsure", type=float, default=0.0, help="first make pixels whose "
+                        "most likely class has a lower probability certain background (0: none)")
     parser.add_argument("--sieve", type=int, default=0, help="first merge the most likely "
                         "classes' regions under this many pixels into their largest neighbour "
                         "(as gdal_sieve; 0: none)")
@@ -72,7 +83,8 @@ def main() -> None:
                 out = torch.nn.functional.avg_pool2d(out, args.smooth, 1, args.smooth // 2,
                                                      count_include_pad=False)
             out = out[0]
-            probabilities[photo] = sieved(out.numpy().astype(np.float64), args.sieve)
+            probabilities[photo] = sieved(unsure_as_background(
+                out.numpy().astype(np.float64), args.unsure), args.sieve)
 
     def crisp(p: np.ndarray) -> np.ndarray:
         return np.moveaxis(palette[p.argmax(0)], -1, 0)
