@@ -25,11 +25,7 @@ is raised on the calling thread.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
-import functools
 import queue
-import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
@@ -47,6 +43,8 @@ from rasterio.windows import Window
 
 from geogan.errors import InputError, OutputError
 from geogan.grids.windows import WindowGrid
+from geogan.inference.heap import bound_heap
+from geogan.inference.row_buffer import RowBuffer, move_up
 from geogan.inference.translator import Translator, pad_to_tile
 from geogan.progress import ProgressCallback
 from geogan.raster.io import can_be_missing, missing, valid_mask
@@ -121,67 +119,6 @@ class _Stopped(Exception):
     """Another stage failed; this one stops quietly."""
 
 
-class _RowBuffer:
-    """Weighted sums, summed weights and input validity of the rows not yet written.
-
-    Holds raster rows ``[base, base + capacity)``; grows when a window reaches further
-    and moves its rows down when the first ones are taken.
-    """
-
-    def __init__(self, channels: int, width: int, capacity: int) -> None:
-        self.base = 0
-        self.sums = np.zeros((channels, capacity, width), np.float32)  # (C, rows, W)
-        self.weights = np.zeros((capacity, width), np.float32)
-        self.valid = np.zeros((capacity, width), bool)
-
-    def _reserve(self, end: int) -> None:
-        need = end - self.base
-        capacity = self.weights.shape[0]
-        if need <= capacity:
-            return
-        capacity = max(need, capacity + self.weights.shape[0] // 4)
-        sums = np.zeros((self.sums.shape[0], capacity, self.sums.shape[2]), np.float32)
-        weights = np.zeros((capacity, self.weights.shape[1]), np.float32)
-        valid = np.zeros((capacity, self.valid.shape[1]), bool)
-        held = self.weights.shape[0]
-        sums[:, :held], weights[:held], valid[:held] = self.sums, self.weights, self.valid
-        self.sums, self.weights, self.valid = sums, weights, valid
-
-    def add(self, row: int, col: int, values: NDArray[np.float32],
-            weight: NDArray[np.float32]) -> None:
-        """Add ``values`` (C, h, w) times ``weight`` (h, w) at raster pixel (row, col)."""
-        _, height, width = values.shape
-        self._reserve(row + height)
-        r = row - self.base
-        values *= weight
-        self.sums[:, r:r + height, col:col + width] += values
-        self.weights[r:r + height, col:col + width] += weight
-
-    def set_valid(self, row: int, valid: NDArray[np.bool_]) -> None:
-        """Record the input validity of rows ``[row, row + len(valid))``."""
-        self._reserve(row + valid.shape[0])
-        r = row - self.base
-        self.valid[r:r + valid.shape[0]] = valid
-
-    def head(self, end: int) -> tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.bool_]]:
-        """Rows ``[base, end)``: their sums, weights and validity, as views (no copy) to be
-        used, and changed, before :meth:`drop`."""
-        n = end - self.base
-        return self.sums[:, :n], self.weights[:n], self.valid[:n]
-
-    def drop(self, end: int) -> None:
-        """Remove rows ``[base, end)``."""
-        n = end - self.base
-        rest = self.weights.shape[0] - n
-        _move_up(self.sums, n, rest, axis=1)
-        _move_up(self.weights, n, rest, axis=0)
-        _move_up(self.valid, n, rest, axis=0)
-        self.sums[:, rest:] = 0.0
-        self.weights[rest:] = 0.0
-        self.valid[rest:] = False
-        self.base = end
-
-
 @dataclass
 class _Batch:
     tiles: torch.Tensor  # (N, in_bands, tile, tile), normalised
@@ -203,37 +140,8 @@ class _Outputs:
 
 _END = object()
 
-#: glibc's ``mallopt`` parameters: the size from which blocks are mapped (and returned to
-#: the system when freed), and the most heaps threads may get.
-_M_MMAP_THRESHOLD, _M_ARENA_MAX = -3, -8
-_HEAP_MMAP_BYTES = 2**20
 #: A normalised strip from this size on (8192 RGB pixels wide at tile 256) bounds the heap.
 _WIDE_STRIP_BYTES = 24 * 2**20
-
-
-@functools.cache
-def bound_heap() -> None:
-    """Keep the C heap at what the stages hold, not at what each has ever held (once per
-    process, glibc only; elsewhere nothing happens).
-
-    By default glibc raises its mmap threshold each time a large block is freed, up to
-    32 MiB, after which freed strips and batches stay in the heap of the thread that
-    freed them: at 16384 pixels wide the three stages' heaps kept about 165 MB more than
-    they held at any one time. Blocks of 1 MiB and more are mapped instead (and returned
-    when freed), and new threads share the heaps that exist. Process-wide, but it only
-    changes where large blocks come from. Only wide scenes do it: mapping each large
-    block anew costs page faults (glibc's adaptive threshold off made translation half
-    as fast under Dask, see the CLI reference), which a narrow scene has no memory to
-    gain from.
-    """
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.mallopt(_M_MMAP_THRESHOLD, _HEAP_MMAP_BYTES)
-        libc.mallopt(_M_ARENA_MAX, 1)
-    except (OSError, AttributeError):  # not glibc
-        return
 
 
 class Pipeline:
@@ -446,7 +354,7 @@ class Pipeline:
         # Rows held: a window row (it grows if ever more are needed). Rows no window
         # touches any more leave it as soon as the next window row starts, as output
         # pixels (a quarter of the size or less) until their block row is written.
-        buffer = _RowBuffer(channels, grid.width, tile)
+        buffer = RowBuffer(channels, grid.width, tile)
         pending: list[tuple[NDArray[Any], NDArray[np.bool_]]] = []  # finished crop rows
         queued: dict[int, int] = {}
         received = [0] * grid.rows
@@ -598,7 +506,7 @@ class _Strips:
         data = self.dataset.read(self.bands, window=window)  # (C, new rows, W)
         valid = valid_mask(self.dataset, window, data, any_band=True)
         skip = row_off - self.row_off
-        _move_up(self.buffer, skip, kept, axis=1)  # the rows kept
+        move_up(self.buffer, skip, kept, axis=1)  # the rows kept
         # Normalised a few rows at a time straight into place: small temporaries.
         step = _chunk_rows(data.shape[0], data.shape[2])
         can_miss = can_be_missing(data.dtype, self.dataset.nodata)
@@ -615,18 +523,6 @@ class _Strips:
             valid = np.concatenate([self.valid[skip:], valid])
         self.row_off, self.valid = row_off, valid
         return self.buffer[:, :height], valid
-
-
-def _move_up(array: NDArray[Any], by: int, count: int, axis: int) -> None:
-    """Move rows ``[by, by + count)`` of ``array`` (along ``axis``) to ``[0, count)``,
-    ``by`` rows at a time: source and target never overlap, so numpy needs no temporary
-    copy of the rows moved."""
-    for start in range(0, count, max(by, 1)):
-        target = [slice(None)] * array.ndim
-        source = [slice(None)] * array.ndim
-        target[axis] = slice(start, min(start + by, count))
-        source[axis] = slice(start + by, min(start + by, count) + by)
-        array[tuple(target)] = array[tuple(source)]
 
 
 def _chunk_rows(channels: int, width: int) -> int:
