@@ -365,8 +365,9 @@ class _Workers:
 @contextmanager
 def _cutting_pool(options: ExportOptions, windows: int) -> Iterator[_Workers | None]:
     """Worker processes that cut windows, or None to cut them in this process: with
-    ``workers`` 1, or by default when there are too few windows to repay starting them
-    (by default this process also cuts windows until the first worker runs). On an error
+    ``workers`` 1, by default when there are too few windows to repay starting them, or
+    when no process can be started (by default this process also cuts windows until the
+    first worker runs). On an error
     or Ctrl-C the runs not yet started are cancelled, and those started finish (each is a
     few chips) before the error goes on."""
     count = _worker_count(options)
@@ -375,8 +376,13 @@ def _cutting_pool(options: ExportOptions, windows: int) -> Iterator[_Workers | N
         return
     pool = ProcessPoolExecutor(count, mp_context=_worker_context(), initializer=start_worker)
     try:
-        yield _Workers(pool, count, [pool.submit(worker_started) for _ in range(count)],
-                       wait=options.workers != 0)
+        started = [pool.submit(worker_started) for _ in range(count)]
+    except OSError:  # no process can start here (e.g. no folder for the server's socket)
+        pool.shutdown(wait=False, cancel_futures=True)
+        yield None  # the same chips, cut in this process
+        return
+    try:
+        yield _Workers(pool, count, started, wait=options.workers != 0)
     except BaseException as error:
         pool.shutdown(wait=True, cancel_futures=True)
         if isinstance(error, BrokenProcessPool):

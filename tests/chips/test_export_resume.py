@@ -238,3 +238,17 @@ def test_a_worker_that_dies_is_an_error_that_keeps_the_stage(tmp_path, pair, mon
     with pytest.raises(WorkerError, match=r"stopped unexpectedly .*--resume"):
         export_chips(a, b, tmp_path / "chips", ExportOptions(tile_size=64, workers=2))
     assert (tmp_path / ".chips.partial" / ".geogan-export.json").exists()
+
+
+def test_an_export_whose_workers_cannot_start_cuts_the_chips_itself(tmp_path, pair, monkeypatch):
+    a, b = pair
+    options = ExportOptions(tile_size=64, stride=48, val_fraction=0.2, seed=3, workers=2)
+    export_chips(a, b, tmp_path / "one", ExportOptions(**{**options.__dict__, "workers": 1}))
+
+    class NoProcesses(export_module.ProcessPoolExecutor):
+        def submit(self, *args, **kwargs):
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(export_module, "ProcessPoolExecutor", NoProcesses)
+    export_chips(a, b, tmp_path / "here", options)
+    assert snapshot(tmp_path / "here") == snapshot(tmp_path / "one")
