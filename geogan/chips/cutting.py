@@ -43,7 +43,7 @@ from geogan.chips.manifest import Chip
 from geogan.chips.options import ExportOptions
 from geogan.chips.plan import Layer, Plan
 from geogan.chips.registration import estimate_shift
-from geogan.raster.band_stats import StatisticsAccumulator
+from geogan.raster.band_stats import StatisticsAccumulator, uses_histograms
 
 #: Chips are registered on 2 × 2 block means: 4 × less work, about 0.2 px precision.
 REGISTRATION_SCALE = 2
@@ -72,8 +72,7 @@ class CutJob:
     @property
     def histogram_layers(self) -> tuple[bool, ...]:
         """For each layer, whether its statistics are histograms (summed in any order)."""
-        return tuple(StatisticsAccumulator(layer.count, layer.dtype).exact_percentiles
-                     for layer in self.layers)
+        return tuple(uses_histograms(layer.dtype) for layer in self.layers)
 
 
 @dataclass

@@ -305,47 +305,53 @@ class Pipeline:
                     out = torch.cat([mean, spread], dim=1)  # (N, C + 1, tile, tile)
                 else:
                     out = translator.translate_tiles(item.tiles)  # (N, C, tile, tile)
-                self.windows_run += len(item.windows)
-                item = _Outputs(out.cpu().numpy(), item.windows)
-            self._put(self._to_writer, item)
+                self._send(out, item.windows)
+            else:
+                self._put(self._to_writer, item)
         self._put(self._to_writer, _END)
 
     def _generate_in_streams(self) -> None:
         """:meth:`_generate` on a CPU: the halves of each batch run on two threads (see
         :data:`_CPU_STREAMS`), up to two batches at a time; what they give goes to the
-        writer in the reader's order."""
+        writer in the reader's order, each half as it is (no copy into one batch)."""
         threads = max(1, torch.get_num_threads() // _CPU_STREAMS)
-        in_flight: deque[tuple[Any, list[Future[torch.Tensor]]]] = deque()
+        # One entry per reader item: a row marker (no halves), or a batch's halves.
+        in_flight: deque[tuple[Any, list[tuple[Future[torch.Tensor], list[Any]]]]] = deque()
         # torch's thread count is each thread's own: setting it here leaves the caller's.
         with ThreadPoolExecutor(_CPU_STREAMS, thread_name_prefix="geogan-generate",
                                 initializer=torch.set_num_threads, initargs=(threads,)) as pool:
             try:
                 for item in self._items(self._to_generator):
-                    parts: list[Future[torch.Tensor]] = []
+                    halves = []
                     if isinstance(item, _Batch):
-                        half = -(-len(item.windows) // 2)
-                        parts = [pool.submit(self.translator.translate_tiles, tiles)
-                                 for tiles in (item.tiles[:half], item.tiles[half:])
-                                 if len(tiles)]
-                    in_flight.append((item, parts))
+                        cut = -(-len(item.windows) // 2)
+                        halves = [(pool.submit(self.translator.translate_tiles, item.tiles[part]),
+                                   item.windows[part])
+                                  for part in (slice(None, cut), slice(cut, None))
+                                  if item.windows[part]]
+                    in_flight.append((item, halves))
                     while len(in_flight) > _CPU_STREAMS or (in_flight and not in_flight[0][1]):
                         self._pass_on(*in_flight.popleft())
                 while in_flight:
                     self._pass_on(*in_flight.popleft())
             except BaseException:
-                for _, parts in in_flight:
-                    for part in parts:
-                        part.cancel()
+                for _, halves in in_flight:
+                    for future, _ in halves:
+                        future.cancel()
                 raise
         self._put(self._to_writer, _END)
 
-    def _pass_on(self, item: Any, parts: list[Future[torch.Tensor]]) -> None:
-        """Send the writer a row marker, or a batch's outputs once its halves are done."""
-        if parts:
-            out = torch.cat([part.result() for part in parts])
-            self.windows_run += len(item.windows)
-            item = _Outputs(out.cpu().numpy(), item.windows)
-        self._put(self._to_writer, item)
+    def _pass_on(self, item: Any, halves: list[tuple[Future[torch.Tensor], list[Any]]]) -> None:
+        """Send the writer a row marker, or a batch's halves once each is done."""
+        if not halves:
+            self._put(self._to_writer, item)
+        for future, windows in halves:
+            self._send(future.result(), windows)
+
+    def _send(self, out: torch.Tensor, windows: list[tuple[int, int]]) -> None:
+        """Send the writer the generator's outputs (N, C, tile, tile) for ``windows``."""
+        self.windows_run += len(windows)
+        self._put(self._to_writer, _Outputs(out.cpu().numpy(), windows))
 
     def _write(self) -> None:
         grid, tile = self.grid, self.grid.tile_size

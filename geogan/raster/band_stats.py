@@ -106,6 +106,16 @@ class BandStatistics:
         )
 
 
+def uses_histograms(dtype: str | np.dtype[Any]) -> bool:
+    """Whether :class:`StatisticsAccumulator` keeps exact histograms for this data type
+    (integers of at most :data:`MAX_HISTOGRAM_BINS` values), which add up in any order."""
+    data_type = np.dtype(dtype)
+    if data_type.kind not in "ui":
+        return False
+    info = np.iinfo(data_type)
+    return int(info.max) - int(info.min) + 1 <= MAX_HISTOGRAM_BINS
+
+
 class StatisticsAccumulator:
     """Per-band statistics of chips fed one at a time, in bounded memory.
 
@@ -145,9 +155,7 @@ class StatisticsAccumulator:
         self.sample_cap = sample_cap
 
         info = np.iinfo(self.dtype) if self.dtype.kind in "ui" else None
-        self._histogram_mode = (
-            info is not None and int(info.max) - int(info.min) + 1 <= MAX_HISTOGRAM_BINS
-        )
+        self._histogram_mode = uses_histograms(self.dtype)
         # Histogram mode: bin i counts the value i - offset.
         self._offset = -int(info.min) if info is not None and self._histogram_mode else 0
         nbins = int(info.max) - int(info.min) + 1 if info is not None else 0
