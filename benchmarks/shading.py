@@ -7,7 +7,9 @@ scores several ways of drawing the same probabilities with ``geogan evaluate``, 
 palette``), the probability-weighted mean colour, that mean kept inside the most likely
 class's colour cell, and ``shaded`` (translate's default) for each exact radius and shade
 cost of ``--grid``. The defaults of :mod:`geogan.inference.class_colours` were chosen with
-it::
+it. Options clean the probabilities first (``--smooth``, ``--soften``, ``--unsure``,
+``--sieve``) or the drawn colours after (``--blur``), to see whether a smoother map scores
+better::
 
     python benchmarks/quality_real.py --data ../shared/data/maps --variants faithful \\
         --work quality-real
@@ -52,6 +54,37 @@ def sieved(probabilities: np.ndarray, size: int) -> np.ndarray:
     return probabilities
 
 
+def blurred(colours: np.ndarray, sigma: float) -> np.ndarray:
+    """(C, H, W) colours blurred by a Gaussian of ``sigma`` pixels (edges reflected)."""
+    if sigma <= 0:
+        return colours
+    radius = int(np.ceil(3 * sigma))
+    taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    kernel = torch.from_numpy(taps / taps.sum())
+    x = torch.from_numpy(np.ascontiguousarray(colours, np.float64))[:, None]
+    x = torch.nn.functional.pad(x, (radius, radius, radius, radius), mode="reflect")
+    x = torch.nn.functional.conv2d(x, kernel.view(1, 1, 1, -1))
+    x = torch.nn.functional.conv2d(x, kernel.view(1, 1, -1, 1))
+    return x[:, 0].numpy()
+
+
+def in_cell(drawn: np.ndarray, soft: np.ndarray, best: np.ndarray, palette: np.ndarray
+            ) -> np.ndarray:
+    """``drawn`` (C, H, W) moved toward ``soft`` as far as it still snaps to its most likely
+    class ``best`` (H, W): the drawing's classes, and so its mIoU, stay as they were."""
+    bands = palette.shape[1]
+    start, toward, classes = drawn.reshape(bands, -1), (soft - drawn).reshape(bands, -1), \
+        best.reshape(-1)
+    own = palette.T[:, classes]  # (C, N)
+    along = palette @ toward - (own * toward).sum(0)  # (K, N): (c_j - c_m) . toward
+    used = palette @ (start - own) - (own * (start - own)).sum(0)  # (c_j - c_m) . (d - c_m)
+    np.put_along_axis(along, classes[None], 0.0, axis=0)
+    free = class_colours.cell_room(palette)[:, classes] - used
+    limits = np.divide(free, along, out=np.full_like(along, np.inf), where=along > 0)
+    step = np.clip(limits.min(0), 0.0, 1.0)
+    return (start + step * toward).reshape(drawn.shape)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--work", type=Path, required=True, help="a quality_real.py --work")
@@ -68,6 +101,18 @@ def main() -> None:
     parser.add_argument("--sieve", type=int, default=0, help="first merge the most likely "
                         "classes' regions under this many pixels into their largest neighbour "
                         "(as gdal_sieve; 0: none)")
+    parser.add_argument("--soften", type=float, default=0.0, help="first Gaussian-blur the "
+                        "probabilities of pixels whose most likely class is less likely than "
+                        "--below, with this sigma in pixels (0: none)")
+    parser.add_argument("--below", type=float, default=1.01, help="see --soften (default: "
+                        "every pixel)")
+    parser.add_argument("--blur", type=float, default=0.0, help="Gaussian-blur the drawn "
+                        "colours with this sigma in pixels, as the anti-aliased maps are (0: none)")
+    parser.add_argument("--inexact-only", type=float, default=0.0, help="blur only the pixels "
+                        "drawn further than this (on some band) from their class's colour: the "
+                        "unsure ones (0: all)")
+    parser.add_argument("--kept", action="store_true", help="keep each blurred colour where it "
+                        "still snaps to its most likely class")
     args = parser.parse_args()
     prepared = prepare(args.data, args.work)
     translator = load_model(args.model, output="palette", tta=args.tta)
@@ -83,6 +128,9 @@ def main() -> None:
                 out = torch.nn.functional.avg_pool2d(out, args.smooth, 1, args.smooth // 2,
                                                      count_include_pad=False)
             out = out[0]
+            if args.soften:
+                soft = torch.from_numpy(blurred(out.numpy().astype(np.float64), args.soften))
+                out = torch.where(out.max(0).values < args.below, soft.to(out.dtype), out)
             probabilities[photo] = sieved(unsure_as_background(
                 out.numpy().astype(np.float64), args.unsure), args.sieve)
 
@@ -109,7 +157,15 @@ def main() -> None:
         for split, pairs in prepared["scenes"].items():
             outputs = []
             for photo, _ in pairs:
-                values = np.clip(np.rint(draw(probabilities[photo])), 0, 255).astype(np.uint8)
+                drawn = draw(probabilities[photo])
+                soft = blurred(drawn, args.blur)
+                if args.inexact_only:
+                    exact = (np.abs(drawn - np.moveaxis(palette[probabilities[photo].argmax(0)],
+                                                        -1, 0)).max(0) <= args.inexact_only)
+                    soft = np.where(exact, drawn, soft)
+                if args.kept:
+                    soft = in_cell(drawn, soft, probabilities[photo].argmax(0), palette)
+                values = np.clip(np.rint(soft), 0, 255).astype(np.uint8)
                 path = args.work / f"shading_{photo.stem}.tif"
                 with rasterio.open(path, "w", **profiles[photo]) as dst:
                     dst.write(values)

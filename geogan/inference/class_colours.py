@@ -32,6 +32,17 @@ colours far apart (park or water against background), hardly ever between the gr
 background, buildings and streets."""
 
 
+def cell_room(colours: NDArray[np.floating]) -> NDArray[np.floating]:
+    """How far a colour may lie toward each other class colour and still snap back to its
+    own: ``room[j, m]`` bounds ``(c_j - c_m) . (x - c_m)`` for a point ``x`` of class ``m``'s
+    cell, a rounding's length (sqrt(C) / 2) inside it, so that integer outputs snap back
+    too. (K, C) colours give a (K, K) array."""
+    bands = colours.shape[1]
+    gap = np.sqrt(((colours[:, None] - colours[None]) ** 2).sum(axis=-1))  # (K, K)
+    room: NDArray[np.floating] = gap * np.maximum(gap / 2 - 0.5 * np.sqrt(bands), 0.0)
+    return room
+
+
 def shaded_colours(probabilities: NDArray[np.floating], palette: NDArray[np.floating]
                    ) -> NDArray[np.float32]:
     """Shaded map colours of class probabilities (see the module docstring).
@@ -59,11 +70,9 @@ def shaded_colours(probabilities: NDArray[np.floating], palette: NDArray[np.floa
     start = colours.T[:, best]  # (C, N): the crisp colour
     toward = colours.T @ p  # (C, N): mu ...
     toward -= start  # ... - start
-    # Largest step a along `toward` that stays in the most likely class's cell, a
-    # rounding's length (sqrt(C) / 2) inside it, so that integer outputs snap back too:
-    # a (c_j - c_m).toward <= |c_j - c_m| (|c_j - c_m| / 2 - margin) for every j != m.
-    gap = np.sqrt(((colours[:, None] - colours[None]) ** 2).sum(axis=-1))  # (K, K)
-    room = gap * np.maximum(gap / 2 - 0.5 * np.sqrt(bands), 0.0)  # (K, K), [j, m]
+    # Largest step a along `toward` that stays in the most likely class's cell:
+    # a (c_j - c_m).toward <= room[j, m] for every j != m.
+    room = cell_room(colours)
     along = colours @ toward  # (K, N): c_j . toward ...
     along -= (start * toward).sum(axis=0)  # ... - c_m . toward
     np.put_along_axis(along, best[None], 0.0, axis=0)  # the class's own colour: no limit
@@ -81,4 +90,4 @@ def shaded_colours(probabilities: NDArray[np.floating], palette: NDArray[np.floa
     return shaded
 
 
-__all__ = ["EXACT_RADIUS", "SHADE_COST", "shaded_colours"]
+__all__ = ["EXACT_RADIUS", "SHADE_COST", "cell_room", "shaded_colours"]
