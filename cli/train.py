@@ -88,6 +88,9 @@ from .options import ProgressBar, overwrite_opt, seed_opt
 @click.option("--lambda-dice", type=click.FloatRange(min=0), default=None,
               help="Weight of the class head's soft Dice loss, which scores each class's "
                    "overlap as mIoU does [default: 0].")
+@click.option("--lambda-lovasz", type=click.FloatRange(min=0), default=None,
+              help="Weight of the class head's Lovász-softmax loss, a surrogate of 1 - IoU "
+                   "itself [default: 0].")
 @click.option("--d-scales", type=click.IntRange(1, 4), default=None,
               help="Discriminators at full, half, quarter... resolution (pix2pixHD) "
                    "[default: 1].")

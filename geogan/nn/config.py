@@ -248,6 +248,9 @@ class TrainConfig:
             drawn at all.
         lambda_dice: Weight of the class head's soft Dice loss (0: none), which scores
             each class's overlap as the palette mIoU does.
+        lambda_lovasz: Weight of the class head's Lovász-softmax loss (0: none), a convex
+            surrogate of 1 - IoU itself, on every other row and column (its cost is a
+            sort of the pixels per class).
         lambda_fm: Weight of pix2pixHD's feature-matching loss: the generator matches
             the discriminator's activations on real pairs (0: none, as the paper).
         masked: Leave nodata pixels (in either chip) out of every loss.
@@ -290,6 +293,7 @@ class TrainConfig:
     lambda_ce: float = 1.0
     class_balance: float = 0.0
     lambda_dice: float = 0.0
+    lambda_lovasz: float = 0.0
     lambda_fm: float = 0.0
 
     def __post_init__(self) -> None:
@@ -321,7 +325,7 @@ class TrainConfig:
         if self.classes not in CLASS_MODES:
             raise ConfigError(f"unknown classes mode {self.classes!r}; use one of "
                               f"{_names(CLASS_MODES)}")
-        if min(self.lambda_ce, self.lambda_dice, self.lambda_fm) < 0:
+        if min(self.lambda_ce, self.lambda_dice, self.lambda_lovasz, self.lambda_fm) < 0:
             raise ConfigError("loss weights must not be negative")
         if not 0.0 <= self.class_balance <= 1.0:
             raise ConfigError(f"class balance must be in [0, 1], not {self.class_balance}")

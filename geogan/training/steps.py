@@ -34,6 +34,7 @@ from geogan.nn.losses import (
     masked_cross_entropy,
     masked_dice,
     masked_l1,
+    masked_lovasz,
     patch_weights,
 )
 from geogan.nn.networks import (
@@ -299,6 +300,12 @@ class Pix2PixTrainer(GANTrainer):
                 loss_g_dice = masked_dice(logits, batch["classes"])
                 loss_g = loss_g + self.config.lambda_dice * loss_g_dice
                 losses["g_dice"] = loss_g_dice.detach()
+            if self.config.lambda_lovasz > 0:
+                # On every other row and column: a quarter of the pixels to sort.
+                loss_g_lovasz = masked_lovasz(logits[..., ::2, ::2],
+                                              batch["classes"][..., ::2, ::2])
+                loss_g = loss_g + self.config.lambda_lovasz * loss_g_lovasz
+                losses["g_lovasz"] = loss_g_lovasz.detach()
         self._update(loss_g, self.optimizers["g"])
         self.scaler.update()
         self._average()

@@ -1,5 +1,5 @@
-"""pix2pixHD's recipes and the Dice loss: multi-scale discriminators, feature matching,
-spectral normalisation, and the class head's Dice term."""
+"""pix2pixHD's recipes and the class losses: multi-scale discriminators, feature matching,
+spectral normalisation, and the class head's Dice and Lovász terms."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from torch import nn
 
 from geogan.errors import ConfigError
 from geogan.nn.config import build_configs
-from geogan.nn.losses import IGNORED_CLASS, feature_matching, masked_dice
+from geogan.nn.losses import IGNORED_CLASS, feature_matching, masked_dice, masked_lovasz
 from geogan.nn.networks import (
     MultiScaleDiscriminator,
     PatchDiscriminator,
@@ -111,16 +111,61 @@ def test_dice_leaves_ignored_pixels_out() -> None:
     loss.backward()
 
 
+def jaccard_loss(predicted: torch.Tensor, classes: torch.Tensor, count: int) -> float:
+    """Mean over the classes present in ``classes`` of 1 - IoU, counted pixel by pixel."""
+    losses = []
+    for k in range(count):
+        target, drawn = classes == k, predicted == k
+        if target.any():
+            losses.append(1 - float((target & drawn).sum()) / float((target | drawn).sum()))
+    return sum(losses) / len(losses)
+
+
+def test_lovasz_is_the_mean_jaccard_loss_for_certain_predictions() -> None:
+    generator = torch.Generator().manual_seed(0)
+    classes = torch.randint(0, 3, (2, 8, 8), generator=generator)
+    predicted = torch.where(torch.rand(2, 8, 8, generator=generator) < 0.3,
+                            torch.randint(0, 4, (2, 8, 8), generator=generator), classes)
+    certain = F.one_hot(predicted, 4).permute(0, 3, 1, 2).float() * 60  # softmax: 0 or 1
+    # Class 3 is drawn but in no target: like mIoU over the target's classes, it is not
+    # averaged in, though its pixels count against the classes they miss.
+    assert float(masked_lovasz(certain, classes)) == pytest.approx(
+        jaccard_loss(predicted, classes, 4), abs=1e-5)
+    assert float(masked_lovasz(F.one_hot(classes, 4).permute(0, 3, 1, 2).float() * 60,
+                               classes)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_lovasz_gradient_lowers_the_loss_and_leaves_ignored_pixels_out() -> None:
+    classes = torch.zeros(1, 4, 4, dtype=torch.long)
+    classes[0, :2] = 1
+    logits = torch.zeros(1, 2, 4, 4, requires_grad=True)
+    loss = masked_lovasz(logits, classes)
+    loss.backward()
+    assert logits.grad is not None
+    step = logits.detach() - 10.0 * logits.grad
+    assert float(masked_lovasz(step, classes)) < float(loss.detach())
+    # A wrong pixel whose class is ignored changes nothing.
+    sure = F.one_hot(classes, 2).permute(0, 3, 1, 2).float() * 60
+    sure[0, :, 3, 3] = torch.tensor([0.0, 60.0])
+    classes[0, 3, 3] = IGNORED_CLASS
+    assert float(masked_lovasz(sure, classes)) == pytest.approx(0.0, abs=1e-6)
+    none = torch.full((1, 4, 4), IGNORED_CLASS, dtype=torch.long)
+    empty = masked_lovasz(logits, none)
+    assert float(empty.detach()) == 0.0
+    empty.backward()
+
+
 @pytest.mark.parametrize("overrides", [
     {"d_scales": 2, "lambda_fm": 10.0},
     {"d_scales": 2, "lambda_fm": 10.0, "diffaugment": True},
     {"spectral_norm": True},
     {"lambda_dice": 1.0},
+    {"lambda_lovasz": 1.0},
 ])
 def test_pix2pix_trains_with_each_recipe_and_logs_its_losses(overrides: dict[str, Any]) -> None:
     arch, config = build_configs("pix2pix", 3, 3, 64, preset="tiny",
                                  overrides={**TINY, "lr": 2e-3, **overrides})
-    if "lambda_dice" in overrides:
+    if "lambda_dice" in overrides or "lambda_lovasz" in overrides:
         arch = type(arch)(**{**arch.to_dict(), "palette": PALETTE})
     torch.manual_seed(0)
     colours = torch.tensor(PALETTE) if arch.palette else None
@@ -129,8 +174,9 @@ def test_pix2pix_trains_with_each_recipe_and_logs_its_losses(overrides: dict[str
     losses = [trainer.train_step(data) for _ in range(10)]
     if "lambda_fm" in overrides:  # D learns too, so its features need not get closer
         assert all(torch.isfinite(loss["g_fm"]) and loss["g_fm"] > 0 for loss in losses)
-    if "lambda_dice" in overrides:
-        assert float(losses[-1]["g_dice"]) < float(losses[0]["g_dice"])
+    for term in ("dice", "lovasz"):
+        if f"lambda_{term}" in overrides:
+            assert float(losses[-1][f"g_{term}"]) < float(losses[0][f"g_{term}"])
     assert float(losses[-1]["g_l1"]) < float(losses[0]["g_l1"])
 
 
