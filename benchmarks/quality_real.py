@@ -143,7 +143,8 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     **{f"{name}/seed-{seed}": (preset, {**overrides, "seed": seed}, {})
        for seed in (1, 2) for name, preset, overrides in (
            ("paper", "paper", {}), ("faithful", "faithful", {}),
-           ("faithful/levels-7", "faithful", {"unet_levels": 7}))},
+           ("faithful/levels-7", "faithful", {"unet_levels": 7}),
+           ("faithful/lovasz-30", "faithful", {"lambda_lovasz": 30.0}))},
     "paper+resize": ("paper", {"upsample": "resize"}, {}),
     "paper+rotate-scale": ("paper", {"rotate": True, "scale_jitter": 1.25}, {}),
     "paper+crop-jitter": ("paper", {"crop_jitter": True}, {}),
