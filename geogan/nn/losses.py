@@ -241,11 +241,9 @@ def masked_lovasz(logits: Tensor, classes: Tensor) -> Tensor:
     probabilities = torch.softmax(logits.float(), dim=1)  # (N, K, H, W)
     flat = probabilities.permute(0, 2, 3, 1).reshape(-1, logits.shape[1])[valid]  # (P, K)
     labels = classes.reshape(-1)[valid]  # (P,)
-    losses = []
+    losses, present = [], []
     for k in range(logits.shape[1]):
         member = (labels == k).float()
-        if not bool(member.any()):
-            continue
         errors, order = torch.sort((member - flat[:, k]).abs(), descending=True)
         ordered = member[order]
         # The Jaccard loss after the first i pixels of the ranking are counted wrong, and
@@ -254,9 +252,9 @@ def masked_lovasz(logits: Tensor, classes: Tensor) -> Tensor:
         jaccard = 1.0 - (hits - ordered.cumsum(0)) / (hits + (1.0 - ordered).cumsum(0))
         steps = torch.cat((jaccard[:1], jaccard[1:] - jaccard[:-1]))
         losses.append(torch.dot(errors, steps))
-    if not losses:
-        return logits.float().sum() * 0.0
-    return torch.stack(losses).mean()
+        present.append(hits > 0)  # a tensor: no host synchronisation on a GPU
+    weights = torch.stack(present).float()
+    return (torch.stack(losses) * weights).sum() / weights.sum().clamp_min(1.0)  # 0 if none
 
 
 def feature_matching(fake: Sequence[Tensor], real: Sequence[Tensor]) -> Tensor:
