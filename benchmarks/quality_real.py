@@ -139,6 +139,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "faithful/ngf-32": ("faithful", {"ngf": 32, "ndf": 32}, {}),
     "faithful/levels-5": ("faithful", {"unet_levels": 5}, {}),
     "faithful/lovasz-30": ("faithful", {"lambda_lovasz": 30.0}, {}),
+    "faithful/lovasz-10": ("faithful", {"lambda_lovasz": 10.0}, {}),
     # Seeds beyond 0: single runs move by about 0.02 mIoU.
     **{f"{name}/seed-{seed}": (preset, {**overrides, "seed": seed}, {})
        for seed in (1, 2) for name, preset, overrides in (
