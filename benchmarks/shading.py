@@ -157,14 +157,14 @@ def main() -> None:
         for split, pairs in prepared["scenes"].items():
             outputs = []
             for photo, _ in pairs:
-                drawn = draw(probabilities[photo])
+                p = probabilities[photo]
+                drawn = draw(p)
                 soft = blurred(drawn, args.blur)
-                if args.inexact_only:
-                    exact = (np.abs(drawn - np.moveaxis(palette[probabilities[photo].argmax(0)],
-                                                        -1, 0)).max(0) <= args.inexact_only)
+                if args.inexact_only:  # pixels drawn near their class colour stay
+                    exact = np.abs(drawn - crisp(p)).max(0) <= args.inexact_only
                     soft = np.where(exact, drawn, soft)
                 if args.kept:
-                    soft = in_cell(drawn, soft, probabilities[photo].argmax(0), palette)
+                    soft = in_cell(drawn, soft, p.argmax(0), palette)
                 values = np.clip(np.rint(soft), 0, 255).astype(np.uint8)
                 path = args.work / f"shading_{photo.stem}.tif"
                 with rasterio.open(path, "w", **profiles[photo]) as dst:
