@@ -30,6 +30,7 @@ from rasterio.features import sieve
 
 from geogan import load_model
 from geogan.inference import class_colours
+from geogan.inference.unsure_blur import blur_unsure
 
 
 def unsure_as_background(probabilities: np.ndarray, below: float) -> np.ndarray:
@@ -159,10 +160,12 @@ def main() -> None:
             for photo, _ in pairs:
                 p = probabilities[photo]
                 drawn = draw(p)
-                soft = blurred(drawn, args.blur)
                 if args.inexact_only:  # pixels drawn near their class colour stay
-                    exact = np.abs(drawn - crisp(p)).max(0) <= args.inexact_only
-                    soft = np.where(exact, drawn, soft)
+                    unsure = np.abs(drawn - crisp(p)).max(0) > args.inexact_only
+                    soft = blur_unsure(drawn.astype(np.float32), unsure,
+                                       np.ones(unsure.shape, bool), args.blur)
+                else:
+                    soft = blurred(drawn, args.blur)
                 if args.kept:
                     soft = in_cell(drawn, soft, p.argmax(0), palette)
                 values = np.clip(np.rint(soft), 0, 255).astype(np.uint8)

@@ -58,6 +58,11 @@ from .options import ProgressBar, creation_options, overwrite_opt, seed_opt
                    "gives them), palette (crisp colours of the most likely class), classes "
                    "(one uint8 class band with a colour table: a land-cover raster) or image "
                    "(the image head). Others: image.")
+@click.option("--unsure-blur", "unsure_blur", type=click.FloatRange(min=0), default=1.0,
+              show_default=True, metavar="PX",
+              help="Shaded maps: blur the pixels the model is unsure of (those tinted past "
+                   "their class colour) by a Gaussian of PX pixels, so that they take the "
+                   "colour around them instead of speckling; 0 draws each pixel on its own.")
 @click.option("--resample", is_flag=True,
               help="Translate at the model's pixel size (a WarpedVRT of the scene), then "
                    "warp the result back onto the scene's grid.")
@@ -81,7 +86,7 @@ def translate_command(ctx: click.Context, scenes: tuple[str, ...], model_path: P
                       output: Path | None, out_dir: Path | None, mosaic: bool,
                       overlap: int | None,
                       blend: str, lattice: str, batch_size: int | None, device: str, precision: str,
-                      direction: str, samples: int, tta: bool, output_kind: str,
+                      direction: str, samples: int, tta: bool, output_kind: str, unsure_blur: float,
                       resample: bool, resampling: str, strict: bool,
                       cluster: str | None, seed: int,
                       creation_options: dict[str, Any], cog: bool, overwrite: bool) -> None:
@@ -122,6 +127,7 @@ def translate_command(ctx: click.Context, scenes: tuple[str, ...], model_path: P
         "precision": precision, "direction": direction, "samples": samples, "seed": seed,
         "creation_options": {k.upper(): v for k, v in creation_options.items()},
         "cog": cog, "overwrite": overwrite, "tta": tta, "output": output_kind,
+        "unsure_blur": unsure_blur,
         "resample": resample, "resampling": resampling, "strict": strict,
     }
     if out_dir is None:

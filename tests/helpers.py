@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -106,7 +107,9 @@ def make_model(kind: str = "pix2pix", in_bands: int = 3, out_bands: int = 3, *,
                out_range: tuple[float, float] | None = None, out_nodata: float | None = None,
                local: bool = False, out_bias: float | None = None,
                descriptions: list[str] | None = None, seed: int = 0,
-               pixel: float | None = None) -> ModelFile:
+               pixel: float | None = None,
+               palette: tuple[tuple[float, ...], ...] = (), class_scale: float = 1.0
+               ) -> ModelFile:
     """A tiny random-weight model (tile 64, ngf 4).
 
     Args:
@@ -119,9 +122,15 @@ def make_model(kind: str = "pix2pix", in_bands: int = 3, out_bands: int = 3, *,
         descriptions: Band names of the target domain.
         pixel: The training chips' pixel size to record, in metres of UTM 33N (None:
             unknown, as in model files from before it was recorded).
+        palette: Pix2Pix only: the colours of a class head (none by default).
+        class_scale: Pix2Pix only: the class logits multiplied by this (3000 makes the
+            model sure of about 80 % of the pixels, as a trained one is).
     """
     arch, _ = build_configs(kind, in_bands, out_bands, TILE, preset="tiny",
                             overrides={"ngf": 4, "ndf": 4})
+    if palette:
+        arch = replace(arch, palette=palette,
+                       class_names=tuple(f"class {i}" for i in range(len(palette))))
     torch.manual_seed(seed)
     generators = {}
     for direction in arch.directions:
@@ -131,6 +140,9 @@ def make_model(kind: str = "pix2pix", in_bands: int = 3, out_bands: int = 3, *,
             weight[weight.shape[0] // 2:] = 0.0
         if out_bias is not None:
             state["decoder.0.1.bias"][:] = out_bias
+        if palette:
+            state["decoder.0.1.weight"][:, out_bands:] *= class_scale
+            state["decoder.0.1.bias"][out_bands:] *= class_scale
         generators[direction] = state
     training: dict[str, Any] = {"steps": 1}
     if descriptions is not None:
@@ -143,6 +155,11 @@ def make_model(kind: str = "pix2pix", in_bands: int = 3, out_bands: int = 3, *,
         trained_on=DataProfile(None if pixel is None else
                                PixelSize(pixel, pixel, "metre", 1.0, UTM33)),
     )
+
+
+MAP_PALETTE = ((232.0, 229.0, 222.0), (202.0, 223.0, 174.0), (177.0, 207.0, 254.0),
+               (254.0, 254.0, 253.0))
+"""Background, park, water and road colours of a web map."""
 
 
 def save_model(path: Path, *args: Any, **kwargs: Any) -> Path:

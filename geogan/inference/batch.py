@@ -30,6 +30,7 @@ from geogan.inference.scene import (
     translator_for,
 )
 from geogan.inference.translator import Translator
+from geogan.inference.unsure_blur import DEFAULT_SIGMA, blur_radius
 from geogan.nn.model_file import read_model_file
 from geogan.outputs import check_output_file
 from geogan.progress import ProgressCallback
@@ -92,12 +93,17 @@ def translate_batch(scenes: Sequence[str | os.PathLike[str]], out_dir: str | os.
         if isinstance(model, Translator):
             raise ConfigError("a cluster's workers load the model themselves: give the "
                               "model file, not a loaded Translator")
-        tile = read_model_file(model).architecture.tile_size
-        places = neighbourhoods(sources, tile) if mosaic else [None] * len(sources)
+        arch = read_model_file(model).architecture
+        blur = DEFAULT_SIGMA if settings.unsure_blur is None else settings.unsure_blur
+        shaded = arch.classes and settings.direction == "a2b" and \
+            settings.output in ("auto", "shaded")  # what its Translator will draw
+        margin = arch.tile_size + (blur_radius(blur) if shaded else 0)
+        places = neighbourhoods(sources, margin) if mosaic else [None] * len(sources)
         return translate_on_cluster(sources, outputs, model, settings, cluster,
                                     scene_progress, places)
     translator = translator_for(model, settings)
-    places = neighbourhoods(sources, translator.tile_size) if mosaic else [None] * len(sources)
+    places = (neighbourhoods(sources, translator.tile_size + translator.blur_radius) if mosaic
+              else [None] * len(sources))
     start = time.perf_counter()
     outcomes: list[SceneOutcome] = []
     for number, (source, output) in enumerate(zip(sources, outputs, strict=True)):
@@ -108,12 +114,13 @@ def translate_batch(scenes: Sequence[str | os.PathLike[str]], out_dir: str | os.
     return BatchReport(tuple(outcomes), time.perf_counter() - start)
 
 
-def neighbourhoods(sources: Sequence[str], tile: int) -> list[Neighbourhood | None]:
-    """Each scene's place among its neighbours, with a tile of context: beyond a tile
-    from its region's edges a pixel's windows and weights are the whole mosaic's
-    (:mod:`geogan.grids.windows`), so a tile is all the context a scene needs."""
+def neighbourhoods(sources: Sequence[str], margin: int) -> list[Neighbourhood | None]:
+    """Each scene's place among its neighbours, with ``margin`` pixels of context: beyond
+    a tile from its region's edges a pixel's windows and weights are the whole mosaic's
+    (:mod:`geogan.grids.windows`), so a tile is all the context a scene needs, and as
+    many pixels more as the blur of a shaded map's unsure pixels reaches."""
     return [None if place is None else Neighbourhood(place.vrt, place.region, place.crop)
-            for place in plan_neighbourhoods(sources, tile)]
+            for place in plan_neighbourhoods(sources, margin)]
 
 
 def output_names(scenes: Sequence[str | os.PathLike[str]], folder: Path) -> list[Path]:

@@ -45,7 +45,14 @@ def cell_room(colours: NDArray[np.floating]) -> NDArray[np.floating]:
 
 def shaded_colours(probabilities: NDArray[np.floating], palette: NDArray[np.floating]
                    ) -> NDArray[np.float32]:
-    """Shaded map colours of class probabilities (see the module docstring).
+    """Shaded map colours of class probabilities (see the module docstring and
+    :func:`shade`, which also says which pixels were shaded past the exact radius)."""
+    return shade(probabilities, palette)[0]
+
+
+def shade(probabilities: NDArray[np.floating], palette: NDArray[np.floating]
+          ) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
+    """Shaded map colours of class probabilities, and the pixels left unsure.
 
     Per pixel, with class colours ``c_k``, probabilities ``p_k`` and the most likely
     class ``m``: the expected colour ``mu = sum p_k c_k``; the farthest point toward
@@ -60,7 +67,8 @@ def shaded_colours(probabilities: NDArray[np.floating], palette: NDArray[np.floa
         palette: (K, C) class colours in output band values.
 
     Returns:
-        (C, ...) colours, float32, unrounded.
+        (C, ...) colours, float32, unrounded; and (...) the *unsure* pixels: those
+        shaded past :data:`EXACT_RADIUS` (``full`` was written and lies beyond it).
     """
     colours = np.asarray(palette, dtype=np.float32)  # (K, C)
     classes, bands = colours.shape
@@ -84,10 +92,13 @@ def shaded_colours(probabilities: NDArray[np.floating], palette: NDArray[np.floa
                                       where=reach > 0))
     # Expected squared error of start + a * toward is |toward|^2 (1 - a)^2 + const.
     saving = (toward * toward).sum(axis=0) * ((1 - near) ** 2 - (1 - step) ** 2)
-    chosen = np.where(saving > SHADE_COST * p.max(axis=0), step, near)
+    far = saving > SHADE_COST * p.max(axis=0)
+    chosen = np.where(far, step, near)
     start += chosen * toward
     shaded: NDArray[np.float32] = start.reshape(bands, *shape)
-    return shaded
+    # ``step`` can be ``near`` (the cell ends within the radius): not past it then.
+    unsure = (far & (step * reach > EXACT_RADIUS * np.float32(1.001))).reshape(shape)
+    return shaded, unsure
 
 
-__all__ = ["EXACT_RADIUS", "SHADE_COST", "cell_room", "shaded_colours"]
+__all__ = ["EXACT_RADIUS", "SHADE_COST", "cell_room", "shade", "shaded_colours"]

@@ -37,6 +37,8 @@ class TranslateOptions:
     overwrite: bool = False  # replace an existing output
     tta: bool = False  # average the 8 flips and rotations of every window (8 x the work)
     output: str = "auto"  # image, palette or classes (models with a class head); auto
+    unsure_blur: float | None = None  # px, smooths a shaded map's unsure pixels (0: off);
+    # None: 1 px (DEFAULT_SIGMA), or what a translator given loaded was loaded with
     lattice: str = LATTICES[0]  # grid: windows anchored to the CRS's pixel grid; scene
     resample: bool = False  # translate at the model's pixel size, then back onto the scene
     resampling: str = RESAMPLINGS[0]  # how --resample warps the scene (and images back)
@@ -46,6 +48,9 @@ class TranslateOptions:
         """Raise :class:`ConfigError` for values that cannot work (before any work)."""
         if self.batch_size is not None and self.batch_size < 1:
             raise ConfigError(f"batch size must be at least 1, not {self.batch_size}")
+        if self.unsure_blur is not None and not self.unsure_blur >= 0:
+            raise ConfigError(f"the blur of unsure pixels must be 0 (off) or more pixels, "
+                              f"not {self.unsure_blur}")
         if self.samples < 1:
             raise ConfigError(f"samples must be at least 1, not {self.samples}")
         if self.blend not in BLENDS:
@@ -67,7 +72,8 @@ class TranslateOptions:
         values.update(overlap=self.overlap_for(translator),
                       batch_size=self.batch_size_for(translator), device=str(translator.device),
                       precision=translator.precision, direction=translator.direction,
-                      output=translator.output, tta=translator.tta)
+                      output=translator.output, tta=translator.tta,
+                      unsure_blur=translator.unsure_blur if translator.blur_radius else 0.0)
         return values
 
     def batch_size_for(self, translator: Translator) -> int:

@@ -11,7 +11,9 @@ the bottleneck:
   next batch starts before the last one is done;
 * a **writer** thread adds each tile's output, times its blend weight, into a buffer of
   rows and the weights into a second one; once no later window can touch a row, the row
-  is divided by its weights, de-normalised, masked and written, and its memory reused.
+  is divided by its weights, de-normalised (a shaded map's unsure pixels blurred among
+  their neighbours once the rows below have arrived), masked and written, and its memory
+  reused.
 
 The windows may cover more than the output: a scene translated within a mosaic reads a
 margin of its neighbours (the *region* of :class:`SceneRead`) and writes its own part
@@ -177,6 +179,17 @@ class Pipeline:
         self._errors: list[BaseException] = []
         self._to_generator: queue.Queue[Any] = queue.Queue(_QUEUE_DEPTH)
         self._to_writer: queue.Queue[Any] = queue.Queue(_QUEUE_DEPTH)
+        # The rows and columns finished: the crop, and as far around it as the blur of a
+        # shaded map's unsure pixels reaches, so that it sees the neighbours a mosaic's
+        # tiles share and each tile's edge comes out as in one whole translation.
+        halo, crop = translator.blur_radius, source.crop
+        row, col, height, width = (int(v) for v in (crop.row_off, crop.col_off,
+                                                     crop.height, crop.width))
+        top, left = max(row - halo, 0), max(col - halo, 0)
+        self._context = Window(left, top, min(col + width + halo, grid.width) - left,
+                               min(row + height + halo, grid.height) - top)
+        self._blur = translator.blur(int(self._context.height))
+        self._blurred = 0  # context rows the blur has returned
 
     def run(self) -> None:
         """Translate the whole scene into ``output``.
@@ -281,11 +294,12 @@ class Pipeline:
 
     def _touches_crop(self, start: int, axis: int) -> bool:
         """Whether a window starting at ``start`` along ``axis`` (0: rows, 1: columns)
-        reaches the part of the region that is written; the others lie in the margin
-        around a scene of a mosaic, and nothing they would draw is kept."""
-        crop = self.source.crop
-        first = int(crop.row_off if axis == 0 else crop.col_off)
-        end = first + int(crop.height if axis == 0 else crop.width)
+        reaches the part of the region that is written, or that the blur of unsure pixels
+        reads; the others lie in the margin around a scene of a mosaic, and nothing they
+        would draw is kept."""
+        context = self._context
+        first = int(context.row_off if axis == 0 else context.col_off)
+        end = first + int(context.height if axis == 0 else context.width)
         return start < end and start + self.grid.tile_size > first
 
     def _generate(self) -> None:
@@ -378,7 +392,7 @@ class Pipeline:
                 pending.extend(self._finish_rows(buffer.head(final), taken))
                 buffer.drop(final)
                 taken = final
-            end = self._writable(final, block)
+            end = self._writable(final - (self._blur.held if self._blur else 0), block)
             if end > written:
                 self._write_rows(pending, written, end)
                 written = end
@@ -419,19 +433,19 @@ class Pipeline:
         n)`` (``rows``: their sums, weights and validity), in pieces of a few rows: every
         step is per pixel, and small pieces keep the temporaries (float64 in
         de-normalising) small, whatever the width, for the same values."""
-        crop = self.source.crop
-        first = max(row, crop.row_off)
-        last = min(row + rows[1].shape[0], crop.row_off + crop.height)
+        context = self._context
+        first = max(row, context.row_off)
+        last = min(row + rows[1].shape[0], context.row_off + context.height)
         if last <= first:
             return []
-        kept = (slice(first - row, last - row), slice(crop.col_off, crop.col_off + crop.width))
+        kept = (slice(first - row, last - row),
+                slice(context.col_off, context.col_off + context.width))
         sums, weights, valid = rows[0][:, kept[0], kept[1]], rows[1][kept], rows[2][kept]
         step = _chunk_rows(sums.shape[0], sums.shape[2])
         pieces = []
         for start in range(0, valid.shape[0], step):
             part = slice(start, start + step)
-            pieces.append((self._output_values(sums[:, part], weights[part], valid[part]),
-                           valid[part].copy()))
+            pieces.extend(self._output_values(sums[:, part], weights[part], valid[part]))
         return pieces
 
     def _write_rows(self, pending: list[tuple[NDArray[Any], NDArray[np.bool_]]],
@@ -464,23 +478,43 @@ class Pipeline:
             raise OutputError(f"cannot write {self.output.name}: {error}") from None
 
     def _output_values(self, sums: NDArray[np.float32], weights: NDArray[np.float32],
-                       valid: NDArray[np.bool_]) -> NDArray[Any]:
-        """Output pixels (C, n, W) of blended rows: weighted sums divided by their
-        weights, de-normalised, nodata where the input was invalid; ``sums`` and
-        ``valid`` are changed in place."""
+                       valid: NDArray[np.bool_]) -> list[tuple[NDArray[Any], NDArray[np.bool_]]]:
+        """Output pixels (C, n, W) and validity of blended context rows, in the pieces
+        the blur returns (one piece without it): weighted sums divided by their weights,
+        de-normalised, nodata where the input was invalid; ``sums`` and ``valid`` are
+        changed in place."""
         blended = self.translator.blend_bands
         covered = weights > 0
         valid &= covered
         sums /= np.where(covered, weights, 1.0)
-        values = self.translator.finish(sums[:blended])  # (C, n, W)
+        if self._blur is None:
+            return [self._masked(self.translator.finish(sums[:blended]), sums[blended:],
+                                 valid.copy())]
+        colours, unsure = self.translator.shade(sums[:blended])
+        pieces = []
+        crop, context = self.source.crop, self._context
+        top, left = crop.row_off - context.row_off, crop.col_off - context.col_off
+        for drawn, kept, (spread,) in self._blur.add(colours, unsure, valid, [sums[blended:]]):
+            first, count = self._blurred, kept.shape[0]
+            self._blurred += count
+            rows = slice(max(top - first, 0), max(min(top + crop.height - first, count), 0))
+            if rows.stop > rows.start:
+                cols = slice(left, left + crop.width)
+                pieces.append(self._masked(self.translator.cast(drawn[:, rows, cols]),
+                                           spread[:, rows, cols], kept[rows, cols]))
+        return pieces
+
+    def _masked(self, values: NDArray[Any], spread: NDArray[np.float32],
+                valid: NDArray[np.bool_]) -> tuple[NDArray[Any], NDArray[np.bool_]]:
+        """Output pixels with the uncertainty band (``spread``) if asked for, and nodata
+        where the input was invalid."""
         if self.bands_out.uncertainty:
-            spread = _cast(sums[blended:], values.dtype)
-            values = np.concatenate([values, spread])
+            values = np.concatenate([values, _cast(spread, values.dtype)])
         nodata = self.bands_out.nodata
         if nodata is not None:
             keep_off_nodata(values, valid, nodata)
             values[:, ~valid] = np.asarray(nodata).astype(values.dtype)
-        return values
+        return values, valid
 
 
 class _Strips:

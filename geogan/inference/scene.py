@@ -57,6 +57,7 @@ from geogan.inference.resample import (
 )
 from geogan.inference.scene_checks import check_scene
 from geogan.inference.translator import Translator, load_model
+from geogan.inference.unsure_blur import DEFAULT_SIGMA
 from geogan.outputs import atomic_file, check_output_file
 from geogan.progress import ProgressCallback
 from geogan.raster.io import grid_origin, open_raster
@@ -125,14 +126,18 @@ def translator_for(model: str | os.PathLike[str] | Translator,
     """``model`` loaded as ``settings`` ask (or checked against them, if loaded)."""
     if not isinstance(model, Translator):
         return load_model(model, direction=settings.direction, device=settings.device,
-                          precision=settings.precision, tta=settings.tta, output=settings.output)
+                          precision=settings.precision, tta=settings.tta, output=settings.output,
+                          unsure_blur=(DEFAULT_SIGMA if settings.unsure_blur is None
+                                       else settings.unsure_blur))
     if settings.direction != model.direction:
         raise ConfigError(f"the translator was loaded for {model.direction}, not "
                           f"{settings.direction}; load the model again with "
                           f"direction={settings.direction!r}")
-    if settings.tta != model.tta or settings.output not in ("auto", model.output):
-        raise ConfigError(f"the translator was loaded with tta={model.tta} and output="
-                          f"{model.output!r}; load the model again with the options wanted")
+    if settings.tta != model.tta or settings.output not in ("auto", model.output) or \
+            settings.unsure_blur not in (None, model.unsure_blur):
+        raise ConfigError(f"the translator was loaded with tta={model.tta}, output="
+                          f"{model.output!r} and unsure_blur={model.unsure_blur}; load the "
+                          "model again with the options wanted")
     return model
 
 

@@ -9,8 +9,9 @@ batches of normalised tiles, blends what it returns and hands the blend to ``fin
 
 Models with a class head (a flat-colour target, see :mod:`geogan.training.class_palette`) can write
 four things (:data:`OUTPUTS`): the image head (``image``), the colour of the most likely
-class shaded where the model is unsure (``shaded``, the default; see
-:mod:`geogan.inference.class_colours`), that colour crisp (``palette``) or the class index
+class shaded where the model is unsure and smoothed among its neighbours there (``shaded``,
+the default; see :mod:`geogan.inference.class_colours` and
+:mod:`geogan.inference.unsure_blur`), that colour crisp (``palette``) or the class index
 itself (``classes``, one band for a colour table). Class probabilities, not colours, are what
 gets blended across windows and averaged by test-time augmentation.
 """
@@ -27,7 +28,8 @@ import torch
 from numpy.typing import NDArray
 
 from geogan.errors import ConfigError, InputError, ModelFileError
-from geogan.inference.class_colours import shaded_colours
+from geogan.inference.class_colours import shade
+from geogan.inference.unsure_blur import DEFAULT_SIGMA, UnsureBlur, blur_radius, blur_unsure
 from geogan.nn.config import OUTPUTS
 from geogan.nn.devices import autocast, resolve_device, resolve_precision
 from geogan.nn.model_file import ModelFile, read_model_file
@@ -58,18 +60,22 @@ class Translator:
         tta: Test-time augmentation: each tile is translated in its 8 flips and
             rotations and the outputs, turned back, are averaged (8 times the work).
         output: One of :data:`OUTPUTS`.
+        unsure_blur: Standard deviation, in pixels, of the blur of the unsure pixels of a
+            ``shaded`` map (:mod:`geogan.inference.unsure_blur`); 0 draws each pixel on
+            its own, as before.
 
     Raises:
         ModelFileError: If the weights do not fit the stored architecture.
         InputError: For a direction the model does not have.
-        ConfigError: For an unknown output, or ``palette``/``classes`` from a model
-            without a class head.
+        ConfigError: For an unknown output, ``palette``/``classes`` from a model
+            without a class head, or a negative blur.
     """
 
     def __init__(self, model: ModelFile, *, direction: str = "a2b", device: str = "cpu",
                  precision: str = "fp32",
                  weights: MutableMapping[str, torch.Tensor] | None = None,
-                 tta: bool = False, output: str = "auto") -> None:
+                 tta: bool = False, output: str = "auto",
+                 unsure_blur: float = DEFAULT_SIGMA) -> None:
         architecture = model.architecture
         classes = architecture.classes if direction == "a2b" else 0
         if output not in OUTPUTS:
@@ -80,6 +86,10 @@ class Translator:
         self.classes = classes
         self.output = ("shaded" if classes else "image") if output == "auto" else output
         self.tta = tta
+        if not unsure_blur >= 0:
+            raise ConfigError(f"the blur of unsure pixels must be 0 (off) or more pixels, "
+                              f"not {unsure_blur}")
+        self.unsure_blur = float(unsure_blur)
         # (K, C) colours, and (C, K) in the target's dtype, indexed by class in :meth:`finish`.
         self._palette = (np.asarray(architecture.palette, dtype=np.float64) if classes
                          else np.empty((0, 0)))
@@ -199,17 +209,38 @@ class Translator:
             return self.output_normalization.denormalize(np.clip(image, -1.0, 1.0, out=image))
         probabilities = blended[self.image_bands:self.blend_bands]  # (K, ...)
         if self.output == "shaded":
-            dtype = np.dtype(self.output_normalization.dtype)
-            shaded = np.rint(shaded_colours(probabilities, self._palette))
-            if dtype.kind in "iu":
-                np.clip(shaded, np.iinfo(dtype).min, np.iinfo(dtype).max, out=shaded)
-            return shaded.astype(dtype)
+            return self.cast(self.shade(blended)[0])
         best = probabilities.argmax(axis=0)  # (...)
         if self.output == "classes":
             classes: NDArray[np.uint8] = best.astype(np.uint8)[None]
             return classes
         values: NDArray[Any] = self._palette_values[:, best]  # (C, ...) in the output dtype
         return values
+
+    def shade(self, blended: NDArray[np.float32]
+              ) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
+        """Shaded colours (C, ...) from blended :meth:`translate_tiles` channels,
+        unrounded, and the unsure pixels (...) that :meth:`blur` smooths (see
+        :func:`geogan.inference.class_colours.shade`)."""
+        return shade(blended[self.image_bands:self.blend_bands], self._palette)
+
+    def cast(self, colours: NDArray[np.float32]) -> NDArray[Any]:
+        """Shaded colours rounded (in place) into the output's dtype."""
+        dtype = np.dtype(self.output_normalization.dtype)
+        np.rint(colours, out=colours)
+        if dtype.kind in "iu":
+            np.clip(colours, np.iinfo(dtype).min, np.iinfo(dtype).max, out=colours)
+        return colours.astype(dtype)
+
+    @property
+    def blur_radius(self) -> int:
+        """Rows and columns of context the blur of unsure pixels needs (0: no blur)."""
+        return blur_radius(self.unsure_blur) if self.output == "shaded" else 0
+
+    def blur(self, height: int) -> UnsureBlur | None:
+        """A stream blurring the unsure pixels of ``height`` rows of shaded colours, or
+        None where there is nothing to blur (see :mod:`geogan.inference.unsure_blur`)."""
+        return UnsureBlur(self.unsure_blur, height) if self.blur_radius else None
 
     @property
     def has_dropout(self) -> bool:
@@ -309,7 +340,7 @@ class Translator:
                              f"({self.tile_size} x {self.tile_size}); got {height} x {width}. "
                              "Use geogan.translate_raster for larger rasters.")
         absent = missing(values, self.input_normalization.nodata)  # (C, H, W)
-        mask = ~absent.all(axis=0)
+        mask = np.asarray(~absent.all(axis=0), dtype=bool)
         if valid is not None:
             mask &= np.asarray(valid, dtype=bool)
         normalized = self.input_normalization.normalize(values)
@@ -317,7 +348,12 @@ class Translator:
         normalized[:, ~mask] = 0.0
         padded = pad_to_tile(normalized, self.tile_size)  # (C, tile, tile)
         out = self.translate_tiles(torch.from_numpy(padded)[None])[0]
-        result = self.finish(out[:, :height, :width].cpu().numpy())
+        blended = out[:, :height, :width].cpu().numpy()
+        if self.blur_radius:
+            colours, unsure = self.shade(blended)
+            result = self.cast(blur_unsure(colours, unsure, mask, self.unsure_blur))
+        else:
+            result = self.finish(blended)
         nodata = self.output_nodata
         if nodata is not None and not mask.all():
             result[:, ~mask] = nodata
@@ -325,7 +361,8 @@ class Translator:
 
 
 def load_model(path: str | os.PathLike[str], *, direction: str = "a2b", device: str = "cpu",
-               precision: str = "fp32", tta: bool = False, output: str = "auto") -> Translator:
+               precision: str = "fp32", tta: bool = False, output: str = "auto",
+               unsure_blur: float = DEFAULT_SIGMA) -> Translator:
     """Load a model file as a :class:`Translator`.
 
     Args:
@@ -337,6 +374,8 @@ def load_model(path: str | os.PathLike[str], *, direction: str = "a2b", device: 
         tta: Average the 8 flips and rotations of every tile.
         output: ``auto``, ``image``, ``shaded``, ``palette`` or ``classes`` (see
             :data:`OUTPUTS`).
+        unsure_blur: Standard deviation, in pixels, of the blur of a shaded map's unsure
+            pixels; 0 draws each pixel on its own.
 
     Raises:
         ModelFileError: If the file is missing, damaged or not a geogan model file.
@@ -349,7 +388,7 @@ def load_model(path: str | os.PathLike[str], *, direction: str = "a2b", device: 
         weights = None
     return Translator(replace(model, generators={}), direction=direction,
                       device=device, precision=precision, weights=weights, tta=tta,
-                      output=output)
+                      output=output, unsure_blur=unsure_blur)
 
 
 def pad_to_tile(array: NDArray[np.float32], tile: int) -> NDArray[np.float32]:

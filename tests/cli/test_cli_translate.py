@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from geogan.cli.main import cli
 from geogan.inference.translator import Translator
-from tests.helpers import save_model, textured, write_raster
+from tests.helpers import MAP_PALETTE, save_model, textured, write_raster
 
 FAST = ("--device", "cpu", "--precision", "fp32")
 
@@ -93,6 +93,22 @@ def test_tta_and_output_kind_reach_the_output(files, tmp_path):
         assert '"output": "image"' in dst.tags()["GEOGAN_OPTIONS"]
 
 
+def test_the_blur_of_unsure_pixels_reaches_a_map_models_output(tmp_path):
+    """A map model's shaded output is blurred where unsure unless --unsure-blur 0; the
+    option and its value are in the provenance tag."""
+    model = save_model(tmp_path / "map.pt", palette=MAP_PALETTE, class_scale=3000.0)
+    scene = write_raster(tmp_path / "photo.tif", textured(np.random.default_rng(3), 3, 90, 100))
+    drawn = {}
+    for blur in ("1", "0"):
+        out = tmp_path / f"blur-{blur}.tif"
+        code, _, stderr = run(scene, "-m", model, "-o", out, "--unsure-blur", blur, *FAST)
+        assert code == 0, stderr
+        with rasterio.open(out) as dst:
+            assert f'"unsure_blur": {blur}.0' in dst.tags()["GEOGAN_OPTIONS"]
+            drawn[blur] = dst.read()
+    assert not np.array_equal(drawn["1"], drawn["0"])
+
+
 def test_class_outputs_of_a_model_without_a_class_head_are_one_error(files, tmp_path):
     out = tmp_path / "classes.tif"
     code, _, stderr = run(files["a"], "-m", files["model"], "-o", out, "--output-kind",
@@ -108,6 +124,7 @@ def test_class_outputs_of_a_model_without_a_class_head_are_one_error(files, tmp_
     ("{a}", "-m", "{model}", "--blend", "gaussian"),
     ("{a}", "-m", "{model}", "--overlap", "-1"),
     ("{a}", "-m", "{model}", "--batch-size", "0"),
+    ("{a}", "-m", "{model}", "--unsure-blur", "-1"),
     ("{a}", "-m", "{model}", "--direction", "sideways"),
     ("{a}",),  # no model
     ("-m", "{model}"),  # no scene

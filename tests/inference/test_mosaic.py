@@ -20,7 +20,16 @@ from geogan.grids.windows import LatticeRecord
 from geogan.inference.batch import translate_batch
 from geogan.inference.scene import translate_raster
 from geogan.inference.translator import load_model
-from tests.helpers import CPU, TILE, leftovers, save_model, textured, write_raster
+from geogan.inference.unsure_blur import blur_radius
+from tests.helpers import (
+    CPU,
+    MAP_PALETTE,
+    TILE,
+    leftovers,
+    save_model,
+    textured,
+    write_raster,
+)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -107,6 +116,22 @@ def test_a_mosaic_batch_equals_the_whole_mosaic_cut_into_its_tiles(tmp_path, del
     assert figures["separate"][1] > figures["mosaic"][1]
     assert scores["mosaic"] == pytest.approx(scores["whole"], abs=0.01)
     assert not leftovers(tmp_path / "mosaic")
+
+
+def test_shaded_maps_blur_their_unsure_pixels_across_the_joins(tmp_path, delivery):
+    """The blur of a map's unsure pixels reaches a few pixels into the neighbouring scenes
+    (the part of the region next to the crop): their pixels by the joins come out as in
+    the whole mosaic, not as at the edge of a map."""
+    translator = load_model(save_model(tmp_path / "map.pt", palette=MAP_PALETTE,
+                                       class_scale=3000.0), **CPU)
+    whole = read(translate_raster(delivery["whole"], tmp_path / "whole.tif", translator
+                                  ).output)
+    translate_batch(delivery["tiles"], tmp_path / "mosaic", translator, mosaic=True)
+    differ = (assemble(tmp_path / "mosaic") != whole).any(axis=0)
+    near = near_joins(width=blur_radius(translator.unsure_blur))
+    print(f"pixels unlike the whole mosaic's: {differ.mean():.4f} of all, "
+          f"{differ[near].mean():.4f} within the blur's reach of a join")
+    assert differ.mean() <= 0.001 and differ[near].mean() <= 0.001  # none, here
 
 
 def test_each_scene_reads_at_most_a_tile_around_it_and_records_its_windows(tmp_path,

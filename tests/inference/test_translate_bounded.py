@@ -14,7 +14,7 @@ import geogan.inference.output_file as output_file
 import geogan.inference.pipeline as engine
 from geogan.inference.scene import translate_raster
 from geogan.inference.translator import load_model
-from tests.helpers import CPU, save_model, textured, write_raster
+from tests.helpers import CPU, MAP_PALETTE, save_model, textured, write_raster
 
 
 def scenes(tmp_path: Path) -> dict[str, tuple[Path, Path, dict[str, Any]]]:
@@ -34,10 +34,14 @@ def scenes(tmp_path: Path) -> dict[str, tuple[Path, Path, dict[str, Any]]]:
                                       in_dtype="float32", out_dtype="float32",
                                       out_nodata=-9999.0),
                            {"samples": 2, "blend": "linear", "overlap": 24}),
+        "map, shaded and blurred": (write_raster(tmp_path / "photo.tif", rgb, nodata=0),
+                                    save_model(tmp_path / "map.pt", palette=MAP_PALETTE,
+                                               class_scale=3000.0, out_nodata=0), {}),
     }
 
 
-@pytest.mark.parametrize("case", ["rgb, nodata", "rgb, mask", "float, samples"])
+@pytest.mark.parametrize("case", ["rgb, nodata", "rgb, mask", "float, samples",
+                                  "map, shaded and blurred"])
 def test_small_chunks_and_a_small_block_cache_write_the_same_bytes(tmp_path, monkeypatch,
                                                                    case):
     scene, model, options = scenes(tmp_path)[case]

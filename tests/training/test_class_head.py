@@ -91,7 +91,8 @@ def test_the_palette_is_learnt_and_round_trips_through_the_model_file(
 def test_translate_writes_shaded_or_crisp_palette_colours_or_a_class_raster(
         class_model: Path, map_chips: Path, tmp_path: Path) -> None:
     scene = map_chips.parent / "photo.tif"
-    shaded = translate_raster(scene, tmp_path / "shaded.tif", class_model, **CPU)
+    shaded = translate_raster(scene, tmp_path / "shaded.tif", class_model, unsure_blur=0.0,
+                              **CPU)
     colours = translate_raster(scene, tmp_path / "map.tif", class_model, output="palette",
                                **CPU)
     classes = translate_raster(scene, tmp_path / "classes.tif", class_model,
@@ -116,7 +117,7 @@ def test_translate_writes_shaded_or_crisp_palette_colours_or_a_class_raster(
     assert len(names) == len(palette)
     # The class raster and the palette map say the same thing, pixel for pixel.
     assert np.array_equal(np.asarray(palette, np.uint8)[ids].reshape(-1, 3), drawn)
-    # The default shaded map reads as the same classes, with its palette in the tags.
+    # The shaded map (unblurred) reads as the same classes, with its palette in the tags.
     with rasterio.open(shaded.output) as src:
         tinted = src.read()
         assert json.loads(src.tags()["GEOGAN_PALETTE"]) == json.loads(tags["GEOGAN_PALETTE"])
