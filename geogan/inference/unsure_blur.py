@@ -51,17 +51,17 @@ class UnsureBlur:
         if sigma <= 0:
             raise ValueError(f"the blur's sigma must be positive, not {sigma}")
         self.radius = blur_radius(sigma)
-        taps = np.exp(-0.5 * (np.arange(-self.radius, self.radius + 1) / sigma) ** 2)
-        self._taps = (taps / taps.sum()).astype(np.float32)
+        taps = np.exp(-0.5 * (np.arange(self.radius + 1) / sigma) ** 2)
+        # The kernel is symmetric: taps[k] weighs the pixels k away on either side.
+        self._taps = (taps / (2 * taps.sum() - taps[0])).astype(np.float32)
         self.height = height
         self._received = 0
         self._emitted = 0
         # Rows fed and not yet returned: colours, unsure, valid and riders.
         self._held: list[NDArray[Any]] | None = None
-        # Column-blurred sums and weights of rows [_emitted - radius, _received), with
-        # zero rows standing for the rows above the first.
-        self._sums: NDArray[np.float32] | None = None
-        self._weights: NDArray[np.float32] | None = None
+        # Column-blurred weighted colours and weights, stacked (C + 1 planes), of rows
+        # [_emitted - radius, _received), zero rows standing for the rows above the first.
+        self._rows: NDArray[np.float32] | None = None
 
     @property
     def held(self) -> int:
@@ -86,62 +86,65 @@ class UnsureBlur:
         Raises:
             ValueError: If more than ``height`` rows are fed.
         """
-        rows = valid.shape[0]
+        rows, width = valid.shape
         if self._received + rows > self.height:
             raise ValueError(f"{self._received + rows} rows fed to a blur of {self.height}")
-        weights = valid.astype(np.float32)
-        sums, weights = self._along_rows(colours * weights, weights)
+        bands, r = colours.shape[0], self.radius
+        # Weighted colours and weights, zero-padded left and right, blurred along the rows.
+        padded = np.zeros((bands + 1, rows, width + 2 * r), np.float32)
+        np.multiply(colours, valid, out=padded[:bands, :, r:r + width])
+        padded[bands, :, r:r + width] = valid
         pieces = (colours, unsure, valid, *riders)
-        if self._sums is None or self._weights is None or self._held is None:
-            top = np.zeros((colours.shape[0], self.radius, colours.shape[2]), np.float32)
-            self._sums, self._weights = top, top[0]
+        if self._rows is None or self._held is None:
+            self._rows = np.zeros((bands + 1, r, width), np.float32)
             self._held = [a[..., :0, :] for a in pieces]
-        self._sums = np.concatenate([self._sums, sums], axis=1)
-        self._weights = np.concatenate([self._weights, weights], axis=0)
+        self._rows = np.concatenate([self._rows, self._correlate(padded, 2, width)], axis=1)
         self._held = [np.concatenate([held, new], axis=-2)
                       for held, new in zip(self._held, pieces, strict=True)]
         self._received += rows
         if self._received == self.height:  # the rows below the last stand for zeros
-            pad = np.zeros((self._sums.shape[0], self.radius, self._sums.shape[2]), np.float32)
-            self._sums = np.concatenate([self._sums, pad], axis=1)
-            self._weights = np.concatenate([self._weights, pad[0]], axis=0)
+            self._rows = np.concatenate(
+                [self._rows, np.zeros((bands + 1, r, width), np.float32)], axis=1)
             ready = self._received - self._emitted
         else:
-            ready = max(self._received - self.radius - self._emitted, 0)
+            ready = max(self._received - r - self._emitted, 0)
         if not ready:
             return []
         return [self._finish(ready)]
 
-    def _along_rows(self, sums: NDArray[np.float32], weights: NDArray[np.float32]
-                    ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
-        """The column pass (along each row) of weighted colours and of weights."""
-        r, width = self.radius, weights.shape[-1]
-        padded_sums = np.pad(sums, ((0, 0), (0, 0), (r, r)))
-        padded_weights = np.pad(weights, ((0, 0), (r, r)))
-        out_sums = np.zeros_like(sums)
-        out_weights = np.zeros_like(weights)
-        for k, tap in enumerate(self._taps):
-            out_sums += tap * padded_sums[..., k:k + width]
-            out_weights += tap * padded_weights[..., k:k + width]
-        return out_sums, out_weights
+    def _correlate(self, padded: NDArray[np.float32], axis: int, count: int
+                   ) -> NDArray[np.float32]:
+        """The kernel along ``axis`` of ``padded`` (``radius`` more each side than the
+        ``count`` values wanted): the taps summed in one fixed order, whatever the piece."""
+        r = self.radius
+
+        def shifted(offset: int) -> NDArray[np.float32]:
+            index = [slice(None)] * padded.ndim
+            index[axis] = slice(r + offset, r + offset + count)
+            return padded[tuple(index)]
+
+        out: NDArray[np.float32] = shifted(0) * self._taps[0]
+        pair = np.empty_like(out)
+        for k in range(1, r + 1):
+            np.add(shifted(-k), shifted(k), out=pair)
+            pair *= self._taps[k]
+            out += pair
+        return out
 
     def _finish(self, count: int
                 ) -> tuple[NDArray[np.float32], NDArray[np.bool_], list[NDArray[Any]]]:
-        """The row pass for the next ``count`` held rows; they leave the buffers."""
-        assert self._sums is not None and self._weights is not None and self._held is not None
-        sums = np.zeros((self._sums.shape[0], count, self._sums.shape[2]), np.float32)
-        weights = np.zeros((count, self._weights.shape[1]), np.float32)
-        for k, tap in enumerate(self._taps):
-            sums += tap * self._sums[:, k:k + count]
-            weights += tap * self._weights[k:k + count]
+        """The pass across the rows for the next ``count`` held rows; they leave the
+        buffers."""
+        assert self._rows is not None and self._held is not None
+        sums = self._correlate(self._rows[:, :count + 2 * self.radius], 1, count)
         colours, unsure, valid, *riders = (a[..., :count, :] for a in self._held)
-        blurred = np.divide(sums, weights, out=colours.copy(), where=weights > 0)
-        colours = np.where(unsure & valid, blurred, colours)
+        blur = unsure & valid  # the pixel itself is valid: its weight is above 0
+        blurred = colours.copy()
+        np.divide(sums[:-1], sums[-1], out=blurred, where=blur)
         self._held = [a[..., count:, :] for a in self._held]
-        self._sums = self._sums[:, count:]
-        self._weights = self._weights[count:]
+        self._rows = self._rows[:, count:]
         self._emitted += count
-        return colours, valid.copy(), [r.copy() for r in riders]
+        return blurred, valid.copy(), [r.copy() for r in riders]
 
 
 def blur_unsure(colours: NDArray[np.float32], unsure: NDArray[np.bool_],
