@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from geogan.grids.windows import BLENDS, LATTICES
+from geogan.inference.unsure_blur import DEFAULT_SIGMA
 from geogan.nn.config import OUTPUTS, PRECISIONS
 from geogan.raster.resolution import RESAMPLINGS
 
@@ -58,11 +59,13 @@ from .options import ProgressBar, creation_options, overwrite_opt, seed_opt
                    "gives them), palette (crisp colours of the most likely class), classes "
                    "(one uint8 class band with a colour table: a land-cover raster) or image "
                    "(the image head). Others: image.")
-@click.option("--unsure-blur", "unsure_blur", type=click.FloatRange(min=0), default=1.0,
+@click.option("--unsure-blur", "unsure_blur", type=click.FloatRange(min=0),
+              default=DEFAULT_SIGMA,
               show_default=True, metavar="PX",
-              help="Shaded maps: blur the pixels the model is unsure of (those tinted past "
-                   "their class colour) by a Gaussian of PX pixels, so that they take the "
-                   "colour around them instead of speckling; 0 draws each pixel on its own.")
+              help="Shaded maps: blur the pixels the model is unsure of (tinted past their "
+                   "class colour, the class at less than even odds) by a Gaussian of PX "
+                   "pixels, so that they take the colour around them instead of speckling; "
+                   "0 draws each pixel on its own.")
 @click.option("--resample", is_flag=True,
               help="Translate at the model's pixel size (a WarpedVRT of the scene), then "
                    "warp the result back onto the scene's grid.")

@@ -32,6 +32,13 @@ colours far apart (park or water against background), hardly ever between the gr
 background, buildings and streets."""
 
 
+UNSURE_BELOW = 0.5
+"""A pixel shaded past :data:`EXACT_RADIUS` is *unsure* (and then blurred among its
+neighbours, see :mod:`geogan.inference.unsure_blur`) when its most likely class is also
+less likely than this: less than even odds. Pixels the model gives better odds keep their
+own shade, so that thin and rare classes it does see are not blurred away."""
+
+
 def cell_room(colours: NDArray[np.floating]) -> NDArray[np.floating]:
     """How far a colour may lie toward each other class colour and still snap back to its
     own: ``room[j, m]`` bounds ``(c_j - c_m) . (x - c_m)`` for a point ``x`` of class ``m``'s
@@ -68,7 +75,8 @@ def shade(probabilities: NDArray[np.floating], palette: NDArray[np.floating]
 
     Returns:
         (C, ...) colours, float32, unrounded; and (...) the *unsure* pixels: those
-        shaded past :data:`EXACT_RADIUS` (``full`` was written and lies beyond it).
+        shaded past :data:`EXACT_RADIUS` (``full`` was written and lies beyond it) whose
+        most likely class is less likely than :data:`UNSURE_BELOW`.
     """
     colours = np.asarray(palette, dtype=np.float32)  # (K, C)
     classes, bands = colours.shape
@@ -92,13 +100,16 @@ def shade(probabilities: NDArray[np.floating], palette: NDArray[np.floating]
                                       where=reach > 0))
     # Expected squared error of start + a * toward is |toward|^2 (1 - a)^2 + const.
     saving = (toward * toward).sum(axis=0) * ((1 - near) ** 2 - (1 - step) ** 2)
-    far = saving > SHADE_COST * p.max(axis=0)
+    odds = p.max(axis=0)
+    far = saving > SHADE_COST * odds
     chosen = np.where(far, step, near)
     start += chosen * toward
     shaded: NDArray[np.float32] = start.reshape(bands, *shape)
     # ``step`` can be ``near`` (the cell ends within the radius): not past it then.
-    unsure = (far & (step * reach > EXACT_RADIUS * np.float32(1.001))).reshape(shape)
+    unsure = far & (step * reach > EXACT_RADIUS * np.float32(1.001)) & (odds < UNSURE_BELOW)
+    unsure = unsure.reshape(shape)
     return shaded, unsure
 
 
-__all__ = ["EXACT_RADIUS", "SHADE_COST", "cell_room", "shade", "shaded_colours"]
+__all__ = ["EXACT_RADIUS", "SHADE_COST", "UNSURE_BELOW", "cell_room", "shade",
+           "shaded_colours"]

@@ -38,7 +38,7 @@ class TranslateOptions:
     tta: bool = False  # average the 8 flips and rotations of every window (8 x the work)
     output: str = "auto"  # image, palette or classes (models with a class head); auto
     unsure_blur: float | None = None  # px, smooths a shaded map's unsure pixels (0: off);
-    # None: 1 px (DEFAULT_SIGMA), or what a translator given loaded was loaded with
+    # None: 1.5 px (DEFAULT_SIGMA), or what a translator given was loaded with
     lattice: str = LATTICES[0]  # grid: windows anchored to the CRS's pixel grid; scene
     resample: bool = False  # translate at the model's pixel size, then back onto the scene
     resampling: str = RESAMPLINGS[0]  # how --resample warps the scene (and images back)

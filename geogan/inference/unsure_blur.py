@@ -4,10 +4,11 @@ A shaded map (:mod:`geogan.inference.class_colours`) is speckled where the model
 each pixel takes its own tint of the candidate classes, and neighbouring pixels that the
 model finds about as likely to be park as background come out park green and background
 grey in turn. Real maps are flat there. Blurring the *unsure* pixels (those shading moved
-past the exact radius of their class colour) with a Gaussian of about one pixel lets each
-take the colours around it: on real aerial photo → map pairs it raises PSNR and SSIM on
-every model measured, and brings the SSIM of unfamiliar scenes to a blank map's, at the
-price of some of the rare classes' IoU (``benchmarks/README.md``, "Smoothing the drawing").
+past the exact radius of their class colour, and whose most likely class has less than
+even odds) with a Gaussian of a pixel or two lets each take the colours around it: on real
+aerial photo → map pairs it raises PSNR and SSIM on every model measured, and brings the
+SSIM of unfamiliar scenes to a blank map's, at the price of a little of the rare classes'
+IoU (``benchmarks/README.md``, "The unsure pixels blurred by default").
 Pixels drawn at (or within the exact radius of) their class colour are kept as drawn, so
 the share of exact colours does not change.
 
@@ -27,7 +28,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-DEFAULT_SIGMA = 1.0
+DEFAULT_SIGMA = 1.5
 """Standard deviation, in pixels, of the blur of unsure pixels (``translate``'s default)."""
 
 TRUNCATE = 3.0

@@ -10,10 +10,10 @@ import pytest
 import rasterio
 
 from geogan.errors import ConfigError
-from geogan.inference.class_colours import EXACT_RADIUS, shade
+from geogan.inference.class_colours import EXACT_RADIUS, UNSURE_BELOW, shade
 from geogan.inference.scene import translate_raster
 from geogan.inference.translator import load_model
-from geogan.inference.unsure_blur import UnsureBlur, blur_radius, blur_unsure
+from geogan.inference.unsure_blur import DEFAULT_SIGMA, UnsureBlur, blur_radius, blur_unsure
 from tests.helpers import CPU, MAP_PALETTE, save_model, textured, write_raster
 
 MAP = MAP_PALETTE
@@ -73,7 +73,7 @@ def test_rows_fed_in_any_pieces_come_back_the_same(rng, pieces):
     colours, unsure, valid = drawing(rng)
     rider = rng.random((1, 23, 17)).astype(np.float32)
     whole = blur_unsure(colours, unsure, valid)
-    blur = UnsureBlur(1.0, 23)
+    blur = UnsureBlur(DEFAULT_SIGMA, 23)
     parts, start = [], 0
     for n in pieces:
         rows = slice(start, start + n)
@@ -93,7 +93,7 @@ def test_an_unsure_speck_takes_the_colour_around_it_and_sure_edges_stay():
     a sure park next to it keeps its exact colour."""
     p = np.zeros((4, 9, 9), np.float32)
     p[0] = 1.0
-    p[:, 4, 2] = (0.45, 0.55, 0.0, 0.0)  # an unsure speck of park in background
+    p[:, 4, 2] = (0.4, 0.45, 0.15, 0.0)  # an unsure speck of park in background
     p[:, :, 6:] = 0.0
     p[1, :, 6:] = 1.0  # a sure park on the right
     colours, unsure = shade(p, np.asarray(MAP))
@@ -105,13 +105,14 @@ def test_an_unsure_speck_takes_the_colour_around_it_and_sure_edges_stay():
                                                          (3, 9, 3)))
 
 
-def test_the_unsure_pixels_are_those_shaded_past_the_exact_radius(rng):
+def test_the_unsure_pixels_are_shaded_past_the_exact_radius_at_less_than_even_odds(rng):
     p = rng.dirichlet(np.full(4, 0.3), size=(40, 40)).transpose(2, 0, 1)
     colours, unsure = shade(p, np.asarray(MAP))
     crisp = np.asarray(MAP).T[:, p.argmax(0)]
-    away = np.abs(colours - crisp).max(axis=0)
-    assert unsure.any() and (~unsure).any()
-    assert np.all(away[unsure] > EXACT_RADIUS) and np.all(away[~unsure] <= EXACT_RADIUS + 1e-3)
+    past = np.abs(colours - crisp).max(axis=0) > EXACT_RADIUS + 1e-3
+    odds = p.max(axis=0)
+    assert unsure.any() and (past & (odds >= UNSURE_BELOW)).any()
+    assert np.array_equal(unsure, past & (odds < UNSURE_BELOW))
 
 
 @pytest.fixture
@@ -122,12 +123,12 @@ def map_model(tmp_path: Path) -> Path:
 def test_translate_blurs_by_default_and_0_turns_it_off(tmp_path, rng, map_model):
     scene = write_raster(tmp_path / "photo.tif", textured(rng, 3, 150, 170))
     paths = {}
-    for name, blur in (("default", None), ("one", 1.0), ("off", 0.0)):
+    for name, blur in (("default", None), ("given", DEFAULT_SIGMA), ("off", 0.0)):
         options = {} if blur is None else {"unsure_blur": blur}
         paths[name] = translate_raster(scene, tmp_path / f"{name}.tif", map_model, **CPU,
                                        **options).output
     drawn = {name: rasterio.open(path).read() for name, path in paths.items()}
-    assert np.array_equal(drawn["default"], drawn["one"])
+    assert np.array_equal(drawn["default"], drawn["given"])
     changed = (drawn["default"] != drawn["off"]).any(axis=0)
     assert 0 < changed.mean() < 0.5
     # Only pixels the unblurred map draws away from their class colour change.
@@ -137,7 +138,7 @@ def test_translate_blurs_by_default_and_0_turns_it_off(tmp_path, rng, map_model)
     away = np.abs(off - palette.T[:, nearest]).max(axis=0)
     assert away[changed].min() > EXACT_RADIUS
     with rasterio.open(paths["default"]) as src:
-        assert '"unsure_blur": 1.0' in src.tags()["GEOGAN_OPTIONS"]
+        assert f'"unsure_blur": {DEFAULT_SIGMA}' in src.tags()["GEOGAN_OPTIONS"]
 
 
 def test_translate_array_blurs_as_translate_does(tmp_path, rng, map_model):
