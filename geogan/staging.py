@@ -71,7 +71,8 @@ def write_whole(path: Path, content: bytes | bytearray, what: str) -> None:
     """``content`` under ``path``, written whole under a hidden temporary name and renamed.
 
     Raises:
-        OutputError: If it cannot be written (the temporary file is removed).
+        OutputError: If it cannot be written (the temporary file is removed, as it is on
+            Ctrl-C: nothing half-written is left).
     """
     temporary = path.with_name(f".{path.name}{PARTIAL_SUFFIX}")
     try:
@@ -81,6 +82,9 @@ def write_whole(path: Path, content: bytes | bytearray, what: str) -> None:
     except OSError as error:
         temporary.unlink(missing_ok=True)
         raise OutputError(f"cannot write the {what} {path}: {error.strerror or error}") from None
+    except BaseException:  # Ctrl-C (KeyboardInterrupt) between the open and the rename
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def write_text(path: Path, text: str) -> None:

@@ -190,6 +190,20 @@ def test_write_error_keeps_the_stage_to_resume(tmp_path, pair, monkeypatch):
     assert snapshot(out) == snapshot(tmp_path / "reference")
 
 
+def test_ctrl_c_while_a_chip_is_written_leaves_no_half_written_file(tmp_path, monkeypatch):
+    """KeyboardInterrupt between writing a file's temporary and renaming it (where a
+    Ctrl-C during an export lands now and then) removes the temporary."""
+    target = tmp_path / "chip.tif"
+
+    def interrupted(source: object, destination: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(staging_module.os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        staging_module.write_whole(target, b"pixels", "chip")
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.fixture
 def big_pair(tmp_path: Path) -> tuple[Path, Path]:
     """A pair large enough for an export to take a few seconds at tile 64, stride 16."""
