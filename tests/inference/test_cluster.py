@@ -19,7 +19,7 @@ from geogan.cli.main import cli
 from geogan.errors import ConfigError
 from geogan.inference.batch import translate_batch
 from geogan.inference.translator import load_model
-from tests.helpers import CPU, leftovers, save_model, textured, write_raster
+from tests.helpers import CPU, MAP_PALETTE, leftovers, save_model, textured, write_raster
 
 distributed = pytest.importorskip("distributed")
 
@@ -201,3 +201,27 @@ def test_a_mosaic_batch_on_a_cluster_writes_what_it_writes_here(tmp_path, model,
                 rasterio.open(tmp_path / "local" / path.name) as b:
             assert np.array_equal(a.read(), b.read())
             assert a.tags()["GEOGAN_LATTICE"] == b.tags()["GEOGAN_LATTICE"]
+
+
+def test_a_map_models_mosaic_on_a_cluster_reads_the_margin_its_blur_needs(tmp_path, client):
+    """A shaded map blurs its unsure pixels a few pixels across each join: the tasks get
+    that much more margin, as a local batch's scenes do, so both write the same pixels
+    and record the same lattice (the region it read)."""
+    from affine import Affine
+
+    model = save_model(tmp_path / "map.pt", palette=MAP_PALETTE, class_scale=3000.0)
+    data = textured(np.random.default_rng(8), 3, 120, 140)
+    (tmp_path / "tiles").mkdir()
+    tiles = [write_raster(tmp_path / "tiles" / f"t{i}{j}.tif",
+                          np.ascontiguousarray(data[:, 60 * i:60 * (i + 1), 70 * j:70 * (j + 1)]),
+                          transform=Affine(1.0, 0.0, 500_000.0 + 70 * j, 0.0, -1.0,
+                                           5_000_000.0 - 60 * i))
+             for i in range(2) for j in range(2)]
+    translate_batch(tiles, tmp_path / "cluster", model, cluster=client, mosaic=True, **CPU)
+    translate_batch(tiles, tmp_path / "local", model, mosaic=True, **CPU)
+    for path in tiles:
+        with rasterio.open(tmp_path / "cluster" / path.name) as a, \
+                rasterio.open(tmp_path / "local" / path.name) as b:
+            assert np.array_equal(a.read(), b.read())
+            assert a.tags()["GEOGAN_LATTICE"] == b.tags()["GEOGAN_LATTICE"]
+            assert '"unsure_blur": 1.5' in a.tags()["GEOGAN_OPTIONS"]
