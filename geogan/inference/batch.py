@@ -29,8 +29,8 @@ from geogan.inference.scene import (
     translate_scene,
     translator_for,
 )
-from geogan.inference.translator import Translator
-from geogan.inference.unsure_blur import DEFAULT_SIGMA, blur_radius
+from geogan.inference.translator import Translator, drawn_output
+from geogan.inference.unsure_blur import blur_radius
 from geogan.nn.model_file import read_model_file
 from geogan.outputs import check_output_file
 from geogan.progress import ProgressCallback
@@ -94,10 +94,8 @@ def translate_batch(scenes: Sequence[str | os.PathLike[str]], out_dir: str | os.
             raise ConfigError("a cluster's workers load the model themselves: give the "
                               "model file, not a loaded Translator")
         arch = read_model_file(model).architecture
-        blur = DEFAULT_SIGMA if settings.unsure_blur is None else settings.unsure_blur
-        shaded = arch.classes and settings.direction == "a2b" and \
-            settings.output in ("auto", "shaded")  # what its Translator will draw
-        margin = arch.tile_size + (blur_radius(blur) if shaded else 0)
+        shaded = drawn_output(arch, settings.direction, settings.output) == "shaded"
+        margin = arch.tile_size + (blur_radius(settings.blur_to_load) if shaded else 0)
         places = neighbourhoods(sources, margin) if mosaic else [None] * len(sources)
         return translate_on_cluster(sources, outputs, model, settings, cluster,
                                     scene_progress, places)

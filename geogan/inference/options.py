@@ -15,6 +15,7 @@ from typing import Any
 from geogan.errors import ConfigError
 from geogan.grids.windows import BLENDS, LATTICES, default_overlap
 from geogan.inference.translator import Translator
+from geogan.inference.unsure_blur import DEFAULT_SIGMA
 from geogan.nn.config import OUTPUTS
 from geogan.raster.resolution import RESAMPLINGS
 
@@ -75,6 +76,11 @@ class TranslateOptions:
                       output=translator.output, tta=translator.tta,
                       unsure_blur=translator.unsure_blur if translator.blur_radius else 0.0)
         return values
+
+    @property
+    def blur_to_load(self) -> float:
+        """The blur of unsure pixels a model is loaded with: the option, else the default."""
+        return DEFAULT_SIGMA if self.unsure_blur is None else self.unsure_blur
 
     def batch_size_for(self, translator: Translator) -> int:
         """Windows per generator call: the option, else :meth:`Translator.auto_batch_size`."""

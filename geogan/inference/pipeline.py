@@ -189,7 +189,6 @@ class Pipeline:
         self._context = Window(left, top, min(col + width + halo, grid.width) - left,
                                min(row + height + halo, grid.height) - top)
         self._blur = translator.blur(int(self._context.height))
-        self._blurred = 0  # context rows the blur has returned
 
     def run(self) -> None:
         """Translate the whole scene into ``output``.
@@ -262,7 +261,7 @@ class Pipeline:
                                  tile)
                 for i, row_off in enumerate(grid.row_starts):
                     height = min(tile, grid.height - row_off)
-                    if not self._touches_crop(row_off, 0):  # the margin only: not needed
+                    if not self._touches_context(row_off, 0):  # the margin only: not needed
                         nothing = np.zeros((height, grid.width), bool)
                         self._put(self._to_generator, _RowDone(i, 0, nothing))
                         continue
@@ -273,7 +272,7 @@ class Pipeline:
                     padded = pad_to_tile(strip, tile)  # (C, >= tile, >= tile)
                     queued = 0
                     for j, col_off in enumerate(grid.col_starts):
-                        if not self._touches_crop(col_off, 1) or \
+                        if not self._touches_context(col_off, 1) or \
                                 not valid[:, col_off:col_off + tile].any():
                             continue
                         tiles.append(padded[:, :tile, col_off:col_off + tile])
@@ -292,7 +291,7 @@ class Pipeline:
             self._put(self._to_generator, _batch(tiles, windows))
         self._put(self._to_generator, _END)
 
-    def _touches_crop(self, start: int, axis: int) -> bool:
+    def _touches_context(self, start: int, axis: int) -> bool:
         """Whether a window starting at ``start`` along ``axis`` (0: rows, 1: columns)
         reaches the part of the region that is written, or that the blur of unsure pixels
         reads; the others lie in the margin around a scene of a mosaic, and nothing they
@@ -495,8 +494,8 @@ class Pipeline:
         crop, context = self.source.crop, self._context
         top, left = crop.row_off - context.row_off, crop.col_off - context.col_off
         for drawn, kept, (spread,) in self._blur.add(colours, unsure, valid, [sums[blended:]]):
-            first, count = self._blurred, kept.shape[0]
-            self._blurred += count
+            count = kept.shape[0]
+            first = self._blur.emitted - count  # the context row it starts at
             rows = slice(max(top - first, 0), max(min(top + crop.height - first, count), 0))
             if rows.stop > rows.start:
                 cols = slice(left, left + crop.width)

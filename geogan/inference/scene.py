@@ -57,7 +57,6 @@ from geogan.inference.resample import (
 )
 from geogan.inference.scene_checks import check_scene
 from geogan.inference.translator import Translator, load_model
-from geogan.inference.unsure_blur import DEFAULT_SIGMA
 from geogan.outputs import atomic_file, check_output_file
 from geogan.progress import ProgressCallback
 from geogan.raster.io import grid_origin, open_raster
@@ -127,8 +126,7 @@ def translator_for(model: str | os.PathLike[str] | Translator,
     if not isinstance(model, Translator):
         return load_model(model, direction=settings.direction, device=settings.device,
                           precision=settings.precision, tta=settings.tta, output=settings.output,
-                          unsure_blur=(DEFAULT_SIGMA if settings.unsure_blur is None
-                                       else settings.unsure_blur))
+                          unsure_blur=settings.blur_to_load)
     if settings.direction != model.direction:
         raise ConfigError(f"the translator was loaded for {model.direction}, not "
                           f"{settings.direction}; load the model again with "

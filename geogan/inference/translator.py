@@ -30,7 +30,7 @@ from numpy.typing import NDArray
 from geogan.errors import ConfigError, InputError, ModelFileError
 from geogan.inference.class_colours import shade
 from geogan.inference.unsure_blur import DEFAULT_SIGMA, UnsureBlur, blur_radius, blur_unsure
-from geogan.nn.config import OUTPUTS
+from geogan.nn.config import OUTPUTS, Architecture
 from geogan.nn.devices import autocast, resolve_device, resolve_precision
 from geogan.nn.model_file import ModelFile, read_model_file
 from geogan.nn.networks import build_generator, has_dropout, set_dropout
@@ -78,13 +78,14 @@ class Translator:
                  unsure_blur: float = DEFAULT_SIGMA) -> None:
         architecture = model.architecture
         classes = architecture.classes if direction == "a2b" else 0
+        output = drawn_output(architecture, direction, output)
         if output not in OUTPUTS:
             raise ConfigError(f"unknown output {output!r}; use one of {', '.join(OUTPUTS)}")
         if output in ("shaded", "palette", "classes") and not classes:
             raise ConfigError(f"--output {output} needs a model with a class head (trained "
                               "on a flat-colour map target); this one writes images only")
         self.classes = classes
-        self.output = ("shaded" if classes else "image") if output == "auto" else output
+        self.output = output
         self.tta = tta
         if not unsure_blur >= 0:
             raise ConfigError(f"the blur of unsure pixels must be 0 (off) or more pixels, "
@@ -358,6 +359,13 @@ class Translator:
         if nodata is not None and not mask.all():
             result[:, ~mask] = nodata
         return result
+
+
+def drawn_output(architecture: Architecture, direction: str, output: str) -> str:
+    """What a translator of ``direction`` writes when asked for ``output``: ``auto`` is
+    ``shaded`` for a class head (``a2b`` only), else ``image``."""
+    classes = architecture.classes if direction == "a2b" else 0
+    return ("shaded" if classes else "image") if output == "auto" else output
 
 
 def load_model(path: str | os.PathLike[str], *, direction: str = "a2b", device: str = "cpu",

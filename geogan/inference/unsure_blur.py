@@ -69,6 +69,11 @@ class UnsureBlur:
         """Rows fed but not yet returned."""
         return self._received - self._emitted
 
+    @property
+    def emitted(self) -> int:
+        """Rows returned so far."""
+        return self._emitted
+
     def add(self, colours: NDArray[np.float32], unsure: NDArray[np.bool_],
             valid: NDArray[np.bool_], riders: Sequence[NDArray[Any]] = ()
             ) -> list[tuple[NDArray[np.float32], NDArray[np.bool_], list[NDArray[Any]]]]:
@@ -82,7 +87,8 @@ class UnsureBlur:
 
         Returns:
             Pieces ``(colours, valid, riders)`` of the rows finished by this call, in
-            order: none, or one. The arrays are new (the inputs may be reused).
+            order: none, or one. They are the blur's own copies (the inputs may be
+            reused).
 
         Raises:
             ValueError: If more than ``height`` rows are fed.
@@ -138,14 +144,14 @@ class UnsureBlur:
         buffers."""
         assert self._rows is not None and self._held is not None
         sums = self._correlate(self._rows[:, :count + 2 * self.radius], 1, count)
+        # Views of the held copies, which nothing writes to again: the rows leave them.
         colours, unsure, valid, *riders = (a[..., :count, :] for a in self._held)
         blur = unsure & valid  # the pixel itself is valid: its weight is above 0
-        blurred = colours.copy()
-        np.divide(sums[:-1], sums[-1], out=blurred, where=blur)
+        np.divide(sums[:-1], sums[-1], out=colours, where=blur)
         self._held = [a[..., count:, :] for a in self._held]
         self._rows = self._rows[:, count:]
         self._emitted += count
-        return blurred, valid.copy(), [r.copy() for r in riders]
+        return colours, valid, riders
 
 
 def blur_unsure(colours: NDArray[np.float32], unsure: NDArray[np.bool_],

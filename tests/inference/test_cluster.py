@@ -173,19 +173,23 @@ def test_ctrl_c_stops_a_local_cluster_batch_and_leaves_nothing_half_written(tmp_
             assert done.read().shape == (3, 1600, 1600)
 
 
+def two_by_two(folder: Path, data: np.ndarray) -> list[Path]:
+    """(3, 120, 140) ``data`` as 2 × 2 GeoTIFF tiles of 60 × 70 on one UTM pixel grid."""
+    from affine import Affine
+
+    folder.mkdir()
+    return [write_raster(folder / f"t{i}{j}.tif",
+                         np.ascontiguousarray(data[:, 60 * i:60 * (i + 1), 70 * j:70 * (j + 1)]),
+                         transform=Affine(1.0, 0.0, 500_000.0 + 70 * j, 0.0, -1.0,
+                                          5_000_000.0 - 60 * i))
+            for i in range(2) for j in range(2)]
+
+
 def test_a_mosaic_batch_on_a_cluster_writes_what_it_writes_here(tmp_path, model, client):
     """--mosaic with --cluster: each task gets its scene's neighbourhood (a VRT of plain
     text) and reads its context from the neighbours' files."""
-    from affine import Affine
-
     rng = np.random.default_rng(3)
-    data = textured(rng, 3, 120, 140)
-    (tmp_path / "tiles").mkdir()
-    tiles = [write_raster(tmp_path / "tiles" / f"t{i}{j}.tif",
-                          np.ascontiguousarray(data[:, 60 * i:60 * (i + 1), 70 * j:70 * (j + 1)]),
-                          transform=Affine(1.0, 0.0, 500_000.0 + 70 * j, 0.0, -1.0,
-                                           5_000_000.0 - 60 * i))
-             for i in range(2) for j in range(2)]
+    tiles = two_by_two(tmp_path / "tiles", textured(rng, 3, 120, 140))
     plain = write_raster(tmp_path / "tiles" / "plain.tif", textured(rng, 3, 50, 50), crs=None)
     # The workers' warnings come back with their scenes and are warned here.
     with pytest.warns(UserWarning, match="plain.tif has no CRS"):
@@ -207,16 +211,8 @@ def test_a_map_models_mosaic_on_a_cluster_reads_the_margin_its_blur_needs(tmp_pa
     """A shaded map blurs its unsure pixels a few pixels across each join: the tasks get
     that much more margin, as a local batch's scenes do, so both write the same pixels
     and record the same lattice (the region it read)."""
-    from affine import Affine
-
     model = save_model(tmp_path / "map.pt", palette=MAP_PALETTE, class_scale=3000.0)
-    data = textured(np.random.default_rng(8), 3, 120, 140)
-    (tmp_path / "tiles").mkdir()
-    tiles = [write_raster(tmp_path / "tiles" / f"t{i}{j}.tif",
-                          np.ascontiguousarray(data[:, 60 * i:60 * (i + 1), 70 * j:70 * (j + 1)]),
-                          transform=Affine(1.0, 0.0, 500_000.0 + 70 * j, 0.0, -1.0,
-                                           5_000_000.0 - 60 * i))
-             for i in range(2) for j in range(2)]
+    tiles = two_by_two(tmp_path / "tiles", textured(np.random.default_rng(8), 3, 120, 140))
     translate_batch(tiles, tmp_path / "cluster", model, cluster=client, mosaic=True, **CPU)
     translate_batch(tiles, tmp_path / "local", model, mosaic=True, **CPU)
     for path in tiles:
