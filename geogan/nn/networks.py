@@ -246,7 +246,13 @@ class UNetGenerator(nn.Module):
         for k in reversed(range(self.depth - 1)):
             h = self.decoder[k](torch.cat([skips[k], h], dim=1))  # (N, c[k], S / 2**k, ...)
         if self.classes:  # image bands through tanh, class logits as they are
-            h = torch.cat([torch.tanh(h[:, :self.out_channels]), h[:, self.out_channels:]], 1)
+            # The slice is made dense first, in the layout it has: tanh of a strided
+            # channels-last slice takes 9 times as long (2.1 ms against 0.24 at 256²,
+            # bf16), for the same values in the same layout.
+            layout = (torch.channels_last if h.is_contiguous(memory_format=torch.channels_last)
+                      and not h.is_contiguous() else torch.contiguous_format)
+            image = torch.tanh(h[:, :self.out_channels].contiguous(memory_format=layout))
+            h = torch.cat([image, h[:, self.out_channels:]], 1)
         out: Tensor = h  # (N, out_channels [+ classes], S, S)
         return out
 

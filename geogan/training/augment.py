@@ -90,12 +90,19 @@ def warp(images: Tensor, theta: Tensor, mode: str = "bilinear") -> Tensor:
     """Resample ``images`` (N, C, H, W) by the affine matrices ``theta`` (N, 2, 3),
     reflecting at the borders; ``mode`` is ``bilinear`` for values, ``nearest`` for
     masks and class indices."""
-    grid = F.affine_grid(_on(theta.float(), images.device), list(images.shape),
+    return _sample(images, _grid(theta, images), mode)
+
+
+def _grid(theta: Tensor, images: Tensor) -> Tensor:
+    """The sampling grid of ``theta`` for images shaped like ``images``."""
+    return F.affine_grid(_on(theta.float(), images.device), list(images.shape),
                          align_corners=False)
-    dtype = images.dtype
+
+
+def _sample(images: Tensor, grid: Tensor, mode: str) -> Tensor:
     out = F.grid_sample(images.float(), grid, mode=mode, padding_mode="reflection",
                         align_corners=False)
-    return out.to(dtype)
+    return out.to(images.dtype)
 
 
 def geometric(batch: dict[str, Tensor], *, rotate: bool, scale_jitter: float,
@@ -106,18 +113,32 @@ def geometric(batch: dict[str, Tensor], *, rotate: bool, scale_jitter: float,
     stay 0/1, class indices stay indices); the others bilinearly. ``classes`` is
     (N, H, W) integer; the rest (N, C, H, W).
     """
-    n = next(iter(batch.values())).shape[0]
-    theta = random_affine(n, rotate=rotate, scale_jitter=scale_jitter,
+    planes = {name: value[:, None] if name == "classes" else value
+              for name, value in batch.items()}  # (N, C, H, W) each
+    first = next(iter(planes.values()))
+    theta = random_affine(first.shape[0], rotate=rotate, scale_jitter=scale_jitter,
                           crop_jitter=crop_jitter, generator=generator)
+    # One grid and one resampling per mode, the entries stacked along the channels: the
+    # same values as a warp of each entry, for a fifth of the calls.
+    grid = _grid(theta, first)
     out: dict[str, Tensor] = {}
-    for name, value in batch.items():
-        if name == "classes":
-            out[name] = warp(value[:, None].float(), theta, "nearest")[:, 0].round().long()
-        elif name.startswith("mask_"):
-            out[name] = warp(value, theta, "nearest")
-        else:
-            out[name] = warp(value, theta, "bilinear")
-    return out
+    for mode, names in (("bilinear", [k for k in planes if not _nearest(k)]),
+                        ("nearest", [k for k in planes if _nearest(k)])):
+        if not names:
+            continue
+        stacked = _sample(torch.cat([planes[k].float() for k in names], 1), grid, mode)
+        parts = torch.split(stacked, [planes[k].shape[1] for k in names], 1)
+        for name, part in zip(names, parts, strict=True):
+            if name == "classes":
+                out[name] = part[:, 0].round().long()
+            else:
+                out[name] = part.to(batch[name].dtype)
+    return {name: out[name] for name in batch}
+
+
+def _nearest(name: str) -> bool:
+    """Whether an entry holds masks or class indices, resampled by nearest neighbour."""
+    return name == "classes" or name.startswith("mask_")
 
 
 def photometric(images: Tensor, strength: float, generator: torch.Generator) -> Tensor:

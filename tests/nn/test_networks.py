@@ -287,3 +287,28 @@ def test_unet_backward_under_bf16_autocast() -> None:
     loss.backward()
     grads = [p.grad for p in net.parameters()]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_class_head_unet_squashes_the_image_bands_only_keeping_the_layout(
+        channels_last: bool) -> None:
+    torch.manual_seed(0)
+    net = UNetGenerator(3, 3, depth=5, ngf=4, classes=5).eval()
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    net, x = net.to(memory_format=layout), x.contiguous(memory_format=layout)
+    with torch.no_grad():
+        out = net(x)
+        h = _unsquashed(net, x)
+    assert out.shape == (2, 8, 64, 64)
+    assert torch.equal(out[:, :3], torch.tanh(h[:, :3])) and torch.equal(out[:, 3:], h[:, 3:])
+    assert out.is_contiguous(memory_format=layout)
+
+
+def _unsquashed(net: UNetGenerator, x: Tensor) -> Tensor:
+    """The U-Net's output before its tanh."""
+    classes, net.classes = net.classes, 0
+    try:
+        return net(x)
+    finally:
+        net.classes = classes

@@ -52,6 +52,27 @@ def test_geometric_moves_chips_masks_and_classes_together(settings: dict[str, ob
     assert out["classes"].dtype == torch.int64
 
 
+@pytest.mark.parametrize("n", [1, 3])
+def test_geometric_gives_what_a_warp_of_each_entry_gives(n: int) -> None:
+    # Entries are resampled stacked, one call per mode: bit for bit the separate warps.
+    batch = _batch(n=n, size=48)
+    batch["a"] = batch["a"].bfloat16()  # each entry keeps its own type
+    batch["classes"][:, :4] = -100  # ignored pixels stay ignored
+    out = augment.geometric(batch, rotate=True, scale_jitter=1.25, crop_jitter=True,
+                            generator=torch.Generator().manual_seed(7))
+    theta = augment.random_affine(n, rotate=True, scale_jitter=1.25, crop_jitter=True,
+                                  generator=torch.Generator().manual_seed(7))
+    assert list(out) == list(batch)
+    for name, value in batch.items():
+        if name == "classes":
+            alone = augment.warp(value[:, None].float(), theta, "nearest")[:, 0].round().long()
+        else:
+            alone = augment.warp(value, theta, "nearest" if name.startswith("mask_")
+                                 else "bilinear")
+        assert out[name].dtype == value.dtype and torch.equal(out[name], alone), name
+    assert (out["classes"] == -100).any()
+
+
 def test_affine_draws_are_rotations_zooms_and_the_papers_crop() -> None:
     gen = torch.Generator().manual_seed(0)
     theta = augment.random_affine(64, rotate=True, scale_jitter=1.0, crop_jitter=False,

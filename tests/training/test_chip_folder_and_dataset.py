@@ -18,6 +18,7 @@ from geogan.chips.export import export_chips
 from geogan.chips.options import ExportOptions
 from geogan.errors import ChipFolderError
 from geogan.nn.normalization import BandNormalization
+from geogan.training import dataset as dataset_module
 from geogan.training.chip_folder import ChipFolder, open_chip_folder, read_chip
 from geogan.training.dataset import ChipDataset, KeySampler, dihedral, epoch_keys, val_keys
 from tests.helpers import smooth_field, write_raster
@@ -392,3 +393,50 @@ def test_dataset_refuses_wrong_split_or_band_count(paired):
         ChipDataset(folder, "test", norm_a, norm_b)
     with pytest.raises(ValueError, match="domain b has 3 band"):
         ChipDataset(folder, "train", norm_a, norm_a)
+
+
+def test_kept_chips_are_read_once_and_give_the_same_samples(paired, monkeypatch):
+    folder = open_chip_folder(paired)
+    norms = uint8_identity_norms(folder)
+    keys = [(i, i, t) for t in (0, 5) for i in range(len(folder.train["a"]))]
+    expected = [ChipDataset(folder, "train", *norms)[key] for key in keys]
+    reads = count_reads(monkeypatch)
+    kept = ChipDataset(folder, "train", *norms, cache_bytes=2**30)
+    for key, sample in zip(keys, expected, strict=True):
+        got = kept[key]
+        for name in sample:
+            assert torch.equal(got[name], sample[name])
+    # Each chip of either domain was read from its file once, then from memory.
+    assert sorted(reads) == sorted({*reads}) and len(reads) == 2 * len(folder.train["a"])
+
+
+def test_chips_beyond_the_cache_budget_are_read_each_time(paired, monkeypatch):
+    folder = open_chip_folder(paired)
+    reads = count_reads(monkeypatch)
+    one_chip = 3 * 64 * 64 + 64 * 64  # uint8 pixels and a boolean mask
+    dataset = ChipDataset(folder, "train", *uint8_identity_norms(folder), cache_bytes=one_chip)
+    for _ in range(3):
+        dataset[(0, 0, 0)]
+        dataset[(1, 1, 0)]
+    # The first chip read (a of pair 0) fills the budget; everything else is re-read.
+    assert reads.count(str(folder.train["a"][0])) == 1
+    assert reads.count(str(folder.train["b"][0])) == 3
+    assert reads.count(str(folder.train["a"][1])) == 3
+    no_cache = ChipDataset(folder, "train", *uint8_identity_norms(folder))
+    reads.clear()
+    no_cache[(0, 0, 0)]
+    no_cache[(0, 0, 0)]
+    assert len(reads) == 4
+
+
+def count_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The paths the dataset reads from disk from now on, in order."""
+    reads: list[str] = []
+    real_read = dataset_module.read_chip
+
+    def counting_read(path):
+        reads.append(str(path))
+        return real_read(path)
+
+    monkeypatch.setattr(dataset_module, "read_chip", counting_read)
+    return reads
