@@ -109,7 +109,8 @@ LOSS_SYNC_STEPS = 10
 """Losses are copied to the host (a synchronisation) once per this many steps."""
 CHIP_CACHE_BYTES = 512 * 2**20
 """Chips a training keeps in memory after their first read, shared among the loader's
-worker processes (each keeps its part): 1300 pairs of 256² RGB uint8 chips."""
+worker processes (each keeps its part): 1024 pairs of 256² RGB uint8 chips with their
+validity masks."""
 
 
 
