@@ -81,7 +81,7 @@ from .options import ProgressBar, overwrite_opt, seed_opt
               help="auto: when the target chips are a flat-colour map, learn its palette and "
                    "train a class head (map colours, class rasters); off: image only.")
 @click.option("--lambda-ce", type=click.FloatRange(min=0), default=None,
-              help="Weight of the class head's cross-entropy [default: 30 faithful, 1].")
+              help="Weight of the class head's cross-entropy [default: 60 faithful, 1].")
 @click.option("--class-balance", type=click.FloatRange(0, 1), default=None, metavar="P",
               help="Weight each class's cross-entropy by its pixel share to the power -P, so "
                    "rare classes (thin roads, ponds) are drawn [default: 0.25 faithful, 0].")

@@ -90,8 +90,8 @@ DEFAULT_STEPS: dict[str, int] = {"sat-map": 2500, "dsm-imagery": 5000, "sar-opti
 """Training steps per kind, about three minutes of training on two idle CPU cores (a step
 at 256 px took 0.081 s there, at 128 px 0.033–0.035 s), so that the whole demo stays under
 five minutes on a host a third slower too. At 2500 steps the sat-map model draws woods,
-water, streets, buildings and the orange major road in the map's colours (98.4 % of the
-held-out pixels in the right class; 98.6 % at 3000 steps, which took 266 s instead of 207).
+water, streets, buildings and the orange major road in the map's colours (98.6 % of the
+held-out pixels in the right class; 207–230 s in all, on two different days).
 The 128 px kinds get more steps for about the same time, which their photo-like targets
 need for roads and water to show."""
 

@@ -351,7 +351,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # get the paper's settings under this name (see PIX2PIX_ONLY_PRESETS).
     "faithful": {"ngf": 64, "ndf": 64, "epochs": 200, "batch_size": 4, "lr": 5e-4,
                  "unet_levels": 6, "upsample": "resize", "classes": "auto", "rotate": True,
-                 "scale_jitter": 1.25, "photometric": 0.2, "lambda_ce": 30.0, "class_balance": 0.25,
+                 "scale_jitter": 1.25, "photometric": 0.2, "lambda_ce": 60.0, "class_balance": 0.25,
                  "diffaugment": True, "ema": 0.999},
     # Isola et al. 2017 and Zhu et al. 2017, at 256 x 256.
     "paper": {"ngf": 64, "ndf": 64, "epochs": 200},
