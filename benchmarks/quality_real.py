@@ -146,13 +146,16 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "faithful/crop-jitter": ("faithful", {"crop_jitter": True, "lambda_ce": 30.0}, {}),
     "faithful/ce-60": ("faithful", {"lambda_ce": 60.0}, {}),
     "faithful/ce-30": ("faithful", {"lambda_ce": 30.0}, {}),
+    # Stop 31: does the trend go on past 60?
+    "faithful/ce-120": ("faithful", {"lambda_ce": 120.0}, {}),
     # Seeds beyond 0: single runs move by about 0.02 mIoU.
     **{f"{name}/seed-{seed}": (preset, {**overrides, "seed": seed}, {})
        for seed in (1, 2) for name, preset, overrides in (
            ("paper", "paper", {}), ("faithful", "faithful", {}),
            ("faithful/levels-7", "faithful", {"unet_levels": 7}),
            ("faithful/lovasz-30", "faithful", {"lambda_lovasz": 30.0}),
-           ("faithful/ce-60", "faithful", {"lambda_ce": 60.0}))},
+           ("faithful/ce-60", "faithful", {"lambda_ce": 60.0}),
+           ("faithful/ce-120", "faithful", {"lambda_ce": 120.0}))},
     "paper+resize": ("paper", {"upsample": "resize"}, {}),
     "paper+rotate-scale": ("paper", {"rotate": True, "scale_jitter": 1.25}, {}),
     "paper+crop-jitter": ("paper", {"crop_jitter": True}, {}),
