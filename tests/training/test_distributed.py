@@ -39,7 +39,10 @@ def torchrun(*args: str | Path, cwd: Path, **popen: Any) -> Any:
     """``torchrun --standalone --nproc-per-node 2`` with this interpreter."""
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                "--nproc-per-node", "2", *map(str, args)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    # PYTHONFAULTHANDLER: a rank that dies by a signal (one once aborted in CI with
+    # "terminate called without an active exception") leaves its Python stack behind.
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1",
+           "PYTHONFAULTHANDLER": "1"}
     if popen:
         return subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True, **popen)
