@@ -14,6 +14,7 @@ from geogan.nn.networks import (
     DISCRIMINATORS,
     GENERATORS,
     PatchDiscriminator,
+    ResizeConv2d,
     ResnetGenerator,
     UNetGenerator,
     build_discriminator,
@@ -312,3 +313,59 @@ def _unsquashed(net: UNetGenerator, x: Tensor) -> Tensor:
         return net(x)
     finally:
         net.classes = classes
+
+
+# --- resize convolution ---------------------------------------------------------------
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_resize_convolution_is_a_resize_then_the_3x3_convolution(bias: bool,
+                                                                 channels_last: bool) -> None:
+    """The folded transposed convolution gives the pair's outputs and gradients, to
+    float64 rounding, on sides that are odd and unequal (every border case)."""
+    layer = ResizeConv2d(5, 4, 3, padding=1, bias=bias).double()
+    if bias:
+        nn.init.normal_(layer.bias)
+    pair = layer.as_pair()
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    x = torch.randn(2, 5, 7, 11, dtype=torch.float64).contiguous(memory_format=layout)
+    grad_out = torch.randn(2, 4, 14, 22, dtype=torch.float64)
+    results = []
+    for net in (layer, pair):
+        given = x.clone().requires_grad_()
+        out = net(given)
+        out.backward(grad_out)
+        params = [p.grad for p in net.parameters()]
+        results.append((out, given.grad, params))
+    (out, grad_x, grads), (ref_out, ref_grad_x, ref_grads) = results
+    assert out.shape == (2, 4, 14, 22)
+    torch.testing.assert_close(out, ref_out, rtol=0, atol=1e-12)
+    torch.testing.assert_close(grad_x, ref_grad_x, rtol=0, atol=1e-12)
+    assert len(grads) == len(ref_grads) == (2 if bias else 1)
+    for grad, ref_grad in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(grad, ref_grad, rtol=0, atol=1e-10)
+
+
+def test_resize_unet_keeps_the_parameter_names_and_outputs_of_the_direct_pair() -> None:
+    """Model files of resize U-Nets written when the resize was its own layer load
+    as they are, and translate the same up to float rounding."""
+    net = build_generator(tiny(upsample="resize", unet_levels=5, ngf=8)).eval()
+    direct = build_generator(tiny(upsample="resize", unet_levels=5, ngf=8)).eval()
+    for block in direct.decoder:  # back to the layout before: (Upsample, Conv2d)
+        for i, layer in enumerate(block):
+            if isinstance(layer, ResizeConv2d):
+                block[i - 1], block[i] = layer.as_pair()
+    # The names those files hold: the convolution at 2, its norm at 3.
+    assert not any(isinstance(m, ResizeConv2d) for m in direct.modules())
+    shapes = {name: tuple(v.shape) for name, v in direct.state_dict().items()}
+    assert shapes == {name: tuple(v.shape) for name, v in net.state_dict().items()}
+    assert shapes["decoder.1.2.weight"] == (8, 32, 3, 3)
+    net.load_state_dict(direct.state_dict(), strict=True)
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        torch.testing.assert_close(net(x), direct(x), rtol=0, atol=1e-5)
+
+
+def test_resize_convolution_refuses_other_kernels() -> None:
+    with pytest.raises(ValueError, match="3 x 3"):
+        ResizeConv2d(4, 4, 5, padding=2)
