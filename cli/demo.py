@@ -23,8 +23,8 @@ if TYPE_CHECKING:  # geogan.api.demo imports torch: at run time only inside the 
 @click.option("--kind", type=click.Choice(KINDS), default=KINDS[0], show_default=True,
               help="Sample pair: satellite → map, DSM → orthophoto or SAR → optical.")
 @click.option("--steps", type=click.IntRange(min=1), default=None,
-              help="Training steps [default: 2500 for sat-map, 5000 for the others; "
-                   "about three minutes each on 2 CPU cores].")
+              help="Training steps [default: 1000 for sat-map, 2000 for the others; "
+                   "under five minutes each on 2 CPU cores].")
 @click.option("--device", default="auto", show_default=True, metavar="auto|cpu|cuda",
               help="Where to train and translate.")
 @overwrite_opt

@@ -86,14 +86,15 @@ TILE_SIZES: dict[str, int] = {"sat-map": 256, "dsm-imagery": 128, "sar-optical":
 256-pixel tiles their training area (512 x 384) would hold only 3 x 2 chip positions at
 stride 128, too few to fill a validation split."""
 
-DEFAULT_STEPS: dict[str, int] = {"sat-map": 2500, "dsm-imagery": 5000, "sar-optical": 5000}
-"""Training steps per kind, about three minutes of training on two idle CPU cores (a step
-at 256 px took 0.081 s there, at 128 px 0.033–0.035 s), so that the whole demo stays under
-five minutes on a host a third slower too. At 2500 steps the sat-map model draws woods,
-water, streets, buildings and the orange major road in the map's colours (98.6 % of the
-held-out pixels in the right class; 207–230 s in all, on two different days).
-The 128 px kinds get more steps for about the same time, which their photo-like targets
-need for roads and water to show."""
+DEFAULT_STEPS: dict[str, int] = {"sat-map": 1000, "dsm-imagery": 2000, "sar-optical": 2000}
+"""Training steps per kind, sized for the slowest host the demo promises five minutes
+on: two CPU cores without native bf16, where training runs in float32. There a step
+took 0.24–0.26 s at 256 px and 0.10 s at 128 px (2026-12-01), so each kind trains in
+about 3.5–4.5 minutes (a step with native bf16 took 0.081 s at 256 px). At 1000 steps the
+sat-map model draws woods, water, streets, buildings and the orange major road in the
+map's colours (97.8 % of the held-out pixels in the right class; 2500 steps give
+98.6 %). The 128 px kinds get twice the steps for about the same time, which their
+photo-like targets need for roofs and woods to show."""
 
 DEMO_PRESET = "faithful"
 DEMO_WIDTHS = {"ngf": 16, "ndf": 16, "batch_size": 1}
