@@ -275,9 +275,10 @@ class ResizeConv2d(nn.Conv2d):
     that are sums of the 3 x 3 kernel's: the pair is exactly a 4 x 4 transposed
     convolution of stride 2 whose kernel is the 3 x 3 one folded (convolved with a 2 x 2
     box). That is what runs: 16 multiply-adds per input pixel and channel pair instead of
-    the 36 of convolving the resized image, and no resized image in memory (2–4 times
-    faster forward and backward on a CPU). The parameters are the 3 x 3 kernel's, so
-    training, model files and results are those of the pair, up to rounding.
+    the 36 of convolving the resized image, and no resized image in memory (forward and
+    backward 1.4–4 times as fast per layer on a CPU; ``benchmarks/upsampling.py``). The
+    parameters are the 3 x 3 kernel's, so training, model files and results are those
+    of the pair, up to rounding.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3,
