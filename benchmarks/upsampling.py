@@ -2,7 +2,7 @@
 direct resize then 3 x 3 convolution, measured in the same run.
 
 The ``faithful`` U-Net doubles its size in every decoder level with a nearest-neighbour
-resize then a 3 x 3 convolution. :class:`geogan.nn.networks.ResizeConv2d` computes the
+resize then a 3 x 3 convolution. :class:`geogan.nn.resize_conv.ResizeConv2d` computes the
 pair as the equal 4 x 4 transposed convolution of stride 2. For the ``faithful``
 generator at the demo's width (ngf 16, batch 1) and at the recipe's (ngf 64, batch 4),
 channels-last as training runs it, this times a training pass (forward and backward)
@@ -27,7 +27,8 @@ from torch import nn
 
 from geogan.nn.config import Architecture
 from geogan.nn.devices import cpu_has_native_bf16
-from geogan.nn.networks import ResizeConv2d, build_generator
+from geogan.nn.networks import build_generator
+from geogan.nn.resize_conv import ResizeConv2d
 
 PALETTE = tuple((i, i, i) for i in range(7))  # a class head of 7 classes, as on the maps
 

@@ -14,7 +14,6 @@ from geogan.nn.networks import (
     DISCRIMINATORS,
     GENERATORS,
     PatchDiscriminator,
-    ResizeConv2d,
     ResnetGenerator,
     UNetGenerator,
     build_discriminator,
@@ -24,6 +23,7 @@ from geogan.nn.networks import (
     norm_layer,
     set_dropout,
 )
+from geogan.nn.resize_conv import ResizeConv2d
 
 BAND_PAIRS = [(1, 3), (2, 4), (4, 3), (3, 3)]
 
