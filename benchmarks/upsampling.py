@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import copy
 import statistics
 import time
 from collections.abc import Callable
@@ -28,7 +27,7 @@ from torch import nn
 from geogan.nn.config import Architecture
 from geogan.nn.devices import cpu_has_native_bf16
 from geogan.nn.networks import build_generator
-from geogan.nn.resize_conv import ResizeConv2d
+from geogan.nn.resize_conv import direct_resize
 
 PALETTE = tuple((i, i, i) for i in range(7))  # a class head of 7 classes, as on the maps
 
@@ -39,11 +38,7 @@ def generators(ngf: int) -> tuple[nn.Module, nn.Module]:
                         generator="unet", ngf=ngf, ndf=ngf, unet_levels=6,
                         upsample="resize", palette=PALETTE)
     folded = build_generator(arch)
-    direct = copy.deepcopy(folded)
-    for block in direct.decoder:
-        for i, layer in enumerate(block):
-            if isinstance(layer, ResizeConv2d):
-                block[i - 1], block[i] = layer.as_pair()
+    direct = direct_resize(folded)
     layout = torch.channels_last
     return folded.to(memory_format=layout), direct.to(memory_format=layout)
 

@@ -10,6 +10,9 @@ a folded kernel, which costs 16 multiply-adds per input pixel and channel pair i
 
 from __future__ import annotations
 
+import copy
+
+import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
@@ -32,20 +35,44 @@ class ResizeConv2d(nn.Conv2d):
         if kernel_size != 3 or padding != 1:
             raise ValueError("a resize convolution is 3 x 3 with padding 1")
         super().__init__(in_channels, out_channels, kernel_size, padding=padding, bias=bias)
+        self._folded: tuple[tuple[object, ...], Tensor] | None = None
 
     def forward(self, x: Tensor) -> Tensor:
         """(N, C_in, H, W) -> (N, C_out, 2 H, 2 W)."""
-        return F.conv_transpose2d(x, folded_resize_kernel(self.weight), self.bias,
-                                  stride=2, padding=1)
+        return F.conv_transpose2d(x, self._kernel(), self.bias, stride=2, padding=1)
 
-    def as_pair(self) -> nn.Sequential:
-        """The same layer computed the direct way, a resize then a 3 x 3 convolution with
-        these weights (a copy): the reference that checks and benchmarks compare with."""
-        conv = nn.Conv2d(self.in_channels, self.out_channels, 3, padding=1,
-                         bias=self.bias is not None)
-        conv.to(device=self.weight.device, dtype=self.weight.dtype)
-        conv.load_state_dict(self.state_dict())
-        return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), conv)
+    def _kernel(self) -> Tensor:
+        """The folded kernel. Without gradients (translation) it is folded once per
+        version of the weights, not for every batch: folding every level took 140 ms
+        at the recipe's widths (ngf 64) and 8 ms at the demo's, a batch's forward a few
+        tenths of a second. A weight changed in place (an optimiser step, a loaded state)
+        has a new version; one moved or cast has new storage."""
+        weight = self.weight
+        if torch.is_grad_enabled() and weight.requires_grad:
+            return folded_resize_kernel(weight)
+        key = (weight.data_ptr(), weight._version, weight.dtype, weight.device)
+        if self._folded is None or self._folded[0] != key:
+            self._folded = (key, folded_resize_kernel(weight.detach()))
+        return self._folded[1]
+
+
+def direct_resize(module: nn.Module) -> nn.Module:
+    """A copy of ``module`` whose resize convolutions are computed the direct way again,
+    a resize then a 3 x 3 convolution with the same weights, in the layers' places before
+    :class:`ResizeConv2d` (the identity before each): the reference that checks and
+    benchmarks compare with."""
+    direct = copy.deepcopy(module)
+    for block in direct.modules():
+        if not isinstance(block, nn.Sequential):
+            continue
+        for i, layer in enumerate(block):
+            if isinstance(layer, ResizeConv2d) and i > 0 and isinstance(block[i - 1], nn.Identity):
+                conv = nn.Conv2d(layer.in_channels, layer.out_channels, 3, padding=1,
+                                 bias=layer.bias is not None)
+                conv.to(device=layer.weight.device, dtype=layer.weight.dtype)
+                conv.load_state_dict(layer.state_dict())
+                block[i - 1], block[i] = nn.Upsample(scale_factor=2, mode="nearest"), conv
+    return direct
 
 
 def folded_resize_kernel(weight: Tensor) -> Tensor:

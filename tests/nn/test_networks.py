@@ -23,7 +23,7 @@ from geogan.nn.networks import (
     norm_layer,
     set_dropout,
 )
-from geogan.nn.resize_conv import ResizeConv2d
+from geogan.nn.resize_conv import ResizeConv2d, direct_resize
 
 BAND_PAIRS = [(1, 3), (2, 4), (4, 3), (3, 3)]
 
@@ -326,7 +326,7 @@ def test_resize_convolution_is_a_resize_then_the_3x3_convolution(bias: bool,
     layer = ResizeConv2d(5, 4, 3, padding=1, bias=bias).double()
     if bias:
         nn.init.normal_(layer.bias)
-    pair = layer.as_pair()
+    pair = direct_resize(nn.Sequential(nn.Identity(), layer))
     layout = torch.channels_last if channels_last else torch.contiguous_format
     x = torch.randn(2, 5, 7, 11, dtype=torch.float64).contiguous(memory_format=layout)
     grad_out = torch.randn(2, 4, 14, 22, dtype=torch.float64)
@@ -350,11 +350,7 @@ def test_resize_unet_keeps_the_parameter_names_and_outputs_of_the_direct_pair() 
     """Model files of resize U-Nets written when the resize was its own layer load
     as they are, and translate the same up to float rounding."""
     net = build_generator(tiny(upsample="resize", unet_levels=5, ngf=8)).eval()
-    direct = build_generator(tiny(upsample="resize", unet_levels=5, ngf=8)).eval()
-    for block in direct.decoder:  # back to the layout before: (Upsample, Conv2d)
-        for i, layer in enumerate(block):
-            if isinstance(layer, ResizeConv2d):
-                block[i - 1], block[i] = layer.as_pair()
+    direct = direct_resize(net)  # the layout before: (Upsample, Conv2d)
     # The names those files hold: the convolution at 2, its norm at 3.
     assert not any(isinstance(m, ResizeConv2d) for m in direct.modules())
     shapes = {name: tuple(v.shape) for name, v in direct.state_dict().items()}
@@ -369,3 +365,22 @@ def test_resize_unet_keeps_the_parameter_names_and_outputs_of_the_direct_pair() 
 def test_resize_convolution_refuses_other_kernels() -> None:
     with pytest.raises(ValueError, match="3 x 3"):
         ResizeConv2d(4, 4, 5, padding=2)
+
+
+def test_resize_convolution_folds_once_per_weight_version_without_gradients() -> None:
+    """Translation reuses the folded kernel until the weights change (in place, as an
+    optimiser step or a loaded state does) and then folds them again."""
+    layer = ResizeConv2d(3, 2, 3, padding=1).double()
+    x = torch.randn(1, 3, 5, 6, dtype=torch.float64)
+    reference = direct_resize(nn.Sequential(nn.Identity(), layer))
+    with torch.no_grad():
+        first = layer(x)
+        kernel = layer._kernel()
+        assert layer._kernel() is kernel
+        torch.testing.assert_close(first, reference(x), rtol=0, atol=1e-12)
+        layer.weight.mul_(2)
+        assert layer._kernel() is not kernel
+        torch.testing.assert_close(layer(x) - layer.bias.view(1, -1, 1, 1),
+                                   2 * (first - layer.bias.view(1, -1, 1, 1)),
+                                   rtol=0, atol=1e-12)
+    assert layer(x).requires_grad  # with gradients the kernel is folded in the graph
