@@ -408,6 +408,9 @@ def _cutting_pool(options: ExportOptions, windows: int) -> Iterator[_Workers | N
             return
     try:
         yield workers
+        _join(starting)
+        if workers.error is not None:  # met after the last run asked
+            raise workers.error
     except BaseException as error:
         _join(starting)
         pool.shutdown(wait=True, cancel_futures=True)
@@ -416,7 +419,6 @@ def _cutting_pool(options: ExportOptions, windows: int) -> Iterator[_Workers | N
                               "or out of memory; or a script calls the export outside "
                               "`if __name__ == \"__main__\":`)") from None
         raise
-    _join(starting)
     pool.shutdown(wait=True)
 
 

@@ -254,9 +254,14 @@ def test_a_worker_that_dies_is_an_error_that_keeps_the_stage(tmp_path, pair, mon
     assert (tmp_path / ".chips.partial" / ".geogan-export.json").exists()
 
 
-def test_an_export_whose_workers_cannot_start_cuts_the_chips_itself(tmp_path, pair, monkeypatch):
+@pytest.mark.parametrize("workers", [2, 0], ids=["two workers", "default: started beside"])
+def test_an_export_whose_workers_cannot_start_cuts_the_chips_itself(tmp_path, pair, monkeypatch,
+                                                                    workers):
+    """Whether the export waits for its workers (a number given) or starts them in a
+    thread while it cuts windows itself (the default), processes that cannot start leave
+    every window to this process: the same files."""
     a, b = pair
-    options = ExportOptions(tile_size=64, stride=48, val_fraction=0.2, seed=3, workers=2)
+    options = ExportOptions(tile_size=64, stride=48, val_fraction=0.2, seed=3, workers=workers)
     export_chips(a, b, tmp_path / "one", ExportOptions(**{**options.__dict__, "workers": 1}))
 
     class NoProcesses(export_module.ProcessPoolExecutor):
@@ -264,5 +269,25 @@ def test_an_export_whose_workers_cannot_start_cuts_the_chips_itself(tmp_path, pa
             raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(export_module, "ProcessPoolExecutor", NoProcesses)
+    monkeypatch.setattr(export_module, "POOL_MIN_WINDOWS", 1)
+    monkeypatch.setattr(export_module, "MAX_WORKERS", 2)
     export_chips(a, b, tmp_path / "here", options)
     assert snapshot(tmp_path / "here") == snapshot(tmp_path / "one")
+
+
+def test_an_unexpected_error_starting_the_workers_beside_is_raised(tmp_path, pair, monkeypatch):
+    """An error other than "cannot start a process" in the starting thread is not lost:
+    the export raises it, and keeps nothing it might not trust."""
+    a, b = pair
+
+    class Broken(export_module.ProcessPoolExecutor):
+        def submit(self, *args, **kwargs):
+            raise RuntimeError("broken start")
+
+    monkeypatch.setattr(export_module, "ProcessPoolExecutor", Broken)
+    monkeypatch.setattr(export_module, "POOL_MIN_WINDOWS", 1)
+    monkeypatch.setattr(export_module, "MAX_WORKERS", 2)
+    monkeypatch.setattr(export_module, "RUN_WINDOWS", 1)  # many runs: one meets the error
+    with pytest.raises(RuntimeError, match="broken start"):
+        export_chips(a, b, tmp_path / "chips", ExportOptions(tile_size=64, stride=16))
+    assert not (tmp_path / ".chips.partial").exists()

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from geogan.chips.registration import Shift, estimate_shift
+from geogan.chips.registration import Shift, _block_mean, estimate_shift
 
 SIZE = 256
 FINE = 4  # fine pixels per chip pixel
@@ -195,3 +195,37 @@ def test_block_averaged_estimate_keeps_the_shift() -> None:
     assert found.peak > 0.1
     with pytest.raises(ValueError, match="scale"):
         estimate_shift(a, b, scale=0)
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int8", "uint16", "int16", "bool", "int32",
+                                   "float32"])
+@pytest.mark.parametrize("scale", [2, 3, 16])
+def test_block_means_are_the_floats_of_summing_strided_slices(dtype, scale):
+    """Integer block sums (rows first) give exactly the float32 means that summing the
+    strided slices in float32 gives, so the shifts in the index do not change."""
+    rng = np.random.default_rng(scale)
+    shape = (3, 70, 53)
+    if dtype == "bool":
+        image = rng.integers(0, 2, shape).astype(bool)
+    elif dtype == "float32":
+        image = rng.normal(0, 1e3, shape).astype(np.float32)
+    else:
+        info = np.iinfo(dtype)
+        image = rng.integers(info.min, info.max, shape, endpoint=True, dtype=dtype)
+    h, w = shape[1] // scale, shape[2] // scale
+    expected = np.zeros((shape[0], h, w), np.float32)
+    for i in range(scale):
+        for j in range(scale):
+            expected += image[:, i : h * scale : scale, j : w * scale : scale]
+    expected *= np.float32(1 / scale**2)
+    got = _block_mean(image, scale)
+    assert got.dtype == np.float32
+    assert np.array_equal(got.view(np.uint32), expected.view(np.uint32))
+
+
+def test_tiny_chips_with_a_mask_have_no_measurable_shift():
+    valid = np.ones((3, 4), dtype=bool)
+    valid[0, 0] = False
+    rng = np.random.default_rng(0)
+    shift = estimate_shift(rng.random((1, 3, 4)), rng.random((1, 3, 4)), valid)
+    assert shift == Shift(0.0, 0.0, peak=0.0)
