@@ -358,7 +358,7 @@ class _Workers:
     wait: bool  # False: cut windows in this process until one worker runs
     started: list[Future[None]] = field(default_factory=list)  # one call per worker
     failed: bool = False  # no process could start: every window is cut here
-    error: BaseException | None = None  # what else stopped the start, for this thread
+    error: BaseException | None = None  # any other failure to start, raised by ready()
 
     def start(self) -> None:
         """Start the worker processes. In a thread of its own when not ``wait``: the
@@ -368,7 +368,7 @@ class _Workers:
             self.started = [self.pool.submit(worker_started) for _ in range(self.count)]
         except OSError:  # no process can start here (e.g. no folder for the server's socket)
             self.failed = True
-        except BaseException as error:  # raised by ready(), in the exporting thread
+        except BaseException as error:  # for the exporting thread to raise
             self.error = error
             self.failed = True
 

@@ -180,7 +180,7 @@ def _block_mean(image: NDArray[Any], scale: int) -> NDArray[np.float32]:
     exact = _exact_integer_sum(image.dtype, scale)
     if exact is not None:
         # Integer sums are exact in any order, and exact in float32: rows first, whole
-        # rows at a time, then columns, is twice as fast and gives the same floats.
+        # rows at a time, then columns, is almost twice as fast and gives the same floats.
         rows = image[:, : h * scale, : w * scale].reshape(image.shape[0], h, scale, w * scale)
         sums = rows[:, :, 0].astype(exact)
         for i in range(1, scale):

@@ -42,6 +42,10 @@ SUPPORTED_DTYPES = frozenset(
 #: in a sample of its pixels, is treated as categorical (nearest-neighbour resampling).
 CATEGORICAL_MAX_VALUES = 32
 
+#: Samples that decide :func:`is_categorical` for a continuous raster, as the first ones
+#: of its decimated sample in row order.
+_EARLY_SAMPLES = 4096
+
 Dataset = DatasetReader | WarpedVRT
 
 
@@ -198,11 +202,6 @@ def is_categorical(dataset: Any) -> bool:
         return False
     sample = dataset.read(out_shape=shape, resampling=nearest)
     return bool(np.unique(_colour_keys(sample)).size <= CATEGORICAL_MAX_VALUES)
-
-
-#: Samples that decide :func:`is_categorical` for a continuous raster, as the first ones
-#: of its decimated sample in row order.
-_EARLY_SAMPLES = 4096
 
 
 def _nearest_rows(height: int, rows: int) -> NDArray[np.int64]:
