@@ -76,3 +76,22 @@ def test_a_map_and_a_map_with_a_varied_tail_read_the_whole_sample(tmp_path, rng)
     varied[:, 450:] = rng.integers(0, 256, (3, 450, 800), dtype=np.uint8)
     categorical, windows = decide(write(tmp_path / "varied.tif", varied))
     assert not categorical and windows[-1] is None
+
+
+@pytest.mark.parametrize("levels", [None, [2, 4], [3]], ids=["no overviews", "2, 4", "3"])
+def test_the_first_sample_rows_are_those_of_the_whole_sample(tmp_path, rng, levels):
+    """Read one by one (as :func:`is_categorical` reads a photo's first rows), the sample
+    rows are those of the whole decimated read, also where GDAL takes them from
+    overviews."""
+    data = rng.integers(0, 256, (1, 1100, 1000), dtype=np.uint8)
+    path = write(tmp_path / "photo.tif", data, tiled=True)
+    if levels:
+        with rasterio.open(path, "r+") as dataset:
+            dataset.build_overviews(levels, Resampling.average)
+    with rasterio.open(path) as dataset:
+        rows, columns = 1100 // 3, 1000 // 3
+        whole = dataset.read(out_shape=(1, rows, columns), resampling=Resampling.nearest)
+        for position, row in enumerate(_nearest_rows(1100, rows)[:12]):
+            one = dataset.read(window=rasterio.windows.Window(0, int(row), 1000, 1),
+                               out_shape=(1, 1, columns), resampling=Resampling.nearest)
+            assert np.array_equal(one[0, 0], whole[0, position])
