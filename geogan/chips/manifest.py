@@ -213,6 +213,7 @@ def index(pairs: list[PlannedPair]) -> dict[str, Any]:
     for pair in pairs:
         for plan, result in zip(pair.plans, pair.results, strict=True):
             domain = plan.layers[0].role if len(plan.layers) == 1 else "ab"
+            same_crs = CRS.from_user_input(plan.crs) == CRS.from_user_input(crs)
             for chip in result.chips:
                 stem = Path(chip.name).stem
                 properties: dict[str, Any] = {
@@ -230,11 +231,21 @@ def index(pairs: list[PlannedPair]) -> dict[str, Any]:
                     properties.update(shift_x=round(chip.shift[0], 3),
                                       shift_y=round(chip.shift[1], 3),
                                       shift_peak=round(chip.shift[2], 4))
-                outline = reproject_geometry(box(*chip.bounds), plan.crs, crs)
-                features.append({"type": "Feature", "geometry": mapping(outline),
+                geometry = (box_geometry(chip.bounds) if same_crs else
+                            mapping(reproject_geometry(box(*chip.bounds), plan.crs, crs)))
+                features.append({"type": "Feature", "geometry": geometry,
                                  "properties": properties})
     document: dict[str, Any] = {"type": "FeatureCollection", "features": features}
     epsg = crs.to_epsg()
     if epsg and not several:
         document["crs"] = {"type": "name", "properties": {"name": f"urn:ogc:def:crs:EPSG::{epsg}"}}
     return document
+
+
+def box_geometry(bounds: tuple[float, float, float, float]) -> dict[str, Any]:
+    """GeoJSON of a chip's rectangle, exactly as ``mapping(box(*bounds))`` (the same
+    ring, in shapely's order), without shapely's 80 µs a chip: the index of thousands of
+    chips is written by this process alone, after the workers are done."""
+    minx, miny, maxx, maxy = bounds
+    ring = ((maxx, miny), (maxx, maxy), (minx, maxy), (minx, miny), (maxx, miny))
+    return {"type": "Polygon", "coordinates": (ring,)}
