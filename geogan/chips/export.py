@@ -357,7 +357,7 @@ class _Workers:
     count: int
     wait: bool  # False: cut windows in this process until one worker runs
     started: list[Future[None]] = field(default_factory=list)  # one call per worker
-    failed: bool = False  # no process could start: every window is cut here
+    no_processes: bool = False  # none can start here: every window is cut in this one
     error: BaseException | None = None  # any other failure to start, raised by ready()
 
     def start(self) -> None:
@@ -366,17 +366,16 @@ class _Workers:
         this process cuts windows instead of waiting."""
         try:
             self.started = [self.pool.submit(worker_started) for _ in range(self.count)]
-        except OSError:  # no process can start here (e.g. no folder for the server's socket)
-            self.failed = True
+        except OSError:  # e.g. no folder for the fork server's socket
+            self.no_processes = True
         except BaseException as error:  # for the exporting thread to raise
             self.error = error
-            self.failed = True
 
     def ready(self) -> bool:
         """Whether runs should go to the workers now."""
         if self.error is not None:
             raise self.error
-        if self.failed:
+        if self.no_processes:
             return False
         return self.wait or any(call.done() for call in self.started)
 
@@ -395,24 +394,28 @@ def _cutting_pool(options: ExportOptions, windows: int) -> Iterator[_Workers | N
         return
     pool = ProcessPoolExecutor(count, mp_context=_worker_context(), initializer=start_worker)
     workers = _Workers(pool, count, wait=options.workers != 0)
-    starting = threading.Thread(target=workers.start, name="geogan-export-start", daemon=True)
-    if not workers.wait:
-        starting.start()
-    else:
+    starting = None
+    if workers.wait:
         workers.start()  # here: every run waits for the workers anyway
-        if workers.failed:
+        if workers.error is not None or workers.no_processes:
             pool.shutdown(wait=False, cancel_futures=True)
             if workers.error is not None:
                 raise workers.error
             yield None  # the same chips, cut in this process
             return
+    else:
+        starting = threading.Thread(target=workers.start, name="geogan-export-start",
+                                    daemon=True)
+        starting.start()
     try:
         yield workers
-        _join(starting)
+        if starting is not None:
+            starting.join()
         if workers.error is not None:  # met after the last run asked
             raise workers.error
     except BaseException as error:
-        _join(starting)
+        if starting is not None:
+            starting.join()
         pool.shutdown(wait=True, cancel_futures=True)
         if isinstance(error, BrokenProcessPool):
             raise WorkerError("a worker process of the export stopped unexpectedly (killed "
@@ -420,12 +423,6 @@ def _cutting_pool(options: ExportOptions, windows: int) -> Iterator[_Workers | N
                               "`if __name__ == \"__main__\":`)") from None
         raise
     pool.shutdown(wait=True)
-
-
-def _join(thread: threading.Thread) -> None:
-    """Wait for ``thread`` if it was started."""
-    if thread.ident is not None:
-        thread.join()
 
 
 def _worker_context() -> BaseContext:

@@ -46,9 +46,11 @@ class ResizeConv2d(nn.Conv2d):
         version of the weights, not for every batch: folding every level took 140 ms
         at the recipe's widths (ngf 64) and 8 ms at the demo's, a batch's forward a few
         tenths of a second. A weight changed in place (an optimiser step, a loaded state)
-        has a new version; one moved or cast has new storage."""
+        has a new version; one moved or cast has new storage. With gradients on it is
+        folded anew, frozen weights too: a kernel kept from an inference-mode pass cannot
+        be saved for a backward pass."""
         weight = self.weight
-        if torch.is_grad_enabled() and weight.requires_grad:
+        if torch.is_grad_enabled():
             return folded_resize_kernel(weight)
         key = (weight.data_ptr(), weight._version, weight.dtype, weight.device)
         if self._folded is None or self._folded[0] != key:

@@ -384,3 +384,16 @@ def test_resize_convolution_folds_once_per_weight_version_without_gradients() ->
                                    2 * (first - layer.bias.view(1, -1, 1, 1)),
                                    rtol=0, atol=1e-12)
     assert layer(x).requires_grad  # with gradients the kernel is folded in the graph
+
+
+def test_frozen_resize_convolution_backpropagates_after_an_inference_pass() -> None:
+    """A frozen layer (an averaged generator, say) run with gradients after translating
+    under inference mode folds its kernel anew: a kernel kept from inference mode cannot
+    be saved for the backward pass."""
+    layer = ResizeConv2d(3, 2, 3, padding=1).requires_grad_(False)
+    x = torch.randn(1, 3, 5, 6)
+    with torch.inference_mode():
+        layer(x)
+    x.requires_grad_(True)
+    layer(x).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
