@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import pytest
@@ -92,6 +93,21 @@ def test_paper_size_unet_runs_at_64_px() -> None:
     net = build_generator(Architecture(kind="pix2pix", in_bands=3, out_bands=3, tile_size=64))
     with torch.no_grad():
         assert net(torch.randn(1, 3, 64, 64)).shape == (1, 3, 64, 64)
+
+
+def test_unet_holds_no_encoder_output_once_the_outermost_level_decodes() -> None:
+    """Each skip is let go as soon as it is joined: translation's memory at wide scenes."""
+    net = UNetGenerator(3, 3, 5, ngf=4).eval()
+    encoded: list[weakref.ref[Tensor]] = []
+    alive: list[list[bool]] = []
+    for level in net.encoder:
+        level.register_forward_hook(lambda _m, _i, out: encoded.append(weakref.ref(out)))
+    net.decoder[0].register_forward_pre_hook(
+        lambda _m, _i: alive.append([ref() is not None for ref in encoded]))
+    with torch.inference_mode():
+        out = net(torch.randn(2, 3, 64, 64))
+    assert out.shape == (2, 3, 64, 64)
+    assert alive == [[False] * 5]
 
 
 # --- parameter counts -----------------------------------------------------------------
