@@ -315,9 +315,9 @@ class Pipeline:
                     # One spread band in output units: the bands' mean std.
                     image = std[:, :translator.image_bands]  # classes have no spread
                     spread = (image * span[:, None, None]).mean(dim=1, keepdim=True)
-                    out = torch.cat([mean, spread], dim=1)  # (N, C + 1, tile, tile)
+                    out = torch.cat([mean[:, translator.drawn], spread], dim=1)  # (N, C + 1, ...)
                 else:
-                    out = translator.translate_tiles(item.tiles)  # (N, C, tile, tile)
+                    out = self._drawn(translator.translate_tiles(item.tiles))
                 self._send(out, item.windows)
             else:
                 self._put(self._to_writer, item)
@@ -359,16 +359,25 @@ class Pipeline:
         if not halves:
             self._put(self._to_writer, item)
         for future, windows in halves:
-            self._send(future.result(), windows)
+            self._send(self._drawn(future.result()), windows)
+
+    def _drawn(self, out: torch.Tensor) -> torch.Tensor:
+        """The channels of the generator's outputs (N, C, tile, tile) that the output is
+        drawn from (:attr:`Translator.drawn`): a copy of those alone when there are
+        others, so that what waits for the writer, and the writer's rows, hold nothing
+        the output does not use (a map drawn from 9 class probabilities, not 12 channels)."""
+        if self.translator.drawn_bands == out.shape[1]:
+            return out
+        return out[:, self.translator.drawn].contiguous()
 
     def _send(self, out: torch.Tensor, windows: list[tuple[int, int]]) -> None:
-        """Send the writer the generator's outputs (N, C, tile, tile) for ``windows``."""
+        """Send the writer the blended channels (N, C, tile, tile) for ``windows``."""
         self.windows_run += len(windows)
         self._put(self._to_writer, _Outputs(out.cpu().numpy(), windows))
 
     def _write(self) -> None:
         grid, tile = self.grid, self.grid.tile_size
-        channels = self.translator.blend_bands + int(self.bands_out.uncertainty)
+        channels = self.translator.drawn_bands + int(self.bands_out.uncertainty)
         block = self.output.block_shapes[0][0]
         # Rows held: a window row (it grows if ever more are needed). Rows no window
         # touches any more leave it as soon as the next window row starts, as output
@@ -482,7 +491,7 @@ class Pipeline:
         the blur returns (one piece without it): weighted sums divided by their weights,
         de-normalised, nodata where the input was invalid; ``sums`` and ``valid`` are
         changed in place."""
-        blended = self.translator.blend_bands
+        blended = self.translator.drawn_bands
         covered = weights > 0
         valid &= covered
         sums /= np.where(covered, weights, 1.0)

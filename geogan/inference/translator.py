@@ -172,9 +172,23 @@ class Translator:
 
     @property
     def blend_bands(self) -> int:
-        """Channels :meth:`translate_tiles` returns and the engine blends: the image
-        bands, then one probability per class."""
+        """Channels :meth:`translate_tiles` returns: the image bands, then one probability
+        per class."""
         return self.image_bands + self.classes
+
+    @property
+    def drawn(self) -> slice:
+        """The channels of :meth:`translate_tiles` that :attr:`output` is drawn from, the
+        only ones the engine blends: the image bands for an image, the class
+        probabilities for the other outputs."""
+        if self.output == "image":
+            return slice(0, self.image_bands)
+        return slice(self.image_bands, self.blend_bands)
+
+    @property
+    def drawn_bands(self) -> int:
+        """How many channels :attr:`drawn` holds."""
+        return self.image_bands if self.output == "image" else self.classes
 
     @property
     def output_dtype(self) -> str:
@@ -201,17 +215,16 @@ class Translator:
         return dict(zip(arch.class_names, arch.palette, strict=True)) if self.classes else {}
 
     def finish(self, blended: NDArray[np.float32]) -> NDArray[Any]:
-        """Output values from blended :meth:`translate_tiles` channels (C, ...): the
-        image head denormalised, the shaded or crisp palette colour of the most likely
-        class, or that class's index, as :attr:`output` says. The image bands of
-        ``blended`` are clipped in place (the writer's buffer: no copy per block row)."""
+        """Output values from the blended :attr:`drawn` channels (C, ...): the image head
+        denormalised, the shaded or crisp palette colour of the most likely class, or
+        that class's index, as :attr:`output` says. An image is clipped in place (the
+        writer's buffer: no copy per block row)."""
         if self.output == "image":
-            image = blended[:self.image_bands]
-            return self.output_normalization.denormalize(np.clip(image, -1.0, 1.0, out=image))
-        probabilities = blended[self.image_bands:self.blend_bands]  # (K, ...)
+            return self.output_normalization.denormalize(np.clip(blended, -1.0, 1.0,
+                                                                 out=blended))
         if self.output == "shaded":
             return self.cast(self.shade(blended)[0])
-        best = probabilities.argmax(axis=0)  # (...)
+        best = blended.argmax(axis=0)  # (...): the most likely class
         if self.output == "classes":
             classes: NDArray[np.uint8] = best.astype(np.uint8)[None]
             return classes
@@ -220,10 +233,10 @@ class Translator:
 
     def shade(self, blended: NDArray[np.float32]
               ) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
-        """Shaded colours (C, ...) from blended :meth:`translate_tiles` channels,
-        unrounded, and the unsure pixels (...) that :meth:`blur` smooths (see
+        """Shaded colours (C, ...) from blended class probabilities (the :attr:`drawn`
+        channels), unrounded, and the unsure pixels (...) that :meth:`blur` smooths (see
         :func:`geogan.inference.class_colours.shade`)."""
-        return shade(blended[self.image_bands:self.blend_bands], self._palette)
+        return shade(blended, self._palette)
 
     def cast(self, colours: NDArray[np.float32]) -> NDArray[Any]:
         """Shaded colours rounded (in place) into the output's dtype."""
@@ -349,7 +362,7 @@ class Translator:
         normalized[:, ~mask] = 0.0
         padded = pad_to_tile(normalized, self.tile_size)  # (C, tile, tile)
         out = self.translate_tiles(torch.from_numpy(padded)[None])[0]
-        blended = out[:, :height, :width].cpu().numpy()
+        blended = out[self.drawn, :height, :width].cpu().numpy()
         if self.blur_radius:
             colours, unsure = self.shade(blended)
             result = self.cast(blur_unsure(colours, unsure, mask, self.unsure_blur))

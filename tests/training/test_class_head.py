@@ -17,6 +17,8 @@ from geogan.chips.export import export_chips
 from geogan.chips.options import ExportOptions
 from geogan.errors import ConfigError
 from geogan.evaluation.class_metrics import snap_to_palette
+from geogan.inference import pipeline
+from geogan.inference.row_buffer import RowBuffer
 from geogan.inference.scene import translate_raster
 from geogan.inference.translator import Translator, load_model
 from geogan.nn.config import build_configs
@@ -125,6 +127,33 @@ def test_translate_writes_shaded_or_crisp_palette_colours_or_a_class_raster(
     assert not np.array_equal(tinted.reshape(3, -1).T, drawn)
     with rasterio.open(image.output) as src:
         assert src.count == 3 and len(np.unique(src.read().reshape(3, -1), axis=1).T) > 16
+
+
+@pytest.mark.parametrize(("output", "channels"), [
+    ("shaded", len(PALETTE)), ("palette", len(PALETTE)), ("classes", len(PALETTE)),
+    ("image", 3)])
+def test_the_writer_blends_only_the_channels_the_output_is_drawn_from(
+        class_model: Path, map_chips: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        output: str, channels: int) -> None:
+    """A map is drawn from the class probabilities, an image from the image bands: the
+    writer's rows and what waits for it hold those alone (memory at wide scenes)."""
+    made: list[int] = []
+
+    class Recorded(RowBuffer):
+        def __init__(self, count: int, width: int, capacity: int) -> None:
+            made.append(count)
+            super().__init__(count, width, capacity)
+
+    def added(buffer: RowBuffer, row: int, col: int, values: np.ndarray,
+              weight: np.ndarray) -> None:
+        assert values.shape[0] == channels
+        RowBuffer.add(buffer, row, col, values, weight)
+
+    monkeypatch.setattr(pipeline, "RowBuffer", Recorded)
+    monkeypatch.setattr(Recorded, "add", added)
+    translate_raster(map_chips.parent / "photo.tif", tmp_path / "out.tif", class_model,
+                     output=output, **CPU)
+    assert made == [channels]
 
 
 def test_palette_outputs_need_a_class_head(tmp_path: Path) -> None:
