@@ -317,7 +317,7 @@ class Pipeline:
                     spread = (image * span[:, None, None]).mean(dim=1, keepdim=True)
                     out = torch.cat([mean[:, translator.drawn], spread], dim=1)  # (N, C + 1, ...)
                 else:
-                    out = self._drawn(translator.translate_tiles(item.tiles))
+                    out = self._drawn_tiles(item.tiles)
                 self._send(out, item.windows)
             else:
                 self._put(self._to_writer, item)
@@ -338,7 +338,7 @@ class Pipeline:
                     halves = []
                     if isinstance(item, _Batch):
                         cut = -(-len(item.windows) // 2)
-                        halves = [(pool.submit(self.translator.translate_tiles, item.tiles[part]),
+                        halves = [(pool.submit(self._drawn_tiles, item.tiles[part]),
                                    item.windows[part])
                                   for part in (slice(None, cut), slice(cut, None))
                                   if item.windows[part]]
@@ -359,13 +359,15 @@ class Pipeline:
         if not halves:
             self._put(self._to_writer, item)
         for future, windows in halves:
-            self._send(self._drawn(future.result()), windows)
+            self._send(future.result(), windows)
 
-    def _drawn(self, out: torch.Tensor) -> torch.Tensor:
-        """The channels of the generator's outputs (N, C, tile, tile) that the output is
-        drawn from (:attr:`Translator.drawn`): a copy of those alone when there are
-        others, so that what waits for the writer, and the writer's rows, hold nothing
-        the output does not use (a map drawn from 9 class probabilities, not 12 channels)."""
+    def _drawn_tiles(self, tiles: torch.Tensor) -> torch.Tensor:
+        """The generator's outputs (N, C, tile, tile) for ``tiles``, only the channels the
+        output is drawn from (:attr:`Translator.drawn`): a copy of those alone when there
+        are others, so that what waits for the writer, and the writer's rows, hold
+        nothing the output does not use (a map drawn from 9 class probabilities, not 12
+        channels)."""
+        out = self.translator.translate_tiles(tiles)
         if self.translator.drawn_bands == out.shape[1]:
             return out
         return out[:, self.translator.drawn].contiguous()

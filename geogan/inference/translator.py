@@ -188,7 +188,12 @@ class Translator:
     @property
     def drawn_bands(self) -> int:
         """How many channels :attr:`drawn` holds."""
-        return self.image_bands if self.output == "image" else self.classes
+        return int(self.drawn.stop - self.drawn.start)
+
+    def _drawn_of(self, blended: NDArray[np.float32]) -> NDArray[np.float32]:
+        """The :attr:`drawn` channels of ``blended``: all of :meth:`translate_tiles`'
+        channels, or those alone (what the engine blends)."""
+        return blended[self.drawn] if blended.shape[0] == self.blend_bands else blended
 
     @property
     def output_dtype(self) -> str:
@@ -215,10 +220,12 @@ class Translator:
         return dict(zip(arch.class_names, arch.palette, strict=True)) if self.classes else {}
 
     def finish(self, blended: NDArray[np.float32]) -> NDArray[Any]:
-        """Output values from the blended :attr:`drawn` channels (C, ...): the image head
-        denormalised, the shaded or crisp palette colour of the most likely class, or
-        that class's index, as :attr:`output` says. An image is clipped in place (the
-        writer's buffer: no copy per block row)."""
+        """Output values from blended :meth:`translate_tiles` channels (C, ...), all of
+        them or the :attr:`drawn` ones alone: the image head denormalised, the shaded or
+        crisp palette colour of the most likely class, or that class's index, as
+        :attr:`output` says. An image is clipped in place (the writer's buffer: no copy
+        per block row)."""
+        blended = self._drawn_of(blended)
         if self.output == "image":
             return self.output_normalization.denormalize(np.clip(blended, -1.0, 1.0,
                                                                  out=blended))
@@ -233,10 +240,11 @@ class Translator:
 
     def shade(self, blended: NDArray[np.float32]
               ) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
-        """Shaded colours (C, ...) from blended class probabilities (the :attr:`drawn`
-        channels), unrounded, and the unsure pixels (...) that :meth:`blur` smooths (see
+        """Shaded colours (C, ...) from blended :meth:`translate_tiles` channels, all of
+        them or the class probabilities (:attr:`drawn`) alone, unrounded, and the unsure
+        pixels (...) that :meth:`blur` smooths (see
         :func:`geogan.inference.class_colours.shade`)."""
-        return shade(blended, self._palette)
+        return shade(self._drawn_of(blended), self._palette)
 
     def cast(self, colours: NDArray[np.float32]) -> NDArray[Any]:
         """Shaded colours rounded (in place) into the output's dtype."""
@@ -362,7 +370,7 @@ class Translator:
         normalized[:, ~mask] = 0.0
         padded = pad_to_tile(normalized, self.tile_size)  # (C, tile, tile)
         out = self.translate_tiles(torch.from_numpy(padded)[None])[0]
-        blended = out[self.drawn, :height, :width].cpu().numpy()
+        blended = out[:, :height, :width].cpu().numpy()
         if self.blur_radius:
             colours, unsure = self.shade(blended)
             result = self.cast(blur_unsure(colours, unsure, mask, self.unsure_blur))

@@ -156,6 +156,21 @@ def test_the_writer_blends_only_the_channels_the_output_is_drawn_from(
     assert made == [channels]
 
 
+@pytest.mark.parametrize("output", ["shaded", "palette", "classes", "image"])
+def test_finish_takes_every_channel_of_translate_tiles_or_the_drawn_ones_alone(
+        class_model: Path, output: str) -> None:
+    translator = load_model(class_model, output=output, **CPU)
+    tiles = torch.rand(1, 3, 64, 64) * 2 - 1
+    every = translator.translate_tiles(tiles)[0].numpy()
+    assert every.shape[0] == 3 + len(PALETTE)
+    drawn = np.ascontiguousarray(every[translator.drawn])
+    assert drawn.shape[0] == translator.drawn_bands == (3 if output == "image" else len(PALETTE))
+    assert np.array_equal(translator.finish(every.copy()), translator.finish(drawn.copy()))
+    if output == "shaded":
+        for whole, alone in zip(translator.shade(every), translator.shade(drawn), strict=True):
+            assert np.array_equal(whole, alone)
+
+
 def test_palette_outputs_need_a_class_head(tmp_path: Path) -> None:
     path = save_model_file(tmp_path / "plain.pt", _plain_model())
     with pytest.raises(ConfigError, match="class head"):
