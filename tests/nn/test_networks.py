@@ -402,6 +402,23 @@ def test_resize_convolution_folds_once_per_weight_version_without_gradients() ->
     assert layer(x).requires_grad  # with gradients the kernel is folded in the graph
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_kept_resize_kernel_is_laid_out_as_the_weights_and_gives_the_same_bits(
+        channels_last: bool) -> None:
+    """The kernel kept for translation is stored in the layout the convolution asks for
+    (the weights'), so that no call copies it, and gives bit for bit what the kernel
+    folded anew gives."""
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    layer = ResizeConv2d(16, 8, 3, padding=1).to(memory_format=layout)
+    x = torch.randn(2, 16, 9, 10).contiguous(memory_format=layout)
+    fresh = layer(x).detach()  # with gradients: folded in this call
+    with torch.no_grad():
+        kept = layer(x)
+        kernel = layer._kernel()
+    assert kernel.is_contiguous(memory_format=layout)
+    assert torch.equal(kept, fresh)
+
+
 def test_frozen_resize_convolution_backpropagates_after_an_inference_pass() -> None:
     """A frozen layer (an averaged generator, say) run with gradients after translating
     under inference mode folds its kernel anew: a kernel kept from inference mode cannot
