@@ -72,11 +72,15 @@ class RowBuffer:
 
 def move_up(array: NDArray[Any], by: int, count: int, axis: int) -> None:
     """Move rows ``[by, by + count)`` of ``array`` (along ``axis``) to ``[0, count)``,
-    ``by`` rows at a time: source and target never overlap, so numpy needs no temporary
-    copy of the rows moved."""
+    ``by`` rows at a time and one index of the axes before ``axis`` at a time: source and
+    target are then disjoint stretches of memory, so numpy needs no temporary copy of
+    the rows moved. (Along a later axis, the stretches of all the leading indices
+    interleave: numpy could not tell them apart and copied the whole source first, 36 to
+    72 MB for the blended rows of a 16384-pixel-wide scene.)"""
+    if axis > 0:
+        for part in array:
+            move_up(part, by, count, axis - 1)
+        return
     for start in range(0, count, max(by, 1)):
-        target = [slice(None)] * array.ndim
-        source = [slice(None)] * array.ndim
-        target[axis] = slice(start, min(start + by, count))
-        source[axis] = slice(start + by, min(start + by, count) + by)
-        array[tuple(target)] = array[tuple(source)]
+        stop = min(start + by, count)
+        array[start:stop] = array[start + by:stop + by]

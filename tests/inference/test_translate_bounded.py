@@ -4,6 +4,7 @@ whole strips and a cache that holds everything."""
 
 from __future__ import annotations
 
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 
 import geogan.inference.output_file as output_file
 import geogan.inference.pipeline as engine
+from geogan.inference.row_buffer import move_up
 from geogan.inference.scene import translate_raster
 from geogan.inference.translator import load_model
 from tests.helpers import CPU, MAP_PALETTE, save_model, textured, write_raster
@@ -69,3 +71,25 @@ def test_the_block_cache_grows_with_the_width_only(tmp_path):
     assert sizes["narrow"] == output_file.GDAL_CACHE_MIN_BYTES
     # Two block rows of the scene and two of the output: 4 × 16384 × 256 × 3 bytes.
     assert sizes["wide"] == sizes["wide and tall"] == 4 * 16384 * 256 * 3
+
+
+@pytest.mark.parametrize(("by", "count"), [(6, 2), (4, 4), (2, 6), (3, 5), (8, 0)])
+@pytest.mark.parametrize("axis", [0, 1])
+def test_moving_rows_up_needs_no_copy_of_them(by, count, axis):
+    """The strips and the blended rows move their kept rows to the top in place: the
+    values of a copy, with no temporary of the moved rows (along the second axis too,
+    where the rows of every channel interleave in memory)."""
+    shape = (3, 8, 4096) if axis == 1 else (8, 4096)
+    array = np.random.default_rng(0).random(shape, dtype=np.float32)
+    before = array.copy()
+    tracemalloc.start()
+    move_up(array, by, count, axis)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    rows = [slice(None)] * array.ndim
+    moved, source, rest = list(rows), list(rows), list(rows)
+    moved[axis], source[axis] = slice(0, count), slice(by, by + count)
+    rest[axis] = slice(count, None)
+    np.testing.assert_array_equal(array[tuple(moved)], before[tuple(source)])
+    np.testing.assert_array_equal(array[tuple(rest)], before[tuple(rest)])
+    assert peak < 4096 * 4  # less than one row of one channel
