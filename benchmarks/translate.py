@@ -25,12 +25,14 @@ budget (16384 x 16384 under 1 GB on CPU with the paper U-Net in bf16).
     python benchmarks/translate.py                       # ~2 minutes on 2 CPU cores
     python benchmarks/translate.py --memory-size 16384   # adds ~7 minutes (bf16)
     python benchmarks/translate.py --preset tiny         # the demo's narrow U-Net
+    python benchmarks/translate.py --preset faithful     # the default recipe's, a map of 9 colours
     python benchmarks/translate.py --device cuda         # on a GPU (benchmarks/gpu.sh)
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import subprocess
@@ -56,10 +58,22 @@ from geogan.nn.networks import build_generator
 from geogan.nn.normalization import BandNormalization
 from geogan.raster.io import grid_origin
 
+#: The map colours of the aerial photo → map pairs that the ``faithful`` recipe's class
+#: head learns (benchmarks/quality_real.py): its generator gives their 9 probabilities
+#: beside the 3 image bands, and translate draws the shaded map from them.
+MAP_COLOURS = ((232, 229, 222), (255, 255, 255), (170, 218, 255), (202, 223, 174),
+               (248, 216, 156), (242, 240, 233), (255, 161, 68), (225, 225, 225),
+               (190, 190, 190))
+
 
 def paper_model(path: Path, preset: str = "paper") -> Path:
-    """A Pix2Pix model file with the paper's (or tiny) U-Net and random weights."""
+    """A Pix2Pix model file with the preset's U-Net (paper, tiny, or faithful with a class
+    head of the 9 map colours) and random weights."""
     arch, _ = build_configs("pix2pix", 3, 3, 256, preset=preset)
+    if preset == "faithful":
+        arch = dataclasses.replace(arch, palette=MAP_COLOURS,
+                                   class_names=tuple(f"colour {i}" for i in range(9)),
+                                   class_weights=(1.0,) * 9)
     torch.manual_seed(0)
     generator = build_generator(arch, "a2b")
     uint8 = BandNormalization((0.0,) * 3, (255.0,) * 3, "uint8", None)
@@ -178,8 +192,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", type=int, default=2048, help="side of the timed scene")
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--preset", choices=["paper", "tiny"], default="paper",
-                        help="the generator's widths (tiny: ngf 16)")
+    parser.add_argument("--preset", choices=["paper", "tiny", "faithful"], default="paper",
+                        help="the generator (tiny: ngf 16; faithful: the default recipe's)")
     parser.add_argument("--repeats", type=int, default=2, help="timed runs (median)")
     parser.add_argument("--memory-width", type=int, default=4096)
     parser.add_argument("--memory-height", type=int, default=512)
