@@ -10,7 +10,7 @@ and a translation pass (forward in eval mode, no gradients) both ways, alternati
 prints the medians, their ratio and the largest difference of the outputs.
 
     python benchmarks/upsampling.py               # ~3 minutes on 2 CPU cores
-    python benchmarks/upsampling.py --repeats 3 --widths 16
+    python benchmarks/upsampling.py --repeats 3 --widths 16:1
 """
 
 from __future__ import annotations
