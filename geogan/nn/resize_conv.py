@@ -50,10 +50,10 @@ class ResizeConv2d(nn.Conv2d):
         folded anew, frozen weights too: a kernel kept from an inference-mode pass cannot
         be saved for a backward pass.
 
-        The kept kernel is laid out as the weights are (channels-last or not), which is
-        the layout the convolution asks of it: the folded view, a transposed one, was
-        copied into that layout on every call: about 70 MB at ngf 64, and two fifths
-        of a one-window forward's time on a CPU."""
+        The kept kernel is laid out as the weights are (channels-last or not): the
+        layout the convolution asks of it, which would otherwise copy it on every call
+        (about 70 MB at ngf 64, and two fifths of a one-window forward's time on a
+        CPU)."""
         weight = self.weight
         if torch.is_grad_enabled():
             return folded_resize_kernel(weight)

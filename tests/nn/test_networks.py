@@ -24,7 +24,7 @@ from geogan.nn.networks import (
     norm_layer,
     set_dropout,
 )
-from geogan.nn.resize_conv import ResizeConv2d, direct_resize
+from geogan.nn.resize_conv import ResizeConv2d, direct_resize, folded_resize_kernel
 
 BAND_PAIRS = [(1, 3), (2, 4), (4, 3), (3, 3)]
 
@@ -417,6 +417,8 @@ def test_kept_resize_kernel_is_laid_out_as_the_weights_and_gives_the_same_bits(
         kernel = layer._kernel()
     assert kernel.is_contiguous(memory_format=layout)
     assert torch.equal(kept, fresh)
+    if not channels_last:  # as training folds it: contiguous, so no call copies it
+        assert folded_resize_kernel(layer.weight).is_contiguous()
 
 
 def test_frozen_resize_convolution_backpropagates_after_an_inference_pass() -> None:
