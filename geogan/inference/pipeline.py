@@ -45,7 +45,7 @@ from rasterio.windows import Window
 
 from geogan.errors import InputError, OutputError
 from geogan.grids.windows import WindowGrid
-from geogan.inference.heap import bound_heap
+from geogan.inference.heap import bound_heap, share_heap
 from geogan.inference.row_buffer import RowBuffer, move_up
 from geogan.inference.translator import Translator, pad_to_tile
 from geogan.progress import ProgressCallback
@@ -198,8 +198,10 @@ class Pipeline:
             OutputError: If the output cannot be written.
         """
         strip_bytes = len(self.bands) * self.grid.tile_size * self.grid.width * 4
-        if strip_bytes >= _WIDE_STRIP_BYTES:  # what the heaps keep matters only when wide
+        if strip_bytes >= _WIDE_STRIP_BYTES:  # large blocks mapped: worth it when wide
             bound_heap()
+        else:
+            share_heap()
         threads = [threading.Thread(target=self._guarded, args=(stage,), daemon=True,
                                     name=f"geogan-{stage.__name__.strip('_')}")
                    for stage in (self._read, self._write)]

@@ -93,3 +93,19 @@ def test_moving_rows_up_needs_no_copy_of_them(by, count, axis):
     np.testing.assert_array_equal(array[tuple(moved)], before[tuple(source)])
     np.testing.assert_array_equal(array[tuple(rest)], before[tuple(rest)])
     assert peak < 4096 * 4  # less than one row of one channel
+
+
+def test_translations_share_the_heaps_and_wide_ones_also_map_large_blocks(tmp_path,
+                                                                          monkeypatch):
+    """Every translation lets its threads share the C heaps that exist (no slower, and the
+    generator threads no longer each keep a forward's activations); only a scene whose
+    normalised strip is large maps its large blocks as well, which costs page faults."""
+    scene, model, options = scenes(tmp_path)["rgb, nodata"]
+    translator = load_model(model, **CPU)
+    calls: list[str] = []
+    monkeypatch.setattr(engine, "share_heap", lambda: calls.append("share"))
+    monkeypatch.setattr(engine, "bound_heap", lambda: calls.append("bound"))
+    for wide_from in (2**40, 2**10):  # strips narrower, then wider
+        monkeypatch.setattr(engine, "_WIDE_STRIP_BYTES", wide_from)
+        translate_raster(scene, tmp_path / "out.tif", translator, overwrite=True, **options)
+    assert calls == ["share", "bound"]
