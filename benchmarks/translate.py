@@ -58,9 +58,10 @@ from geogan.nn.networks import build_generator
 from geogan.nn.normalization import BandNormalization
 from geogan.raster.io import grid_origin
 
-#: The map colours of the aerial photo → map pairs that the ``faithful`` recipe's class
-#: head learns (benchmarks/quality_real.py): its generator gives their 9 probabilities
-#: beside the 3 image bands, and translate draws the shaded map from them.
+#: Nine map colours: as many as the ``faithful`` recipe's class head finds on the 29
+#: training maps of benchmarks/quality_real.py, so that the generator gives 9 class
+#: probabilities beside the 3 image bands. The count sets the arithmetic and the memory
+#: measured; the colours themselves only shade the map.
 MAP_COLOURS = ((232, 229, 222), (255, 255, 255), (170, 218, 255), (202, 223, 174),
                (248, 216, 156), (242, 240, 233), (255, 161, 68), (225, 225, 225),
                (190, 190, 190))
