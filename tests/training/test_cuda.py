@@ -146,7 +146,7 @@ def test_one_gpu_nccl_process_group_under_torchrun(chips, tmp_path):
                "--nproc-per-node", "1", str(script), str(chips), str(tmp_path / "m.pt"),
                json.dumps(overrides)]
     root = str(Path(__file__).resolve().parents[2])
-    env = {**os.environ, "PYTHONUNBUFFERED": "1",
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TMPDIR": str(tmp_path),  # torchrun's logs
            "PYTHONPATH": os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), root]))}
     result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True,
                             timeout=300)

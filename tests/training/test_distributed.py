@@ -41,8 +41,10 @@ def torchrun(*args: str | Path, cwd: Path, **popen: Any) -> Any:
                "--nproc-per-node", "2", *map(str, args)]
     # PYTHONFAULTHANDLER: a rank that dies by a signal (one once aborted in CI with
     # "terminate called without an active exception") leaves its Python stack behind.
+    # TMPDIR: torchrun makes a torchelastic_* folder of logs in the temporary folder and
+    # leaves it there; this keeps it in the test's own folder.
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1",
-           "PYTHONFAULTHANDLER": "1"}
+           "PYTHONFAULTHANDLER": "1", "TMPDIR": str(cwd)}
     if popen:
         return subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True, **popen)
