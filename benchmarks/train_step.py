@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from geogan import ExportOptions, TrainOptions, export_chips, train, write_sample_pair
-from geogan.nn.config import build_configs
+from geogan.nn.config import DEFAULT_PRESET, build_configs
 from geogan.nn.devices import cpu_has_native_bf16
 from geogan.nn.losses import gan_loss
 from geogan.nn.networks import build_discriminator, build_generator
@@ -208,7 +208,8 @@ def compare(device: torch.device, steps: int, cases: list[tuple[str, int]]) -> N
 
 
 def data_wait(device: str, steps: int, workdir: Path) -> None:
-    """The real loop on exported sample chips: share of time spent waiting for data."""
+    """The real loop on exported sample chips, with the default recipe: share of time
+    spent waiting for data."""
     scene = workdir / "scene"
     write_sample_pair(scene, "sat-map", size=768, seed=1)
     chips = workdir / "chips"
@@ -217,7 +218,8 @@ def data_wait(device: str, steps: int, workdir: Path) -> None:
         report = train(chips, workdir / f"m{workers}.pt", TrainOptions(
             overrides={"steps": steps, "workers": workers, "val_every": 10_000},
             device=device, overwrite=True, checkpoint_dir=workdir / f"run{workers}"))
-        print(f"training loop, pix2pix paper b1 on {report.device} ({report.precision}), "
+        print(f"training loop, {report.architecture.kind} {DEFAULT_PRESET} (the default) "
+              f"b{report.config.batch_size} on {report.device} ({report.precision}), "
               f"{workers} worker(s): {report.seconds / report.steps:.3f} s/step, "
               f"{100 * report.data_wait_fraction:.1f} % of it waiting for data")
 
