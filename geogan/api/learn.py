@@ -434,7 +434,8 @@ class GANModel:
 
     @property
     def generator(self) -> torch.nn.Module:
-        """The a → b generator (eval mode)."""
+        """The a → b generator as translation runs it (eval mode; a resize U-Net's
+        decoder folded, see :class:`geogan.inference.translator.Translator`)."""
         return self.translator().generator
 
     def translate_array(self, array: NDArray[Any], valid: NDArray[Any] | None = None

@@ -34,6 +34,7 @@ from geogan.nn.config import OUTPUTS, Architecture
 from geogan.nn.devices import autocast, resolve_device, resolve_precision
 from geogan.nn.model_file import ModelFile, read_model_file
 from geogan.nn.networks import build_generator, has_dropout, set_dropout
+from geogan.nn.resize_conv import fold_resize_convolutions
 from geogan.raster.io import missing
 
 CLASS_NODATA = 255
@@ -48,6 +49,9 @@ MAX_AUTO_BATCH = 64
 
 class Translator:
     """One direction of a trained model, in eval mode, with its value mappings.
+
+    The generator is for translation only: its resize convolutions hold their folded
+    kernels, not the 3 x 3 weights (see :func:`geogan.nn.resize_conv.fold_resize_convolutions`).
 
     Args:
         model: A checked model file (see :func:`geogan.nn.model_file.read_model_file`).
@@ -123,6 +127,9 @@ class Translator:
             raise ModelFileError(f"the {direction} weights do not fit the stored architecture "
                                  f"(damaged model file): {str(error).splitlines()[0]}") from None
         self.generator = generator.to(self.device).eval()
+        # Translation never changes the weights: the resize convolutions keep their
+        # folded kernels alone (the same outputs, less memory).
+        fold_resize_convolutions(self.generator)
         # Dividing the class probabilities by the training weights (subtracting their
         # logarithms from the logits) undoes the favour training gave rare classes.
         self._log_weights = (torch.tensor(architecture.class_weights, device=self.device

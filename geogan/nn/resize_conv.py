@@ -5,7 +5,8 @@ A nearest-neighbour resize to twice the size followed by a 3 x 3 convolution avo
 checkerboard texture of the paper's transposed convolution (Odena et al. 2016), but
 convolves an image four times the size. The pair is itself a transposed convolution with
 a folded kernel, which costs 16 multiply-adds per input pixel and channel pair instead of
-36: this module runs that, keeping the 3 x 3 parameters.
+36: this module runs that, keeping the 3 x 3 parameters. For translation,
+:func:`fold_resize_convolutions` keeps the folded kernel alone.
 """
 
 from __future__ import annotations
@@ -64,6 +65,49 @@ class ResizeConv2d(nn.Conv2d):
             kernel = folded_resize_kernel(weight.detach()).contiguous(memory_format=layout)
             self._folded = (key, kernel)
         return self._folded[1]
+
+
+class FoldedResizeConv2d(nn.Module):
+    """A :class:`ResizeConv2d` frozen for translation: its folded kernel and bias alone.
+
+    The 3 x 3 weights a resize convolution keeps are read only to fold them again after
+    a change, which never comes at translation; without them the ``faithful`` U-Net
+    holds 39 MB less (of 81 MB of parameters, beside 69 MB of folded kernels). The
+    forward pass is the layer's own with its kept kernel: the same bits.
+    """
+
+    kernel: Tensor
+
+    def __init__(self, layer: ResizeConv2d) -> None:
+        super().__init__()
+        self.in_channels, self.out_channels = layer.in_channels, layer.out_channels
+        with torch.no_grad():
+            kernel = layer._kernel()  # the kernel the layer itself keeps
+        layer._folded = None  # the layer is dropped: no second reference
+        self.register_buffer("kernel", kernel)
+        self.bias = layer.bias
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(N, C_in, H, W) -> (N, C_out, 2 H, 2 W), as :meth:`ResizeConv2d.forward`."""
+        return F.conv_transpose2d(x, self.kernel, self.bias, stride=2, padding=1)
+
+    def extra_repr(self) -> str:
+        return f"{self.in_channels}, {self.out_channels}, folded"
+
+
+def fold_resize_convolutions(module: nn.Module) -> int:
+    """Replace every :class:`ResizeConv2d` within ``module`` by its
+    :class:`FoldedResizeConv2d`, in place, for translation only (the module can no
+    longer be trained or give the 3 x 3 weights in its state dict). Fold after the
+    module is on its device, in its memory format. Returns the number of layers
+    folded."""
+    folded = 0
+    for parent in list(module.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, ResizeConv2d):
+                setattr(parent, name, FoldedResizeConv2d(child))
+                folded += 1
+    return folded
 
 
 def direct_resize(module: nn.Module) -> nn.Module:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import weakref
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from geogan.errors import ConfigError
+from geogan.inference.translator import Translator
 from geogan.nn.config import Architecture
 from geogan.nn.networks import (
     DISCRIMINATORS,
@@ -24,7 +26,14 @@ from geogan.nn.networks import (
     norm_layer,
     set_dropout,
 )
-from geogan.nn.resize_conv import ResizeConv2d, direct_resize, folded_resize_kernel
+from geogan.nn.resize_conv import (
+    FoldedResizeConv2d,
+    ResizeConv2d,
+    direct_resize,
+    fold_resize_convolutions,
+    folded_resize_kernel,
+)
+from tests.helpers import MAP_PALETTE, make_model
 
 BAND_PAIRS = [(1, 3), (2, 4), (4, 3), (3, 3)]
 
@@ -432,3 +441,53 @@ def test_frozen_resize_convolution_backpropagates_after_an_inference_pass() -> N
     x.requires_grad_(True)
     layer(x).sum().backward()
     assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_folding_for_translation_drops_the_3x3_weights_and_keeps_the_bits(
+        channels_last: bool) -> None:
+    """What translation runs: every resize convolution replaced by its folded kernel and
+    bias alone, the 3 x 3 weights gone (no second copy of the decoder in memory), and
+    outputs equal bit for bit to the unfolded network's in inference mode."""
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    arch = tiny(upsample="resize", unet_levels=5, ngf=8, palette=((0, 0, 0), (255, 255, 255)))
+    net = build_generator(arch).to(memory_format=layout).eval()
+    for module in net.modules():  # the norms' running averages as trained, not 0 and 1
+        if isinstance(module, nn.BatchNorm2d):
+            nn.init.normal_(module.running_mean)
+            nn.init.uniform_(module.running_var, 0.5, 2.0)
+    x = (torch.rand(3, 3, 64, 64) * 2 - 1).contiguous(memory_format=layout)
+    with torch.inference_mode():
+        expected = net(x)
+    layers = [m for m in net.modules() if isinstance(m, ResizeConv2d)]
+    weights = {id(m.weight) for m in layers}
+    assert fold_resize_convolutions(net) == len(layers) == 5
+    assert not any(isinstance(m, ResizeConv2d) for m in net.modules())
+    assert not weights & {id(p) for p in net.parameters()}
+    folded = [m for m in net.modules() if isinstance(m, FoldedResizeConv2d)]
+    assert [m.kernel.shape[2:] for m in folded] == [(4, 4)] * 5
+    assert all(m.kernel.is_contiguous(memory_format=layout) for m in folded)
+    assert {name for name, _ in net.named_buffers()} >= {"decoder.1.2.kernel"}
+    with torch.inference_mode():
+        assert torch.equal(net(x), expected)
+    assert fold_resize_convolutions(net) == 0  # nothing left to fold
+
+
+def test_a_translator_holds_no_3x3_resize_weights() -> None:
+    """The translator folds its generator: its resize layers hold the folded kernels alone,
+    and it translates as the unfolded generator of the same weights does, bit for bit."""
+    model = make_model(palette=MAP_PALETTE)
+    arch = replace(model.architecture, upsample="resize", unet_levels=5)
+    unfolded = build_generator(arch).eval()
+    for module in unfolded.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            nn.init.normal_(module.running_mean)
+    model = replace(model, architecture=arch, generators={"a2b": unfolded.state_dict()})
+    translator = Translator(model, device="cpu", precision="fp32")
+    assert not any(isinstance(m, ResizeConv2d) for m in translator.generator.modules())
+    assert sum(isinstance(m, FoldedResizeConv2d) for m in translator.generator.modules()) == 5
+    layout = translator.memory_format
+    unfolded = unfolded.to(memory_format=layout)
+    tiles = (torch.rand(2, 3, 64, 64) * 2 - 1).contiguous(memory_format=layout)
+    with torch.inference_mode():
+        assert torch.equal(translator.generator(tiles), unfolded(tiles))
