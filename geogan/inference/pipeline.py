@@ -4,8 +4,9 @@ Three stages run at once, joined by small bounded queues, so that the generator 
 the bottleneck:
 
 * a **reader** thread reads one row of windows at a time (a strip of the tile's height
-  across the whole width), normalises it with the model's statistics and cuts it into
-  batches of tiles; windows with no valid pixel are never run;
+  across the whole width, in the raster's own data type) and cuts it into batches of
+  tiles, each normalised with the model's statistics as it is cut; windows with no
+  valid pixel are never run;
 * the **generator** runs on the calling thread, batch after batch; on a CPU it hands the
   two halves of each batch to two threads with half of torch's threads each, and the
   next batch starts before the last one is done;
@@ -267,17 +268,13 @@ class Pipeline:
                         nothing = np.zeros((height, grid.width), bool)
                         self._put(self._to_generator, _RowDone(i, 0, nothing))
                         continue
-                    # Tiles still waiting for a batch are views of the strip, which the
-                    # next read overwrites.
-                    tiles = [t.copy() for t in tiles]
                     strip, valid = strips.read(row_off, height)
-                    padded = pad_to_tile(strip, tile)  # (C, >= tile, >= tile)
                     queued = 0
                     for j, col_off in enumerate(grid.col_starts):
                         if not self._touches_context(col_off, 1) or \
                                 not valid[:, col_off:col_off + tile].any():
                             continue
-                        tiles.append(padded[:, :tile, col_off:col_off + tile])
+                        tiles.append(strips.tile(strip, valid, col_off))
                         windows.append((i, j))
                         queued += 1
                         if len(tiles) == self.batch_size:
@@ -530,51 +527,62 @@ class Pipeline:
 
 
 class _Strips:
-    """Normalised strips of the scene, full width, for consecutive window rows.
+    """Strips of the scene as read, full width, for consecutive window rows, and the
+    normalised tiles cut from them.
 
     Window rows overlap, so each strip keeps the rows it shares with the previous one
-    and reads and normalises only the new rows: every pixel is read once. The strip is
-    one buffer of a tile's height, reused: what :meth:`read` returns is valid until the
-    next call.
+    and reads only the new rows: every pixel is read once. The strip holds the raster's
+    own values, a byte a value for most imagery instead of float32's four (37 MB less at
+    16384 RGB pixels wide); each tile is normalised as it is cut, to the values
+    normalising the whole strip gave (every step is per value). The strip is one buffer
+    of a tile's height, reused: what :meth:`read` returns is valid until the next call.
     """
 
     def __init__(self, dataset: Any, bands: list[int], translator: Translator,
                  region: Window, tile: int) -> None:
-        self.dataset, self.bands = dataset, bands
+        self.dataset, self.bands, self.tile_size = dataset, bands, tile
         self.width = int(region.width)
         self.origin = (int(region.row_off), int(region.col_off))
         self.normalization = translator.input_normalization
         self.row_off = 0
-        self.buffer = np.zeros((len(bands), tile, self.width), np.float32)  # (C, tile, W)
+        self.buffer: NDArray[Any] | None = None  # (C, tile, W) in the raster's dtype
         self.valid = np.zeros((0, self.width), bool)
+        self.can_miss = False
 
-    def read(self, row_off: int, height: int) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
-        """Rows ``[row_off, row_off + height)``: normalised values with invalid pixels at
-        the mid value 0, as in training (C, height, W), and validity (height, W)."""
+    def read(self, row_off: int, height: int) -> tuple[NDArray[Any], NDArray[np.bool_]]:
+        """Rows ``[row_off, row_off + height)``: the raster's values (C, height, W) and
+        their validity (height, W)."""
         kept = max(0, self.row_off + self.valid.shape[0] - row_off)
         first = row_off + kept  # first row not held yet
         window = Window(self.origin[1], self.origin[0] + first, self.width,
                         row_off + height - first)
         data = self.dataset.read(self.bands, window=window)  # (C, new rows, W)
         valid = valid_mask(self.dataset, window, data, any_band=True)
+        if self.buffer is None:
+            self.buffer = np.zeros((data.shape[0], self.tile_size, self.width), data.dtype)
+            self.can_miss = can_be_missing(data.dtype, self.dataset.nodata)
         skip = row_off - self.row_off
         move_up(self.buffer, skip, kept, axis=1)  # the rows kept
-        # Normalised a few rows at a time straight into place: small temporaries.
-        step = _chunk_rows(data.shape[0], data.shape[2])
-        can_miss = can_be_missing(data.dtype, self.dataset.nodata)
-        all_valid = bool(valid.all())
-        for start in range(0, data.shape[1], step):
-            rows = slice(start, start + step)
-            part = self.buffer[:, kept + rows.start:kept + min(rows.stop, data.shape[1])]
-            part[...] = self.normalization.normalize(data[:, rows])
-            if can_miss:  # a band missing in a valid pixel
-                part[missing(data[:, rows], self.dataset.nodata)] = 0.0
-            if not all_valid:  # invalid pixels at 0
-                part *= valid[rows]
+        self.buffer[:, kept:kept + data.shape[1]] = data
         if kept:
             valid = np.concatenate([self.valid[skip:], valid])
         self.row_off, self.valid = row_off, valid
         return self.buffer[:, :height], valid
+
+    def tile(self, strip: NDArray[Any], valid: NDArray[np.bool_], col_off: int
+             ) -> NDArray[np.float32]:
+        """The window at ``col_off`` of a strip :meth:`read` gave, normalised, with
+        invalid pixels (and missing values of valid ones) at the mid value 0, as in
+        training, and padded to the tile where the scene is smaller: (C, tile, tile)."""
+        end = col_off + self.tile_size
+        values = strip[:, :, col_off:end]
+        tile = self.normalization.normalize(values)
+        if self.can_miss:  # a band missing in a valid pixel
+            tile[missing(values, self.dataset.nodata)] = 0.0
+        inside = valid[:, col_off:end]
+        if not inside.all():  # invalid pixels at 0
+            tile *= inside
+        return pad_to_tile(tile, self.tile_size)
 
 
 def _chunk_rows(channels: int, width: int) -> int:

@@ -10,12 +10,15 @@ from typing import Any
 
 import numpy as np
 import pytest
+import rasterio
+from rasterio.windows import Window
 
 import geogan.inference.output_file as output_file
 import geogan.inference.pipeline as engine
 from geogan.inference.row_buffer import move_up
 from geogan.inference.scene import translate_raster
-from geogan.inference.translator import load_model
+from geogan.inference.translator import load_model, pad_to_tile
+from geogan.raster.io import missing
 from tests.helpers import CPU, MAP_PALETTE, save_model, textured, write_raster
 
 
@@ -109,3 +112,39 @@ def test_translations_share_the_heaps_and_wide_ones_also_map_large_blocks(tmp_pa
         monkeypatch.setattr(engine, "_WIDE_STRIP_BYTES", wide_from)
         translate_raster(scene, tmp_path / "out.tif", translator, overwrite=True, **options)
     assert calls == ["share", "bound"]
+
+
+@pytest.mark.parametrize("case", ["rgb, nodata", "float, samples", "small"])
+def test_the_reader_keeps_the_values_as_read_and_normalises_each_tile(tmp_path, case):
+    """The reader's strip holds the raster's own values (a byte each for 8-bit imagery,
+    not float32's four), and each tile it cuts is what normalising the whole strip gave:
+    missing values and invalid pixels at 0, padded by reflection where the scene is
+    smaller than a tile."""
+    if case == "small":
+        scene = write_raster(tmp_path / "small.tif",
+                             textured(np.random.default_rng(3), 3, 40, 50), nodata=0)
+        model = save_model(tmp_path / "small.pt")
+    else:
+        scene, model, _ = scenes(tmp_path)[case]
+    translator = load_model(model, **CPU)
+    tile = translator.tile_size
+    with rasterio.open(scene) as dataset:
+        bands = list(range(1, dataset.count + 1))
+        region = Window(0, 0, dataset.width, dataset.height)
+        strips = engine._Strips(dataset, bands, translator, region, tile)
+        for row_off in sorted({0, max(0, dataset.height - tile), min(48, dataset.height // 2)}):
+            height = min(tile, dataset.height - row_off)
+            strip, valid = strips.read(row_off, height)
+            assert strips.buffer.dtype == dataset.dtypes[0]
+            assert strips.buffer.shape == (dataset.count, tile, dataset.width)
+            raw = dataset.read(window=Window(0, row_off, dataset.width, height))
+            assert np.array_equal(strip, raw, equal_nan=True)
+            expected = translator.input_normalization.normalize(raw)
+            if dataset.nodata is not None or raw.dtype.kind == "f":
+                expected[missing(raw, dataset.nodata)] = 0.0
+            expected *= valid
+            expected = pad_to_tile(expected, tile)
+            for col_off in sorted({0, max(0, dataset.width - tile)}):
+                got = strips.tile(strip, valid, col_off)
+                assert got.shape == (dataset.count, tile, tile) and got.dtype == np.float32
+                assert np.array_equal(got, expected[:, :tile, col_off:col_off + tile])
