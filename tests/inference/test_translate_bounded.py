@@ -17,6 +17,7 @@ import geogan.inference.output_file as output_file
 import geogan.inference.pipeline as engine
 from geogan.inference.row_buffer import move_up
 from geogan.inference.scene import translate_raster
+from geogan.inference.strips import Strips
 from geogan.inference.translator import load_model, pad_to_tile
 from geogan.raster.io import missing
 from tests.helpers import CPU, MAP_PALETTE, save_model, textured, write_raster
@@ -131,7 +132,7 @@ def test_the_reader_keeps_the_values_as_read_and_normalises_each_tile(tmp_path, 
     with rasterio.open(scene) as dataset:
         bands = list(range(1, dataset.count + 1))
         region = Window(0, 0, dataset.width, dataset.height)
-        strips = engine._Strips(dataset, bands, translator, region, tile)
+        strips = Strips(dataset, bands, translator, region, tile)
         for row_off in sorted({0, max(0, dataset.height - tile), min(48, dataset.height // 2)}):
             height = min(tile, dataset.height - row_off)
             strip, valid = strips.read(row_off, height)
