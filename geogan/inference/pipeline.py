@@ -143,7 +143,8 @@ class _Outputs:
 
 _END = object()
 
-#: A normalised strip from this size on (8192 RGB pixels wide at tile 256) bounds the heap.
+#: A scene whose strip would take this much in float32 (8192 RGB pixels wide at tile 256)
+#: bounds the heap: a measure of the width, and of what the windows' outputs take.
 _WIDE_STRIP_BYTES = 24 * 2**20
 
 

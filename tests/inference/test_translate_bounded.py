@@ -103,7 +103,7 @@ def test_translations_share_the_heaps_and_wide_ones_also_map_large_blocks(tmp_pa
                                                                           monkeypatch):
     """Every translation lets its threads share the C heaps that exist (no slower, and the
     generator threads no longer each keep a forward's activations); only a scene whose
-    normalised strip is large maps its large blocks as well, which costs page faults."""
+    strip would be large in float32 maps its large blocks as well, which costs page faults."""
     scene, model, options = scenes(tmp_path)["rgb, nodata"]
     translator = load_model(model, **CPU)
     calls: list[str] = []
