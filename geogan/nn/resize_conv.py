@@ -83,7 +83,6 @@ class FoldedResizeConv2d(nn.Module):
         self.in_channels, self.out_channels = layer.in_channels, layer.out_channels
         with torch.no_grad():
             kernel = layer._kernel()  # the kernel the layer itself keeps
-        layer._folded = None  # the layer is dropped: no second reference
         self.register_buffer("kernel", kernel)
         self.bias = layer.bias
 

@@ -19,7 +19,7 @@ from geogan.inference.row_buffer import move_up
 from geogan.inference.scene import translate_raster
 from geogan.inference.strips import Strips
 from geogan.inference.translator import load_model, pad_to_tile
-from geogan.raster.io import missing
+from geogan.raster.io import can_be_missing, missing
 from tests.helpers import CPU, MAP_PALETTE, save_model, textured, write_raster
 
 
@@ -141,7 +141,7 @@ def test_the_reader_keeps_the_values_as_read_and_normalises_each_tile(tmp_path, 
             raw = dataset.read(window=Window(0, row_off, dataset.width, height))
             assert np.array_equal(strip, raw, equal_nan=True)
             expected = translator.input_normalization.normalize(raw)
-            if dataset.nodata is not None or raw.dtype.kind == "f":
+            if can_be_missing(raw.dtype, dataset.nodata):
                 expected[missing(raw, dataset.nodata)] = 0.0
             expected *= valid
             expected = pad_to_tile(expected, tile)
