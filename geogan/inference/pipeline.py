@@ -6,15 +6,18 @@ the bottleneck:
 * a **reader** thread reads one row of windows at a time (a strip of the tile's height
   across the whole width, in the raster's own data type) and cuts it into batches of
   tiles, each normalised with the model's statistics as it is cut; windows with no
-  valid pixel are never run;
+  valid pixel are never run. Each window row is announced ahead of its windows (its
+  validity, and how many of its windows run);
 * the **generator** runs on the calling thread, batch after batch; on a CPU it hands the
   two halves of each batch to two threads with half of torch's threads each, and the
   next batch starts before the last one is done;
 * a **writer** thread adds each tile's output, times its blend weight, into a buffer of
-  rows and the weights into a second one; once no later window can touch a row, the row
-  is divided by its weights, de-normalised (a shaded map's unsure pixels blurred among
-  their neighbours once the rows below have arrived), masked and written, and its memory
-  reused.
+  sums and the weights into a second one (:mod:`geogan.inference.blend_buffer`); as soon
+  as no later window can touch a pixel (column block by column block as a window row's
+  windows arrive), it is divided by its weight and de-normalised, and once a whole
+  window row is in, its rows are masked (a shaded map's unsure pixels blurred among their
+  neighbours once the rows below have arrived) and written in whole blocks of the output.
+  Only the rows the next window row shares are kept across the whole width.
 
 The windows may cover more than the output: a scene translated within a mosaic reads a
 margin of its neighbours (the *region* of :class:`SceneRead`) and writes its own part
@@ -31,7 +34,7 @@ import contextlib
 import queue
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -46,8 +49,8 @@ from rasterio.windows import Window
 
 from geogan.errors import InputError, OutputError
 from geogan.grids.windows import WindowGrid
+from geogan.inference.blend_buffer import BlendBuffer, Block
 from geogan.inference.heap import bound_heap, share_heap
-from geogan.inference.row_buffer import RowBuffer
 from geogan.inference.strips import Strips
 from geogan.inference.translator import Translator
 from geogan.progress import ProgressCallback
@@ -129,7 +132,9 @@ class _Batch:
 
 
 @dataclass
-class _RowDone:
+class _Row:
+    """A window row, announced ahead of its windows."""
+
     row: int  # window row
     queued: int  # windows of the row sent to the generator (the others had no valid pixel)
     valid: NDArray[np.bool_]  # (strip height, width) input validity of the strip
@@ -139,6 +144,25 @@ class _RowDone:
 class _Outputs:
     values: NDArray[np.float32]  # (N, channels, tile, tile): normalised means (+ spread)
     windows: list[tuple[int, int]]
+
+
+@dataclass
+class _Band:
+    """A window row's final rows within the context, put together as its blocks are
+    finished: planes (..., height, context width), made at the first block."""
+
+    row: int  # window row
+    first: int  # region row of the first
+    planes: list[NDArray[Any]]
+    height: int = 0
+
+    def put(self, rows: slice, cols: slice, planes: Sequence[NDArray[Any]],
+            width: int) -> None:
+        if not self.planes:
+            self.planes = [np.empty((*p.shape[:-2], self.height, width), p.dtype)
+                           for p in planes]
+        for whole, plane in zip(self.planes, planes, strict=True):
+            whole[..., rows, cols] = plane
 
 
 _END = object()
@@ -267,21 +291,20 @@ class Pipeline:
                     height = min(tile, grid.height - row_off)
                     if not self._touches_context(row_off, 0):  # the margin only: not needed
                         nothing = np.zeros((height, grid.width), bool)
-                        self._put(self._to_generator, _RowDone(i, 0, nothing))
+                        self._put(self._to_generator, _Row(i, 0, nothing))
                         continue
                     strip, valid = strips.read(row_off, height)
-                    queued = 0
-                    for j, col_off in enumerate(grid.col_starts):
-                        if not self._touches_context(col_off, 1) or \
-                                not valid[:, col_off:col_off + tile].any():
-                            continue
-                        tiles.append(strips.tile(strip, valid, col_off))
+                    run = [j for j, col_off in enumerate(grid.col_starts)
+                           if self._touches_context(col_off, 1)
+                           and valid[:, col_off:col_off + tile].any()]
+                    # Announced first: the writer finishes the row's columns as they come.
+                    self._put(self._to_generator, _Row(i, len(run), valid))
+                    for j in run:
+                        tiles.append(strips.tile(strip, valid, grid.col_starts[j]))
                         windows.append((i, j))
-                        queued += 1
                         if len(tiles) == self.batch_size:
                             self._put(self._to_generator, _batch(tiles, windows))
                             tiles, windows = [], []
-                    self._put(self._to_generator, _RowDone(i, queued, valid))
         except RasterioError as error:
             # rasterio's own message can be "Read failed. See previous exception"; GDAL's
             # reason is the cause.
@@ -364,7 +387,7 @@ class Pipeline:
     def _drawn_tiles(self, tiles: torch.Tensor) -> torch.Tensor:
         """The generator's outputs (N, C, tile, tile) for ``tiles``, only the channels the
         output is drawn from (:attr:`Translator.drawn`): a copy of those alone when there
-        are others, so that what waits for the writer, and the writer's rows, hold
+        are others, so that what waits for the writer, and the writer's sums, hold
         nothing the output does not use (a map drawn from 9 class probabilities, not 12
         channels)."""
         out = self.translator.translate_tiles(tiles)
@@ -379,29 +402,36 @@ class Pipeline:
 
     def _write(self) -> None:
         grid, tile = self.grid, self.grid.tile_size
-        channels = self.translator.drawn_bands + int(self.bands_out.uncertainty)
+        blend = BlendBuffer(grid, self.translator.drawn_bands + int(self.bands_out.uncertainty))
         block = self.output.block_shapes[0][0]
-        # Rows held: a window row (it grows if ever more are needed). Rows no window
-        # touches any more leave it as soon as the next window row starts, as output
-        # pixels (a quarter of the size or less) until their block row is written.
-        buffer = RowBuffer(channels, grid.width, tile)
-        pending: list[tuple[NDArray[Any], NDArray[np.bool_]]] = []  # finished crop rows
-        queued: dict[int, int] = {}
+        rows: dict[int, _Row] = {}  # window rows announced
         received = [0] * grid.rows
-        finished = 0  # window rows whose every window has been added
-        taken = 0  # region rows out of the buffer
+        band = _Band(-1, 0, [])  # the current window row's final rows, as they are finished
+        # Rows no window touches any more leave ``blend`` column block by column block,
+        # as output pixels (a quarter of the size or less; a shaded map's colours until
+        # the blur has the rows around them) until their block row is written.
+        pending: list[tuple[NDArray[Any], NDArray[np.bool_]]] = []  # finished crop rows
         written = 0  # region rows written
 
+        def take(end: int) -> None:
+            """Finish the current window row's columns left of raster column ``end``."""
+            nonlocal band
+            if band.row != blend.row:
+                band = self._band(blend.row)
+            while (finished := blend.finish(end)) is not None:
+                self._finish_block(finished, rows[blend.row].valid, band)
+
         def settle() -> None:
-            """Take the rows no window touches any more; write whole blocks of them."""
-            nonlocal finished, taken, written
-            while finished < grid.rows and queued.get(finished) == received[finished]:
-                finished += 1
-            final = grid.final_rows(finished - 1) if finished else 0
-            if final > taken:
-                pending.extend(self._finish_rows(buffer.head(final), taken))
-                buffer.drop(final)
-                taken = final
+            """Finish the window rows whose windows are all in; write whole blocks of the
+            rows no window touches any more."""
+            nonlocal written
+            while blend.row < grid.rows and blend.row in rows \
+                    and received[blend.row] == rows[blend.row].queued:
+                take(grid.width)
+                pending.extend(self._band_rows(band))
+                del rows[blend.row]
+                blend.next_row()
+            final = grid.final_rows(blend.row - 1) if blend.row else 0
             end = self._writable(final - (self._blur.held if self._blur else 0), block)
             if end > written:
                 self._write_rows(pending, written, end)
@@ -411,20 +441,85 @@ class Pipeline:
         for item in self._items(self._to_writer):
             if isinstance(item, _Outputs):
                 for values, (i, j) in zip(item.values, item.windows, strict=True):
-                    if i > finished:  # a new window row: the one before may be complete
+                    if i > blend.row:  # a new window row: the ones before are complete
                         settle()
-                    row, col = grid.row_starts[i], grid.col_starts[j]
-                    h, w = min(tile, grid.height - row), min(tile, grid.width - col)
-                    buffer.add(row, col, values[:, :h, :w], grid.weight(i, j)[:h, :w])
+                    col = grid.col_starts[j]
+                    take(col)
+                    h, w = min(tile, grid.height - grid.row_starts[i]), min(tile, grid.width - col)
+                    blend.add(j, values[:, :h, :w], grid.weight(i, j)[:h, :w])
                     received[i] += 1
                 done += len(item.windows)
             else:
-                queued[item.row] = item.queued
-                buffer.set_valid(grid.row_starts[item.row], item.valid)
+                rows[item.row] = item
                 done += grid.cols - item.queued  # skipped windows are done too
             settle()
             if self.progress is not None:
                 self.progress(done, len(grid))
+
+    def _band(self, row: int) -> _Band:
+        """Where window row ``row``'s final rows in the context are put together."""
+        context = self._context
+        first = max(self.grid.row_starts[row], context.row_off)
+        last = min(self.grid.final_rows(row), context.row_off + context.height)
+        return _Band(row, first, [], max(last - first, 0))
+
+    def _finish_block(self, block: Block, valid: NDArray[np.bool_], band: _Band) -> None:
+        """Put the context's part of a final block into ``band``: output pixels and their
+        validity, or a shaded map's colours, unsure pixels, validity (and spread) for the
+        blur; ``valid`` is the window row's input validity. Every step is per pixel, in
+        pieces of a few rows so that the temporaries (float64 in de-normalising) stay
+        small."""
+        context = self._context
+        left = max(block.col, context.col_off)
+        right = min(block.col + block.weights.shape[1], context.col_off + context.width)
+        if band.height == 0 or right <= left:
+            return
+        rows = slice(band.first - block.row, band.first - block.row + band.height)
+        cols = slice(left - block.col, right - block.col)
+        sums, weights = block.sums[:, rows, cols], block.weights[rows, cols]
+        valid = valid[band.first - block.row:][:band.height, left:right]
+        blended = self.translator.drawn_bands
+        step = _chunk_rows(sums.shape[0], sums.shape[2])
+        for start in range(0, band.height, step):
+            part = slice(start, start + step)
+            covered = weights[part] > 0
+            piece = sums[:, part]
+            piece /= np.where(covered, weights[part], 1.0)
+            planes: tuple[NDArray[Any], ...]
+            if self._blur is None:
+                planes = self._masked(self.translator.finish(piece[:blended]), piece[blended:],
+                                      valid[part] & covered)
+            else:
+                planes = (*self.translator.shade(piece[:blended]), valid[part] & covered,
+                          piece[blended:])
+            band.put(part, slice(left - context.col_off, right - context.col_off), planes,
+                     int(context.width))
+
+    def _band_rows(self, band: _Band) -> list[tuple[NDArray[Any], NDArray[np.bool_]]]:
+        """The crop's output pixels and validity of a finished band, in the pieces the
+        blur returns (the band itself without it)."""
+        if not band.planes:
+            return []
+        if self._blur is None:
+            values, valid = band.planes
+            return [(values, valid)]
+        pieces = []
+        crop, context = self.source.crop, self._context
+        top, left = crop.row_off - context.row_off, crop.col_off - context.col_off
+        colours, unsure, valid, spread = band.planes
+        step = _chunk_rows(self.translator.drawn_bands + spread.shape[0], colours.shape[2])
+        for start in range(0, band.height, step):
+            part = slice(start, start + step)
+            for drawn, kept, (rider,) in self._blur.add(colours[:, part], unsure[part],
+                                                        valid[part], [spread[:, part]]):
+                count = kept.shape[0]
+                first = self._blur.emitted - count  # the context row it starts at
+                rows = slice(max(top - first, 0), max(min(top + crop.height - first, count), 0))
+                if rows.stop > rows.start:
+                    cols = slice(left, left + crop.width)
+                    pieces.append(self._masked(self.translator.cast(drawn[:, rows, cols]),
+                                               rider[:, rows, cols], kept[rows, cols]))
+        return pieces
 
     def _writable(self, final: int, block: int) -> int:
         """Region rows ``[0, end)`` to take now, of the ``final`` ones no window touches
@@ -435,28 +530,6 @@ class Pipeline:
         if final >= bottom or final <= top or final == self.grid.height:
             return final
         return top + (final - top) // block * block
-
-    def _finish_rows(self, rows: tuple[NDArray[np.float32], NDArray[np.float32],
-                                       NDArray[np.bool_]], row: int
-                     ) -> list[tuple[NDArray[Any], NDArray[np.bool_]]]:
-        """The output pixels and validity of the crop's part of region rows ``[row, row +
-        n)`` (``rows``: their sums, weights and validity), in pieces of a few rows: every
-        step is per pixel, and small pieces keep the temporaries (float64 in
-        de-normalising) small, whatever the width, for the same values."""
-        context = self._context
-        first = max(row, context.row_off)
-        last = min(row + rows[1].shape[0], context.row_off + context.height)
-        if last <= first:
-            return []
-        kept = (slice(first - row, last - row),
-                slice(context.col_off, context.col_off + context.width))
-        sums, weights, valid = rows[0][:, kept[0], kept[1]], rows[1][kept], rows[2][kept]
-        step = _chunk_rows(sums.shape[0], sums.shape[2])
-        pieces = []
-        for start in range(0, valid.shape[0], step):
-            part = slice(start, start + step)
-            pieces.extend(self._output_values(sums[:, part], weights[part], valid[part]))
-        return pieces
 
     def _write_rows(self, pending: list[tuple[NDArray[Any], NDArray[np.bool_]]],
                     written: int, end: int) -> None:
@@ -486,33 +559,6 @@ class Pipeline:
                 self.output.write_mask(mask, window=window)
         except (RasterioError, OSError) as error:
             raise OutputError(f"cannot write {self.output.name}: {error}") from None
-
-    def _output_values(self, sums: NDArray[np.float32], weights: NDArray[np.float32],
-                       valid: NDArray[np.bool_]) -> list[tuple[NDArray[Any], NDArray[np.bool_]]]:
-        """Output pixels (C, n, W) and validity of blended context rows, in the pieces
-        the blur returns (one piece without it): weighted sums divided by their weights,
-        de-normalised, nodata where the input was invalid; ``sums`` and ``valid`` are
-        changed in place."""
-        blended = self.translator.drawn_bands
-        covered = weights > 0
-        valid &= covered
-        sums /= np.where(covered, weights, 1.0)
-        if self._blur is None:
-            return [self._masked(self.translator.finish(sums[:blended]), sums[blended:],
-                                 valid.copy())]
-        colours, unsure = self.translator.shade(sums[:blended])
-        pieces = []
-        crop, context = self.source.crop, self._context
-        top, left = crop.row_off - context.row_off, crop.col_off - context.col_off
-        for drawn, kept, (spread,) in self._blur.add(colours, unsure, valid, [sums[blended:]]):
-            count = kept.shape[0]
-            first = self._blur.emitted - count  # the context row it starts at
-            rows = slice(max(top - first, 0), max(min(top + crop.height - first, count), 0))
-            if rows.stop > rows.start:
-                cols = slice(left, left + crop.width)
-                pieces.append(self._masked(self.translator.cast(drawn[:, rows, cols]),
-                                           spread[:, rows, cols], kept[rows, cols]))
-        return pieces
 
     def _masked(self, values: NDArray[Any], spread: NDArray[np.float32],
                 valid: NDArray[np.bool_]) -> tuple[NDArray[Any], NDArray[np.bool_]]:

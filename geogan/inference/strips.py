@@ -9,7 +9,6 @@ import numpy as np
 from numpy.typing import NDArray
 from rasterio.windows import Window
 
-from geogan.inference.row_buffer import move_up
 from geogan.inference.translator import Translator, pad_to_tile
 from geogan.raster.io import can_be_missing, missing, valid_mask
 
@@ -73,4 +72,20 @@ class Strips:
         return pad_to_tile(tile, self.tile_size)
 
 
-__all__ = ["Strips"]
+def move_up(array: NDArray[Any], by: int, count: int, axis: int) -> None:
+    """Move rows ``[by, by + count)`` of ``array`` (along ``axis``) to ``[0, count)``,
+    ``by`` rows at a time and one index of the axes before ``axis`` at a time: source and
+    target are then disjoint stretches of memory, so numpy needs no temporary copy of
+    the rows moved. (Along a later axis, the stretches of all the leading indices
+    interleave: numpy could not tell them apart and copied the whole source first, most
+    of a strip.)"""
+    if axis > 0:
+        for part in array:
+            move_up(part, by, count, axis - 1)
+        return
+    for start in range(0, count, max(by, 1)):
+        stop = min(start + by, count)
+        array[start:stop] = array[start + by:stop + by]
+
+
+__all__ = ["Strips", "move_up"]

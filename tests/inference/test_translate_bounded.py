@@ -15,9 +15,8 @@ from rasterio.windows import Window
 
 import geogan.inference.output_file as output_file
 import geogan.inference.pipeline as engine
-from geogan.inference.row_buffer import move_up
 from geogan.inference.scene import translate_raster
-from geogan.inference.strips import Strips
+from geogan.inference.strips import Strips, move_up
 from geogan.inference.translator import load_model, pad_to_tile
 from geogan.raster.io import can_be_missing, missing
 from tests.helpers import CPU, MAP_PALETTE, save_model, textured, write_raster

@@ -17,8 +17,9 @@ from geogan.chips.export import export_chips
 from geogan.chips.options import ExportOptions
 from geogan.errors import ConfigError
 from geogan.evaluation.class_metrics import snap_to_palette
+from geogan.grids.windows import WindowGrid
 from geogan.inference import pipeline
-from geogan.inference.row_buffer import RowBuffer
+from geogan.inference.blend_buffer import BlendBuffer
 from geogan.inference.scene import translate_raster
 from geogan.inference.translator import Translator, load_model
 from geogan.nn.config import build_configs
@@ -136,20 +137,19 @@ def test_the_writer_blends_only_the_channels_the_output_is_drawn_from(
         class_model: Path, map_chips: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         output: str, channels: int) -> None:
     """A map is drawn from the class probabilities, an image from the image bands: the
-    writer's rows and what waits for it hold those alone (memory at wide scenes)."""
+    writer's sums and what waits for it hold those alone (memory at wide scenes)."""
     made: list[int] = []
 
-    class Recorded(RowBuffer):
-        def __init__(self, count: int, width: int, capacity: int) -> None:
+    class Recorded(BlendBuffer):
+        def __init__(self, grid: WindowGrid, count: int) -> None:
             made.append(count)
-            super().__init__(count, width, capacity)
+            super().__init__(grid, count)
 
-    def added(buffer: RowBuffer, row: int, col: int, values: np.ndarray,
-              weight: np.ndarray) -> None:
+    def added(buffer: BlendBuffer, col: int, values: np.ndarray, weight: np.ndarray) -> None:
         assert values.shape[0] == channels
-        RowBuffer.add(buffer, row, col, values, weight)
+        BlendBuffer.add(buffer, col, values, weight)
 
-    monkeypatch.setattr(pipeline, "RowBuffer", Recorded)
+    monkeypatch.setattr(pipeline, "BlendBuffer", Recorded)
     monkeypatch.setattr(Recorded, "add", added)
     translate_raster(map_chips.parent / "photo.tif", tmp_path / "out.tif", class_model,
                      output=output, **CPU)
