@@ -9,9 +9,12 @@ column left of a window's first is (*blocks*). Only the rows the next window row
 with the few columns the latest windows cover (the *active* columns).
 
 For a map of 9 class probabilities, 16384 pixels wide, that is 38 MB of float32 sums
-across the width instead of a whole window row's 151 MB. The sums are added in the order
-one buffer of whole rows adds them (what earlier window rows left first, then this row's
-windows left to right), so the blended values are the same bits.
+across the width instead of a whole window row's 151 MB. The carry is as high as the most
+any window row shares with the next: on the CRS grid's lattice the first window row
+shares up to a tile less the lattice's offset with the second (and the last with the one
+before), which the row order of the windows makes unavoidable. The sums are added in the
+order one buffer of whole rows adds them (what earlier window rows left first, then this
+row's windows left to right), so the blended values are the same bits.
 """
 
 from __future__ import annotations
@@ -56,7 +59,7 @@ class BlendBuffer:
         self.grid = grid
         tile, width = grid.tile_size, grid.width
         heights = [min(tile, grid.height - start) for start in grid.row_starts]
-        # Rows below each window row's first that it, or one before it, reached.
+        # The row after the last that each window row, or one before it, reaches.
         self._ends = np.maximum.accumulate(
             [start + height for start, height in zip(grid.row_starts, heights, strict=True)])
         carry = max(int(self._ends[i]) - grid.final_rows(i) for i in range(grid.rows))
