@@ -79,9 +79,9 @@ def test_the_block_cache_grows_with_the_width_only(tmp_path):
 @pytest.mark.parametrize(("by", "count"), [(6, 2), (4, 4), (2, 6), (3, 5), (8, 0)])
 @pytest.mark.parametrize("axis", [0, 1])
 def test_moving_rows_up_needs_no_copy_of_them(by, count, axis):
-    """The strips and the blended rows move their kept rows to the top in place: the
-    values of a copy, with no temporary of the moved rows (along the second axis too,
-    where the rows of every channel interleave in memory)."""
+    """The reader's strips move their kept rows to the top in place: the values of a
+    copy, with no temporary of the moved rows (along the second axis too, where the rows
+    of every band interleave in memory)."""
     shape = (3, 8, 4096) if axis == 1 else (8, 4096)
     array = np.random.default_rng(0).random(shape, dtype=np.float32)
     before = array.copy()
