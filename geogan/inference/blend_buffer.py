@@ -19,6 +19,7 @@ row's windows left to right), so the blended values are the same bits.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,18 +59,16 @@ class BlendBuffer:
     def __init__(self, grid: WindowGrid, channels: int) -> None:
         self.grid = grid
         tile, width = grid.tile_size, grid.width
-        heights = [min(tile, grid.height - start) for start in grid.row_starts]
         # The row after the last that each window row, or one before it, reaches.
-        self._ends = np.maximum.accumulate(
-            [start + height for start, height in zip(grid.row_starts, heights, strict=True)])
-        carry = max(int(self._ends[i]) - grid.final_rows(i) for i in range(grid.rows))
-        rows = max(int(self._ends[i]) - start for i, start in enumerate(grid.row_starts))
+        self._ends = tuple(itertools.accumulate(
+            (min(start + tile, grid.height) for start in grid.row_starts), max))
+        carry = max(end - grid.final_rows(i) for i, end in enumerate(self._ends))
+        rows = max(end - start for end, start in zip(self._ends, grid.row_starts, strict=True))
         capacity = min(2 * tile, width)  # a window's columns, and those still active
         self._carry_sums = np.zeros((channels, carry, width), np.float32)
         self._carry_weights = np.zeros((carry, width), np.float32)
         self._sums = np.zeros((channels, rows, capacity), np.float32)
         self._weights = np.zeros((rows, capacity), np.float32)
-        self._carried = 0  # rows of the carry the current window row starts from
         self.row = 0  # the window row being added
         self._origin = 0  # raster column of the active columns' first
         self._entered = 0  # raster columns [0, entered) taken into the active ones
@@ -82,7 +81,13 @@ class BlendBuffer:
     @property
     def _height(self) -> int:
         """Rows of the current window row: its own and any an earlier one reached."""
-        return int(self._ends[self.row]) - self._first
+        return self._ends[self.row] - self._first
+
+    @property
+    def _carried(self) -> int:
+        """Rows of the carry the current window row starts from: those the rows before
+        it reached below its first."""
+        return self._ends[self.row - 1] - self._first if self.row else 0
 
     @property
     def _top(self) -> int:
@@ -125,7 +130,6 @@ class BlendBuffer:
         """Start the next window row; every block of this one must have been taken."""
         if self._done < self.grid.width:
             raise ValueError(f"window row {self.row} has columns left to finish")
-        self._carried = self._height - self._top
         self.row += 1
         self._origin = self._entered = self._done = 0
 

@@ -36,7 +36,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -151,10 +151,9 @@ class _Band:
     """A window row's final rows within the context, put together as its blocks are
     finished: planes (..., height, context width), made at the first block."""
 
-    row: int  # window row
     first: int  # region row of the first
-    planes: list[NDArray[Any]]
-    height: int = 0
+    height: int
+    planes: list[NDArray[Any]] = field(default_factory=list)
 
     def put(self, rows: slice, cols: slice, planes: Sequence[NDArray[Any]],
             width: int) -> None:
@@ -406,7 +405,7 @@ class Pipeline:
         block = self.output.block_shapes[0][0]
         rows: dict[int, _Row] = {}  # window rows announced
         received = [0] * grid.rows
-        band = _Band(-1, 0, [])  # the current window row's final rows, as they are finished
+        band = self._band(0)  # the current window row's final rows, as they are finished
         # Rows no window touches any more leave ``blend`` column block by column block,
         # as output pixels (a quarter of the size or less; a shaded map's colours until
         # the blur has the rows around them) until their block row is written.
@@ -415,22 +414,21 @@ class Pipeline:
 
         def take(end: int) -> None:
             """Finish the current window row's columns left of raster column ``end``."""
-            nonlocal band
-            if band.row != blend.row:
-                band = self._band(blend.row)
             while (finished := blend.finish(end)) is not None:
                 self._finish_block(finished, rows[blend.row].valid, band)
 
         def settle() -> None:
             """Finish the window rows whose windows are all in; write whole blocks of the
             rows no window touches any more."""
-            nonlocal written
+            nonlocal band, written
             while blend.row < grid.rows and blend.row in rows \
                     and received[blend.row] == rows[blend.row].queued:
                 take(grid.width)
                 pending.extend(self._band_rows(band))
                 del rows[blend.row]
                 blend.next_row()
+                if blend.row < grid.rows:
+                    band = self._band(blend.row)
             final = grid.final_rows(blend.row - 1) if blend.row else 0
             end = self._writable(final - (self._blur.held if self._blur else 0), block)
             if end > written:
@@ -461,7 +459,7 @@ class Pipeline:
         context = self._context
         first = max(self.grid.row_starts[row], context.row_off)
         last = min(self.grid.final_rows(row), context.row_off + context.height)
-        return _Band(row, first, [], max(last - first, 0))
+        return _Band(first, max(last - first, 0))
 
     def _finish_block(self, block: Block, valid: NDArray[np.bool_], band: _Band) -> None:
         """Put the context's part of a final block into ``band``: output pixels and their
