@@ -8,8 +8,8 @@ palette``), the probability-weighted mean colour, that mean kept inside the most
 class's colour cell, and ``shaded`` (translate's default) for each exact radius and shade
 cost of ``--grid``. The defaults of :mod:`geogan.inference.class_colours` were chosen with
 it. Options clean the probabilities first (``--smooth``, ``--soften``, ``--unsure``,
-``--sieve``) or the drawn colours after (``--blur``), to see whether a smoother map scores
-better::
+``--sieve``, ``--prior``) or the drawn colours after (``--blur``, ``--image-mix``), to see
+whether a smoother or better informed map scores better::
 
     python benchmarks/quality_real.py --data ../shared/data/maps --variants faithful \\
         --work quality-real
@@ -30,7 +30,7 @@ from rasterio.features import sieve
 
 from geogan import load_model
 from geogan.inference import class_colours
-from geogan.inference.unsure_blur import blur_unsure
+from geogan.inference.unsure_blur import DEFAULT_SIGMA, blur_unsure
 
 
 def unsure_as_background(probabilities: np.ndarray, below: float) -> np.ndarray:
@@ -53,6 +53,17 @@ def sieved(probabilities: np.ndarray, size: int) -> np.ndarray:
     probabilities[:, rows, cols] = 0.0
     probabilities[kept[rows, cols], rows, cols] = 1.0
     return probabilities
+
+
+def with_priors(probabilities: np.ndarray, priors: list[str]) -> np.ndarray:
+    """The probabilities with each class ``K`` of a ``K:F`` in ``priors`` weighed by ``F``,
+    then normalised again: a class the model paints too readily on unfamiliar scenes
+    (water on dark woods and shadows) made less likely everywhere."""
+    for prior in priors:
+        index, factor = prior.split(":")
+        probabilities[int(index)] *= float(factor)
+    total: np.ndarray = probabilities.sum(axis=0, keepdims=True)
+    return probabilities / total
 
 
 def blurred(colours: np.ndarray, sigma: float) -> np.ndarray:
@@ -92,7 +103,7 @@ def main() -> None:
     parser.add_argument("--model", type=Path, required=True, help="a model file with classes")
     parser.add_argument("--data", type=Path, default=Path("../shared/data/maps"))
     parser.add_argument("--grid", default="2:300,3:150,3:300,3:500,3:1000,4:300,4:500",
-                        help="exact radius:shade cost pairs to score")
+                        help="exact radius:shade cost pairs to score (\"\": none)")
     parser.add_argument("--tta", action="store_true", help="probabilities averaged over the "
                         "8 flips and rotations (translate --tta)")
     parser.add_argument("--smooth", type=int, default=0, help="box-filter the probabilities "
@@ -114,17 +125,29 @@ def main() -> None:
                         "unsure ones (0: all)")
     parser.add_argument("--kept", action="store_true", help="keep each blurred colour where it "
                         "still snaps to its most likely class")
+    parser.add_argument("--prior", action="append", default=[], metavar="K:F",
+                        help="first weigh class K's probability by F and normalise again "
+                        "(repeatable)")
+    parser.add_argument("--image-mix", type=float, default=0.0, help="move each drawn colour "
+                        "this share of the way to the image head's colour, as far as it still "
+                        "snaps to its most likely class (0: none)")
+    parser.add_argument("--image-far", type=float, default=0.0, help="with --image-mix, only "
+                        "where the image head lies further than this (on some band) from the "
+                        "most likely class's colour")
     args = parser.parse_args()
     prepared = prepare(args.data, args.work)
     translator = load_model(args.model, output="palette", tta=args.tta)
     palette = np.asarray(translator.architecture.palette, np.float64)  # (K, C)
-    probabilities, profiles = {}, {}
+    probabilities, images, profiles = {}, {}, {}
     for pairs in prepared["scenes"].values():
         for photo, _ in pairs:
             with rasterio.open(photo) as src:
                 pixels, profiles[photo] = src.read(), src.profile
             tiles = torch.from_numpy(translator.input_normalization.normalize(pixels))[None]
-            out = translator.translate_tiles(tiles)[:, translator.image_bands:]
+            out = translator.translate_tiles(tiles)
+            images[photo] = translator.output_normalization.denormalize(
+                np.clip(out[0, :translator.image_bands].numpy(), -1.0, 1.0)).astype(np.float64)
+            out = out[:, translator.image_bands:]
             if args.smooth:
                 out = torch.nn.functional.avg_pool2d(out, args.smooth, 1, args.smooth // 2,
                                                      count_include_pad=False)
@@ -132,8 +155,8 @@ def main() -> None:
             if args.soften:
                 soft = torch.from_numpy(blurred(out.numpy().astype(np.float64), args.soften))
                 out = torch.where(out.max(0).values < args.below, soft.to(out.dtype), out)
-            probabilities[photo] = sieved(unsure_as_background(
-                out.numpy().astype(np.float64), args.unsure), args.sieve)
+            probabilities[photo] = with_priors(sieved(unsure_as_background(
+                out.numpy().astype(np.float64), args.unsure), args.sieve), args.prior)
 
     def crisp(p: np.ndarray) -> np.ndarray:
         return np.moveaxis(palette[p.argmax(0)], -1, 0)
@@ -147,9 +170,14 @@ def main() -> None:
                 return class_colours.shaded_colours(p, palette)
         return draw
 
-    ways = {"crisp (palette)": crisp, "mean colour": mean,
+    def default(p: np.ndarray) -> np.ndarray:
+        colours, unsure = class_colours.shade(p, palette)
+        return blur_unsure(colours, unsure, np.ones(unsure.shape, bool), DEFAULT_SIGMA)
+
+    ways = {"translate's default (shaded, unsure pixels blurred)": default,
+            "crisp (palette)": crisp, "mean colour": mean,
             "mean, in the class's cell": shaded(np.inf, 0.0)}
-    for pair in args.grid.split(","):
+    for pair in filter(None, args.grid.split(",")):
         radius, cost = (float(v) for v in pair.split(":"))
         ways[f"shaded, radius {radius:g}, cost {cost:g}"] = shaded(radius, cost)
     print("| drawing | split | mIoU | δ5 | δ10 | PSNR | SSIM | RMSE |")
@@ -168,6 +196,12 @@ def main() -> None:
                     soft = blurred(drawn, args.blur)
                 if args.kept:
                     soft = in_cell(drawn, soft, p.argmax(0), palette)
+                if args.image_mix:
+                    image = images[photo]
+                    far = np.abs(image - crisp(p)).max(0) > args.image_far
+                    mixed = in_cell(soft, soft + args.image_mix * (image - soft), p.argmax(0),
+                                    palette)
+                    soft = np.where(far, mixed, soft)
                 values = np.clip(np.rint(soft), 0, 255).astype(np.uint8)
                 path = args.work / f"shading_{photo.stem}.tif"
                 with rasterio.open(path, "w", **profiles[photo]) as dst:
