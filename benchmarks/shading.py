@@ -3,10 +3,11 @@
 Takes a model that ``quality_real.py`` trained (its ``--work`` folder holds the chips, the
 validation and unfamiliar pairs and the palette file), translates each photo once, and
 scores several ways of drawing the same probabilities with ``geogan evaluate``, as
-``quality_real.py`` does: the crisp colour of the most likely class (``--output-kind
-palette``), the probability-weighted mean colour, that mean kept inside the most likely
-class's colour cell, and ``shaded`` (translate's default) for each exact radius and shade
-cost of ``--grid``. The defaults of :mod:`geogan.inference.class_colours` were chosen with
+``quality_real.py`` does: translate's default (``shaded``, its unsure pixels blurred:
+the same figures as ``quality_real.py``'s), the crisp colour of the most likely class
+(``--output-kind palette``), the probability-weighted mean colour, that mean kept inside
+the most likely class's colour cell, and ``shaded`` unblurred for each exact radius and
+shade cost of ``--grid``. The defaults of :mod:`geogan.inference.class_colours` were chosen with
 it. Options clean the probabilities first (``--smooth``, ``--soften``, ``--unsure``,
 ``--sieve``, ``--prior``) or the drawn colours after (``--blur``, ``--image-mix``), to see
 whether a smoother or better informed map scores better::
