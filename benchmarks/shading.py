@@ -146,8 +146,10 @@ def main() -> None:
                 pixels, profiles[photo] = src.read(), src.profile
             tiles = torch.from_numpy(translator.input_normalization.normalize(pixels))[None]
             out = translator.translate_tiles(tiles)
-            images[photo] = translator.output_normalization.denormalize(
-                np.clip(out[0, :translator.image_bands].numpy(), -1.0, 1.0)).astype(np.float64)
+            if args.image_mix:  # the image head's colours, only when they are mixed in
+                images[photo] = translator.output_normalization.denormalize(
+                    np.clip(out[0, :translator.image_bands].numpy(), -1.0, 1.0)
+                ).astype(np.float64)
             out = out[:, translator.image_bands:]
             if args.smooth:
                 out = torch.nn.functional.avg_pool2d(out, args.smooth, 1, args.smooth // 2,
