@@ -136,6 +136,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "faithful/no-dropout": ("faithful", {"dropout": 0.0}, {}),
     "faithful/cutmix-0.5": ("faithful", {"cutmix": 0.5}, {}),
     "faithful/photometric-0.4": ("faithful", {"photometric": 0.4}, {}),
+    "faithful/shadow-0.5": ("faithful", {"shadow": 0.5}, {}),
     "faithful/ngf-32": ("faithful", {"ngf": 32, "ndf": 32}, {}),
     "faithful/levels-5": ("faithful", {"unet_levels": 5}, {}),
     "faithful/lovasz-30": ("faithful", {"lambda_lovasz": 30.0}, {}),

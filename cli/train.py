@@ -68,6 +68,9 @@ from .options import ProgressBar, overwrite_opt, seed_opt
 @click.option("--photometric", type=click.FloatRange(0, 1, max_open=True), default=None,
               help="Random brightness, contrast and band gains of the input only, up to "
                    "this strength (0.2: ±20 % contrast) [default: 0].")
+@click.option("--shadow", type=click.FloatRange(0, 1), default=None, metavar="P",
+              help="Darken one soft-edged ellipse of the input (to 35-75 %) with this "
+                   "probability per chip, as a shadow does [default: 0].")
 @click.option("--cutmix", type=click.FloatRange(0, 1), default=None, metavar="P",
               help="Paste a rectangle of another pair of the batch into each pair with "
                    "this probability, into both chips alike (CutMix) [default: 0].")

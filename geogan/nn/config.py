@@ -228,6 +228,9 @@ class TrainConfig:
             crop of the tile size, the same for both chips.
         photometric: Strength of random brightness, contrast and per-band gain on the
             input only (0: none; 0.2 changes contrast by up to 20 %).
+        shadow: Probability that a chip's input gets one soft-edged ellipse darkened to
+            35–75 % of its brightness (0: never): shadows of clouds and towers, which do
+            not change the map.
         cutmix: Probability that a chip pair gets a rectangle of another pair of the
             batch pasted into it, into the input, target, masks and classes alike
             (CutMix; 0: never). Needs a batch size of two or more.
@@ -287,6 +290,7 @@ class TrainConfig:
     scale_jitter: float = 1.0
     crop_jitter: bool = False
     photometric: float = 0.0
+    shadow: float = 0.0
     cutmix: float = 0.0
     diffaugment: bool = False
     ema: float = 0.0
@@ -316,6 +320,8 @@ class TrainConfig:
             raise ConfigError(f"scale jitter must be from 1 to 4, not {self.scale_jitter}")
         if not 0.0 <= self.photometric < 1.0:
             raise ConfigError(f"photometric jitter must be in [0, 1), not {self.photometric}")
+        if not 0.0 <= self.shadow <= 1.0:
+            raise ConfigError(f"the shadow probability must be in [0, 1], not {self.shadow}")
         if not 0.0 <= self.cutmix <= 1.0:
             raise ConfigError(f"the CutMix probability must be in [0, 1], not {self.cutmix}")
         if self.cutmix > 0 and self.batch_size < 2:

@@ -9,6 +9,9 @@ more, and they keep the pairs aligned:
   for values, nearest for masks and classes; reflection fills the corners).
 * :func:`photometric` changes brightness, contrast and band gains of the **input only**:
   a map should not change because the photo was taken in other light.
+* :func:`shadow` darkens one soft-edged ellipse of the **input only**, as the shadow of
+  a cloud, a tower or a hill does: a map does not change in the shade, so darkness alone
+  must not say "water".
 * :func:`cutmix` pastes a rectangle of another pair of the batch into a pair (CutMix, Yun
   et al. 2019), into the input, the target, their masks and the class map alike: new
   neighbourhoods for the few chips there are.
@@ -155,6 +158,42 @@ def photometric(images: Tensor, strength: float, generator: torch.Generator) -> 
     return out.clamp(-1.0, 1.0)
 
 
+SHADOW_DARKEST = 0.35
+"""The darkest a shadow makes its ellipse: this fraction of the pixels' brightness."""
+
+SHADOW_LIGHTEST = 0.75
+"""The lightest shadow: this fraction of the brightness."""
+
+
+def shadow(images: Tensor, probability: float, generator: torch.Generator) -> Tensor:
+    """Normalised images (N, C, H, W) in [-1, 1] with, in each sample chosen with
+    ``probability``, one soft-edged ellipse darkened.
+
+    Inside the ellipse every band's brightness (the distance above -1, the low end of
+    the range) is multiplied by one factor drawn from [:data:`SHADOW_DARKEST`,
+    :data:`SHADOW_LIGHTEST`], so texture and colour stay and only the light falls; the
+    factor fades back to 1 over the outer fifth of the radius. The ellipse's centre lies
+    anywhere in the chip, its semi-axes are 15–60 % of the side, its angle any.
+    """
+    n, _, height, width = images.shape
+    chosen = (torch.rand(n, generator=generator) < probability).float()
+    centre = torch.rand(n, 2, generator=generator)  # (row, col) as fractions of the side
+    axes = _uniform(n * 2, 0.15, 0.6, generator).view(n, 2)
+    angle = torch.rand(n, generator=generator) * math.pi
+    factor = _uniform(n, SHADOW_DARKEST, SHADOW_LIGHTEST, generator)
+    rows = ((torch.arange(height) + 0.5) / height)[None, :, None] - centre[:, 0, None, None]
+    cols = ((torch.arange(width) + 0.5) / width)[None, None, :] - centre[:, 1, None, None]
+    cos, sin = torch.cos(angle)[:, None, None], torch.sin(angle)[:, None, None]
+    along = (cols * cos + rows * sin) / axes[:, 0, None, None]
+    across = (rows * cos - cols * sin) / axes[:, 1, None, None]
+    radius = torch.sqrt(along ** 2 + across ** 2)  # (N, H, W): 1 on the ellipse's edge
+    inside = ((1.0 - radius) / 0.2).clamp(0.0, 1.0)
+    inside = inside * inside * (3 - 2 * inside)  # smoothstep: no hard edge to learn
+    gain = 1 - (1 - factor)[:, None, None] * inside * chosen[:, None, None]
+    gain = _on(gain[:, None].to(images.dtype), images.device)
+    return (images + 1) * gain - 1
+
+
 def cutmix(batch: dict[str, Tensor], probability: float,
            generator: torch.Generator) -> dict[str, Tensor]:
     """The batch with, in each sample chosen with ``probability``, one rectangle replaced
@@ -217,5 +256,5 @@ def diff_augment(pairs: Tensor, generator: torch.Generator) -> Tensor:
     return x * keep
 
 
-__all__ = ["CROP_JITTER_ZOOM", "cutmix", "diff_augment", "geometric", "photometric",
-           "random_affine", "warp"]
+__all__ = ["CROP_JITTER_ZOOM", "SHADOW_DARKEST", "SHADOW_LIGHTEST", "cutmix", "diff_augment",
+           "geometric", "photometric", "random_affine", "shadow", "warp"]

@@ -207,6 +207,8 @@ class GANTrainer(ABC):
                    for k, v in out.items()}
         if config.photometric > 0:
             out["a"] = augment.photometric(out["a"], config.photometric, self.augment_rng)
+        if config.shadow > 0:
+            out["a"] = augment.shadow(out["a"], config.shadow, self.augment_rng)
         return out
 
     def _judged(self, images: Tensor) -> Tensor:

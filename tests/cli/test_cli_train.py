@@ -121,6 +121,17 @@ def test_device_and_option_errors(chips, tmp_path):
     assert code == 2 and "Invalid value" in stderr
     code, _, stderr = run("train", str(chips), "-o", str(tmp_path / "m.pt"), "--steps", "0")
     assert code == 2
+    code, _, stderr = run("train", str(chips), "-o", str(tmp_path / "m.pt"), "--shadow", "1.5")
+    assert code == 2 and "--shadow" in stderr
+
+
+def test_augmentation_options_reach_the_model_files_training_record(chips, tmp_path):
+    out = tmp_path / "m.pt"
+    code, _, stderr = run("-q", "train", str(chips), "-o", str(out), "--steps", "1",
+                          "--shadow", "0.5", "--photometric", "0.1", *FAST)
+    assert code == 0, stderr
+    config = torch.load(out, weights_only=True)["training"]["config"]
+    assert config["shadow"] == 0.5 and config["photometric"] == 0.1
 
 
 @pytest.mark.parametrize("content", [b"", b"not a model at all", b"PK\x03\x04broken zip"])

@@ -122,6 +122,54 @@ def test_photometric_jitter_changes_the_input_only() -> None:
     assert out["a"].min() >= -1 and out["a"].max() <= 1
 
 
+def test_shadow_darkens_one_soft_ellipse_keeping_each_pixels_colour() -> None:
+    # Brightness at least 0.2 above the low end, so that the gain is measured precisely.
+    images = torch.rand(64, 3, 48, 48, generator=torch.Generator().manual_seed(0)) * 1.8 - 0.8
+    out = augment.shadow(images, 1.0, torch.Generator().manual_seed(1))
+    assert out.shape == images.shape and out.dtype == images.dtype
+    # Brightness above the range's low end scales by one gain per pixel, the same for
+    # every band: the colour stays, only the light falls, and never below the range.
+    gain = (out + 1) / (images + 1)
+    assert torch.allclose(gain, gain[:, :1].expand_as(gain), atol=1e-5)
+    gain = gain[:, 0]
+    assert float(gain.min()) >= augment.SHADOW_DARKEST - 1e-5 and float(gain.max()) <= 1 + 1e-6
+    assert out.min() >= -1 and out.max() <= 1
+    for g in gain:
+        shaded = g < 1 - 1e-6
+        # One shadow per chip whose darkest part is at the drawn strength, with a
+        # fading rim: some pixels between the shadow's floor and full light.
+        assert shaded.any()
+        floor = float(g.min())
+        assert augment.SHADOW_DARKEST - 1e-5 <= floor <= augment.SHADOW_LIGHTEST + 1e-5
+        rim = shaded & (g > floor + 1e-3)
+        assert rim.any()
+        # An ellipse is convex: between two shaded pixels of a row, every pixel is shaded.
+        for row in shaded:
+            cols = row.nonzero()[:, 0]
+            if len(cols):
+                assert bool(row[cols.min():cols.max() + 1].all())
+
+
+def test_shadow_probability_and_the_trainer_shade_the_input_only() -> None:
+    images = torch.rand(64, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    assert torch.equal(augment.shadow(images, 0.0, torch.Generator().manual_seed(1)), images)
+    out = augment.shadow(images, 0.5, torch.Generator().manual_seed(1))
+    shaded = (out != images).flatten(1).any(1)
+    assert 16 < int(shaded.sum()) < 48
+    # The same generator state gives the same shadows (training stays reproducible).
+    again = augment.shadow(images, 0.5, torch.Generator().manual_seed(1))
+    assert torch.equal(out, again)
+    arch, config = build_configs("pix2pix", 3, 3, 64, preset="tiny",
+                                 overrides={"ngf": 4, "ndf": 4, "shadow": 1.0})
+    batch = _batch(size=64)
+    aug = Pix2PixTrainer(arch, config, torch.device("cpu"), "fp32")._augmented(batch)
+    assert not torch.equal(aug["a"], batch["a"])
+    for name in ("b", "mask_a", "mask_b", "classes"):
+        assert torch.equal(aug[name], batch[name]), name
+    with pytest.raises(ConfigError, match="shadow probability"):
+        build_configs("pix2pix", 3, 3, 64, overrides={"shadow": 1.5})
+
+
 def test_cutmix_pastes_one_rectangle_of_another_pair_into_every_entry() -> None:
     batch = _batch(n=4, size=48)
     out = augment.cutmix(batch, 1.0, torch.Generator().manual_seed(5))
