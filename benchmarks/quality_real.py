@@ -92,6 +92,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "paper": ("paper", {}, {}),
     "faithful": ("faithful", {}, {}),
     "faithful+tta": ("faithful", {}, {"tta": True}),
+    "faithful+samples-8": ("faithful", {}, {"samples": 8}),  # the mean of 8 dropout passes
     "faithful/palette": ("faithful", {}, {"output": "palette"}),  # crisp, not shaded
     "faithful/image-head": ("faithful", {}, {"output": "image"}),
     "faithful/batch-1": ("faithful", {**BEFORE, "batch_size": 1}, {}),
@@ -214,13 +215,14 @@ def prepare(data: Path, work: Path) -> dict[str, Any]:
             "train_pairs": len(ids) - len(held)}
 
 
-def _strip(paths: list[Path], out: Path) -> Path:
-    """The rasters side by side in one GeoTIFF (own grid), so that one evaluation pools
-    every pixel of a split (mIoU over the pooled pixels, not a mean of per-chip mIoUs)."""
+def _strip(paths: list[Path], out: Path, bands: int | None = None) -> Path:
+    """The rasters (their first ``bands``, or all) side by side in one GeoTIFF (own grid),
+    so that one evaluation pools every pixel of a split (mIoU over the pooled pixels, not
+    a mean of per-chip mIoUs)."""
     arrays = []
     for path in paths:
         with rasterio.open(path) as src:
-            arrays.append(src.read())
+            arrays.append(src.read(list(range(1, (bands or src.count) + 1))))
     strip = np.concatenate(arrays, axis=2)
     with rasterio.open(out, "w", driver="GTiff", width=strip.shape[2], height=strip.shape[1],
                        count=strip.shape[0], dtype=strip.dtype, crs=CRS,
@@ -293,13 +295,15 @@ def run_variant(name: str, preset: str, overrides: dict[str, Any], translate: di
         train_seconds, s_per_step = report.seconds, report.seconds / report.steps
     result: dict[str, Any] = {"preset": preset, "overrides": overrides, "translate": translate,
                               "train_seconds": train_seconds, "s_per_step": s_per_step}
-    translator = load_model(model, device="auto", precision="auto", **translate)
+    loading = {k: v for k, v in translate.items() if k != "samples"}
+    translator = load_model(model, device="auto", precision="auto", **loading)
     options: dict[str, Any] = {"overwrite": True, "tta": translator.tta,
-                               "output": translator.output}
+                               "output": translator.output, "samples": translate.get("samples", 1)}
     for split, pairs in prepared["scenes"].items():
         outputs = [translate_raster(photo, work / f"{slug}_{photo.stem}.tif", translator,
                                     **options).output for photo, _ in pairs]
-        strip = _strip(outputs, work / f"{slug}_{split}.tif")
+        # Without the spread band of --samples: the drawn bands alone are scored.
+        strip = _strip(outputs, work / f"{slug}_{split}.tif", translator.out_bands)
         result[split] = score(strip, prepared["references"][split], work, prepared["palette"])
     if scene is not None:
         result["scene"] = translate_scene(scene, translator, options, work, slug,
@@ -344,7 +348,7 @@ def translate_scene(scene: Path, model: Translator, options: dict[str, Any], wor
     """The unfamiliar scene: share of pixels drawn as road, and a preview PNG."""
     out = translate_raster(scene, work / f"{slug}_scene.tif", model, **options).output
     with rasterio.open(scene) as src, rasterio.open(out) as dst:
-        photo, drawn = src.read([1, 2, 3]), dst.read()
+        photo, drawn = src.read([1, 2, 3]), dst.read(list(range(1, model.out_bands + 1)))
     colours = {k: tuple(v) for k, v in palette.items()}
     road = float(np.isin(snap_to_palette(drawn, colours), _road_classes(palette)).mean())
     preview = np.concatenate([photo, drawn], axis=2).transpose(1, 2, 0)[::2, ::2]
