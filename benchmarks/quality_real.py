@@ -222,7 +222,7 @@ def _strip(paths: list[Path], out: Path, bands: int | None = None) -> Path:
     arrays = []
     for path in paths:
         with rasterio.open(path) as src:
-            arrays.append(src.read(list(range(1, (bands or src.count) + 1))))
+            arrays.append(src.read()[:bands])
     strip = np.concatenate(arrays, axis=2)
     with rasterio.open(out, "w", driver="GTiff", width=strip.shape[2], height=strip.shape[1],
                        count=strip.shape[0], dtype=strip.dtype, crs=CRS,
@@ -348,7 +348,7 @@ def translate_scene(scene: Path, model: Translator, options: dict[str, Any], wor
     """The unfamiliar scene: share of pixels drawn as road, and a preview PNG."""
     out = translate_raster(scene, work / f"{slug}_scene.tif", model, **options).output
     with rasterio.open(scene) as src, rasterio.open(out) as dst:
-        photo, drawn = src.read([1, 2, 3]), dst.read(list(range(1, model.out_bands + 1)))
+        photo, drawn = src.read([1, 2, 3]), dst.read()[:model.out_bands]
     colours = {k: tuple(v) for k, v in palette.items()}
     road = float(np.isin(snap_to_palette(drawn, colours), _road_classes(palette)).mean())
     preview = np.concatenate([photo, drawn], axis=2).transpose(1, 2, 0)[::2, ::2]
