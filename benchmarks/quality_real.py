@@ -345,26 +345,31 @@ def run_all(names: list[str], prepared: dict[str, Any], work: Path, steps: int,
 
 def translate_scene(scene: Path, model: Translator, options: dict[str, Any], work: Path,
                     slug: str, palette: dict[str, list[int]]) -> dict[str, Any]:
-    """The unfamiliar scene: share of pixels drawn as road, and a preview PNG."""
+    """The unfamiliar scene: the share of its pixels drawn in each palette class (road and
+    water are what a model that draws from memory paints over woods), and a preview PNG."""
     out = translate_raster(scene, work / f"{slug}_scene.tif", model, **options).output
     with rasterio.open(scene) as src, rasterio.open(out) as dst:
         photo, drawn = src.read([1, 2, 3]), dst.read()[:model.out_bands]
     colours = {k: tuple(v) for k, v in palette.items()}
-    road = float(np.isin(snap_to_palette(drawn, colours), _road_classes(palette)).mean())
+    classes = snap_to_palette(drawn, colours)
+    road = float(np.isin(classes, _road_classes(palette)).mean())
+    shares = {name: float((classes == i).mean()) for i, name in enumerate(palette)}
     preview = np.concatenate([photo, drawn], axis=2).transpose(1, 2, 0)[::2, ::2]
     png = work / f"{slug}_scene.png"
     Image.fromarray(np.ascontiguousarray(preview)).save(png)
-    return {"road_share": road, "preview": str(png)}
+    return {"road_share": road, "shares": shares, "preview": str(png)}
 
 
 def _row(name: str, result: dict[str, Any], split: str) -> str:
     r = result[split]
     step = f"{result['s_per_step']:.3f}" if result.get("s_per_step") else "—"
     wall = f"{result['train_seconds']:.0f}" if result.get("train_seconds") else "—"
-    scene = result.get("scene", {}).get("road_share")
+    scene = result.get("scene", {})
+    road, water = scene.get("road_share"), scene.get("shares", {}).get("water")
     return (f"| {name} | {r['miou']:.3f} | {r['d5']:.3f} | {r['d10']:.3f} | {r['psnr']:.2f} | "
             f"{r['ssim']:.3f} | {r['rmse']:.2f} | {r['false_road']:.3f} | "
-            f"{'—' if scene is None else f'{scene:.3f}'} | {step} | {wall} |")
+            f"{'—' if road is None else f'{road:.3f}'} | "
+            f"{'—' if water is None else f'{water:.3f}'} | {step} | {wall} |")
 
 
 def main() -> None:
@@ -405,8 +410,8 @@ def main() -> None:
     for split in ("val", "unfamiliar"):
         print(f"\n{split} ({len(prepared['scenes'][split])} pairs)\n")
         print("| variant | mIoU | δ5 | δ10 | PSNR | SSIM | RMSE | road where none | "
-              "scene road | s/step | train s |")
-        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+              "scene road | scene water | s/step | train s |")
+        print("| --- |" + " ---: |" * 11)
         for name, result in results.items():
             print(_row(name, result, split))
 
