@@ -70,7 +70,8 @@ from .options import ProgressBar, overwrite_opt, seed_opt
                    "this strength (0.2: ±20 % contrast) [default: 0].")
 @click.option("--shadow", type=click.FloatRange(0, 1), default=None, metavar="P",
               help="Darken one soft-edged ellipse of the input (to 35-75 %) with this "
-                   "probability per chip, as a shadow does [default: 0].")
+                   "probability per chip, as a shadow does, so that darkness alone stops "
+                   "meaning water (for scenes without dark water) [default: 0].")
 @click.option("--cutmix", type=click.FloatRange(0, 1), default=None, metavar="P",
               help="Paste a rectangle of another pair of the batch into each pair with "
                    "this probability, into both chips alike (CutMix) [default: 0].")
