@@ -235,9 +235,13 @@ def _strip(paths: list[Path], out: Path, bands: int | None = None) -> Path:
     return out
 
 
+ROAD_NAMES = ("road", "arterial", "highway")
+"""The palette's road colours."""
+
+
 def _road_classes(palette: dict[str, list[int]]) -> list[int]:
     """Indices of the palette's road colours."""
-    return [i for i, name in enumerate(palette) if name in ("road", "arterial", "highway")]
+    return [i for i, name in enumerate(palette) if name in ROAD_NAMES]
 
 
 def score(prediction: Path, reference: Path, work: Path, palette: dict[str, list[int]]
@@ -356,8 +360,8 @@ def translate_scene(scene: Path, model: Translator, options: dict[str, Any], wor
         photo, drawn = src.read([1, 2, 3]), dst.read()[:model.out_bands]
     colours = {k: tuple(v) for k, v in palette.items()}
     classes = snap_to_palette(drawn, colours)
-    road = float(np.isin(classes, _road_classes(palette)).mean())
     shares = {name: float((classes == i).mean()) for i, name in enumerate(palette)}
+    road = sum(shares[name] for name in ROAD_NAMES if name in shares)
     preview = np.concatenate([photo, drawn], axis=2).transpose(1, 2, 0)[::2, ::2]
     png = work / f"{slug}_scene.png"
     Image.fromarray(np.ascontiguousarray(preview)).save(png)
@@ -366,14 +370,14 @@ def translate_scene(scene: Path, model: Translator, options: dict[str, Any], wor
 
 def _row(name: str, result: dict[str, Any], split: str) -> str:
     r = result[split]
-    step = f"{result['s_per_step']:.3f}" if result.get("s_per_step") else "—"
-    wall = f"{result['train_seconds']:.0f}" if result.get("train_seconds") else "—"
     scene = result.get("scene", {})
-    road, water = scene.get("road_share"), scene.get("shares", {}).get("water")
+    optional = (scene.get("road_share"), scene.get("shares", {}).get("water"),
+                result.get("s_per_step"), result.get("train_seconds"))
+    road, water, step, wall = ("—" if value is None else f"{value:.{digits}f}"
+                               for value, digits in zip(optional, (3, 3, 3, 0), strict=True))
     return (f"| {name} | {r['miou']:.3f} | {r['d5']:.3f} | {r['d10']:.3f} | {r['psnr']:.2f} | "
             f"{r['ssim']:.3f} | {r['rmse']:.2f} | {r['false_road']:.3f} | "
-            f"{'—' if road is None else f'{road:.3f}'} | "
-            f"{'—' if water is None else f'{water:.3f}'} | {step} | {wall} |")
+            f"{road} | {water} | {step} | {wall} |")
 
 
 def main() -> None:
