@@ -220,6 +220,15 @@ def _scheduler_logs_as_quiet_as_ours() -> Iterator[None]:
         logger.setLevel(previous)
 
 
+def _worker_log_level() -> int:
+    """What the local workers may print: nothing unless the application asked for more
+    (``-v``). A task's error comes back with its scene's outcome; what a worker logs on
+    its own is about its link to the scheduler, which on this machine breaks only while
+    the cluster stops, as when a heartbeat meets the scheduler closing after Ctrl-C."""
+    chosen = logging.getLogger().getEffectiveLevel()
+    return chosen if chosen < logging.WARNING else logging.CRITICAL
+
+
 @contextlib.contextmanager
 def _children_ignore_ctrl_c() -> Iterator[None]:
     """Ctrl-C goes to every process of the terminal's group, the local workers too, which
@@ -244,9 +253,10 @@ def _worker_environment(threads: int) -> Iterator[None]:
     Its default ``MALLOC_TRIM_THRESHOLD_=65536`` turns off glibc's adaptive mmap
     threshold, so every large array is mapped and faulted in afresh: translation ran at
     half speed in such a worker (1.5 s against 0.75 s per 2048² scene, tiny U-Net). It
-    is left unset, and the thread variables follow the worker's share of the cores. The
-    nanny also writes these variables into this process's environment; they are put
-    back afterwards.
+    is left unset, the thread variables follow the worker's share of the cores, and the
+    workers' own log lines are left to ``-v`` (:func:`_worker_log_level`). The nanny
+    also writes these variables into this process's environment; they are put back
+    afterwards.
     """
     import dask
 
@@ -258,8 +268,12 @@ def _worker_environment(threads: int) -> Iterator[None]:
     os.environ.pop("MALLOC_TRIM_THRESHOLD_", None)
     os.environ.update(threads_environ)
     try:
-        with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_":
-                              None}):
+        # The nanny sets these before it starts (or restarts) a worker, which reads its
+        # log level from DASK_LOGGING__DISTRIBUTED as it imports Dask.
+        spawn = "distributed.nanny.pre-spawn-environ."
+        with dask.config.set({spawn + "MALLOC_TRIM_THRESHOLD_": None,
+                              spawn + "DASK_LOGGING__DISTRIBUTED":
+                                  logging.getLevelName(_worker_log_level()).lower()}):
             yield
     finally:
         os.environ.clear()

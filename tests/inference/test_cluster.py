@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -115,17 +116,20 @@ def test_cluster_errors_are_one_line(tmp_path, model, monkeypatch):
     assert result.exit_code == 2 and "--out-dir" in result.output
 
 
-def test_local_workers_keep_glibc_adaptive_malloc_and_our_environment_is_restored(
+def test_local_workers_keep_glibc_adaptive_malloc_print_nothing_and_our_environment_is_restored(
         tmp_path, model):
     """Dask's nanny sets MALLOC_TRIM_THRESHOLD_ in its workers (translation then runs at
-    half speed) and writes it into this process's environment too."""
+    half speed) and writes it into this process's environment too. The workers' own log
+    lines (a heartbeat that meets the scheduler closing after Ctrl-C) are not shown."""
     before = dict(os.environ)
     paths = scenes(tmp_path / "scenes", 1)
-    probes: list[dict[str, str | None]] = []
+    probes: list[dict[str, str | int | None]] = []
 
-    def probe() -> dict[str, str | None]:
-        return {name: os.environ.get(name) for name in ("MALLOC_TRIM_THRESHOLD_",
-                                                          "OMP_NUM_THREADS")}
+    def probe() -> dict[str, str | int | None]:
+
+        return {**{name: os.environ.get(name) for name in ("MALLOC_TRIM_THRESHOLD_",
+                                                             "OMP_NUM_THREADS")},
+                "log level": logging.getLogger("distributed").level}
 
     original = distributed.Client.__enter__
 
@@ -141,7 +145,13 @@ def test_local_workers_keep_glibc_adaptive_malloc_and_our_environment_is_restore
     assert probes and all(p["MALLOC_TRIM_THRESHOLD_"] is None for p in probes)
     assert all(p["OMP_NUM_THREADS"] == str(max(1, os.cpu_count() or 1))
                for p in probes)
+    assert all(p["log level"] == logging.CRITICAL for p in probes), probes
     assert dict(os.environ) == before
+
+
+def test_local_workers_log_what_verbose_asks_for(monkeypatch):
+    monkeypatch.setattr(logging.getLogger(), "level", logging.INFO)
+    assert geogan.inference.cluster._worker_log_level() == logging.INFO
 
 
 def test_ctrl_c_stops_a_local_cluster_batch_and_leaves_nothing_half_written(tmp_path, model):
