@@ -7,7 +7,7 @@ default recipe is chosen by. On the 40 aerial/map pairs of ``--data`` (256 px PN
 1. splits them, by the fixed lists below, into 29 training pairs, 8 validation pairs
    and 3 **unfamiliar** pairs whose look is rare in the set (a marina, a large park,
    woods), kept out of training to see how a recipe copes with what it has rarely seen;
-2. writes them as georeferenced GeoTIFFs (0.6 m pixels, EPSG:32618, each chip at its
+2. writes them as georeferenced GeoTIFFs (1.4 m pixels, EPSG:32618, each chip at its
    own place) in an ArcGIS-style chip folder (``images/`` + ``images2/``);
 3. writes the 7 map colours (:data:`MAP_PALETTE`, measured on the maps with
    :mod:`geogan.raster.flat_colours`: they are anti-aliased and JPEG-noisy, so exact colours
@@ -19,8 +19,11 @@ default recipe is chosen by. On the 40 aerial/map pairs of ``--data`` (256 px PN
    grey levels on every band), PSNR, SSIM, RMSE, and **road where there is none** (share
    of the map's non-road pixels drawn as a road colour: hallucinated streets);
 5. translates ``--scene`` (default: rasterio's ``cogeo.tif``, a 0.6 m photo of a snowy
-   mountain road through woods, which no training pair resembles) and reports the share
-   of its pixels drawn as road, with a PNG preview (photo | map) to look at;
+   mountain road through woods, which no training pair resembles) at the model's pixel
+   size (``--resample --resampling average``, as ``translate`` advises for a scene of
+   other pixels) and reports the share of its pixels drawn in each class (road and
+   water: what a model that draws from memory paints over woods), with a PNG preview
+   (photo | map) to look at;
 6. prints one table, with a constant-colour map (the commonest palette colour) scored
    the same way, and writes ``results.json``.
 
@@ -81,8 +84,12 @@ pinks, each under 2 % of the pixels). The palette a model learns from its traini
 is its own; both maps are snapped to these colours to be compared."""
 
 CRS = "EPSG:32618"
-PIXEL = 0.6  # metres, about the source's zoom level
 SIDE = 256
+PIXEL = 0.6 * 600 / SIDE
+"""Metres per pixel of the 256 px PNGs: the source's 600 px tiles have pixels of about 0.6 m
+(``../shared/data/PROVENANCE.md``) and were resized to 256 px, so a car is 3 px long. Until
+stop 42 the chips were given 0.6 m, so ``cogeo.tif`` (0.6 m) was translated 2.35 times
+finer than the model had learnt its objects."""
 
 BEFORE = {"lr": 2e-4}
 """The learning rate of ``faithful`` before the GPU screen: variants measured then keep it."""
@@ -139,6 +146,8 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "faithful/photometric-0.4": ("faithful", {"photometric": 0.4}, {}),
     "faithful/shadow-0.5": ("faithful", {"shadow": 0.5}, {}),
     "faithful/shadow-0.2": ("faithful", {"shadow": 0.2}, {}),
+    "faithful/shadow-0.1": ("faithful", {"shadow": 0.1}, {}),
+    "faithful/shadow-0.05": ("faithful", {"shadow": 0.05}, {}),
     "faithful/balance-0": ("faithful", {"class_balance": 0.0}, {}),  # rare water not weighed up
     "faithful/ngf-32": ("faithful", {"ngf": 32, "ndf": 32}, {}),
     "faithful/levels-5": ("faithful", {"unet_levels": 5}, {}),
@@ -355,7 +364,8 @@ def translate_scene(scene: Path, model: Translator, options: dict[str, Any], wor
                     slug: str, palette: dict[str, list[int]]) -> dict[str, Any]:
     """The unfamiliar scene: the share of its pixels drawn in each palette class (road and
     water are what a model that draws from memory paints over woods), and a preview PNG."""
-    out = translate_raster(scene, work / f"{slug}_scene.tif", model, **options).output
+    out = translate_raster(scene, work / f"{slug}_scene.tif", model,
+                           **{**options, "resample": True, "resampling": "average"}).output
     with rasterio.open(scene) as src, rasterio.open(out) as dst:
         photo, drawn = src.read([1, 2, 3]), dst.read()[:model.out_bands]
     colours = {k: tuple(v) for k, v in palette.items()}

@@ -1,7 +1,7 @@
 """How translate's scene checks behave on real rasters, and what --resample buys.
 
 With the 40 aerial photo → map pairs of the pix2pix "maps" set (``--data``), prepared as
-``benchmarks/quality_real.py`` prepares them (29 training pairs as GeoTIFF chips at 0.6 m
+``benchmarks/quality_real.py`` prepares them (29 training pairs as GeoTIFF chips at 1.41 m
 in an ArcGIS-style ``images/`` + ``images2/`` folder, 11 held out), it
 
 1. trains a ``tiny`` Pix2Pix for ``--steps`` steps (enough for the value profiles the
@@ -14,7 +14,7 @@ in an ArcGIS-style ``images/`` + ``images2/`` folder, 11 held out), it
    (Landsat 7 RGB, 8-bit, 300 m), an 8-bit Landsat 7 RGB (``LE71400412000304SGS00_RGB``),
    a 16-bit Landsat 8 scene (``LC08_L1TP_224078...TIF``), and rasterio's ``cogeo.tif``
    (a 0.6 m aerial photo of snowy woods, a look the training set lacks);
-3. **resolution**: the 8 validation photos made 2 × coarser (1.2 m, averaged) and their
+3. **resolution**: the 8 validation photos made 2 × coarser (2.8 m, averaged) and their
    maps likewise (nearest), translated with and without ``--resample``, scored against the
    coarse maps (``evaluate_rasters`` with the map palette: mIoU, pixel accuracy, L1); the
    ratio with/without is the figure.
@@ -106,7 +106,7 @@ def main() -> None:
         for name, relative in UNSEEN.items():
             print(f"  {name:<36} {figures(domain(translator, args.rasters / relative))}")
 
-        print("\nresolution: validation photos 2 × coarser (1.2 m), against their maps:")
+        print("\nresolution: validation photos 2 × coarser (2.8 m), against their maps:")
         options: dict[str, Any] = {"overwrite": True, "output": translator.output}
         palette = work / "palette.json"
         palette.write_text(json.dumps(MAP_PALETTE))
