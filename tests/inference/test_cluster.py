@@ -126,7 +126,6 @@ def test_local_workers_keep_glibc_adaptive_malloc_print_nothing_and_our_environm
     probes: list[dict[str, str | int | None]] = []
 
     def probe() -> dict[str, str | int | None]:
-
         return {**{name: os.environ.get(name) for name in ("MALLOC_TRIM_THRESHOLD_",
                                                              "OMP_NUM_THREADS")},
                 "log level": logging.getLogger("distributed").level}
