@@ -212,8 +212,7 @@ def _scheduler_logs_as_quiet_as_ours() -> Iterator[None]:
     (``-v``)."""
     logger = logging.getLogger("distributed")
     previous = logger.level
-    chosen = logging.getLogger().getEffectiveLevel()
-    logger.setLevel(chosen if chosen < logging.WARNING else logging.ERROR)
+    logger.setLevel(_dask_log_level(quiet=logging.ERROR))
     try:
         yield
     finally:
@@ -225,8 +224,14 @@ def _worker_log_level() -> int:
     (``-v``). A task's error comes back with its scene's outcome; what a worker logs on
     its own is about its link to the scheduler, which on this machine breaks only while
     the cluster stops, as when a heartbeat meets the scheduler closing after Ctrl-C."""
+    return _dask_log_level(quiet=logging.CRITICAL)
+
+
+def _dask_log_level(quiet: int) -> int:
+    """The level the application asked for when it is more than warnings (``-v``),
+    else ``quiet``."""
     chosen = logging.getLogger().getEffectiveLevel()
-    return chosen if chosen < logging.WARNING else logging.CRITICAL
+    return chosen if chosen < logging.WARNING else quiet
 
 
 @contextlib.contextmanager
