@@ -89,6 +89,10 @@ from .options import ProgressBar, overwrite_opt, seed_opt
 @click.option("--class-balance", type=click.FloatRange(0, 1), default=None, metavar="P",
               help="Weight each class's cross-entropy by its pixel share to the power -P, so "
                    "rare classes (thin roads, ponds) are drawn [default: 0.25 faithful, 0].")
+@click.option("--label-smoothing", type=click.FloatRange(0, 1, max_open=True), default=None,
+              metavar="EPS", help="Spread this share of each class pixel's cross-entropy "
+                                  "target over all classes, so the head is never trained to "
+                                  "be certain [default: 0].")
 @click.option("--lambda-dice", type=click.FloatRange(min=0), default=None,
               help="Weight of the class head's soft Dice loss, which scores each class's "
                    "overlap as mIoU does [default: 0].")

@@ -135,6 +135,7 @@ class Translator:
         self._log_weights = (torch.tensor(architecture.class_weights, device=self.device
                                           ).log().view(1, -1, 1, 1)
                              if classes and architecture.class_weights else None)
+        self._smoothing = architecture.label_smoothing if classes else 0.0
         # The metadata only: the weights live in the generator.
         self.model = replace(model, generators={})
         self._auto_batch: int | None = None
@@ -311,7 +312,10 @@ class Translator:
             logits = out[:, self.image_bands:]
             if self._log_weights is not None:
                 logits = logits - self._log_weights
-            out = torch.cat([out[:, :self.image_bands], torch.softmax(logits, dim=1)], dim=1)
+            probabilities = torch.softmax(logits, dim=1)
+            if self._smoothing:
+                probabilities = _unsmoothed(probabilities, self._smoothing)
+            out = torch.cat([out[:, :self.image_bands], probabilities], dim=1)
         result: torch.Tensor = out.contiguous()
         return result
 
@@ -387,6 +391,15 @@ class Translator:
         if nodata is not None and not mask.all():
             result[:, ~mask] = nodata
         return result
+
+
+def _unsmoothed(probabilities: torch.Tensor, eps: float) -> torch.Tensor:
+    """Class probabilities (N, K, H, W) of a head trained with label smoothing ``eps``,
+    its training weights already divided out, as a head trained without it would give
+    them: such a head learns ``(1 - eps) p + eps / K``, so the ``eps / K`` is taken off
+    (at least 0) and what is left scaled back to a sum of 1."""
+    p = (probabilities - eps / probabilities.shape[1]).clamp_min_(0.0)
+    return p / p.sum(dim=1, keepdim=True)
 
 
 def drawn_output(architecture: Architecture, direction: str, output: str) -> str:

@@ -103,6 +103,10 @@ class Architecture:
             head learns them at all, which also inflates their probabilities;
             translation divides them out again, so that each pixel gets its most
             probable class.
+        label_smoothing: The label smoothing ε the class head was trained with (0:
+            none). Such a head learns ``(1 - ε) p + ε / K`` for each class's
+            probability ``p``; translation takes the ``ε / K`` off again, so that the
+            map is drawn from the same probabilities as a head trained without it.
         d_scales: PatchGAN discriminators, each at half the resolution of the one
             before (pix2pixHD's multi-scale discriminator); 1 is the paper's single one.
         spectral_norm: Spectral normalisation of every discriminator convolution.
@@ -124,6 +128,7 @@ class Architecture:
     palette: tuple[tuple[float, ...], ...] = ()
     class_names: tuple[str, ...] = ()
     class_weights: tuple[float, ...] = ()
+    label_smoothing: float = 0.0
     d_scales: int = 1
     spectral_norm: bool = False
 
@@ -167,6 +172,9 @@ class Architecture:
         if self.class_weights and (len(self.class_weights) != len(self.palette)
                                    or min(self.class_weights) <= 0):
             raise ConfigError("give one positive class weight per palette colour")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ConfigError(
+                f"label smoothing must be in [0, 1), not {self.label_smoothing}")
 
     @property
     def unet_depth(self) -> int:
@@ -250,6 +258,10 @@ class TrainConfig:
             pixels to the power ``-class_balance`` (0: equal weights; 0.5: a class 100
             times rarer weighs 10 times more), so that thin roads and small ponds are
             drawn at all.
+        label_smoothing: Share of each class pixel's cross-entropy target spread evenly
+            over all the classes (0: none), so the head is trained never to be certain:
+            a small training set is otherwise learnt with a confidence its other
+            scenes do not bear out (Szegedy et al. 2016).
         lambda_dice: Weight of the class head's soft Dice loss (0: none), which scores
             each class's overlap as the palette mIoU does.
         lambda_lovasz: Weight of the class head's Lovász-softmax loss (0: none), a convex
@@ -297,6 +309,7 @@ class TrainConfig:
     classes: str = "off"
     lambda_ce: float = 1.0
     class_balance: float = 0.0
+    label_smoothing: float = 0.0
     lambda_dice: float = 0.0
     lambda_lovasz: float = 0.0
     lambda_fm: float = 0.0
@@ -336,6 +349,9 @@ class TrainConfig:
             raise ConfigError("loss weights must not be negative")
         if not 0.0 <= self.class_balance <= 1.0:
             raise ConfigError(f"class balance must be in [0, 1], not {self.class_balance}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ConfigError(
+                f"label smoothing must be in [0, 1), not {self.label_smoothing}")
 
     @property
     def geometric(self) -> bool:

@@ -183,25 +183,28 @@ def class_targets(target: Tensor, colours: Tensor, mask: Tensor | None = None) -
         return classes
 
 
-def masked_cross_entropy(logits: Tensor, classes: Tensor, weight: Tensor | None = None
-                         ) -> Tensor:
+def masked_cross_entropy(logits: Tensor, classes: Tensor, weight: Tensor | None = None,
+                         label_smoothing: float = 0.0) -> Tensor:
     """Mean cross-entropy of the class logits (N, K, H, W) over the pixels whose class
     (N, H, W) is not :data:`IGNORED_CLASS`, each class weighted by ``weight`` (K,) when
     given (a weighted mean, as PyTorch defines it); 0 (with a gradient path) when no pixel
-    has a class."""
+    has a class. With ``label_smoothing`` ε each pixel's target is 1 − ε on its class
+    plus ε / K on every class, as in :func:`torch.nn.functional.cross_entropy`."""
     if logits.device.type != "cpu":
-        return cross_entropy_without_sync(logits, classes, weight)
+        return cross_entropy_without_sync(logits, classes, weight, label_smoothing)
     if not bool((classes != IGNORED_CLASS).any()):
         return logits.float().sum() * 0.0
-    return F.cross_entropy(logits.float(), classes, weight=weight, ignore_index=IGNORED_CLASS)
+    return F.cross_entropy(logits.float(), classes, weight=weight, ignore_index=IGNORED_CLASS,
+                           label_smoothing=label_smoothing)
 
 
-def cross_entropy_without_sync(logits: Tensor, classes: Tensor, weight: Tensor | None = None
-                               ) -> Tensor:
+def cross_entropy_without_sync(logits: Tensor, classes: Tensor, weight: Tensor | None = None,
+                               label_smoothing: float = 0.0) -> Tensor:
     """:func:`masked_cross_entropy` as a weighted sum over a clamped weight sum, which never
     asks the GPU whether any pixel has a class (a host synchronisation each step)."""
     total = F.cross_entropy(logits.float(), classes, weight=weight,
-                            ignore_index=IGNORED_CLASS, reduction="sum")
+                            ignore_index=IGNORED_CLASS, reduction="sum",
+                            label_smoothing=label_smoothing)
     valid = classes != IGNORED_CLASS
     counted = valid.sum() if weight is None else (weight[classes.clamp_min(0)] * valid).sum()
     return total / counted.float().clamp_min(_EPS)

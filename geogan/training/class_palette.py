@@ -28,15 +28,16 @@ PALETTE_CHIPS = 64
 
 def with_class_head(architecture: Architecture, config: TrainConfig,
                     folder: ChipFolder) -> Architecture:
-    """``architecture`` with the palette of the target chips, and the weights the class
-    head trains with, when ``config.classes`` is ``auto``, the model is a Pix2Pix and the
-    chips are a flat-colour map; else as it is."""
+    """``architecture`` with the palette of the target chips, and the weights and label
+    smoothing the class head trains with, when ``config.classes`` is ``auto``, the model
+    is a Pix2Pix and the chips are a flat-colour map; else as it is."""
     if config.classes != "auto" or architecture.kind != "pix2pix":
         return architecture
     learnt = learn_palette(folder, config.seed)
     if learnt is None:
         return architecture
-    headed = replace(architecture, palette=tuple(learnt[0]), class_names=tuple(learnt[1]))
+    headed = replace(architecture, palette=tuple(learnt[0]), class_names=tuple(learnt[1]),
+                     label_smoothing=config.label_smoothing)
     weights = class_weights(headed, config, folder, folder.domains["b"].normalization())
     if weights is None:
         return headed

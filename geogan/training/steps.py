@@ -295,7 +295,8 @@ class Pix2PixTrainer(GANTrainer):
             loss_g = loss_g + self.config.lambda_fm * loss_g_fm
             losses["g_fm"] = loss_g_fm.detach()
         if logits.shape[1]:
-            loss_g_ce = masked_cross_entropy(logits, batch["classes"], self.class_weights)
+            loss_g_ce = masked_cross_entropy(logits, batch["classes"], self.class_weights,
+                                             self.config.label_smoothing)
             loss_g = loss_g + self.config.lambda_ce * loss_g_ce
             losses["g_ce"] = loss_g_ce.detach()
             if self.config.lambda_dice > 0:

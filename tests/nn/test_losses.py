@@ -191,14 +191,41 @@ def test_patch_weights_rejects_bad_shapes() -> None:
         patch_weights(torch.ones(1, 1, 8, 8), (2, 2, 2))
 
 
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
 @pytest.mark.parametrize("weighted", [False, True])
-def test_the_gpu_cross_entropy_equals_the_masked_one_without_a_sync(weighted: bool) -> None:
+def test_the_gpu_cross_entropy_equals_the_masked_one_without_a_sync(
+        weighted: bool, smoothing: float) -> None:
     generator = torch.Generator().manual_seed(0)
     logits = torch.randn(2, 4, 5, 5, generator=generator)
     classes = torch.randint(0, 4, (2, 5, 5), generator=generator)
     classes[0, :2] = IGNORED_CLASS
     weight = torch.tensor([0.5, 1.0, 2.0, 0.5]) if weighted else None
-    assert torch.allclose(cross_entropy_without_sync(logits, classes, weight),
-                          masked_cross_entropy(logits, classes, weight), atol=1e-6)
+    assert torch.allclose(cross_entropy_without_sync(logits, classes, weight, smoothing),
+                          masked_cross_entropy(logits, classes, weight, smoothing), atol=1e-6)
     none = torch.full_like(classes, IGNORED_CLASS)
-    assert float(cross_entropy_without_sync(logits, none, weight)) == 0.0
+    assert float(cross_entropy_without_sync(logits, none, weight, smoothing)) == 0.0
+
+
+def test_label_smoothing_spreads_the_target_over_every_class_and_skips_ignored_pixels() -> None:
+    """Each counted pixel's target is 1 - ε on its class and ε / K on each class, every
+    class's term weighted as that class, over the weights of the pixels' own classes."""
+    generator = torch.Generator().manual_seed(1)
+    logits = torch.randn(1, 3, 4, 4, generator=generator)
+    classes = torch.randint(0, 3, (1, 4, 4), generator=generator)
+    classes[0, 0] = IGNORED_CLASS
+    logits[0, :, 0] = 1e4  # whatever the ignored row holds must not count
+    weight = torch.tensor([1.0, 3.0, 0.5])
+    eps = 0.2
+    log_p = torch.log_softmax(logits, 1)[0]  # (K, H, W)
+    total = counted = 0.0
+    for y, x in zip(*torch.nonzero(classes[0] != IGNORED_CLASS, as_tuple=True), strict=True):
+        k = int(classes[0, y, x])
+        target = torch.full((3,), eps / 3)
+        target[k] += 1 - eps
+        total += float(-(target * weight * log_p[:, y, x]).sum())
+        counted += float(weight[k])
+    assert float(masked_cross_entropy(logits, classes, weight, eps)) == approx(total / counted)
+    # Certain, right logits no longer cost nothing: the head is kept from certainty.
+    sure = torch.nn.functional.one_hot(classes.clamp_min(0), 3).permute(0, 3, 1, 2) * 50.0
+    assert float(masked_cross_entropy(sure, classes, None, 0.0)) == approx(0.0)
+    assert float(masked_cross_entropy(sure, classes, None, eps)) > 1.0

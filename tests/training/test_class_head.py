@@ -213,6 +213,37 @@ def test_translation_divides_the_training_weights_out_of_the_class_probabilities
     assert torch.equal(out[:, :3], favoured.translate_tiles(tiles)[:, :3])  # image untouched
 
 
+def test_translation_takes_the_label_smoothing_off_the_class_probabilities(
+        class_model: Path, tmp_path: Path) -> None:
+    """A head trained with smoothing ε learns (1 - ε) p + ε / K: translate gives back p,
+    after the training weights are divided out, and the ε travels in the model file."""
+    model = read_model_file(class_model)
+    assert model.architecture.label_smoothing == 0.0
+    eps, k = 0.3, model.architecture.classes
+    smoothed = replace(model, architecture=replace(model.architecture, label_smoothing=eps))
+    path = save_model_file(tmp_path / "smoothed.pt", smoothed)
+    assert read_model_file(path).architecture.label_smoothing == eps
+    tiles = torch.rand(2, 3, 64, 64) * 2 - 1
+    plain = load_model(class_model).translate_tiles(tiles)
+    out = load_model(path).translate_tiles(tiles)
+    expected = (plain[:, 3:] - eps / k).clamp_min(0)
+    expected = expected / expected.sum(dim=1, keepdim=True)
+    assert torch.allclose(out[:, 3:], expected, atol=1e-6)
+    assert torch.equal(out[:, :3], plain[:, :3])  # the image bands are left alone
+    assert torch.equal(out[:, 3:].argmax(1), plain[:, 3:].argmax(1))  # and so is each class
+    with pytest.raises(ConfigError, match="label smoothing"):
+        replace(model.architecture, label_smoothing=1.0)
+
+
+def test_training_with_label_smoothing_records_it_for_translation(
+        map_chips: Path, tmp_path: Path, one_torch_thread: None) -> None:
+    out = tmp_path / "m.pt"
+    overrides: dict[str, Any] = {"steps": 2, "ngf": 4, "ndf": 4, "classes": "auto",
+                                 "unet_levels": 5, "precision": "fp32", "label_smoothing": 0.1}
+    train(map_chips, out, TrainOptions(preset="tiny", overrides=overrides, device="cpu"))
+    assert read_model_file(out).architecture.label_smoothing == 0.1
+
+
 def _plain_model() -> ModelFile:
     arch, _ = build_configs("pix2pix", 3, 3, 64, preset="tiny", overrides={"ngf": 4, "ndf": 4})
     torch.manual_seed(0)
@@ -229,7 +260,7 @@ def test_model_files_from_before_the_class_head_translate_identically(tmp_path: 
     today = save_model_file(tmp_path / "today.pt", model)
     payload = torch.load(today, weights_only=True)
     for key in ("unet_levels", "upsample", "palette", "class_names", "class_weights",
-                "d_scales", "spectral_norm"):
+                "label_smoothing", "d_scales", "spectral_norm"):
         payload["architecture"].pop(key)
     older = tmp_path / "older.pt"
     torch.save(payload, older)
