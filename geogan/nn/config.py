@@ -172,9 +172,7 @@ class Architecture:
         if self.class_weights and (len(self.class_weights) != len(self.palette)
                                    or min(self.class_weights) <= 0):
             raise ConfigError("give one positive class weight per palette colour")
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise ConfigError(
-                f"label smoothing must be in [0, 1), not {self.label_smoothing}")
+        _check_label_smoothing(self.label_smoothing)
 
     @property
     def unet_depth(self) -> int:
@@ -349,9 +347,7 @@ class TrainConfig:
             raise ConfigError("loss weights must not be negative")
         if not 0.0 <= self.class_balance <= 1.0:
             raise ConfigError(f"class balance must be in [0, 1], not {self.class_balance}")
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise ConfigError(
-                f"label smoothing must be in [0, 1), not {self.label_smoothing}")
+        _check_label_smoothing(self.label_smoothing)
 
     @property
     def geometric(self) -> bool:
@@ -444,6 +440,12 @@ def _from_dict(cls: type[_Config], d: Mapping[str, Any]) -> _Config:
         return cls(**{k: v for k, v in d.items() if k in names})
     except TypeError as error:
         raise ConfigError(f"incomplete {cls.__name__} settings: {error}") from None
+
+
+def _check_label_smoothing(eps: float) -> None:
+    """Both configs hold ε: the one training uses, and the one translate takes off again."""
+    if not 0.0 <= eps < 1.0:
+        raise ConfigError(f"label smoothing must be in [0, 1), not {eps}")
 
 
 def _names(names: Any) -> str:
