@@ -31,7 +31,8 @@ default recipe is chosen by. On the 40 aerial/map pairs of ``--data`` (256 px PN
     python benchmarks/quality_real.py --data ../shared/data/maps --steps 300 \\
         --variants paper,faithful                                                 # a screen
 
-Variants are presets plus overrides (see :data:`VARIANTS`); every run uses seed 0.
+Variants are presets plus overrides (see :data:`VARIANTS`); every run uses seed 0 unless its
+variant ends in ``/seed-N`` (1 to 5).
 """
 
 from __future__ import annotations
