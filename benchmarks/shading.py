@@ -9,8 +9,10 @@ the same figures as ``quality_real.py``'s), the crisp colour of the most likely 
 the most likely class's colour cell, and ``shaded`` unblurred for each exact radius and
 shade cost of ``--grid``. The defaults of :mod:`geogan.inference.class_colours` were chosen with
 it. Options clean the probabilities first (``--smooth``, ``--soften``, ``--unsure``,
-``--sieve``, ``--prior``) or the drawn colours after (``--blur``, ``--image-mix``), to see
-whether a smoother or better informed map scores better::
+``--sieve``, ``--prior``, ``--temperature``) or the drawn colours after (``--blur``,
+``--image-mix``), to see whether a smoother or better informed map scores better.
+Several ``--model`` files (the same recipe at other seeds) draw the mean of their
+probabilities: what averaging trainings would give::
 
     python benchmarks/quality_real.py --data ../shared/data/maps --variants faithful \\
         --work quality-real
@@ -67,6 +69,16 @@ def with_priors(probabilities: np.ndarray, priors: list[str]) -> np.ndarray:
     return probabilities / total
 
 
+def tempered(probabilities: np.ndarray, temperature: float) -> np.ndarray:
+    """The probabilities as the softmax of the (class-weight corrected) logits divided by
+    ``temperature``: softer above 1, sharper below."""
+    if temperature == 1.0:
+        return probabilities
+    powered: np.ndarray = np.power(probabilities, 1.0 / temperature)
+    total: np.ndarray = powered.sum(axis=0, keepdims=True)
+    return powered / total
+
+
 def blurred(colours: np.ndarray, sigma: float) -> np.ndarray:
     """(C, H, W) colours blurred by a Gaussian of ``sigma`` pixels (edges reflected)."""
     if sigma <= 0:
@@ -101,7 +113,9 @@ def in_cell(drawn: np.ndarray, soft: np.ndarray, best: np.ndarray, palette: np.n
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--work", type=Path, required=True, help="a quality_real.py --work")
-    parser.add_argument("--model", type=Path, required=True, help="a model file with classes")
+    parser.add_argument("--model", type=Path, required=True, nargs="+",
+                        help="a model file with classes; several (the same classes, e.g. "
+                        "trained with other seeds) draw the mean of their probabilities")
     parser.add_argument("--data", type=Path, default=Path("../shared/data/maps"))
     parser.add_argument("--grid", default="2:300,3:150,3:300,3:500,3:1000,4:300,4:500",
                         help="exact radius:shade cost pairs to score (\"\": none)")
@@ -129,6 +143,8 @@ def main() -> None:
     parser.add_argument("--prior", action="append", default=[], metavar="K:F",
                         help="first weigh class K's probability by F and normalise again "
                         "(repeatable)")
+    parser.add_argument("--temperature", type=float, default=1.0, help="first soften (above "
+                        "1) or sharpen (below 1) the probabilities: the logits divided by it")
     parser.add_argument("--image-mix", type=float, default=0.0, help="move each drawn colour "
                         "this share of the way to the image head's colour, as far as it still "
                         "snaps to its most likely class (0: none)")
@@ -137,7 +153,13 @@ def main() -> None:
                         "most likely class's colour")
     args = parser.parse_args()
     prepared = prepare(args.data, args.work)
-    translator = load_model(args.model, output="palette", tta=args.tta)
+    translators = [load_model(path, output="palette", tta=args.tta) for path in args.model]
+    translator = translators[0]
+    # Palettes found on the same maps with other seeds may differ by a band value or two.
+    if any(np.abs(np.subtract(t.architecture.palette, translator.architecture.palette)).max()
+           > 3 for t in translators):
+        raise SystemExit("the models' class colours differ: their probabilities cannot be "
+                         "averaged")
     palette = np.asarray(translator.architecture.palette, np.float64)  # (K, C)
     probabilities, images, profiles = {}, {}, {}
     for pairs in prepared["scenes"].values():
@@ -145,7 +167,7 @@ def main() -> None:
             with rasterio.open(photo) as src:
                 pixels, profiles[photo] = src.read(), src.profile
             tiles = torch.from_numpy(translator.input_normalization.normalize(pixels))[None]
-            out = translator.translate_tiles(tiles)
+            out = sum(t.translate_tiles(tiles) for t in translators) / len(translators)
             if args.image_mix:  # the image head's colours, only when they are mixed in
                 images[photo] = translator.output_normalization.denormalize(
                     np.clip(out[0, :translator.image_bands].numpy(), -1.0, 1.0)
@@ -159,7 +181,8 @@ def main() -> None:
                 soft = torch.from_numpy(blurred(out.numpy().astype(np.float64), args.soften))
                 out = torch.where(out.max(0).values < args.below, soft.to(out.dtype), out)
             probabilities[photo] = with_priors(sieved(unsure_as_background(
-                out.numpy().astype(np.float64), args.unsure), args.sieve), args.prior)
+                tempered(out.numpy().astype(np.float64), args.temperature), args.unsure),
+                args.sieve), args.prior)
 
     def crisp(p: np.ndarray) -> np.ndarray:
         return np.moveaxis(palette[p.argmax(0)], -1, 0)
