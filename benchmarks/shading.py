@@ -12,7 +12,7 @@ it. Options clean the probabilities first (``--smooth``, ``--soften``, ``--unsur
 ``--sieve``, ``--prior``, ``--temperature``) or the drawn colours after (``--blur``,
 ``--image-mix``), to see whether a smoother or better informed map scores better.
 Several ``--model`` files (the same recipe at other seeds) draw the mean of their
-probabilities: what averaging trainings would give::
+probabilities: what averaging trainings would give. ``--pairs`` scores a few pairs alone::
 
     python benchmarks/quality_real.py --data ../shared/data/maps --variants faithful \\
         --work quality-real
@@ -143,6 +143,8 @@ def main() -> None:
     parser.add_argument("--prior", action="append", default=[], metavar="K:F",
                         help="first weigh class K's probability by F and normalise again "
                         "(repeatable)")
+    parser.add_argument("--pairs", default="", help="score only these pairs (comma-separated "
+                        "ids, e.g. 1003,1011) of each split, against a strip of their own maps")
     parser.add_argument("--temperature", type=float, default=1.0, help="first soften (above "
                         "1) or sharpen (below 1) the probabilities: the logits divided by it")
     parser.add_argument("--image-mix", type=float, default=0.0, help="move each drawn colour "
@@ -153,6 +155,15 @@ def main() -> None:
                         "most likely class's colour")
     args = parser.parse_args()
     prepared = prepare(args.data, args.work)
+    if args.pairs:
+        wanted = set(args.pairs.split(","))
+        scenes = {split: [(photo, drawn) for photo, drawn in pairs
+                          if photo.stem.split("_")[0] in wanted]
+                  for split, pairs in prepared["scenes"].items()}
+        prepared["scenes"] = {split: pairs for split, pairs in scenes.items() if pairs}
+        prepared["references"] = {
+            split: _strip([drawn for _, drawn in pairs], args.work / f"shading_{split}_maps.tif")
+            for split, pairs in prepared["scenes"].items()}
     translators = [load_model(path, output="palette", tta=args.tta) for path in args.model]
     translator = translators[0]
     # Palettes found on the same maps with other seeds may differ by a band value or two.
