@@ -6,7 +6,9 @@ default recipe is chosen by. On the 40 aerial/map pairs of ``--data`` (256 px PN
 
 1. splits them, by the fixed lists below, into 29 training pairs, 8 validation pairs
    and 3 **unfamiliar** pairs whose look is rare in the set (a marina, a large park,
-   woods), kept out of training to see how a recipe copes with what it has rarely seen;
+   woods), kept out of training to see how a recipe copes with what it has rarely seen
+   (``--split woods-in-training`` trades two validation pairs for two training pairs:
+   :data:`SPLITS`);
 2. writes them as georeferenced GeoTIFFs (1.41 m pixels, EPSG:32618, each chip at its
    own place) in an ArcGIS-style chip folder (``images/`` + ``images2/``);
 3. writes the 7 map colours (:data:`MAP_PALETTE`, measured on the maps with

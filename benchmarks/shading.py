@@ -167,7 +167,8 @@ def main() -> None:
     translators = [load_model(path, output="palette", tta=args.tta) for path in args.model]
     translator = translators[0]
     # Palettes found on the same maps with other seeds may differ by a band value or two.
-    if any(np.abs(np.subtract(t.architecture.palette, translator.architecture.palette)).max()
+    if any(len(t.architecture.palette) != len(translator.architecture.palette)
+           or np.abs(np.subtract(t.architecture.palette, translator.architecture.palette)).max()
            > 3 for t in translators):
         raise SystemExit("the models' class colours differ: their probabilities cannot be "
                          "averaged")
