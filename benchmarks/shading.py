@@ -65,8 +65,7 @@ def with_priors(probabilities: np.ndarray, priors: list[str]) -> np.ndarray:
     for prior in priors:
         index, factor = prior.split(":")
         probabilities[int(index)] *= float(factor)
-    total: np.ndarray = probabilities.sum(axis=0, keepdims=True)
-    return probabilities / total
+    return normalised(probabilities)
 
 
 def tempered(probabilities: np.ndarray, temperature: float) -> np.ndarray:
@@ -74,9 +73,13 @@ def tempered(probabilities: np.ndarray, temperature: float) -> np.ndarray:
     ``temperature``: softer above 1, sharper below."""
     if temperature == 1.0:
         return probabilities
-    powered: np.ndarray = np.power(probabilities, 1.0 / temperature)
-    total: np.ndarray = powered.sum(axis=0, keepdims=True)
-    return powered / total
+    return normalised(np.power(probabilities, 1.0 / temperature))
+
+
+def normalised(weights: np.ndarray) -> np.ndarray:
+    """(K, ...) non-negative class weights scaled to sum to 1 over K."""
+    total: np.ndarray = weights.sum(axis=0, keepdims=True)
+    return weights / total
 
 
 def blurred(colours: np.ndarray, sigma: float) -> np.ndarray:
@@ -157,6 +160,11 @@ def main() -> None:
     prepared = prepare(args.data, args.work)
     if args.pairs:
         wanted = set(args.pairs.split(","))
+        held = {photo.stem.split("_")[0] for pairs in prepared["scenes"].values()
+                for photo, _ in pairs}
+        if wanted - held:
+            raise SystemExit(f"--pairs {sorted(wanted - held)} are not held out; "
+                             f"choose from {sorted(held)}")
         scenes = {split: [(photo, drawn) for photo, drawn in pairs
                           if photo.stem.split("_")[0] in wanted]
                   for split, pairs in prepared["scenes"].items()}
@@ -166,13 +174,13 @@ def main() -> None:
             for split, pairs in prepared["scenes"].items()}
     translators = [load_model(path, output="palette", tta=args.tta) for path in args.model]
     translator = translators[0]
-    # Palettes found on the same maps with other seeds may differ by a band value or two.
-    if any(len(t.architecture.palette) != len(translator.architecture.palette)
-           or np.abs(np.subtract(t.architecture.palette, translator.architecture.palette)).max()
-           > 3 for t in translators):
-        raise SystemExit("the models' class colours differ: their probabilities cannot be "
-                         "averaged")
     palette = np.asarray(translator.architecture.palette, np.float64)  # (K, C)
+    # Palettes found on the same maps with other seeds may differ by a band value or two.
+    for other in translators[1:]:
+        colours = np.asarray(other.architecture.palette, np.float64)
+        if colours.shape != palette.shape or np.abs(colours - palette).max() > 3:
+            raise SystemExit("the models' class colours differ: their probabilities cannot "
+                             "be averaged")
     probabilities, images, profiles = {}, {}, {}
     for pairs in prepared["scenes"].values():
         for photo, _ in pairs:
