@@ -187,7 +187,8 @@ def evaluate_rasters(prediction: str | os.PathLike[str], reference: str | os.Pat
         if pred.count != ref.count:
             raise InputError(f"{pred_name} has {pred.count} band(s) but {ref_name} has "
                              f"{ref.count}; compare rasters with the same bands (select them "
-                             "first, e.g. with `rio convert --bidx`)")
+                             f"first, e.g. `rio stack --bidx 1..{ref.count} {pred_name} "
+                             "selected.tif`)")
         palette, palette_source = _resolve_palette(settings.palette, ref, ref_name)
         if palette is not None and len(next(iter(palette.values()))) != pred.count:
             raise InputError(f"the palette's colours have {len(next(iter(palette.values())))} "

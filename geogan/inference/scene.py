@@ -271,9 +271,10 @@ def _model_bands(dataset: Any, source: str, translator: Translator) -> list[int]
         colour = [b for b in bands if dataset.colorinterp[b - 1] != ColorInterp.alpha]
         if len(colour) == translator.in_bands:
             return colour
-        raise InputError(f"{source} has {dataset.count} band(s) but the model reads "
-                         f"{translator.in_bands}; give a scene of the kind it was trained on "
-                         "(select bands first, e.g. with `rio convert --bidx`)")
+        wanted = translator.in_bands
+        raise InputError(f"{source} has {dataset.count} band(s) but the model reads {wanted}; "
+                         "give a scene of the kind it was trained on (select its bands first, "
+                         f"e.g. `rio stack --bidx 1..{wanted} {source} selected.tif`)")
     return bands
 
 

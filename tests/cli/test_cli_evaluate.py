@@ -76,6 +76,7 @@ def test_json_for_machines(files):
 
 @pytest.mark.parametrize(("which", "extra", "message"), [
     ("one_band", (), "has 3 band(s) but"),
+    ("one_band", (), "`rio stack --bidx 1..1 "),
     ("far", (), "do not overlap"),
     ("truth", ("--palette", "bad_palette"), "palette file"),
     ("truth", ("--palette", "missing.json"), "no such file"),

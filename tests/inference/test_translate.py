@@ -11,6 +11,8 @@ import hashlib
 import itertools
 import json
 import os
+import re
+import shlex
 import subprocess
 import sys
 import textwrap
@@ -827,6 +829,26 @@ def test_band_count_mismatch_names_both_counts(tmp_path, rng, models):
     with pytest.raises(InputError, match=r"has 2 band\(s\) but the model reads 3"):
         translate_raster(scene, tmp_path / "out.tif", models["p2p_u8"], **CPU)
     assert sorted(os.listdir(tmp_path)) == ["two.tif"]
+
+
+def test_band_count_mismatch_hint_is_a_command_that_works(tmp_path, rng, models, monkeypatch):
+    """The error suggests a rasterio command; run as written, it gives a scene the model reads."""
+    from click.testing import CliRunner
+    from rasterio.rio.main import main_group
+
+    scene = write_raster(tmp_path / "five.tif", textured(rng, 5, 70, 70))
+    with pytest.raises(InputError, match=r"has 5 band\(s\) but the model reads 3") as caught:
+        translate_raster(scene, tmp_path / "out.tif", models["p2p_u8"], **CPU)
+    hint = re.search(r"`rio (.+)`", str(caught.value))
+    assert hint is not None, caught.value
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main_group, shlex.split(hint.group(1)))
+    assert result.exit_code == 0, result.output
+    with rasterio.open(tmp_path / "selected.tif") as selected, rasterio.open(scene) as original:
+        np.testing.assert_array_equal(selected.read(), original.read([1, 2, 3]))
+    translate_raster(tmp_path / "selected.tif", tmp_path / "out.tif", models["p2p_u8"], **CPU)
+    with rasterio.open(tmp_path / "out.tif") as out:
+        assert out.count == 3
 
 
 @pytest.mark.parametrize("content", ["random", "foreign"])
