@@ -82,6 +82,11 @@ def normalised(weights: np.ndarray) -> np.ndarray:
     return weights / total
 
 
+def pair_id(photo: Path) -> str:
+    """The pair a held-out photo of ``quality_real.prepare`` belongs to (``1003_photo.tif``)."""
+    return photo.stem.split("_")[0]
+
+
 def blurred(colours: np.ndarray, sigma: float) -> np.ndarray:
     """(C, H, W) colours blurred by a Gaussian of ``sigma`` pixels (edges reflected)."""
     if sigma <= 0:
@@ -160,13 +165,11 @@ def main() -> None:
     prepared = prepare(args.data, args.work)
     if args.pairs:
         wanted = set(args.pairs.split(","))
-        held = {photo.stem.split("_")[0] for pairs in prepared["scenes"].values()
-                for photo, _ in pairs}
+        held = {pair_id(photo) for pairs in prepared["scenes"].values() for photo, _ in pairs}
         if wanted - held:
             raise SystemExit(f"--pairs {sorted(wanted - held)} are not held out; "
                              f"choose from {sorted(held)}")
-        scenes = {split: [(photo, drawn) for photo, drawn in pairs
-                          if photo.stem.split("_")[0] in wanted]
+        scenes = {split: [(photo, drawn) for photo, drawn in pairs if pair_id(photo) in wanted]
                   for split, pairs in prepared["scenes"].items()}
         prepared["scenes"] = {split: pairs for split, pairs in scenes.items() if pairs}
         prepared["references"] = {

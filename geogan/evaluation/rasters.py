@@ -70,7 +70,14 @@ from geogan.grids.windows import BLENDS, LatticeRecord, check_window_options, de
 from geogan.progress import ProgressCallback
 from geogan.raster.flat_colours import MIN_FLAT_SHARE
 from geogan.raster.footprints import crs_label, describe_bounds, load_aoi, raster_footprint
-from geogan.raster.io import check_georeferenced, is_categorical, open_raster, same_grid, valid_mask
+from geogan.raster.io import (
+    check_georeferenced,
+    is_categorical,
+    open_raster,
+    same_grid,
+    select_bands_command,
+    valid_mask,
+)
 from geogan.raster.palette import (
     AUTO_COVERAGE,
     AUTO_MAX_CLASSES,
@@ -185,10 +192,11 @@ def evaluate_rasters(prediction: str | os.PathLike[str], reference: str | os.Pat
     with open_raster(pred_name, georeferenced=False) as pred, \
             open_raster(ref_name, georeferenced=False) as ref:
         if pred.count != ref.count:
+            more = pred_name if pred.count > ref.count else ref_name  # the one to select from
+            fewer = min(pred.count, ref.count)
             raise InputError(f"{pred_name} has {pred.count} band(s) but {ref_name} has "
                              f"{ref.count}; compare rasters with the same bands (select them "
-                             f"first, e.g. `rio stack --bidx 1..{ref.count} {pred_name} "
-                             "selected.tif`)")
+                             f"first, e.g. `{select_bands_command(more, fewer)}`)")
         palette, palette_source = _resolve_palette(settings.palette, ref, ref_name)
         if palette is not None and len(next(iter(palette.values()))) != pred.count:
             raise InputError(f"the palette's colours have {len(next(iter(palette.values())))} "

@@ -59,7 +59,7 @@ from geogan.inference.scene_checks import check_scene
 from geogan.inference.translator import Translator, load_model
 from geogan.outputs import atomic_file, check_output_file
 from geogan.progress import ProgressCallback
-from geogan.raster.io import grid_origin, open_raster
+from geogan.raster.io import grid_origin, open_raster, select_bands_command
 
 __all__ = ["BatchReport", "Neighbourhood", "SceneOutcome", "TranslateOptions",
            "TranslateReport", "translate_raster", "translate_scene", "translator_for"]
@@ -271,10 +271,10 @@ def _model_bands(dataset: Any, source: str, translator: Translator) -> list[int]
         colour = [b for b in bands if dataset.colorinterp[b - 1] != ColorInterp.alpha]
         if len(colour) == translator.in_bands:
             return colour
-        wanted = translator.in_bands
-        raise InputError(f"{source} has {dataset.count} band(s) but the model reads {wanted}; "
-                         "give a scene of the kind it was trained on (select its bands first, "
-                         f"e.g. `rio stack --bidx 1..{wanted} {source} selected.tif`)")
+        raise InputError(f"{source} has {dataset.count} band(s) but the model reads "
+                         f"{translator.in_bands}; give a scene of the kind it was trained on "
+                         "(select its bands first, e.g. "
+                         f"`{select_bands_command(source, translator.in_bands)}`)")
     return bands
 
 

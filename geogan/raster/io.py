@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import shlex
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -154,6 +155,12 @@ def check_supported(dataset: Any, name: str) -> None:
             f"{name} mixes data types across bands ({', '.join(sorted(dtypes))}); "
             "convert it to one type first."
         )
+
+
+def select_bands_command(path: str, count: int) -> str:
+    """A rasterio command that writes the first ``count`` bands of ``path`` to
+    ``selected.tif``: what an error about band counts suggests, ready to paste."""
+    return f"rio stack --bidx 1..{count} {shlex.quote(path)} selected.tif"
 
 
 def check_georeferenced(dataset: Any, name: str) -> None:

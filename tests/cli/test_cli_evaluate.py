@@ -90,6 +90,12 @@ def test_one_line_errors_exit_1(files, which, extra, message):
     assert stdout == ""
 
 
+def test_band_count_hint_selects_from_the_raster_with_more_bands(files):
+    code, _, stderr = run(files["one_band"], files["truth"])
+    assert code == 1, stderr
+    assert f"`rio stack --bidx 1..1 {files['truth']} selected.tif`" in stderr
+
+
 @pytest.mark.parametrize("args", [
     ("--resampling", "magic"),
     ("--data-range", "0"),
