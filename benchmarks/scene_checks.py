@@ -14,12 +14,18 @@ in an ArcGIS-style ``images/`` + ``images2/`` folder, 11 held out), it
    (Landsat 7 RGB, 8-bit, 300 m), an 8-bit Landsat 7 RGB (``LE71400412000304SGS00_RGB``),
    a 16-bit Landsat 8 scene (``LC08_L1TP_224078...TIF``), and rasterio's ``cogeo.tif``
    (a 0.6 m aerial photo of snowy woods, a look the training set lacks);
-3. **resolution**: the 8 validation photos made 2 × coarser (2.8 m, averaged) and their
-   maps likewise (nearest), translated with and without ``--resample``, scored against the
-   coarse maps (``evaluate_rasters`` with the map palette: mIoU, pixel accuracy, L1); the
-   ratio with/without is the figure.
+3. **resolution**: the 8 validation and 3 unfamiliar photos at other pixel sizes than the
+   chips' (1.41 m): 2 × coarser (averaged), 1.5 × and 2.35 × finer (cubic: the chips'
+   0.6 m source size, though upsampled photos hold no more detail than the chips), their
+   maps likewise (nearest), each translated at its own pixel size (``--no-resample``),
+   with translate's default, and, for the coarser ones, read up to the model's
+   (``--resample``), scored against the maps at that size as ``quality_real.py`` scores
+   (mIoU over the 7 map colours, δ5, PSNR, SSIM). ``--model`` scores trained models
+   (``quality_real.py``'s ``faithful``) instead of the ``tiny`` one.
 
     python benchmarks/scene_checks.py --data ../shared/data/maps --rasters ../shared/data/geotiff
+    python benchmarks/scene_checks.py --data ../shared/data/maps --rasters ../shared/data/geotiff \
+        --model quality-real/faithful.pt
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import argparse
 import json
 import sys
 import tempfile
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -36,12 +43,19 @@ import rasterio
 from affine import Affine
 from rasterio.enums import Resampling
 
-from geogan import EvaluateOptions, TrainOptions, evaluate_rasters, load_model, train
+from geogan import TrainOptions, load_model, train
 from geogan.inference.scene import translate_raster
 from geogan.inference.scene_checks import COLOUR_LIMIT, DOMAIN_LIMIT, DomainCheck, check_domain
 
 sys.path.insert(0, str(Path(__file__).parent))
-from quality_real import MAP_PALETTE, _strip, prepare
+from quality_real import MAP_PALETTE, _strip, prepare, score
+
+#: Scene pixel over the chips' pixel, and how the photos are brought to it.
+SIZES = {"1 (the chips')": (1.0, None), "2 × coarser": (2.0, Resampling.average),
+         "1.5 × finer": (1 / 1.5, Resampling.cubic), "2.35 × finer": (1 / 2.35, Resampling.cubic)}
+
+#: How each size is translated: its own pixels, translate's default, read up or down.
+MODES = {"own pixels (--no-resample)": False, "default": None, "--resample": True}
 
 UNSEEN = {
     "RGB.byte (Landsat 7, 8-bit, 300 m)": "rasterio/RGB.byte.tif",
@@ -62,16 +76,56 @@ def figures(check: DomainCheck) -> str:
     return f"values {values}, colour {colours}: {'WARNS' if check.far else 'passes'}"
 
 
-def coarser(path: Path, out: Path, resampling: Resampling) -> Path:
-    """``path`` at twice its pixel size (same CRS and extent)."""
+def at_size(path: Path, out: Path, ratio: float, resampling: Resampling) -> Path:
+    """``path`` with ``ratio`` times its pixel size (same CRS and extent)."""
     with rasterio.open(path) as src:
-        data = src.read(out_shape=(src.count, src.height // 2, src.width // 2),
-                        resampling=resampling)
-        profile = {**src.profile, "width": data.shape[2], "height": data.shape[1],
-                   "transform": src.transform * Affine.scale(2.0)}
+        height, width = round(src.height / ratio), round(src.width / ratio)
+        data = src.read(out_shape=(src.count, height, width), resampling=resampling)
+        profile = {**src.profile, "width": width, "height": height,
+                   "transform": src.transform * Affine.scale(src.width / width,
+                                                             src.height / height)}
     with rasterio.open(out, "w", **profile) as dst:
         dst.write(data)
     return out
+
+
+def resolution(prepared: dict[str, Any], model: Path, work: Path) -> None:
+    """Each split at each of :data:`SIZES`, translated each way of :data:`MODES` that
+    differs from the others there, scored against its maps at that size."""
+    translator = load_model(model, device="auto", precision="auto")
+    (work / "palette.json").write_text(json.dumps(MAP_PALETTE))
+    print(f"\nresolution, {model.name}: split, scene pixel size, how | mIoU | δ5 | PSNR | SSIM"
+          " | seconds")
+    for split, pairs in prepared["scenes"].items():
+        for size, (ratio, resampling) in SIZES.items():
+            folder = work / f"{split}-{ratio:.3f}"
+            folder.mkdir(exist_ok=True)
+            photos, maps = [], []
+            for photo, drawn in pairs:
+                if resampling is None:
+                    photos.append(photo)
+                    maps.append(drawn)
+                    continue
+                photos.append(at_size(photo, folder / photo.name, ratio, resampling))
+                maps.append(at_size(drawn, folder / drawn.name, ratio, Resampling.nearest))
+            reference = _strip(maps, folder / "reference.tif")
+            # The default is --resample for a finer scene, its own pixels for a coarser one.
+            modes = (["default"] if ratio == 1 else
+                     ["own pixels (--no-resample)", "default"] if ratio < 1 else
+                     ["default", "--resample"])
+            for mode in modes:
+                start = time.perf_counter()
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    outputs = [translate_raster(p, folder / f"{model.stem}-{MODES[mode]}-{p.name}",
+                                                translator, overwrite=True,
+                                                resample=MODES[mode]).output for p in photos]
+                seconds = time.perf_counter() - start
+                strip = _strip(outputs, folder / f"{model.stem}-{MODES[mode]}.tif",
+                               translator.out_bands)
+                r = score(strip, reference, work, MAP_PALETTE)
+                print(f"  {split:<10} {size:<15} {mode:<27} | {r['miou']:.3f} | {r['d5']:.3f} | "
+                      f"{r['psnr']:.2f} | {r['ssim']:.3f} | {seconds:.1f}", flush=True)
 
 
 def main() -> None:
@@ -79,6 +133,9 @@ def main() -> None:
     parser.add_argument("--data", type=Path, required=True, help="the maps set")
     parser.add_argument("--rasters", type=Path, required=True, help="the geotiff folder")
     parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--model", type=Path, action="append", default=[],
+                        help="score this trained model (repeatable) instead of training a "
+                             "tiny one")
     parser.add_argument("--work", type=Path, default=None,
                         help="keep the chips, model and translations in this folder")
     args = parser.parse_args()
@@ -86,11 +143,13 @@ def main() -> None:
         work = args.work or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         prepared = prepare(args.data, work)
-        model = work / "m.pt"
-        train(prepared["chips"], model, TrainOptions(
-            kind="pix2pix", preset="tiny", val_fraction=0.0, overwrite=True,
-            overrides={"steps": args.steps, "seed": 0, "val_every": args.steps}))
-        translator = load_model(model, device="cpu", precision="auto")
+        models = args.model
+        if not models:
+            models = [work / "m.pt"]
+            train(prepared["chips"], models[0], TrainOptions(
+                kind="pix2pix", preset="tiny", val_fraction=0.0, overwrite=True,
+                overrides={"steps": args.steps, "seed": 0, "val_every": args.steps}))
+        translator = load_model(models[0], device="cpu", precision="auto")
         print(f"domain check (limits {DOMAIN_LIMIT:g} for values, {COLOUR_LIMIT:g} for "
               "colour shares, in training standard deviations), distance per band:")
         held: list[tuple[float, float]] = []
@@ -106,34 +165,8 @@ def main() -> None:
         for name, relative in UNSEEN.items():
             print(f"  {name:<36} {figures(domain(translator, args.rasters / relative))}")
 
-        print("\nresolution: validation photos 2 × coarser (2.8 m), against their maps:")
-        options: dict[str, Any] = {"overwrite": True, "output": translator.output}
-        palette = work / "palette.json"
-        palette.write_text(json.dumps(MAP_PALETTE))
-        photos, maps = [], []
-        for photo, drawn in prepared["scenes"]["val"]:
-            photos.append(coarser(photo, work / f"c_{photo.name}", Resampling.average))
-            maps.append(coarser(drawn, work / f"c_{drawn.name}", Resampling.nearest))
-        reference = _strip(maps, work / "coarse_reference.tif")
-        scores = {}
-        for resample in (False, True):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                outputs = [translate_raster(p, work / f"t{int(resample)}_{p.name}", translator,
-                                            resample=resample, **options).output
-                           for p in photos]
-            strip = _strip(outputs, work / f"coarse_{int(resample)}.tif")
-            report = evaluate_rasters(strip, reference, EvaluateOptions(palette=palette))
-            assert report.palette is not None
-            scores[resample] = (report.palette.mean_iou, report.palette.pixel_accuracy,
-                                report.mean.l1)
-            print(f"  {'with' if resample else 'without':<8} --resample: mIoU "
-                  f"{scores[resample][0]:.3f}, pixel accuracy {scores[resample][1]:.3f}, "
-                  f"L1 {scores[resample][2]:.2f}")
-        print(f"  ratio with/without: mIoU {scores[True][0] / scores[False][0]:.3f}, "
-              f"pixel accuracy {scores[True][1] / scores[False][1]:.3f}, "
-              f"L1 {scores[True][2] / scores[False][2]:.3f}")
-
+        for model in models:
+            resolution(prepared, model, work)
 
 if __name__ == "__main__":
     main()

@@ -66,13 +66,16 @@ from .options import ProgressBar, creation_options, overwrite_opt, seed_opt
                    "class colour, the class at less than even odds) by a Gaussian of PX "
                    "pixels, so that they take the colour around them instead of speckling; "
                    "0 draws each pixel on its own.")
-@click.option("--resample", is_flag=True,
+@click.option("--resample/--no-resample", default=None,
               help="Translate at the model's pixel size (a WarpedVRT of the scene), then "
-                   "warp the result back onto the scene's grid.")
-@click.option("--resampling", type=click.Choice(RESAMPLINGS), default=RESAMPLINGS[0],
-              show_default=True,
-              help="How --resample warps: the scene, and image outputs back (class and "
-                   "palette outputs come back by nearest neighbour).")
+                   "warp the result back onto the scene's grid. Default: only a scene whose "
+                   "pixels are more than 1.25 x finer than the model's; --no-resample "
+                   "translates every scene at its own pixel size.")
+@click.option("--resampling", type=click.Choice(RESAMPLINGS), default=None,
+              help="How a resampled scene is warped, and image outputs back (class and "
+                   "palette outputs come back by nearest neighbour). Default: average to "
+                   "read a finer scene down, bilinear to read a coarser one up and to bring "
+                   "images back.")
 @click.option("--strict", is_flag=True,
               help="A scene whose pixel size or values are far from the training chips' "
                    "is an error (exit 1, nothing written), not a warning.")
@@ -90,7 +93,7 @@ def translate_command(ctx: click.Context, scenes: tuple[str, ...], model_path: P
                       overlap: int | None,
                       blend: str, lattice: str, batch_size: int | None, device: str, precision: str,
                       direction: str, samples: int, tta: bool, output_kind: str, unsure_blur: float,
-                      resample: bool, resampling: str, strict: bool,
+                      resample: bool | None, resampling: str | None, strict: bool,
                       cluster: str | None, seed: int,
                       creation_options: dict[str, Any], cog: bool, overwrite: bool) -> None:
     """Translate SCENES with a trained model into georeferenced GeoTIFFs.
@@ -140,7 +143,8 @@ def translate_command(ctx: click.Context, scenes: tuple[str, ...], model_path: P
                                       **options)
         click.echo(f"Wrote {report.output} ({report.width} x {report.height}, {report.bands} "
                    f"{report.dtype} band{'s' if report.bands > 1 else ''}; {report.windows_run} "
-                   f"of {report.windows} windows on {report.device} {report.precision}) in "
+                   f"of {report.windows} windows on {report.device} {report.precision}"
+                   f"{'; ' + report.resampled if report.resampled else ''}) in "
                    f"{report.seconds:.1f} s.")
         return
     with ProgressBar("scenes", "scene") as scene_bar, ProgressBar("translate", "win") as bar:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,8 @@ def translate_batch(scenes: Sequence[str | os.PathLike[str]], out_dir: str | os.
     if mosaic and settings.resample:
         raise ConfigError("--mosaic and --resample do not work together yet: resample "
                           "the tiles first (gdalwarp -tr), or translate them without --mosaic")
+    if mosaic:  # a mosaic is read on its tiles' grid: not at the model's pixel size either
+        settings = replace(settings, resample=False)
     folder = Path(out_dir)
     outputs = output_names(scenes, folder)
     check_output_file(folder / "probe.tif", overwrite=True, what="output")

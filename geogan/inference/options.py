@@ -41,8 +41,11 @@ class TranslateOptions:
     unsure_blur: float | None = None  # px, smooths a shaded map's unsure pixels (0: off);
     # None: 1.5 px (DEFAULT_SIGMA), or what a translator given was loaded with
     lattice: str = LATTICES[0]  # grid: windows anchored to the CRS's pixel grid; scene
-    resample: bool = False  # translate at the model's pixel size, then back onto the scene
-    resampling: str = RESAMPLINGS[0]  # how --resample warps the scene (and images back)
+    resample: bool | None = None  # translate at the model's pixel size, then back onto the
+    # scene's grid: True whenever the sizes differ, False never, None (auto) when the
+    # scene's pixels are finer than the model's by more than the check's limit (1.25 x)
+    resampling: str | None = None  # how the scene is warped (and image outputs back);
+    # None: average to read a finer scene down, bilinear to read a coarser one up and back
     strict: bool = False  # a scene unlike the training chips is an error, not a warning
 
     def check(self) -> None:
@@ -61,7 +64,7 @@ class TranslateOptions:
         if self.lattice not in LATTICES:
             raise ConfigError(f"unknown lattice {self.lattice!r}; use one of "
                               f"{', '.join(LATTICES)}")
-        if self.resampling not in RESAMPLINGS:
+        if self.resampling is not None and self.resampling not in RESAMPLINGS:
             raise ConfigError(f"unknown resampling {self.resampling!r}; use one of "
                               f"{', '.join(RESAMPLINGS)}")
 
@@ -74,7 +77,9 @@ class TranslateOptions:
                       batch_size=self.batch_size_for(translator), device=str(translator.device),
                       precision=translator.precision, direction=translator.direction,
                       output=translator.output, tta=translator.tta,
-                      unsure_blur=translator.unsure_blur if translator.blur_radius else 0.0)
+                      unsure_blur=translator.unsure_blur if translator.blur_radius else 0.0,
+                      resample="auto" if self.resample is None else self.resample,
+                      resampling=self.resampling or "auto")
         return values
 
     @property
@@ -108,6 +113,10 @@ class TranslateReport:
     seconds: float
     device: str
     precision: str
+    resampled: str = ""
+    """How the scene's pixels were brought to the model's (``translated at the model's
+    1.406 × 1.406 metre pixels: the scene's are 2.35 × finer, read by average``), or
+    ``""`` when they were not."""
 
 
 @dataclass(frozen=True)

@@ -1,14 +1,16 @@
-"""``--resample``: a scene translated at the model's pixel size, and the result brought
-back onto the scene's own grid.
+"""A scene translated at the model's pixel size, and the result brought back onto the
+scene's own grid (``--resample``; by default for a scene finer than the model's pixels).
 
-A model trained on 0.5 m chips sees a 2 m scene as shapes four times too small. With
-``resample`` the scene is read through a ``WarpedVRT`` onto a grid at the model's pixel
-size (same CRS, the same extent, edges on multiples of the pixel size so that crops get
-crops of the same grid), translated there into a temporary GeoTIFF, and that is warped
-back onto the scene's grid, block row by block row: the output still has the scene's
-CRS, transform and size. Images are resampled with the chosen method both ways; class and
-palette outputs come back by nearest neighbour, so that no colour or class is invented.
-Validity comes from the scene itself, as without resampling.
+A model trained on 0.5 m chips sees a 2 m scene as shapes four times too small, and a
+0.1 m scene as shapes five times too large. Resampled, the scene is read through a
+``WarpedVRT`` onto a grid at the model's pixel size (same CRS, the same extent, edges on
+multiples of the pixel size so that crops get crops of the same grid), translated there
+into a temporary GeoTIFF, and that is warped back onto the scene's grid, block row by
+block row: the output still has the scene's CRS, transform and size. The scene is read
+with the chosen method (by default averaged down, or bilinear up) and image outputs come
+back with it (bilinear by default); class and palette outputs come back by nearest
+neighbour, so that no colour or class is invented. Validity comes from the scene itself,
+as without resampling.
 """
 
 from __future__ import annotations
@@ -27,20 +29,20 @@ from geogan.inference.options import TranslateOptions
 from geogan.inference.pipeline import OutputBands, SceneRead, keep_off_nodata
 from geogan.inference.translator import Translator
 from geogan.raster.io import transform_origin, valid_mask
-from geogan.raster.resolution import resampled_grid
+from geogan.raster.resolution import READ_UP, resampled_grid
 
 
-def resampled_read(dataset: Any, source: str, pixel: tuple[float, float],
+def resampled_read(dataset: Any, source: str, pixel: tuple[float, float], resampling: str,
                    settings: TranslateOptions) -> tuple[SceneRead, LatticeRecord]:
     """What the pipeline reads to translate ``dataset`` at ``pixel`` (x, y in its CRS's
-    units), and where the windows go on that grid.
+    units) read by ``resampling``, and where the windows go on that grid.
 
     Pixels outside the scene (the grid's edges round outwards) and the scene's own
     nodata stay invalid: through its nodata value, or an alpha band the warp adds.
     """
     transform, width, height = resampled_grid(dataset, *pixel)
     warp: dict[str, Any] = {"crs": dataset.crs, "transform": transform, "width": width,
-                            "height": height, "resampling": Resampling[settings.resampling]}
+                            "height": height, "resampling": Resampling[resampling]}
     if dataset.nodata is None:
         warp["add_alpha"] = True
     read = SceneRead.whole(source, height, width, warp)
@@ -63,10 +65,10 @@ def model_grid_profile(profile: dict[str, Any], read: SceneRead) -> dict[str, An
 def back_resampling(translator: Translator, settings: TranslateOptions) -> Resampling:
     """How the translation comes back onto the scene's grid: nearest neighbour for class,
     palette and shaded outputs (interpolating could blend two classes' colours into a
-    third's), else the method the scene was resampled with."""
+    third's), else the ``resampling`` asked for, or bilinear."""
     if translator.output in ("classes", "palette", "shaded"):
         return Resampling.nearest
-    return Resampling[settings.resampling]
+    return Resampling[settings.resampling or READ_UP]
 
 
 def warp_back(between: Path, out: Any, source: str, bands: list[int], bands_out: OutputBands,

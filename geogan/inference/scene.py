@@ -190,7 +190,7 @@ def _translate_read(source: str, output: Path, translator: Translator,
         cache_bytes = block_cache_bytes(dataset, profile)
         if checks.resolution.resample_grid is not None:
             read, lattice = resampled_read(dataset, source, checks.resolution.resample_grid,
-                                           settings)
+                                           checks.resampling, settings)
         elif within is not None:
             read = SceneRead(within[0], _window(within[1].region), _window(within[1].crop))
             lattice = _mosaic_lattice(read)
@@ -231,7 +231,8 @@ def _translate_read(source: str, output: Path, translator: Translator,
         source=source, output=output, width=profile["width"], height=profile["height"],
         bands=profile["count"], dtype=profile["dtype"], windows=len(grid),
         windows_run=pipeline.windows_run, seconds=time.perf_counter() - start,
-        device=str(translator.device), precision=translator.precision)
+        device=str(translator.device), precision=translator.precision,
+        resampled=checks.resolution.summary(checks.resampling))
 
 
 def _run(pipeline: Pipeline, out: Any, translator: Translator, settings: TranslateOptions

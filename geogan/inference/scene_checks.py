@@ -3,10 +3,13 @@ the training chips' (``trained_on`` in the model file).
 
 * **Pixel size.** A generator learns shapes at the scale of its chips: a scene whose
   pixels are more than :data:`RESOLUTION_LIMIT` times coarser or finer than the training
-  chips' shows it objects at another size, and its output is usually poor, unless
-  ``--resample`` translates it at the model's pixel size. Pixel sizes compare in metres
-  (linear units by their factor, degrees at the scene's latitude) or, when both are in
-  the same unit, in that unit.
+  chips' shows it objects at another size, and its output is usually poor. A finer scene
+  is therefore translated at the model's pixel size by default (averaged down, the result
+  brought back onto its grid: fewer pixels to run, and the model sees what it learnt); a
+  coarser one gets a warning, since reading it up would cost the square of the ratio and
+  cannot add detail (``--resample`` does it anyway, ``--no-resample`` neither). Pixel
+  sizes compare in metres (linear units by their factor, degrees at the scene's
+  latitude) or, when both are in the same unit, in that unit.
 * **Values.** A sample of the scene's valid pixels (:func:`geogan.raster.io.sample_values`)
   is compared band by band with the input domain's training values: the distance of the
   two distributions (:meth:`geogan.nn.data_profile.BandProfile.distance`, in training
@@ -35,10 +38,16 @@ from geogan.inference.options import TranslateOptions
 from geogan.inference.translator import Translator
 from geogan.nn.data_profile import BandProfile, PixelSize, band_shares
 from geogan.raster.io import sample_values
-from geogan.raster.resolution import centre_latitude, in_metres, pixel_size
+from geogan.raster.resolution import (
+    centre_latitude,
+    default_resampling,
+    in_metres,
+    pixel_size,
+)
 
-#: A scene whose pixels are more than this many times coarser or finer than the training
-#: chips' gets a warning.
+#: A scene whose pixels are more than this many times coarser than the training chips'
+#: gets a warning; one whose pixels are this many times finer is translated at the
+#: model's pixel size (unless ``resample`` is False: then it gets the warning).
 RESOLUTION_LIMIT = 1.25
 
 #: A band whose values lie further than this from the training chips' (in training
@@ -63,7 +72,8 @@ class ResolutionCheck:
         ratio: Scene pixel over model pixel (the geometric mean of both axes; above 1:
             the scene is coarser), or None when they cannot be compared.
         model_pixel: The model's pixel size in the scene's CRS units (x, y), or None.
-        resample: Translated at ``model_pixel`` (``--resample``).
+        resample: Translated at ``model_pixel`` (``--resample``, or by default for a
+            finer scene).
         why_not: Why the sizes could not be compared, or ``""``.
     """
 
@@ -86,17 +96,33 @@ class ResolutionCheck:
         """The pixel size to translate at, when resampling (else None)."""
         return self.model_pixel if self.resample else None
 
+    def resampling(self, asked: str | None) -> str:
+        """How the scene is warped onto the model's grid: ``asked``, else the default
+        for its direction (:func:`~geogan.raster.resolution.default_resampling`)."""
+        return asked or default_resampling(self.ratio if self.ratio is not None else 1.0)
+
+    def summary(self, resampling: str) -> str:
+        """What was done to the scene's pixels, for the command's last line; ``""`` when
+        it was translated at its own."""
+        if not self.resample or self.model is None or self.ratio is None:
+            return ""
+        how = f"{self.ratio:.3g} × coarser" if self.ratio > 1 else f"{1 / self.ratio:.3g} × finer"
+        return (f"translated at the model's {self.model.x:.4g} × {self.model.y:.4g} "
+                f"{self.model.unit} pixels: the scene's are {how}, read by {resampling}")
+
     def problem(self, source: str) -> str | None:
         """The warning's text, or None when there is nothing to say."""
         if self.far and not self.resample and self.scene is not None and \
                 self.model is not None and self.ratio is not None:
             how = (f"{self.ratio:.3g} × coarser" if self.ratio > 1
                    else f"{1 / self.ratio:.3g} × finer")
+            cost = (f" ({self.ratio ** 2:.3g} × the pixels to translate)" if self.ratio > 1
+                    else "")
             return (f"{source} has {self.scene['x']:.4g} × {self.scene['y']:.4g} "
                     f"{self.scene['unit']} pixels, {how} than the {self.model.x:.4g} × "
                     f"{self.model.y:.4g} {self.model.unit} pixels the model was trained on, so it "
                     "sees objects at another size; pass --resample to translate it at "
-                    "the model's pixel size")
+                    f"the model's pixel size{cost}")
         return None
 
     def record(self, resampling: str) -> dict[str, Any]:
@@ -206,7 +232,8 @@ def check_scene(dataset: Any, source: str, bands: list[int], translator: Transla
         source: Its name, for messages.
         bands: Its bands the model reads.
         translator: The model.
-        settings: ``resample`` (translate at the model's pixel size), ``strict``.
+        settings: ``resample`` (translate at the model's pixel size: True, False or
+            None for a finer scene only), ``resampling``, ``strict``.
 
     Returns:
         The figures.
@@ -226,7 +253,7 @@ def check_scene(dataset: Any, source: str, bands: list[int], translator: Transla
                                  "translate it without --strict to go on anyway)")
     for text in problems:
         warnings.warn(text, GeoganWarning, stacklevel=3)
-    return SceneChecks(resolution, domain, settings.resampling)
+    return SceneChecks(resolution, domain, resolution.resampling(settings.resampling))
 
 
 def check_domain(dataset: Any, bands: list[int], translator: Translator) -> DomainCheck:
@@ -256,10 +283,12 @@ def check_domain(dataset: Any, bands: list[int], translator: Translator) -> Doma
     return DomainCheck(names, distances, shifts, colours, int(sample.shape[1]), dtypes)
 
 
-def check_resolution(dataset: Any, model: PixelSize | None, resample: bool
+def check_resolution(dataset: Any, model: PixelSize | None, resample: bool | None
                      ) -> ResolutionCheck:
-    """The scene's pixel size against ``model``'s (see the module docstring); with
-    ``resample``, the grid to translate at when the two differ."""
+    """The scene's pixel size against ``model``'s (see the module docstring), and whether
+    to translate at the model's: with ``resample`` True whenever the two differ, with
+    None (the default) when the scene's pixels are finer by more than
+    :data:`RESOLUTION_LIMIT`, with False never."""
     scene = pixel_size(dataset)
     if scene is None or model is None:
         why = ("the scene has no CRS or is not north-up" if scene is None
@@ -280,4 +309,5 @@ def check_resolution(dataset: Any, model: PixelSize | None, resample: bool
                        scene["y"] * model_m[1] / scene_m[1])
     same = math.isclose(model_pixel[0], scene["x"], rel_tol=1e-6) and \
         math.isclose(model_pixel[1], scene["y"], rel_tol=1e-6)  # nothing to resample
-    return ResolutionCheck(scene, model, ratio, model_pixel, resample and not same)
+    wanted = ratio < 1 / RESOLUTION_LIMIT if resample is None else resample
+    return ResolutionCheck(scene, model, ratio, model_pixel, wanted and not same)

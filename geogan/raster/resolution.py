@@ -19,13 +19,26 @@ from rasterio.warp import transform as transform_points
 
 from geogan.raster.footprints import crs_label
 
-#: How ``translate --resample`` warps a scene to the model's pixel size (GDAL's names),
-#: the first being the default; image outputs go back the same way, class and palette
-#: outputs by nearest neighbour.
+#: How ``translate --resample`` may warp a scene to the model's pixel size (GDAL's names);
+#: image outputs go back the same way, class and palette outputs by nearest neighbour.
 RESAMPLINGS = ("bilinear", "cubic", "cubic_spline", "lanczos", "average", "nearest")
+
+#: The default way to read a scene *down* to coarser pixels: each model pixel the mean of
+#: the scene pixels it covers, as ``gdalwarp -r average`` (bilinear would sample a few).
+READ_DOWN = "average"
+
+#: The default way to read a scene *up* to finer pixels, and to bring image outputs back.
+READ_UP = "bilinear"
 
 #: Metres per degree of latitude (the mean over the WGS 84 ellipsoid).
 METRES_PER_DEGREE = 111_320.0
+
+
+def default_resampling(ratio: float) -> str:
+    """How a scene whose pixels are ``ratio`` times the model's is read onto the model's
+    grid when no method is given: :data:`READ_DOWN` for a finer scene (ratio below 1),
+    else :data:`READ_UP`."""
+    return READ_DOWN if ratio < 1 else READ_UP
 
 
 def pixel_size(dataset: Any) -> dict[str, Any] | None:

@@ -237,6 +237,24 @@ def test_scene_without_crs_gives_a_warning_line(files, tmp_path):
         assert dst.crs is None
 
 
+def test_a_finer_scene_is_resampled_unless_no_resample_says_not(files, tmp_path):
+    """The 1 m scene through a model of 2 m chips: translated at 2 m by default (the last
+    line says so), at 1 m with --no-resample (and a warning line says what that means)."""
+    model = save_model(tmp_path / "m2.pt", pixel=2.0)
+    code, stdout, stderr = run(files["a"], "-m", model, "-o", tmp_path / "auto.tif", *FAST)
+    assert code == 0 and stderr == "", stderr
+    assert ("; translated at the model's 2 × 2 metre pixels: the scene's are 2 × finer, "
+            "read by average) in ") in stdout
+    code, stdout, stderr = run(files["a"], "-m", model, "-o", tmp_path / "own.tif",
+                               "--no-resample", *FAST)
+    assert code == 0 and "translated at" not in stdout
+    assert stderr.startswith("Warning: ") and "2 × finer" in stderr and stderr.count("\n") == 1
+    for name, resampled in (("auto.tif", True), ("own.tif", False)):
+        with rasterio.open(tmp_path / name) as dst, rasterio.open(files["a"]) as src:
+            assert (dst.crs, dst.transform, dst.shape) == (src.crs, src.transform, src.shape)
+            assert f'"resampled": {str(resampled).lower()}' in dst.tags()["GEOGAN_RESOLUTION"]
+
+
 def test_ctrl_c_leaves_nothing_and_exits_130(files, tmp_path, monkeypatch):
     calls = []
 

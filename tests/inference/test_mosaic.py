@@ -8,6 +8,7 @@ scene's grid) equal the whole mosaic translated at once and cut into the scenes;
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -216,3 +217,22 @@ def test_mosaic_needs_a_batch_and_does_not_resample_yet(tmp_path, delivery):
                                       "--mosaic", "--device", "cpu", "--precision", "fp32"])
     assert result.exit_code == 0, result.stderr
     assert "2 translated" in result.stdout
+
+
+def test_a_mosaic_of_tiles_finer_than_the_model_stays_on_their_grid(tmp_path, delivery):
+    """Finer scenes are translated at the model's pixel size by default, one by one; a
+    mosaic is read on its tiles' grid, so there they get the warning instead."""
+    model = save_model(tmp_path / "m.pt", pixel=2.0)  # the tiles have 1 m pixels
+    tiles = delivery["tiles"][:2]
+    for mosaic in (False, True):
+        out = tmp_path / f"mosaic-{mosaic}"
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            batch = translate_batch(tiles, out, model, mosaic=mosaic, **CPU)
+        assert batch.count("done") == 2
+        finer = [w for w in caught if "2 × finer" in str(w.message)]
+        assert len(finer) == (2 if mosaic else 0)
+        for tile in tiles:
+            with rasterio.open(out / tile.name) as dst:
+                record = json.loads(dst.tags()["GEOGAN_RESOLUTION"])
+            assert record["resampled"] is not mosaic

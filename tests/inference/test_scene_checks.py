@@ -1,5 +1,6 @@
 """What translate checks of a scene against the model's training chips: the pixel size
-(a warning beyond ×1.25 either way, an error with strict, --resample), recorded in tags."""
+(a scene finer by more than ×1.25 translated at the model's, a coarser one warned about,
+an error with strict, --resample and --no-resample), recorded in tags."""
 
 from __future__ import annotations
 
@@ -49,24 +50,65 @@ def test_the_model_file_records_the_training_chips_pixel_size(trained_model, tmp
     assert read_model_file(tmp_path / "old.pt").trained_on.pixel_size is None
 
 
-@pytest.mark.parametrize(("pixel", "expected"), [(2.0, "2 × coarser"), (0.5, "2 × finer"),
-                                                 (1.2, None), (0.85, None)])
-def test_a_scene_beyond_a_quarter_either_way_gets_one_warning(tmp_path, rng, pixel,
-                                                              expected):
+@pytest.mark.parametrize(("pixel", "resample", "expected"), [
+    (2.0, None, "2 × coarser"), (0.5, False, "2 × finer"),
+    (1.2, None, None), (0.85, None, None), (1.2, False, None), (0.85, False, None)])
+def test_a_scene_beyond_a_quarter_translated_at_its_own_pixels_gets_one_warning(
+        tmp_path, rng, pixel, resample, expected):
     model = save_model(tmp_path / "m.pt", pixel=1.0)
     scene = scene_at(tmp_path, rng, pixel)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        out = translate_raster(scene, tmp_path / "out.tif", model, **CPU).output
+        report = translate_raster(scene, tmp_path / "out.tif", model, resample=resample,
+                                  **CPU)
     messages = geogan_warnings(caught)
     if expected is None:
         assert messages == []
     else:
         assert len(messages) == 1 and expected in messages[0], messages
         assert "--resample" in messages[0] and "1 × 1 metre pixels" in messages[0]
-    record = json.loads(tags(out)["GEOGAN_RESOLUTION"])
+        assert ("4 × the pixels to translate" in messages[0]) == (pixel > 1)
+    record = json.loads(tags(report.output)["GEOGAN_RESOLUTION"])
     assert record["scene"] == [pixel, pixel, "metre"] and record["model"] == [1.0, 1.0, "metre"]
     assert record["ratio"] == pytest.approx(pixel) and record["resampled"] is False
+    assert report.resampled == ""
+
+
+def test_a_finer_scene_is_translated_at_the_models_pixel_size_by_default(tmp_path, rng):
+    """Without --resample or --no-resample, a scene at 0.5 m through a 1 m model is
+    averaged down to 1 m, translated, and brought back bilinearly; with no warning, and it
+    says so in the report and the tags."""
+    model = save_model(tmp_path / "m.pt", pixel=1.0, out_dtype="float32",
+                       out_range=(0.0, 1000.0))
+    scene = scene_at(tmp_path, rng, 0.5, size=128)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = translate_raster(scene, tmp_path / "auto.tif", model, **CPU)
+    assert geogan_warnings(caught) == []
+    record = json.loads(tags(report.output)["GEOGAN_RESOLUTION"])
+    assert record["resampled"] is True and record["resampling"] == "average"
+    assert record["model_pixel"] == [1.0, 1.0]
+    assert json.loads(tags(report.output)["GEOGAN_LATTICE"])["size"] == [64, 64]
+    provenance = json.loads(tags(report.output)["GEOGAN_OPTIONS"])
+    assert (provenance["resample"], provenance["resampling"]) == ("auto", "auto")
+    assert report.resampled == ("translated at the model's 1 × 1 metre pixels: the scene's "
+                                "are 2 × finer, read by average")
+    assert report.windows == 1  # 64² at 1 m: one 64-pixel window, where 0.5 m needs four
+    # By hand: the scene averaged down to 1 m, translated, brought back bilinearly.
+    with rasterio.open(scene) as src, WarpedVRT(
+            src, crs=src.crs, transform=Affine(1.0, 0.0, 500_000.0, 0.0, -1.0, 5_000_000.0),
+            width=64, height=64, resampling=Resampling.average) as vrt:
+        at_1m = write_raster(tmp_path / "at-1m.tif", vrt.read(), transform=vrt.transform)
+    by_hand = translate_raster(at_1m, tmp_path / "by-hand-1m.tif", model, **CPU).output
+    with rasterio.open(by_hand) as src, WarpedVRT(
+            src, crs=src.crs, transform=Affine(0.5, 0.0, 500_000.0, 0.0, -0.5, 5_000_000.0),
+            width=128, height=128, resampling=Resampling.bilinear) as vrt:
+        expected = vrt.read()
+    with rasterio.open(report.output) as dst, rasterio.open(scene) as src:
+        assert (dst.crs, dst.transform, dst.width, dst.height) == (
+            src.crs, src.transform, src.width, src.height)
+        np.testing.assert_allclose(dst.read(), expected, atol=1e-3)
+    assert leftovers(tmp_path) == []
 
 
 def test_pixel_sizes_in_other_units_compare_in_metres(tmp_path, rng):
