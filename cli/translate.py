@@ -154,8 +154,10 @@ def translate_command(ctx: click.Context, scenes: tuple[str, ...], model_path: P
     for failure in batch.failures:
         where = "" if failure.source in failure.message else f"{failure.source}: "
         click.echo(f"Error: {where}{failure.message}", err=True)
-    click.echo(f"{batch.count('done')} translated, {batch.count('skipped')} skipped (output "
-               f"exists), {batch.count('failed')} failed, into {out_dir} in "
+    resampled = sum(1 for o in batch.outcomes if o.report is not None and o.report.resampled)
+    at_model = f" ({resampled} at the model's pixel size)" if resampled else ""
+    click.echo(f"{batch.count('done')} translated{at_model}, {batch.count('skipped')} skipped "
+               f"(output exists), {batch.count('failed')} failed, into {out_dir} in "
                f"{batch.seconds:.1f} s.")
     if batch.failures:
         ctx.exit(1)

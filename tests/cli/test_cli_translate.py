@@ -253,6 +253,11 @@ def test_a_finer_scene_is_resampled_unless_no_resample_says_not(files, tmp_path)
         with rasterio.open(tmp_path / name) as dst, rasterio.open(files["a"]) as src:
             assert (dst.crs, dst.transform, dst.shape) == (src.crs, src.transform, src.shape)
             assert f'"resampled": {str(resampled).lower()}' in dst.tags()["GEOGAN_RESOLUTION"]
+    # A batch counts them in its last line.
+    code, stdout, stderr = run(files["a"], files["b"], "-m", model, "--out-dir",
+                               tmp_path / "maps", *FAST)
+    assert code == 0 and stderr == "", stderr
+    assert stdout.startswith("2 translated (2 at the model's pixel size), 0 skipped"), stdout
 
 
 def test_ctrl_c_leaves_nothing_and_exits_130(files, tmp_path, monkeypatch):
