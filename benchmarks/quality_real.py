@@ -178,6 +178,9 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     # Stop 43: the class head trained never to be certain.
     "faithful/smoothing-0.1": ("faithful", {"label_smoothing": 0.1}, {}),
     "faithful/smoothing-0.2": ("faithful", {"label_smoothing": 0.2}, {}),
+    # Stop 48: a wider zoom, for scenes whose pixel size is not the chips'.
+    "faithful/scale-1.5": ("faithful", {"scale_jitter": 1.5}, {}),
+    "faithful/scale-2": ("faithful", {"scale_jitter": 2.0}, {}),
     "paper+resize": ("paper", {"upsample": "resize"}, {}),
     "paper+rotate-scale": ("paper", {"rotate": True, "scale_jitter": 1.25}, {}),
     "paper+crop-jitter": ("paper", {"crop_jitter": True}, {}),
@@ -188,7 +191,8 @@ VARIANTS.update({f"{name}/seed-{seed}": (VARIANTS[name][0], {**VARIANTS[name][1]
                  for name in ("paper", "faithful", "faithful/levels-7", "faithful/lovasz-30",
                               "faithful/ce-60", "faithful/ce-120", "faithful/shadow-0.5",
                               "faithful/shadow-0.2", "faithful/smoothing-0.1",
-                              "faithful/smoothing-0.2")})
+                              "faithful/smoothing-0.2", "faithful/scale-1.5",
+                              "faithful/scale-2")})
 
 
 def _ids(data: Path) -> list[str]:
