@@ -15,8 +15,8 @@ in an ArcGIS-style ``images/`` + ``images2/`` folder, 11 held out), it
    a 16-bit Landsat 8 scene (``LC08_L1TP_224078...TIF``), and rasterio's ``cogeo.tif``
    (a 0.6 m aerial photo of snowy woods, a look the training set lacks);
 3. **resolution**: the 8 validation and 3 unfamiliar photos at other pixel sizes than the
-   chips' (1.41 m): 2 × coarser (averaged), 1.5 × and 2.35 × finer (cubic: the chips'
-   0.6 m source size, though upsampled photos hold no more detail than the chips), their
+   chips' (1.41 m): 2 × coarser (averaged), 1.5 × and 2.35 × finer (cubic; 2.35 × is the
+   source's 0.6 m, though upsampled photos hold no more detail than the chips), their
    maps likewise (nearest), each translated at its own pixel size (``--no-resample``),
    with translate's default, and, for the coarser ones, read up to the model's
    (``--resample``), scored against the maps at that size as ``quality_real.py`` scores
@@ -90,8 +90,9 @@ def at_size(path: Path, out: Path, ratio: float, resampling: Resampling) -> Path
 
 
 def resolution(prepared: dict[str, Any], model: Path, work: Path) -> None:
-    """Each split at each of :data:`SIZES`, translated each way of :data:`MODES` that
-    differs from the others there, scored against its maps at that size."""
+    """Each split at each of :data:`SIZES`, translated at its own pixels and at the
+    model's (:data:`MODES`; one of them is the default), scored against its maps at that
+    size."""
     translator = load_model(model, device="auto", precision="auto")
     (work / "palette.json").write_text(json.dumps(MAP_PALETTE))
     print(f"\nresolution, {model.name}: split, scene pixel size, how | mIoU | δ5 | PSNR | SSIM"
