@@ -106,21 +106,20 @@ class ResolutionCheck:
         it was translated at its own."""
         if not self.resample or self.model is None or self.ratio is None:
             return ""
-        how = f"{self.ratio:.3g} × coarser" if self.ratio > 1 else f"{1 / self.ratio:.3g} × finer"
         return (f"translated at the model's {self.model.x:.4g} × {self.model.y:.4g} "
-                f"{self.model.unit} pixels: the scene's are {how}, read by {resampling}")
+                f"{self.model.unit} pixels: the scene's are {_how_far(self.ratio)}, read by "
+                f"{resampling}")
 
     def problem(self, source: str) -> str | None:
         """The warning's text, or None when there is nothing to say."""
         if self.far and not self.resample and self.scene is not None and \
                 self.model is not None and self.ratio is not None:
-            how = (f"{self.ratio:.3g} × coarser" if self.ratio > 1
-                   else f"{1 / self.ratio:.3g} × finer")
             cost = (f" ({self.ratio ** 2:.3g} × the pixels to translate)" if self.ratio > 1
                     else "")
             return (f"{source} has {self.scene['x']:.4g} × {self.scene['y']:.4g} "
-                    f"{self.scene['unit']} pixels, {how} than the {self.model.x:.4g} × "
-                    f"{self.model.y:.4g} {self.model.unit} pixels the model was trained on, so it "
+                    f"{self.scene['unit']} pixels, {_how_far(self.ratio)} than the "
+                    f"{self.model.x:.4g} × {self.model.y:.4g} {self.model.unit} pixels the "
+                    "model was trained on, so it "
                     "sees objects at another size; pass --resample to translate it at "
                     f"the model's pixel size{cost}")
         return None
@@ -138,6 +137,11 @@ class ResolutionCheck:
             "model_pixel": None if self.resample_grid is None else list(self.resample_grid),
             **({"not_compared": self.why_not} if self.why_not else {}),
         }
+
+
+def _how_far(ratio: float) -> str:
+    """``2 × coarser`` or ``2.35 × finer``, for a scene pixel ``ratio`` times the model's."""
+    return f"{ratio:.3g} × coarser" if ratio > 1 else f"{1 / ratio:.3g} × finer"
 
 
 @dataclass(frozen=True)
