@@ -181,6 +181,11 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     # Stop 48: a wider zoom, for scenes whose pixel size is not the chips'.
     "faithful/scale-1.5": ("faithful", {"scale_jitter": 1.5}, {}),
     "faithful/scale-2": ("faithful", {"scale_jitter": 2.0}, {}),
+    # Stop 49: Adam's usual momentum rather than the GAN papers' 0.5: the recipe's loss
+    # is mostly the class head's cross-entropy and L1, not the adversarial term.
+    "faithful/beta1-0.9": ("faithful", {"beta1": 0.9}, {}),
+    # Stop 49: the discriminator judges the class head's drawing, not the image head's.
+    "faithful/judge-classes": ("faithful", {"judge_classes": True}, {}),
     "paper+resize": ("paper", {"upsample": "resize"}, {}),
     "paper+rotate-scale": ("paper", {"rotate": True, "scale_jitter": 1.25}, {}),
     "paper+crop-jitter": ("paper", {"crop_jitter": True}, {}),
@@ -192,7 +197,8 @@ VARIANTS.update({f"{name}/seed-{seed}": (VARIANTS[name][0], {**VARIANTS[name][1]
                               "faithful/ce-60", "faithful/ce-120", "faithful/shadow-0.5",
                               "faithful/shadow-0.2", "faithful/smoothing-0.1",
                               "faithful/smoothing-0.2", "faithful/scale-1.5",
-                              "faithful/scale-2")})
+                              "faithful/scale-2", "faithful/beta1-0.9",
+                              "faithful/judge-classes")})
 
 
 def _ids(data: Path) -> list[str]:

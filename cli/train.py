@@ -104,6 +104,9 @@ from .options import ProgressBar, overwrite_opt, seed_opt
                    "[default: 1].")
 @click.option("--lambda-fm", type=click.FloatRange(min=0), default=None,
               help="Weight of pix2pixHD's discriminator feature-matching loss [default: 0].")
+@click.option("--judge-classes/--no-judge-classes", default=None,
+              help="With a class head, the discriminator judges the map it draws instead "
+                   "of the image output [default: off].")
 @click.option("--spectral-norm/--no-spectral-norm", default=None,
               help="Spectral normalisation of the discriminator [default: off].")
 @click.option("--unet-levels", type=click.IntRange(5, 10), default=None,

@@ -267,6 +267,10 @@ class TrainConfig:
             sort of the pixels per class).
         lambda_fm: Weight of pix2pixHD's feature-matching loss: the generator matches
             the discriminator's activations on real pairs (0: none, as the paper).
+        judge_classes: With a class head, the discriminator judges what the head draws
+            (each pixel's palette colours averaged by its class probabilities) instead
+            of the image output, so that the drawn map, not only the image nobody
+            draws, is held to the look of real maps (Luc et al. 2016).
         masked: Leave nodata pixels (in either chip) out of every loss.
         val_every: Validate every this many steps; 0 validates once per epoch.
         precision: ``auto``, ``fp32``, ``bf16`` or ``fp16`` (CUDA only).
@@ -311,6 +315,7 @@ class TrainConfig:
     lambda_dice: float = 0.0
     lambda_lovasz: float = 0.0
     lambda_fm: float = 0.0
+    judge_classes: bool = False
 
     def __post_init__(self) -> None:
         if self.gan_loss not in GAN_LOSSES:

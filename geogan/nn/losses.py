@@ -183,6 +183,19 @@ def class_targets(target: Tensor, colours: Tensor, mask: Tensor | None = None) -
         return classes
 
 
+def expected_colours(logits: Tensor, colours: Tensor) -> Tensor:
+    """The palette colour each pixel's class probabilities average to, (N, C, H, W).
+
+    What the class head draws, as a differentiable image: a discriminator can judge it as
+    it judges the image head's output.
+
+    Args:
+        logits: (N, K, H, W) class logits.
+        colours: (K, C) the palette in the target's normalised units.
+    """
+    return torch.einsum("nkhw,kc->nchw", logits.softmax(1), colours.to(logits.dtype))
+
+
 def masked_cross_entropy(logits: Tensor, classes: Tensor, weight: Tensor | None = None,
                          label_smoothing: float = 0.0) -> Tensor:
     """Mean cross-entropy of the class logits (N, K, H, W) over the pixels whose class

@@ -29,6 +29,7 @@ from geogan.nn.config import Architecture, TrainConfig
 from geogan.nn.devices import autocast
 from geogan.nn.losses import (
     class_targets,
+    expected_colours,
     feature_matching,
     gan_loss,
     masked_cross_entropy,
@@ -262,8 +263,13 @@ class Pix2PixTrainer(GANTrainer):
         with autocast(self.device, self.precision):
             output = generator(real_a)  # (N, out_bands [+ classes], H, W)
             fake_b, logits = output[:, :bands], output[:, bands:]
+            judged_b = fake_b  # what the discriminator sees of the output
+            if self.config.judge_classes and logits.shape[1]:
+                assert self.class_colours is not None
+                judged_b = expected_colours(logits, self.class_colours)
             if mask is not None:
                 fake_b = fake_b * mask  # nodata stays 0, as in the real chips
+                judged_b = judged_b * mask
 
         zero = torch.zeros((), device=self.device)
         loss_d_fake = loss_d_real = loss_g_gan = loss_g_fm = zero
@@ -271,7 +277,7 @@ class Pix2PixTrainer(GANTrainer):
             # Discriminator: real pairs are real, generated pairs are fake; the loss is halved.
             _requires_grad(self.discriminators, True)
             with autocast(self.device, self.precision):
-                pred_fake = discriminator(self._judged(torch.cat((real_a, fake_b.detach()), 1)))
+                pred_fake = discriminator(self._judged(torch.cat((real_a, judged_b.detach()), 1)))
                 pred_real = discriminator(self._judged(torch.cat((real_a, real_b), 1)))
             loss_d_fake = self._gan(pred_fake, False, mask)
             loss_d_real = self._gan(pred_real, True, mask)
@@ -281,11 +287,11 @@ class Pix2PixTrainer(GANTrainer):
             # Generator: fool the (frozen) discriminator and stay close to the target.
             _requires_grad(self.discriminators, False)
             if self.config.lambda_fm > 0:
-                pred_fake, loss_g_fm = self._feature_matching(real_a, fake_b, real_b)
+                pred_fake, loss_g_fm = self._feature_matching(real_a, judged_b, real_b)
             else:
                 with autocast(self.device, self.precision):
                     pred_fake = self.discriminators["b"](
-                        self._judged(torch.cat((real_a, fake_b), 1)))
+                        self._judged(torch.cat((real_a, judged_b), 1)))
             loss_g_gan = self._gan(pred_fake, True, mask)
         loss_g_l1 = masked_l1(fake_b, real_b, mask)
         loss_g = self.config.lambda_gan * loss_g_gan + self.config.lambda_l1 * loss_g_l1

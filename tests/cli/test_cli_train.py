@@ -125,13 +125,14 @@ def test_device_and_option_errors(chips, tmp_path):
     assert code == 2 and "--shadow" in stderr
 
 
-def test_augmentation_options_reach_the_model_files_training_record(chips, tmp_path):
+def test_recipe_options_reach_the_model_files_training_record(chips, tmp_path):
     out = tmp_path / "m.pt"
     code, _, stderr = run("-q", "train", str(chips), "-o", str(out), "--steps", "1",
-                          "--shadow", "0.5", "--photometric", "0.1", *FAST)
+                          "--shadow", "0.5", "--photometric", "0.1", "--judge-classes", *FAST)
     assert code == 0, stderr
     config = torch.load(out, weights_only=True)["training"]["config"]
     assert config["shadow"] == 0.5 and config["photometric"] == 0.1
+    assert config["judge_classes"] is True
 
 
 @pytest.mark.parametrize("content", [b"", b"not a model at all", b"PK\x03\x04broken zip"])

@@ -1,5 +1,6 @@
 """pix2pixHD's recipes and the class losses: multi-scale discriminators, feature matching,
-spectral normalisation, and the class head's Dice and Lovász terms."""
+spectral normalisation, the class head's Dice and Lovász terms, and a discriminator that
+judges the class head's drawing."""
 
 from __future__ import annotations
 
@@ -12,7 +13,13 @@ from torch import nn
 
 from geogan.errors import ConfigError
 from geogan.nn.config import build_configs
-from geogan.nn.losses import IGNORED_CLASS, feature_matching, masked_dice, masked_lovasz
+from geogan.nn.losses import (
+    IGNORED_CLASS,
+    expected_colours,
+    feature_matching,
+    masked_dice,
+    masked_lovasz,
+)
 from geogan.nn.networks import (
     MultiScaleDiscriminator,
     PatchDiscriminator,
@@ -162,11 +169,12 @@ def test_lovasz_gradient_lowers_the_loss_and_leaves_ignored_pixels_out() -> None
     {"lambda_dice": 1.0},
     {"lambda_lovasz": 1.0},
     {"label_smoothing": 0.1},
+    {"judge_classes": True},
 ])
 def test_pix2pix_trains_with_each_recipe_and_logs_its_losses(overrides: dict[str, Any]) -> None:
     arch, config = build_configs("pix2pix", 3, 3, 64, preset="tiny",
                                  overrides={**TINY, "lr": 2e-3, **overrides})
-    if {"lambda_dice", "lambda_lovasz", "label_smoothing"} & overrides.keys():
+    if {"lambda_dice", "lambda_lovasz", "label_smoothing", "judge_classes"} & overrides.keys():
         arch = type(arch)(**{**arch.to_dict(), "palette": PALETTE})
     torch.manual_seed(0)
     colours = torch.tensor(PALETTE) if arch.palette else None
@@ -195,3 +203,41 @@ def test_feature_matching_pairs_share_one_diffaugment_draw() -> None:
     # same, and so must be everything the discriminator sees of them.
     _, loss = trainer._feature_matching(data["a"], data["b"], data["b"])
     assert float(loss.detach()) == 0.0
+
+
+def test_expected_colours_are_the_palette_averaged_by_the_class_probabilities() -> None:
+    colours = torch.tensor([[-1.0, 0.0, 1.0], [1.0, 1.0, -1.0], [0.0, -1.0, 0.5]])
+    logits = torch.zeros(1, 3, 2, 2)
+    logits[0, 1, 0, 0] = 80.0  # certain: exactly the colour of class 1
+    logits[0, :, 1, 1] = torch.tensor([0.0, float(torch.log(torch.tensor(3.0))), -80.0])
+    drawn = expected_colours(logits, colours)
+    assert drawn.shape == (1, 3, 2, 2)
+    assert torch.allclose(drawn[0, :, 0, 0], colours[1])
+    assert torch.allclose(drawn[0, :, 0, 1], colours.mean(0))  # equal logits: the mean
+    assert torch.allclose(drawn[0, :, 1, 1], 0.25 * colours[0] + 0.75 * colours[1], atol=1e-6)
+
+
+@pytest.mark.parametrize("judge_classes", [False, True])
+def test_the_discriminator_judges_the_drawn_map_only_when_asked(judge_classes: bool) -> None:
+    arch, config = build_configs("pix2pix", 3, 3, 64, preset="tiny",
+                                 overrides={**TINY, "judge_classes": judge_classes})
+    arch = type(arch)(**{**arch.to_dict(), "palette": PALETTE})
+    torch.manual_seed(0)
+    trainer = Pix2PixTrainer(arch, config, CPU, "fp32", class_colours=torch.tensor(PALETTE))
+    data = batch()
+    data["mask_a"][:, :, :8] = 0  # nodata rows: zero in whatever the discriminator sees
+    outputs: list[torch.Tensor] = []
+    judged: list[torch.Tensor] = []
+    trainer.generators["a2b"].register_forward_hook(
+        lambda _m, _i, out: outputs.append(out.detach()))
+    trainer.discriminators["b"].register_forward_pre_hook(
+        lambda _m, args: judged.append(args[0].detach()))
+    trainer.train_step(trainer.to_device(data))
+    output, mask = outputs[0], data["mask_a"]
+    expected = (expected_colours(output[:, 3:], torch.tensor(PALETTE)) if judge_classes
+                else output[:, :3]) * mask
+    fakes = [pair for pair in judged if not torch.equal(pair[:, 3:], data["b"] * mask)]
+    assert len(judged) == 3 and len(fakes) == 2  # D's update (fake, real), G's update
+    for pair in fakes:
+        assert torch.allclose(pair[:, :3], data["a"] * mask)
+        assert torch.allclose(pair[:, 3:], expected, atol=1e-6)
