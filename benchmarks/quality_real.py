@@ -186,6 +186,8 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "faithful/beta1-0.9": ("faithful", {"beta1": 0.9}, {}),
     # Stop 49: the discriminator judges the class head's drawing, not the image head's.
     "faithful/judge-classes": ("faithful", {"judge_classes": True}, {}),
+    # Stop 49: less weight on the image head, which translate does not draw.
+    "faithful/l1-30": ("faithful", {"lambda_l1": 30.0}, {}),
     "paper+resize": ("paper", {"upsample": "resize"}, {}),
     "paper+rotate-scale": ("paper", {"rotate": True, "scale_jitter": 1.25}, {}),
     "paper+crop-jitter": ("paper", {"crop_jitter": True}, {}),
@@ -198,7 +200,7 @@ VARIANTS.update({f"{name}/seed-{seed}": (VARIANTS[name][0], {**VARIANTS[name][1]
                               "faithful/shadow-0.2", "faithful/smoothing-0.1",
                               "faithful/smoothing-0.2", "faithful/scale-1.5",
                               "faithful/scale-2", "faithful/beta1-0.9",
-                              "faithful/judge-classes")})
+                              "faithful/judge-classes", "faithful/l1-30")})
 
 
 def _ids(data: Path) -> list[str]:
