@@ -263,13 +263,14 @@ class Pix2PixTrainer(GANTrainer):
         with autocast(self.device, self.precision):
             output = generator(real_a)  # (N, out_bands [+ classes], H, W)
             fake_b, logits = output[:, :bands], output[:, bands:]
+            if mask is not None:
+                fake_b = fake_b * mask  # nodata stays 0, as in the real chips
             judged_b = fake_b  # what the discriminator sees of the output
             if self.config.judge_classes and logits.shape[1]:
                 assert self.class_colours is not None
                 judged_b = expected_colours(logits, self.class_colours)
-            if mask is not None:
-                fake_b = fake_b * mask  # nodata stays 0, as in the real chips
-                judged_b = judged_b * mask
+                if mask is not None:
+                    judged_b = judged_b * mask
 
         zero = torch.zeros((), device=self.device)
         loss_d_fake = loss_d_real = loss_g_gan = loss_g_fm = zero
