@@ -188,6 +188,8 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "faithful/judge-classes": ("faithful", {"judge_classes": True}, {}),
     # Stop 49: less weight on the image head, which translate does not draw.
     "faithful/l1-30": ("faithful", {"lambda_l1": 30.0}, {}),
+    # Stop 50: a full-resolution path from the photo to the output, beside the U-Net's.
+    "faithful/input-skip-32": ("faithful", {"input_skip": 32}, {}),
     "paper+resize": ("paper", {"upsample": "resize"}, {}),
     "paper+rotate-scale": ("paper", {"rotate": True, "scale_jitter": 1.25}, {}),
     "paper+crop-jitter": ("paper", {"crop_jitter": True}, {}),
@@ -200,7 +202,8 @@ VARIANTS.update({f"{name}/seed-{seed}": (VARIANTS[name][0], {**VARIANTS[name][1]
                               "faithful/shadow-0.2", "faithful/smoothing-0.1",
                               "faithful/smoothing-0.2", "faithful/scale-1.5",
                               "faithful/scale-2", "faithful/beta1-0.9",
-                              "faithful/judge-classes", "faithful/l1-30")})
+                              "faithful/judge-classes", "faithful/l1-30",
+                              "faithful/input-skip-32")})
 
 
 def _ids(data: Path) -> list[str]:

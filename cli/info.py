@@ -49,8 +49,10 @@ def _format(path: Path, d: dict[str, Any]) -> str:
     ]
     if arch["generator"] == "unet":
         levels = arch.get("unet_levels") or "log2(tile)"
+        skip = arch.get("input_skip") or 0
         lines.append(f"  U-Net        {levels} levels, {arch.get('upsample', 'transpose')} "
-                     "upsampling")
+                     "upsampling" + (f", a full-resolution input path of {skip} channels"
+                                     if skip else ""))
     if arch.get("palette"):
         colours = ", ".join(arch.get("class_names") or [str(c) for c in arch["palette"]])
         lines.append(f"  class head   {len(arch['palette'])} classes: {colours}")

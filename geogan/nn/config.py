@@ -93,6 +93,10 @@ class Architecture:
         upsample: How the U-Net's decoder doubles the size: ``transpose`` (the paper's
             4 x 4 transposed convolution) or ``resize`` (nearest-neighbour resize, then a
             3 x 3 convolution: no checkerboard texture).
+        input_skip: Channels of the U-Net's full-resolution path from the input to the
+            output (0: none, the paper, whose output is decoded from a half-resolution
+            grid): two 3 x 3 convolutions whose result is added to the decoder's, so that
+            the output's edges can follow the input's pixel by pixel.
         palette: Colours of the target domain's classes, one tuple of band values per
             class, when the target is a flat-colour map; the generator then also
             predicts a class per pixel and ``translate`` can write crisp palette
@@ -125,6 +129,7 @@ class Architecture:
     resnet_blocks: int = 9
     unet_levels: int = 0
     upsample: str = "transpose"
+    input_skip: int = 0
     palette: tuple[tuple[float, ...], ...] = ()
     class_names: tuple[str, ...] = ()
     class_weights: tuple[float, ...] = ()
@@ -157,6 +162,11 @@ class Architecture:
         if self.upsample not in UPSAMPLINGS:
             raise ConfigError(f"unknown upsampling {self.upsample!r}; use one of "
                               f"{_names(UPSAMPLINGS)}")
+        if self.input_skip < 0:
+            raise ConfigError(f"input_skip must be at least 0, not {self.input_skip}")
+        if self.input_skip and self.generator != "unet":
+            raise ConfigError("input_skip is a path of the U-Net generator; the "
+                              f"{self.generator} generator has none")
         if self.unet_levels and not 5 <= self.unet_levels <= int(math.log2(self.tile_size)):
             raise ConfigError(f"the U-Net needs 5 to {int(math.log2(self.tile_size))} levels "
                               f"at {self.tile_size} px, not {self.unet_levels}")

@@ -135,6 +135,17 @@ def test_recipe_options_reach_the_model_files_training_record(chips, tmp_path):
     assert config["judge_classes"] is True
 
 
+def test_input_skip_reaches_the_architecture_and_info_names_it(chips, tmp_path):
+    out = tmp_path / "m.pt"
+    code, _, stderr = run("-q", "train", str(chips), "-o", str(out), "--steps", "1",
+                          "--input-skip", "8", *FAST)
+    assert code == 0, stderr
+    assert torch.load(out, weights_only=True)["architecture"]["input_skip"] == 8
+    code, stdout, stderr = run("info", str(out))
+    assert code == 0, stderr
+    assert "a full-resolution input path of 8 channels" in stdout
+
+
 @pytest.mark.parametrize("content", [b"", b"not a model at all", b"PK\x03\x04broken zip"])
 def test_info_on_a_damaged_or_foreign_file(tmp_path, content):
     path = tmp_path / "m.pt"

@@ -491,3 +491,73 @@ def test_a_translator_holds_no_3x3_resize_weights() -> None:
     tiles = (torch.rand(2, 3, 64, 64) * 2 - 1).contiguous(memory_format=layout)
     with torch.inference_mode():
         assert torch.equal(translator.generator(tiles), unfolded(tiles))
+
+
+# --- the full-resolution input path ------------------------------------------------------
+
+def test_input_skip_adds_a_full_resolution_path_before_the_tanh() -> None:
+    """The path's output is added to the decoder's before the image bands' tanh (logits
+    as they are); the paper's layers keep their names, so its weights load unchanged."""
+    plain = UNetGenerator(3, 3, depth=5, ngf=4, classes=2, upsample="resize").eval()
+    net = UNetGenerator(3, 3, depth=5, ngf=4, classes=2, upsample="resize",
+                        input_skip=8).eval()
+    added = set(net.state_dict()) - set(plain.state_dict())
+    assert set(plain.state_dict()) < set(net.state_dict())
+    assert added == {"input_skip.0.weight", "input_skip.0.bias", "input_skip.2.weight",
+                     "input_skip.2.bias"}
+    assert net.input_skip is not None
+    net.load_state_dict({**net.state_dict(), **plain.state_dict()})
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        summed = _unsquashed(plain, x) + net.input_skip(x)
+        out = net(x)
+    assert out.shape == (2, 5, 64, 64)
+    assert torch.allclose(out[:, :3], torch.tanh(summed[:, :3]), atol=1e-6)
+    assert torch.allclose(out[:, 3:], summed[:, 3:], atol=1e-6)
+
+
+def test_input_skip_without_a_class_head_still_squashes_the_output() -> None:
+    net = UNetGenerator(3, 2, depth=5, ngf=4, input_skip=4).eval()
+    assert net.input_skip is not None
+    with torch.no_grad():
+        net.input_skip[2].bias.fill_(50.0)  # far past the tanh's range before it
+        out = net(torch.rand(1, 3, 64, 64) * 2 - 1)
+    assert out.shape == (1, 2, 64, 64)
+    assert out.min() > 0.999 and out.max() <= 1.0
+
+
+def test_input_skip_path_sees_each_pixel_at_full_resolution() -> None:
+    """Through the path alone, an output pixel depends on the input pixels within two of
+    it (two 3 x 3 convolutions), not on a half-resolution cell."""
+    net = UNetGenerator(3, 3, depth=5, ngf=4, input_skip=4).eval()
+    assert net.input_skip is not None
+    x = torch.zeros(1, 3, 64, 64, requires_grad=True)
+    net.input_skip(x)[0, :, 31, 31].sum().backward()
+    assert x.grad is not None
+    reached = x.grad[0].abs().sum(0) > 0
+    rows, cols = torch.nonzero(reached, as_tuple=True)
+    assert (rows.min(), rows.max(), cols.min(), cols.max()) == (29, 33, 29, 33)
+
+
+def test_input_skip_is_built_from_the_architecture_and_checked() -> None:
+    net = build_generator(tiny(input_skip=6))
+    assert isinstance(net, UNetGenerator) and net.input_skip is not None
+    assert isinstance(build_generator(tiny()), UNetGenerator)
+    assert build_generator(tiny()).input_skip is None  # type: ignore[union-attr]
+    with pytest.raises(ConfigError, match="at least 0"):
+        tiny(input_skip=-1)
+    with pytest.raises(ConfigError, match="resnet generator has none"):
+        tiny("cyclegan", input_skip=4)
+
+
+def test_a_translator_of_an_input_skip_model_translates_as_its_generator() -> None:
+    model = make_model(palette=MAP_PALETTE)
+    arch = replace(model.architecture, upsample="resize", unet_levels=5, input_skip=4)
+    network = build_generator(arch).eval()
+    model = replace(model, architecture=arch, generators={"a2b": network.state_dict()})
+    translator = Translator(model, device="cpu", precision="fp32")
+    layout = translator.memory_format
+    network = network.to(memory_format=layout)
+    tiles = (torch.rand(2, 3, 64, 64) * 2 - 1).contiguous(memory_format=layout)
+    with torch.inference_mode():
+        assert torch.equal(translator.generator(tiles), network(tiles))
