@@ -190,6 +190,8 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "faithful/l1-30": ("faithful", {"lambda_l1": 30.0}, {}),
     # Stop 50: a full-resolution path from the photo to the output, beside the U-Net's.
     "faithful/input-skip-32": ("faithful", {"input_skip": 32}, {}),
+    # Stop 50: the class head's cross-entropy over the hardest quarter of the pixels.
+    "faithful/hard-0.25": ("faithful", {"hard_pixels": 0.25}, {}),
     "paper+resize": ("paper", {"upsample": "resize"}, {}),
     "paper+rotate-scale": ("paper", {"rotate": True, "scale_jitter": 1.25}, {}),
     "paper+crop-jitter": ("paper", {"crop_jitter": True}, {}),
@@ -203,7 +205,7 @@ VARIANTS.update({f"{name}/seed-{seed}": (VARIANTS[name][0], {**VARIANTS[name][1]
                               "faithful/smoothing-0.2", "faithful/scale-1.5",
                               "faithful/scale-2", "faithful/beta1-0.9",
                               "faithful/judge-classes", "faithful/l1-30",
-                              "faithful/input-skip-32")})
+                              "faithful/input-skip-32", "faithful/hard-0.25")})
 
 
 def _ids(data: Path) -> list[str]:

@@ -93,6 +93,10 @@ from .options import ProgressBar, overwrite_opt, seed_opt
               metavar="EPS", help="Spread this share of each class pixel's cross-entropy "
                                   "target over all classes, so the head is never trained to "
                                   "be certain [default: 0].")
+@click.option("--hard-pixels", type=click.FloatRange(0, 1, min_open=True), default=None,
+              metavar="SHARE", help="Average the class head's cross-entropy over this share "
+                                    "of the pixels, those with the highest loss (online hard "
+                                    "example mining) [default: 1, all].")
 @click.option("--lambda-dice", type=click.FloatRange(min=0), default=None,
               help="Weight of the class head's soft Dice loss, which scores each class's "
                    "overlap as mIoU does [default: 0].")

@@ -270,6 +270,10 @@ class TrainConfig:
             over all the classes (0: none), so the head is trained never to be certain:
             a small training set is otherwise learnt with a confidence its other
             scenes do not bear out (Szegedy et al. 2016).
+        hard_pixels: Share of the pixels, those with the highest loss, the class head's
+            cross-entropy averages over (1: all of them; 0.25: the hardest quarter, online
+            hard example mining), so that what the head already draws right stops
+            outweighing the thin roads, outlines and rare classes it gets wrong.
         lambda_dice: Weight of the class head's soft Dice loss (0: none), which scores
             each class's overlap as the palette mIoU does.
         lambda_lovasz: Weight of the class head's Lovász-softmax loss (0: none), a convex
@@ -322,6 +326,7 @@ class TrainConfig:
     lambda_ce: float = 1.0
     class_balance: float = 0.0
     label_smoothing: float = 0.0
+    hard_pixels: float = 1.0
     lambda_dice: float = 0.0
     lambda_lovasz: float = 0.0
     lambda_fm: float = 0.0
@@ -363,6 +368,9 @@ class TrainConfig:
         if not 0.0 <= self.class_balance <= 1.0:
             raise ConfigError(f"class balance must be in [0, 1], not {self.class_balance}")
         _check_label_smoothing(self.label_smoothing)
+        if not 0.0 < self.hard_pixels <= 1.0:
+            raise ConfigError(f"the share of hard pixels must be in (0, 1], not "
+                              f"{self.hard_pixels}")
 
     @property
     def geometric(self) -> bool:

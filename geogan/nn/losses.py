@@ -17,6 +17,7 @@ host synchronisation to detect one).
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
@@ -221,6 +222,30 @@ def cross_entropy_without_sync(logits: Tensor, classes: Tensor, weight: Tensor |
     valid = classes != IGNORED_CLASS
     counted = valid.sum() if weight is None else (weight[classes.clamp_min(0)] * valid).sum()
     return total / counted.float().clamp_min(_EPS)
+
+
+def hardest_cross_entropy(logits: Tensor, classes: Tensor, share: float,
+                          weight: Tensor | None = None, label_smoothing: float = 0.0) -> Tensor:
+    """:func:`masked_cross_entropy` over the ``share`` of the batch's pixels whose loss is
+    highest (online hard example mining, Shrivastava et al. 2016, per pixel as in Wu et
+    al. 2016): the pixels the head already draws right stop outweighing the thin roads,
+    outlines and rare classes it still gets wrong.
+
+    The hardest ``ceil(share × N·H·W)`` pixels are taken whether they have a class or not
+    (one without weighs nothing), so the count never asks the device how many have one.
+    A ``share`` of 1 is :func:`masked_cross_entropy` itself.
+    """
+    if not 0.0 < share <= 1.0:
+        raise ConfigError(f"the share of hard pixels must be in (0, 1], not {share}")
+    if share == 1.0:
+        return masked_cross_entropy(logits, classes, weight, label_smoothing)
+    per_pixel = F.cross_entropy(logits.float(), classes, weight=weight,
+                                ignore_index=IGNORED_CLASS, reduction="none",
+                                label_smoothing=label_smoothing).flatten()
+    valid = (classes != IGNORED_CLASS).flatten()
+    weights = valid.float() if weight is None else weight[classes.clamp_min(0)].flatten() * valid
+    hardest = per_pixel.topk(max(1, math.ceil(share * per_pixel.numel())), sorted=False).indices
+    return per_pixel[hardest].sum() / weights[hardest].sum().clamp_min(_EPS)
 
 
 def masked_dice(logits: Tensor, classes: Tensor) -> Tensor:

@@ -32,7 +32,7 @@ from geogan.nn.losses import (
     expected_colours,
     feature_matching,
     gan_loss,
-    masked_cross_entropy,
+    hardest_cross_entropy,
     masked_dice,
     masked_l1,
     masked_lovasz,
@@ -302,8 +302,8 @@ class Pix2PixTrainer(GANTrainer):
             loss_g = loss_g + self.config.lambda_fm * loss_g_fm
             losses["g_fm"] = loss_g_fm.detach()
         if logits.shape[1]:
-            loss_g_ce = masked_cross_entropy(logits, batch["classes"], self.class_weights,
-                                             self.config.label_smoothing)
+            loss_g_ce = hardest_cross_entropy(logits, batch["classes"], self.config.hard_pixels,
+                                              self.class_weights, self.config.label_smoothing)
             loss_g = loss_g + self.config.lambda_ce * loss_g_ce
             losses["g_ce"] = loss_g_ce.detach()
             if self.config.lambda_dice > 0:

@@ -16,6 +16,7 @@ from geogan.nn.losses import (
     VanillaGANLoss,
     cross_entropy_without_sync,
     gan_loss,
+    hardest_cross_entropy,
     masked_cross_entropy,
     masked_l1,
     patch_weights,
@@ -229,3 +230,54 @@ def test_label_smoothing_spreads_the_target_over_every_class_and_skips_ignored_p
     sure = torch.nn.functional.one_hot(classes.clamp_min(0), 3).permute(0, 3, 1, 2) * 50.0
     assert float(masked_cross_entropy(sure, classes, None, 0.0)) == approx(0.0)
     assert float(masked_cross_entropy(sure, classes, None, eps)) > 1.0
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_every_pixel_as_hard_pixels_is_the_masked_cross_entropy(weighted: bool,
+                                                                 smoothing: float) -> None:
+    generator = torch.Generator().manual_seed(2)
+    logits = torch.randn(2, 4, 5, 5, generator=generator)
+    classes = torch.randint(0, 4, (2, 5, 5), generator=generator)
+    classes[1, 3:] = IGNORED_CLASS
+    weight = torch.tensor([0.5, 1.0, 2.0, 0.5]) if weighted else None
+    assert torch.equal(hardest_cross_entropy(logits, classes, 1.0, weight, smoothing),
+                       masked_cross_entropy(logits, classes, weight, smoothing))
+
+
+def test_hard_pixels_average_the_highest_weighted_losses_over_their_own_weights() -> None:
+    """Of 8 pixels, 2 ignored (whatever their logits), the hardest quarter (2 pixels) by
+    weighted loss: their weighted losses over their classes' weights."""
+    generator = torch.Generator().manual_seed(3)
+    logits = torch.randn(1, 3, 2, 4, generator=generator) * 3
+    classes = torch.randint(0, 3, (1, 2, 4), generator=generator)
+    classes[0, 0, :2] = IGNORED_CLASS
+    logits[0, :, 0, :2] = torch.tensor([50.0, -50.0, -50.0])[:, None]  # a huge loss if counted
+    weight = torch.tensor([1.0, 2.0, 0.5])
+    log_p = torch.log_softmax(logits, 1)[0]
+    losses = []
+    for y, x in zip(*torch.nonzero(classes[0] != IGNORED_CLASS, as_tuple=True), strict=True):
+        k = int(classes[0, y, x])
+        losses.append((float(-weight[k] * log_p[k, y, x]), float(weight[k])))
+    losses.sort(reverse=True)
+    expected = (losses[0][0] + losses[1][0]) / (losses[0][1] + losses[1][1])
+    assert float(hardest_cross_entropy(logits, classes, 0.25, weight)) == approx(expected)
+    # Fewer classed pixels than the share asks for: the unclassed ones weigh nothing.
+    everything = sum(loss for loss, _ in losses) / sum(w for _, w in losses)
+    assert float(hardest_cross_entropy(logits, classes, 0.9, weight)) == approx(everything)
+
+
+def test_hard_pixels_give_a_zero_with_a_gradient_path_when_no_pixel_has_a_class() -> None:
+    logits = torch.randn(1, 3, 4, 4, requires_grad=True)
+    none = torch.full((1, 4, 4), IGNORED_CLASS)
+    loss = hardest_cross_entropy(logits, none, 0.5)
+    assert float(loss.detach()) == 0.0
+    loss.backward()
+    assert logits.grad is not None
+
+
+@pytest.mark.parametrize("share", [0.0, -0.1, 1.5])
+def test_hard_pixels_refuse_a_share_outside_0_to_1(share: float) -> None:
+    with pytest.raises(ConfigError, match="hard pixels"):
+        hardest_cross_entropy(torch.zeros(1, 2, 2, 2), torch.zeros(1, 2, 2, dtype=torch.long),
+                              share)

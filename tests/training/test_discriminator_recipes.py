@@ -170,11 +170,14 @@ def test_lovasz_gradient_lowers_the_loss_and_leaves_ignored_pixels_out() -> None
     {"lambda_lovasz": 1.0},
     {"label_smoothing": 0.1},
     {"judge_classes": True},
+    {"hard_pixels": 0.25},
+    {"input_skip": 4},
 ])
 def test_pix2pix_trains_with_each_recipe_and_logs_its_losses(overrides: dict[str, Any]) -> None:
     arch, config = build_configs("pix2pix", 3, 3, 64, preset="tiny",
                                  overrides={**TINY, "lr": 2e-3, **overrides})
-    if {"lambda_dice", "lambda_lovasz", "label_smoothing", "judge_classes"} & overrides.keys():
+    if {"lambda_dice", "lambda_lovasz", "label_smoothing", "judge_classes",
+            "hard_pixels"} & overrides.keys():
         arch = type(arch)(**{**arch.to_dict(), "palette": PALETTE})
     torch.manual_seed(0)
     colours = torch.tensor(PALETTE) if arch.palette else None
@@ -186,10 +189,13 @@ def test_pix2pix_trains_with_each_recipe_and_logs_its_losses(overrides: dict[str
     for term in ("dice", "lovasz"):
         if f"lambda_{term}" in overrides:
             assert float(losses[-1][f"g_{term}"]) < float(losses[0][f"g_{term}"])
-    if "label_smoothing" in overrides:
+    if "label_smoothing" in overrides or "hard_pixels" in overrides:
         assert float(losses[-1]["g_ce"]) < float(losses[0]["g_ce"])
         with pytest.raises(ConfigError, match="label smoothing"):
             build_configs("pix2pix", 3, 3, 64, overrides={"label_smoothing": 1.0})
+    if "hard_pixels" in overrides:
+        with pytest.raises(ConfigError, match="hard pixels"):
+            build_configs("pix2pix", 3, 3, 64, overrides={"hard_pixels": 0.0})
     assert float(losses[-1]["g_l1"]) < float(losses[0]["g_l1"])
 
 
