@@ -12,7 +12,8 @@ it. Options clean the probabilities first (``--smooth``, ``--soften``, ``--unsur
 ``--sieve``, ``--prior``, ``--temperature``) or the drawn colours after (``--blur``,
 ``--image-mix``), to see whether a smoother or better informed map scores better.
 Several ``--model`` files (the same recipe at other seeds) draw the mean of their
-probabilities: what averaging trainings would give. ``--pairs`` scores a few pairs alone::
+probabilities: what averaging trainings would give; several ``--scales`` the mean over the
+photo zoomed by each factor (multi-scale inference). ``--pairs`` scores a few pairs alone::
 
     python benchmarks/quality_real.py --data ../shared/data/maps --variants faithful \\
         --work quality-real
@@ -82,6 +83,19 @@ def normalised(weights: np.ndarray) -> np.ndarray:
     return weights / total
 
 
+def zoomed(translator: object, tiles: torch.Tensor, zoom: float) -> torch.Tensor:
+    """The translator's output for ``tiles`` zoomed by ``zoom`` (bilinear, antialiased
+    when shrinking), resampled back to the tiles' size."""
+    if zoom == 1.0:
+        return translator.translate_tiles(tiles)  # type: ignore[attr-defined,no-any-return]
+    size = [round(side * zoom) for side in tiles.shape[-2:]]
+    scaled = torch.nn.functional.interpolate(tiles, size=size, mode="bilinear",
+                                             antialias=zoom < 1, align_corners=False)
+    out = translator.translate_tiles(scaled)  # type: ignore[attr-defined]
+    return torch.nn.functional.interpolate(out, size=list(tiles.shape[-2:]), mode="bilinear",
+                                           antialias=zoom > 1, align_corners=False)
+
+
 def pair_id(photo: Path) -> str:
     """The pair a held-out photo of ``quality_real.prepare`` belongs to (``1003_photo.tif``)."""
     return photo.stem.split("_")[0]
@@ -129,6 +143,9 @@ def main() -> None:
                         help="exact radius:shade cost pairs to score (\"\": none)")
     parser.add_argument("--tta", action="store_true", help="probabilities averaged over the "
                         "8 flips and rotations (translate --tta)")
+    parser.add_argument("--scales", default="1", help="probabilities averaged over the "
+                        "photo zoomed by each of these factors (comma-separated; each side a "
+                        "multiple of the U-Net's 2**levels), then resampled back")
     parser.add_argument("--smooth", type=int, default=0, help="box-filter the probabilities "
                         "over this many pixels first (odd; 0: none)")
     parser.add_argument("--unsure", type=float, default=0.0, help="first make pixels whose "
@@ -190,7 +207,9 @@ def main() -> None:
             with rasterio.open(photo) as src:
                 pixels, profiles[photo] = src.read(), src.profile
             tiles = torch.from_numpy(translator.input_normalization.normalize(pixels))[None]
-            out = sum(t.translate_tiles(tiles) for t in translators) / len(translators)
+            out = sum(zoomed(t, tiles, float(z)) for t in translators
+                      for z in args.scales.split(",")) / (len(translators) * len(
+                          args.scales.split(",")))
             if args.image_mix:  # the image head's colours, only when they are mixed in
                 images[photo] = translator.output_normalization.denormalize(
                     np.clip(out[0, :translator.image_bands].numpy(), -1.0, 1.0)
