@@ -32,7 +32,7 @@ import torch
 from quality_real import _strip, prepare, score
 from rasterio.features import sieve
 
-from geogan import load_model
+from geogan import Translator, load_model
 from geogan.inference import class_colours
 from geogan.inference.unsure_blur import DEFAULT_SIGMA, blur_unsure
 
@@ -83,15 +83,15 @@ def normalised(weights: np.ndarray) -> np.ndarray:
     return weights / total
 
 
-def zoomed(translator: object, tiles: torch.Tensor, zoom: float) -> torch.Tensor:
+def zoomed(translator: Translator, tiles: torch.Tensor, zoom: float) -> torch.Tensor:
     """The translator's output for ``tiles`` zoomed by ``zoom`` (bilinear, antialiased
     when shrinking), resampled back to the tiles' size."""
     if zoom == 1.0:
-        return translator.translate_tiles(tiles)  # type: ignore[attr-defined,no-any-return]
+        return translator.translate_tiles(tiles)
     size = [round(side * zoom) for side in tiles.shape[-2:]]
     scaled = torch.nn.functional.interpolate(tiles, size=size, mode="bilinear",
                                              antialias=zoom < 1, align_corners=False)
-    out = translator.translate_tiles(scaled)  # type: ignore[attr-defined]
+    out = translator.translate_tiles(scaled)
     return torch.nn.functional.interpolate(out, size=list(tiles.shape[-2:]), mode="bilinear",
                                            antialias=zoom > 1, align_corners=False)
 
@@ -192,6 +192,7 @@ def main() -> None:
         prepared["references"] = {
             split: _strip([drawn for _, drawn in pairs], args.work / f"shading_{split}_maps.tif")
             for split, pairs in prepared["scenes"].items()}
+    scales = [float(zoom) for zoom in args.scales.split(",")]
     translators = [load_model(path, output="palette", tta=args.tta) for path in args.model]
     translator = translators[0]
     palette = np.asarray(translator.architecture.palette, np.float64)  # (K, C)
@@ -207,9 +208,8 @@ def main() -> None:
             with rasterio.open(photo) as src:
                 pixels, profiles[photo] = src.read(), src.profile
             tiles = torch.from_numpy(translator.input_normalization.normalize(pixels))[None]
-            out = sum(zoomed(t, tiles, float(z)) for t in translators
-                      for z in args.scales.split(",")) / (len(translators) * len(
-                          args.scales.split(",")))
+            out = sum(zoomed(t, tiles, zoom) for t in translators
+                      for zoom in scales) / (len(translators) * len(scales))
             if args.image_mix:  # the image head's colours, only when they are mixed in
                 images[photo] = translator.output_normalization.denormalize(
                     np.clip(out[0, :translator.image_bands].numpy(), -1.0, 1.0)

@@ -219,9 +219,14 @@ def cross_entropy_without_sync(logits: Tensor, classes: Tensor, weight: Tensor |
     total = F.cross_entropy(logits.float(), classes, weight=weight,
                             ignore_index=IGNORED_CLASS, reduction="sum",
                             label_smoothing=label_smoothing)
+    return total / _pixel_weights(classes, weight).sum().clamp_min(_EPS)
+
+
+def _pixel_weights(classes: Tensor, weight: Tensor | None) -> Tensor:
+    """Each pixel's weight in a weighted cross-entropy mean, shaped as ``classes``: its
+    class's weight (1 without weights), 0 where it has no class."""
     valid = classes != IGNORED_CLASS
-    counted = valid.sum() if weight is None else (weight[classes.clamp_min(0)] * valid).sum()
-    return total / counted.float().clamp_min(_EPS)
+    return valid.float() if weight is None else weight[classes.clamp_min(0)] * valid
 
 
 def hardest_cross_entropy(logits: Tensor, classes: Tensor, share: float,
@@ -242,8 +247,7 @@ def hardest_cross_entropy(logits: Tensor, classes: Tensor, share: float,
     per_pixel = F.cross_entropy(logits.float(), classes, weight=weight,
                                 ignore_index=IGNORED_CLASS, reduction="none",
                                 label_smoothing=label_smoothing).flatten()
-    valid = (classes != IGNORED_CLASS).flatten()
-    weights = valid.float() if weight is None else weight[classes.clamp_min(0)].flatten() * valid
+    weights = _pixel_weights(classes, weight).flatten()
     hardest = per_pixel.topk(max(1, math.ceil(share * per_pixel.numel())), sorted=False).indices
     return per_pixel[hardest].sum() / weights[hardest].sum().clamp_min(_EPS)
 

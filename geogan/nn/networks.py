@@ -264,7 +264,7 @@ class UNetGenerator(nn.Module):
             h = torch.cat([skips.pop(), h], dim=1)
             h = self.decoder[k](h)  # (N, c[k], S / 2**k, S / 2**k)
         if self.input_skip is not None:
-            h = h + self.input_skip(x)
+            h += self.input_skip(x)  # the decoder's own output: nothing else holds it
         if self.classes or self.input_skip is not None:
             # Image bands through tanh, class logits as they are.
             # The slice is made dense first, in the layout it has: tanh of a strided
