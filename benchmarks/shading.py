@@ -9,7 +9,8 @@ the same figures as ``quality_real.py``'s), the crisp colour of the most likely 
 the most likely class's colour cell, and ``shaded`` unblurred for each exact radius and
 shade cost of ``--grid``. The defaults of :mod:`geogan.inference.class_colours` were chosen with
 it. Options clean the probabilities first (``--smooth``, ``--soften``, ``--unsure``,
-``--sieve``, ``--prior``, ``--temperature``) or the drawn colours after (``--blur``,
+``--sieve``, ``--prior``, ``--temperature``, ``--adapt``: BatchNorm's averages taken
+from the photos translated) or the drawn colours after (``--blur``,
 ``--image-mix``), to see whether a smoother or better informed map scores better.
 Several ``--model`` files (the same recipe at other seeds) draw the mean of their
 probabilities: what averaging trainings would give; several ``--scales`` the mean over the
@@ -31,10 +32,12 @@ import rasterio
 import torch
 from quality_real import _strip, prepare, score
 from rasterio.features import sieve
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from geogan import Translator, load_model
 from geogan.inference import class_colours
 from geogan.inference.unsure_blur import DEFAULT_SIGMA, blur_unsure
+from geogan.nn.networks import set_dropout
 
 
 def unsure_as_background(probabilities: np.ndarray, below: float) -> np.ndarray:
@@ -94,6 +97,34 @@ def zoomed(translator: Translator, tiles: torch.Tensor, zoom: float) -> torch.Te
     out = translator.translate_tiles(scaled)
     return torch.nn.functional.interpolate(out, size=list(tiles.shape[-2:]), mode="bilinear",
                                            antialias=zoom > 1, align_corners=False)
+
+
+def batch_norms(translator: Translator, layers: str) -> list[_BatchNorm]:
+    """The generator's BatchNorm layers whose names start with ``layers``."""
+    return [m for name, m in translator.generator.named_modules()
+            if isinstance(m, _BatchNorm) and name.startswith(layers)]
+
+
+def adapt_norms(translator: Translator, trained: list[tuple[torch.Tensor, torch.Tensor]],
+                tiles: list[torch.Tensor], share: float, layers: str) -> None:
+    """Move the BatchNorm averages of ``layers`` ``share`` of the way from ``trained``
+    (the model file's) to the averages of the batch statistics of ``tiles``, each its own
+    batch, dropout off: adaptive BatchNorm (AdaBN, Li et al. 2016), the usual remedy for
+    a scene unlike the training chips, and at ``share`` 1 with one photo what the papers'
+    own test code does (batch statistics of the test image)."""
+    norms = batch_norms(translator, layers)
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # a cumulative average: every tile counts the same
+    translator.generator.train()
+    set_dropout(translator.generator, False)
+    with torch.no_grad():
+        for t in tiles:
+            translator.translate_tiles(t)
+    translator.generator.eval()
+    for norm, (mean, var) in zip(norms, trained, strict=True):
+        norm.running_mean.copy_(torch.lerp(mean, norm.running_mean, share))
+        norm.running_var.copy_(torch.lerp(var, norm.running_var, share))
 
 
 def pair_id(photo: Path) -> str:
@@ -178,6 +209,13 @@ def main() -> None:
     parser.add_argument("--image-far", type=float, default=0.0, help="with --image-mix, only "
                         "where the image head lies further than this (on some band) from the "
                         "most likely class's colour")
+    parser.add_argument("--adapt", choices=("none", "split", "chip"), default="none",
+                        help="first move BatchNorm's averages to the statistics of each "
+                        "split's photos together, or of each photo alone (AdaBN)")
+    parser.add_argument("--adapt-share", type=float, default=1.0,
+                        help="how far --adapt moves them (1: all the way)")
+    parser.add_argument("--adapt-layers", default="", help="adapt only the BatchNorm "
+                        "layers whose names start with this (e.g. encoder.1)")
     args = parser.parse_args()
     prepared = prepare(args.data, args.work)
     if args.pairs:
@@ -202,12 +240,25 @@ def main() -> None:
         if colours.shape != palette.shape or np.abs(colours - palette).max() > 3:
             raise SystemExit("the models' class colours differ: their probabilities cannot "
                              "be averaged")
+    trained = [[(m.running_mean.clone(), m.running_var.clone())
+                for m in batch_norms(t, args.adapt_layers)] for t in translators]
     probabilities, images, profiles = {}, {}, {}
     for pairs in prepared["scenes"].values():
+        photo_tiles = {}
         for photo, _ in pairs:
             with rasterio.open(photo) as src:
                 pixels, profiles[photo] = src.read(), src.profile
-            tiles = torch.from_numpy(translator.input_normalization.normalize(pixels))[None]
+            photo_tiles[photo] = torch.from_numpy(
+                translator.input_normalization.normalize(pixels))[None]
+        if args.adapt == "split":
+            for t, norms in zip(translators, trained, strict=True):
+                adapt_norms(t, norms, list(photo_tiles.values()), args.adapt_share,
+                            args.adapt_layers)
+        for photo, _ in pairs:
+            tiles = photo_tiles[photo]
+            if args.adapt == "chip":
+                for t, norms in zip(translators, trained, strict=True):
+                    adapt_norms(t, norms, [tiles], args.adapt_share, args.adapt_layers)
             out = sum(zoomed(t, tiles, zoom) for t in translators
                       for zoom in scales) / (len(translators) * len(scales))
             if args.image_mix:  # the image head's colours, only when they are mixed in
