@@ -7,8 +7,8 @@ default recipe is chosen by. On the 40 aerial/map pairs of ``--data`` (256 px PN
 1. splits them, by the fixed lists below, into 29 training pairs, 8 validation pairs
    and 3 **unfamiliar** pairs whose look is rare in the set (a marina, a large park,
    woods), kept out of training to see how a recipe copes with what it has rarely seen
-   (``--split woods-in-training`` trades two validation pairs for two training pairs:
-   :data:`SPLITS`);
+   (``--split woods-in-training`` trades two validation pairs for two training pairs,
+   ``water-in-training`` trains on two of the unfamiliar ones: :data:`SPLITS`);
 2. writes them as georeferenced GeoTIFFs (1.41 m pixels, EPSG:32618, each chip at its
    own place) in an ArcGIS-style chip folder (``images/`` + ``images2/``);
 3. writes the 7 map colours (:data:`MAP_PALETTE`, measured on the maps with
@@ -80,12 +80,15 @@ SPLITS = {
     "default": (VAL, UNFAMILIAR),
     "woods-in-training": (tuple(sorted({*VAL} - {"1006", "1028"} | {"1010", "1012"})),
                           UNFAMILIAR),
+    "water-in-training": (VAL, ("1031",)),
 }
 """Validation and unfamiliar pairs of each ``--split``. ``woods-in-training`` trades the two
 validation pairs whose woods the maps leave as background (1006, 1028) for two built-up
 training pairs (1010, 1012): the only training pair with as much vegetation (1018) maps
 it as park, so the default split asks for a distinction its training pairs never show,
-which a model trained on all 40 pairs does see."""
+which a model trained on all 40 pairs does see. ``water-in-training`` trains on the
+unfamiliar pond (1021) and marina (1025) too, so that three training pairs hold water, as
+in a model trained on all 40 (four), and keeps only the woods (1031) unfamiliar."""
 
 MAP_PALETTE = {
     "background": [232, 229, 222], "building": [243, 240, 234], "road": [254, 254, 253],

@@ -76,6 +76,12 @@ from .options import ProgressBar, creation_options, overwrite_opt, seed_opt
                    "palette outputs come back by nearest neighbour). Default: average to "
                    "read a finer scene down, bilinear to read a coarser one up and to bring "
                    "images back.")
+@click.option("--adapt-norm", "adapt_norm", is_flag=True,
+              help="For a scene unlike the training chips (another place, sensor or "
+                   "season): BatchNorm normalises with statistics of 64 windows spread over "
+                   "the scene instead of the training chips' (AdaBN). Pix2Pix models only; "
+                   "a small or uniform scene (all woods, all water) can come out worse: "
+                   "use it on large, varied scenes.")
 @click.option("--strict", is_flag=True,
               help="A scene whose pixel size or values are far from the training chips' "
                    "is an error (exit 1, nothing written), not a warning.")
@@ -93,8 +99,8 @@ def translate_command(ctx: click.Context, scenes: tuple[str, ...], model_path: P
                       overlap: int | None,
                       blend: str, lattice: str, batch_size: int | None, device: str, precision: str,
                       direction: str, samples: int, tta: bool, output_kind: str, unsure_blur: float,
-                      resample: bool | None, resampling: str | None, strict: bool,
-                      cluster: str | None, seed: int,
+                      resample: bool | None, resampling: str | None, adapt_norm: bool,
+                      strict: bool, cluster: str | None, seed: int,
                       creation_options: dict[str, Any], cog: bool, overwrite: bool) -> None:
     """Translate SCENES with a trained model into georeferenced GeoTIFFs.
 
@@ -135,6 +141,7 @@ def translate_command(ctx: click.Context, scenes: tuple[str, ...], model_path: P
         "cog": cog, "overwrite": overwrite, "tta": tta, "output": output_kind,
         "unsure_blur": unsure_blur,
         "resample": resample, "resampling": resampling, "strict": strict,
+        "adapt_norm": adapt_norm,
     }
     if out_dir is None:
         target = output or Path(f"{scene_stem(scenes[0])}-{model_path.stem}.tif")

@@ -78,11 +78,16 @@ def translate_batch(scenes: Sequence[str | os.PathLike[str]], out_dir: str | os.
         ModelFileError: If the model file is missing or damaged.
         OutputError: If ``out_dir`` is not a writable folder.
         ConfigError: If ``cluster`` is given and Dask distributed is not installed, or
-            the scheduler cannot be reached; or ``mosaic`` with ``resample``.
+            the scheduler cannot be reached; or ``mosaic`` with ``resample`` or
+            ``adapt_norm``.
     """
     settings = TranslateOptions(**options)
     settings.check()
     scenes = scene_list(scenes)
+    if mosaic and settings.adapt_norm:
+        raise ConfigError("--mosaic and --adapt-norm do not work together: each scene would "
+                          "take its own statistics and the joins would show; build a VRT of "
+                          "the tiles and translate it as one scene")
     if mosaic and settings.resample:
         raise ConfigError("--mosaic and --resample do not work together yet: resample "
                           "the tiles first (gdalwarp -tr), or translate them without --mosaic")

@@ -19,7 +19,13 @@ from geogan.inference.unsure_blur import DEFAULT_SIGMA
 from geogan.nn.config import OUTPUTS
 from geogan.raster.resolution import RESAMPLINGS
 
-__all__ = ["RESAMPLINGS", "BatchReport", "SceneOutcome", "TranslateOptions", "TranslateReport"]
+__all__ = ["ADAPT_WINDOWS", "RESAMPLINGS", "BatchReport", "SceneOutcome", "TranslateOptions",
+           "TranslateReport"]
+
+ADAPT_WINDOWS = 64
+"""Windows, spread evenly over a scene, that ``adapt_norm`` takes its statistics from:
+enough to describe a varied scene, a small share of a large one's work."""
+
 
 @dataclass(frozen=True)
 class TranslateOptions:
@@ -47,6 +53,8 @@ class TranslateOptions:
     resampling: str | None = None  # how the scene is warped (and image outputs back);
     # None: average to read a finer scene down, bilinear to read a coarser one up and back
     strict: bool = False  # a scene unlike the training chips is an error, not a warning
+    adapt_norm: bool = False  # BatchNorm normalises with statistics of the scene's own
+    # windows (ADAPT_WINDOWS of them, spread over it), not the training chips' (AdaBN)
 
     def check(self) -> None:
         """Raise :class:`ConfigError` for values that cannot work (before any work)."""

@@ -31,6 +31,7 @@ is raised on the calling thread.
 from __future__ import annotations
 
 import contextlib
+import math
 import queue
 import threading
 from collections import deque
@@ -243,6 +244,38 @@ class Pipeline:
         if self._errors:
             raise self._errors[0]
 
+    def sample_tiles(self, limit: int) -> list[NDArray[np.float32]]:
+        """Up to ``limit`` windows spread evenly over the part of the scene that is
+        written, normalised as the reader cuts them: the wholly valid ones, or where
+        there are none those with a valid pixel. What ``--adapt-norm`` takes the scene's
+        statistics from; the same windows whatever the batch size.
+
+        Raises:
+            InputError: If the scene cannot be read.
+        """
+        grid, tile = self.grid, self.grid.tile_size
+        rows = [r for r in grid.row_starts if self._touches_context(r, 0)]
+        cols = [c for c in grid.col_starts if self._touches_context(c, 1)]
+        down = min(len(rows), max(1, round(math.sqrt(limit * len(rows) / len(cols)))))
+        across = min(len(cols), max(1, limit // down))
+        whole: list[NDArray[np.float32]] = []
+        partial: list[NDArray[np.float32]] = []
+        try:
+            with self.source.open() as dataset:
+                strips = Strips(dataset, self.bands, self.translator, self.source.region,
+                                 tile)
+                for row_off in _spread(rows, down):
+                    strip, valid = strips.read(row_off, min(tile, grid.height - row_off))
+                    for col_off in _spread(cols, across):
+                        inside = valid[:, col_off:col_off + tile]
+                        if inside.all():
+                            whole.append(strips.tile(strip, valid, col_off))
+                        elif inside.any() and not whole:
+                            partial.append(strips.tile(strip, valid, col_off))
+        except RasterioError as error:
+            raise _read_error(self.source.path, error) from None
+        return whole or partial
+
     # -- plumbing ---------------------------------------------------------------------
 
     def _guarded(self, stage: Callable[[], None]) -> None:
@@ -305,10 +338,7 @@ class Pipeline:
                             self._put(self._to_generator, _batch(tiles, windows))
                             tiles, windows = [], []
         except RasterioError as error:
-            # rasterio's own message can be "Read failed. See previous exception"; GDAL's
-            # reason is the cause.
-            reason = error.__cause__ if error.__cause__ is not None else error
-            raise InputError(f"cannot read {self.source.path}: {reason}") from None
+            raise _read_error(self.source.path, error) from None
         if tiles:
             self._put(self._to_generator, _batch(tiles, windows))
         self._put(self._to_generator, _END)
@@ -569,6 +599,22 @@ class Pipeline:
             keep_off_nodata(values, valid, nodata)
             values[:, ~valid] = np.asarray(nodata).astype(values.dtype)
         return values, valid
+
+
+def _read_error(path: str, error: RasterioError) -> InputError:
+    """The reader's error: rasterio's own message can be "Read failed. See previous
+    exception"; GDAL's reason is the cause."""
+    reason = error.__cause__ if error.__cause__ is not None else error
+    return InputError(f"cannot read {path}: {reason}")
+
+
+def _spread(starts: list[int], count: int) -> list[int]:
+    """``count`` of ``starts`` (at most all of them), evenly spaced from first to last."""
+    if count >= len(starts):
+        return starts
+    if count == 1:
+        return [starts[len(starts) // 2]]
+    return [starts[round(i * (len(starts) - 1) / max(count - 1, 1))] for i in range(count)]
 
 
 def _chunk_rows(channels: int, width: int) -> int:

@@ -32,6 +32,7 @@ from rasterio.windows import Window
 from geogan.errors import ConfigError, GeoganError, GeoganWarning, InputError, OutputError
 from geogan.grids.windows import LatticeRecord, check_window_options
 from geogan.inference.options import (
+    ADAPT_WINDOWS,
     BatchReport,
     SceneOutcome,
     TranslateOptions,
@@ -176,6 +177,9 @@ def _translate_read(source: str, output: Path, translator: Translator,
     check_output_file(output, settings.overwrite)
     if _same_file(source, output):
         raise InputError(f"the output {output} is the scene itself; choose another name")
+    if settings.adapt_norm and not translator.has_batch_norm:
+        raise ConfigError("--adapt-norm needs a generator with BatchNorm (a Pix2Pix U-Net); "
+                          "this one's instance norm already takes each window's statistics")
     if settings.samples >= 2 and not translator.has_dropout:
         raise ConfigError("--samples needs a generator with dropout (Pix2Pix has it); "
                           "this model has none, so every sample would be the same")
@@ -237,9 +241,12 @@ def _translate_read(source: str, output: Path, translator: Translator,
 
 def _run(pipeline: Pipeline, out: Any, translator: Translator, settings: TranslateOptions
          ) -> None:
-    """The pipeline into ``out``, with the dropout draws of ``--samples`` seeded."""
+    """The pipeline into ``out``, with the dropout draws of ``--samples`` seeded and, with
+    ``adapt_norm``, BatchNorm's statistics taken from the scene."""
     pipeline.output = out
-    with _dropout_rng(translator, settings.seed):
+    adapted = (translator.scene_statistics(pipeline.sample_tiles(ADAPT_WINDOWS))
+               if settings.adapt_norm else contextlib.nullcontext())
+    with adapted, _dropout_rng(translator, settings.seed):
         pipeline.run()
 
 

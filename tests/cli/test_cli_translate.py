@@ -93,6 +93,19 @@ def test_tta_and_output_kind_reach_the_output(files, tmp_path):
         assert '"output": "image"' in dst.tags()["GEOGAN_OPTIONS"]
 
 
+def test_adapt_norm_reaches_the_output_and_a_cyclegan_model_is_one_error(files, tmp_path):
+    out = tmp_path / "map.tif"
+    code, _, stderr = run(files["a"], "-m", files["model"], "-o", out, "--adapt-norm", *FAST)
+    assert code == 0, stderr
+    with rasterio.open(out) as dst:
+        assert '"adapt_norm": true' in dst.tags()["GEOGAN_OPTIONS"]
+    cycle = save_model(tmp_path / "cycle.pt", kind="cyclegan")
+    code, _, stderr = run(files["a"], "-m", cycle, "-o", tmp_path / "c.tif", "--adapt-norm",
+                          *FAST)
+    assert_one_line_error(code, stderr, "--adapt-norm needs a generator with BatchNorm")
+    assert not (tmp_path / "c.tif").exists()
+
+
 def test_the_blur_of_unsure_pixels_reaches_a_map_models_output(tmp_path):
     """A map model's shaded output is blurred where unsure unless --unsure-blur 0; the
     option and its value are in the provenance tag."""
