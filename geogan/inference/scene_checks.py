@@ -237,7 +237,8 @@ def check_scene(dataset: Any, source: str, bands: list[int], translator: Transla
         bands: Its bands the model reads.
         translator: The model.
         settings: ``resample`` (translate at the model's pixel size: True, False or
-            None for a finer scene only), ``resampling``, ``strict``.
+            None for a finer scene only), ``resampling``, ``strict``, ``adapt_norm``
+            (no need to suggest it then).
 
     Returns:
         The figures.
@@ -248,7 +249,11 @@ def check_scene(dataset: Any, source: str, bands: list[int], translator: Transla
     resolution = check_resolution(dataset, translator.model.trained_on.pixel_size,
                                   settings.resample)
     domain = check_domain(dataset, bands, translator)
-    problems = [text for text in (resolution.problem(source), domain.problem(source)) if text]
+    values = domain.problem(source)
+    if values and domain.far and translator.has_batch_norm and not settings.adapt_norm:
+        values += ("; if the scene is large and varied, --adapt-norm (the normalisation's "
+                   "statistics taken from the scene itself) may draw it better")
+    problems = [text for text in (resolution.problem(source), values) if text]
     if settings.resample and resolution.why_not:
         warnings.warn(f"cannot resample {source}: {resolution.why_not}; it is translated "
                       "at its own pixel size", GeoganWarning, stacklevel=3)

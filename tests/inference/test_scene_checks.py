@@ -242,6 +242,13 @@ def test_a_scene_unlike_them_gets_one_warning_naming_bands_and_how_far(tmp_path,
     assert len(messages) == 1, messages
     assert "band 1" in messages[0] and "darker" in messages[0], messages
     assert "band 2" not in messages[0], messages
+    assert "--adapt-norm" in messages[0], messages  # a U-Net: the scene's statistics
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        translate_raster(scene, tmp_path / "adapted.tif", trained_model, adapt_norm=True,
+                         **CPU)
+    (adapted,) = geogan_warnings(caught)
+    assert "band 1" in adapted and "--adapt-norm" not in adapted
     record = json.loads(tags(out)["GEOGAN_DOMAIN"])
     assert record["distance"][0] > 1.0 and record["mean_shift"][0] < 0
     assert len(record["far"]) == 1 and record["far"][0].startswith("band 1")
