@@ -244,11 +244,12 @@ class Pipeline:
         if self._errors:
             raise self._errors[0]
 
-    def sample_tiles(self, limit: int) -> list[NDArray[np.float32]]:
+    def sample_tiles(self, limit: int) -> Iterator[NDArray[np.float32]]:
         """Up to ``limit`` windows spread evenly over the part of the scene that is
         written, normalised as the reader cuts them: the wholly valid ones, or where
         there are none those with a valid pixel. What ``--adapt-norm`` takes the scene's
-        statistics from; the same windows whatever the batch size.
+        statistics from; the same windows whatever the batch size. Windows are read as
+        they are taken, so only partly valid ones wait (until a wholly valid one comes).
 
         Raises:
             InputError: If the scene cannot be read.
@@ -258,8 +259,7 @@ class Pipeline:
         cols = [c for c in grid.col_starts if self._touches_context(c, 1)]
         down = min(len(rows), max(1, round(math.sqrt(limit * len(rows) / len(cols)))))
         across = min(len(cols), max(1, limit // down))
-        whole: list[NDArray[np.float32]] = []
-        partial: list[NDArray[np.float32]] = []
+        partial: list[NDArray[np.float32]] | None = []  # None once a whole one came
         try:
             with self.source.open() as dataset:
                 strips = Strips(dataset, self.bands, self.translator, self.source.region,
@@ -269,12 +269,13 @@ class Pipeline:
                     for col_off in _spread(cols, across):
                         inside = valid[:, col_off:col_off + tile]
                         if inside.all():
-                            whole.append(strips.tile(strip, valid, col_off))
-                        elif inside.any() and not whole:
+                            partial = None
+                            yield strips.tile(strip, valid, col_off)
+                        elif partial is not None and inside.any():
                             partial.append(strips.tile(strip, valid, col_off))
         except RasterioError as error:
             raise _read_error(self.source.path, error) from None
-        return whole or partial
+        yield from partial or ()
 
     # -- plumbing ---------------------------------------------------------------------
 

@@ -181,3 +181,22 @@ def test_a_mosaic_batch_refuses_it(model, tmp_path):
     with pytest.raises(ConfigError, match="--mosaic and --adapt-norm"):
         translate_batch([str(scene)], tmp_path / "out", model, mosaic=True, adapt_norm=True,
                         **CPU)
+
+
+def test_a_scene_without_a_wholly_valid_window_takes_its_partly_valid_ones(model, tmp_path,
+                                                                           monkeypatch):
+    data = textured(np.random.default_rng(6), 3, 150, 150)
+    data[:, ::20, ::20] = 0  # a nodata pixel in every window
+    scene = write_raster(tmp_path / "s.tif", data, nodata=0)
+    taken: list[list[np.ndarray]] = []
+    original = Translator.scene_statistics
+
+    def spy(self: Translator, windows: list[np.ndarray]):  # type: ignore[no-untyped-def]
+        taken.append(list(windows))
+        return original(self, windows)
+
+    monkeypatch.setattr(Translator, "scene_statistics", spy)
+    report = translate_raster(scene, tmp_path / "out.tif", model, adapt_norm=True, **CPU)
+    (windows,) = taken
+    assert len(windows) == report.windows_run  # a small scene: every window
+    assert all((w == 0).all(axis=0).any() for w in windows)  # each with its nodata at 0
