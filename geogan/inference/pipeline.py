@@ -31,7 +31,6 @@ is raised on the calling thread.
 from __future__ import annotations
 
 import contextlib
-import math
 import queue
 import threading
 from collections import deque
@@ -244,39 +243,6 @@ class Pipeline:
         if self._errors:
             raise self._errors[0]
 
-    def sample_tiles(self, limit: int) -> Iterator[NDArray[np.float32]]:
-        """Up to ``limit`` windows spread evenly over the part of the scene that is
-        written, normalised as the reader cuts them: the wholly valid ones, or where
-        there are none those with a valid pixel. What ``--adapt-norm`` takes the scene's
-        statistics from; the same windows whatever the batch size. Windows are read as
-        they are taken, so only partly valid ones wait (until a wholly valid one comes).
-
-        Raises:
-            InputError: If the scene cannot be read.
-        """
-        grid, tile = self.grid, self.grid.tile_size
-        rows = [r for r in grid.row_starts if self._touches_context(r, 0)]
-        cols = [c for c in grid.col_starts if self._touches_context(c, 1)]
-        down = min(len(rows), max(1, round(math.sqrt(limit * len(rows) / len(cols)))))
-        across = min(len(cols), max(1, limit // down))
-        partial: list[NDArray[np.float32]] | None = []  # None once a whole one came
-        try:
-            with self.source.open() as dataset:
-                strips = Strips(dataset, self.bands, self.translator, self.source.region,
-                                 tile)
-                for row_off in _spread(rows, down):
-                    strip, valid = strips.read(row_off, min(tile, grid.height - row_off))
-                    for col_off in _spread(cols, across):
-                        inside = valid[:, col_off:col_off + tile]
-                        if inside.all():
-                            partial = None
-                            yield strips.tile(strip, valid, col_off)
-                        elif partial is not None and inside.any():
-                            partial.append(strips.tile(strip, valid, col_off))
-        except RasterioError as error:
-            raise _read_error(self.source.path, error) from None
-        yield from partial or ()
-
     # -- plumbing ---------------------------------------------------------------------
 
     def _guarded(self, stage: Callable[[], None]) -> None:
@@ -322,13 +288,13 @@ class Pipeline:
                                  tile)
                 for i, row_off in enumerate(grid.row_starts):
                     height = min(tile, grid.height - row_off)
-                    if not self._touches_context(row_off, 0):  # the margin only: not needed
+                    if not self.touches_context(row_off, 0):  # the margin only: not needed
                         nothing = np.zeros((height, grid.width), bool)
                         self._put(self._to_generator, _Row(i, 0, nothing))
                         continue
                     strip, valid = strips.read(row_off, height)
                     run = [j for j, col_off in enumerate(grid.col_starts)
-                           if self._touches_context(col_off, 1)
+                           if self.touches_context(col_off, 1)
                            and valid[:, col_off:col_off + tile].any()]
                     # Announced first: the writer finishes the row's columns as they come.
                     self._put(self._to_generator, _Row(i, len(run), valid))
@@ -339,12 +305,12 @@ class Pipeline:
                             self._put(self._to_generator, _batch(tiles, windows))
                             tiles, windows = [], []
         except RasterioError as error:
-            raise _read_error(self.source.path, error) from None
+            raise read_error(self.source.path, error) from None
         if tiles:
             self._put(self._to_generator, _batch(tiles, windows))
         self._put(self._to_generator, _END)
 
-    def _touches_context(self, start: int, axis: int) -> bool:
+    def touches_context(self, start: int, axis: int) -> bool:
         """Whether a window starting at ``start`` along ``axis`` (0: rows, 1: columns)
         reaches the part of the region that is written, or that the blur of unsure pixels
         reads; the others lie in the margin around a scene of a mosaic, and nothing they
@@ -602,20 +568,11 @@ class Pipeline:
         return values, valid
 
 
-def _read_error(path: str, error: RasterioError) -> InputError:
+def read_error(path: str, error: RasterioError) -> InputError:
     """The reader's error: rasterio's own message can be "Read failed. See previous
     exception"; GDAL's reason is the cause."""
     reason = error.__cause__ if error.__cause__ is not None else error
     return InputError(f"cannot read {path}: {reason}")
-
-
-def _spread(starts: list[int], count: int) -> list[int]:
-    """``count`` of ``starts`` (at most all of them), evenly spaced from first to last."""
-    if count >= len(starts):
-        return starts
-    if count == 1:
-        return [starts[len(starts) // 2]]
-    return [starts[round(i * (len(starts) - 1) / max(count - 1, 1))] for i in range(count)]
 
 
 def _chunk_rows(channels: int, width: int) -> int:

@@ -57,6 +57,7 @@ from geogan.inference.resample import (
     warp_back,
 )
 from geogan.inference.scene_checks import check_scene
+from geogan.inference.scene_norms import sample_windows, scene_statistics
 from geogan.inference.translator import Translator, load_model
 from geogan.outputs import atomic_file, check_output_file
 from geogan.progress import ProgressCallback
@@ -244,7 +245,7 @@ def _run(pipeline: Pipeline, out: Any, translator: Translator, settings: Transla
     """The pipeline into ``out``, with the dropout draws of ``--samples`` seeded and, with
     ``adapt_norm``, BatchNorm's statistics taken from the scene."""
     pipeline.output = out
-    adapted = (translator.scene_statistics(pipeline.sample_tiles(ADAPT_WINDOWS))
+    adapted = (scene_statistics(translator, sample_windows(pipeline, ADAPT_WINDOWS))
                if settings.adapt_norm else contextlib.nullcontext())
     with adapted, _dropout_rng(translator, settings.seed):
         pipeline.run()

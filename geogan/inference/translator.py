@@ -18,10 +18,8 @@ gets blended across windows and averaged by test-time augmentation.
 
 from __future__ import annotations
 
-import contextlib
-import itertools
 import os
-from collections.abc import Iterable, Iterator, MutableMapping
+from collections.abc import MutableMapping
 from dataclasses import replace
 from typing import Any
 
@@ -283,10 +281,12 @@ class Translator:
     @property
     def has_batch_norm(self) -> bool:
         """Whether the generator normalises with BatchNorm (a Pix2Pix U-Net), whose
-        averages :meth:`scene_statistics` can take from a scene."""
-        return bool(self._batch_norms())
+        averages ``--adapt-norm`` can take from a scene
+        (:mod:`geogan.inference.scene_norms`)."""
+        return bool(self.batch_norms())
 
-    def _batch_norms(self) -> list[_BatchNorm]:
+    def batch_norms(self) -> list[_BatchNorm]:
+        """The generator's BatchNorm layers (none in a CycleGAN's ResNet)."""
         return [m for m in self.generator.modules() if isinstance(m, _BatchNorm)]
 
     @torch.inference_mode()
@@ -351,58 +351,6 @@ class Translator:
             set_dropout(self.generator, False)
         std, mean = torch.std_mean(draws, dim=0, correction=0)  # (N, C, tile, tile) each
         return mean, std
-
-    @contextlib.contextmanager
-    def scene_statistics(self, tiles: Iterable[NDArray[np.float32]], batch_size: int = 8
-                         ) -> Iterator[int]:
-        """Within the block, BatchNorm normalises with the statistics of ``tiles`` (windows
-        of the scene being translated) instead of the training chips' averages: adaptive
-        BatchNorm (AdaBN, Li et al. 2016), for a scene unlike the training chips.
-
-        The tiles run ``batch_size`` at a time (dropout off), and each layer's averages
-        become the mean of those batches' statistics, as PyTorch keeps them (the variance
-        unbiased); the model file's averages are back when the block ends.
-
-        Args:
-            tiles: (in_bands, tile, tile) normalised windows.
-            batch_size: Windows per batch: the more, the steadier the statistics of the
-                coarsest levels, whose few cells per window would otherwise set them.
-
-        Yields:
-            How many tiles the averages were taken from (0: none, and the model file's
-            averages stay).
-
-        Raises:
-            ConfigError: If the generator has no BatchNorm (a CycleGAN's instance norm
-                already normalises each window by its own statistics).
-        """
-        norms = self._batch_norms()
-        if not norms:
-            raise ConfigError("this model's generator has no BatchNorm to take a scene's "
-                              "statistics into (instance norm already takes each window's)")
-        saved = [{k: v.clone() for k, v in m.state_dict().items()} for m in norms]
-        momenta = [m.momentum for m in norms]
-        count = 0
-        try:
-            for norm in norms:
-                norm.reset_running_stats()
-                norm.momentum = None  # a cumulative average: every batch counts the same
-                norm.train()
-            with torch.no_grad():
-                windows = iter(tiles)
-                while group := list(itertools.islice(windows, batch_size)):
-                    self._forward(torch.from_numpy(np.stack(group)).to(self.device))
-                    count += len(group)
-            for norm, state in zip(norms, saved, strict=True):
-                norm.eval()
-                if count == 0:  # nothing valid to run: the model file's averages
-                    norm.load_state_dict(state)
-            yield count
-        finally:
-            for norm, state, momentum in zip(norms, saved, momenta, strict=True):
-                norm.eval()
-                norm.momentum = momentum
-                norm.load_state_dict(state)
 
     def translate_array(self, array: NDArray[Any],
                         valid: NDArray[np.bool_] | None = None) -> NDArray[Any]:

@@ -13,10 +13,11 @@ import torch
 from affine import Affine
 from torch.nn.modules.batchnorm import _BatchNorm
 
+import geogan.inference.scene as scene_module
 from geogan.errors import ConfigError
 from geogan.inference.batch import translate_batch
-from geogan.inference.pipeline import _spread
 from geogan.inference.scene import translate_raster
+from geogan.inference.scene_norms import scene_statistics, spread
 from geogan.inference.translator import Translator, load_model
 from tests.helpers import CPU, TILE, UTM33, save_model, textured, write_raster
 
@@ -56,7 +57,7 @@ def adapted_by_hand(translator: Translator, tile: np.ndarray) -> torch.Tensor:
 def test_one_windows_averages_are_that_windows_statistics(model):
     translator = load_model(model, **CPU)
     tile = tiles(1)[0]
-    with translator.scene_statistics([tile]) as used:
+    with scene_statistics(translator, [tile]) as used:
         adapted = translator.translate_tiles(torch.from_numpy(tile)[None])
     assert used == 1
     torch.testing.assert_close(adapted, adapted_by_hand(translator, tile))
@@ -73,7 +74,7 @@ def test_averages_are_the_mean_of_each_batchs_statistics_and_come_back_after(mod
     plain = translator.translate_tiles(probe)
     inputs: list[torch.Tensor] = []
     hook = first.register_forward_pre_hook(lambda _, args: inputs.append(args[0].detach()))
-    with translator.scene_statistics(windows, batch_size=2) as used:
+    with scene_statistics(translator, windows, batch_size=2) as used:
         hook.remove()
         mean, var = first.running_mean.clone(), first.running_var.clone()
         assert not first.training and not translator.generator.training
@@ -90,7 +91,7 @@ def test_no_window_leaves_the_model_files_averages(model):
     translator = load_model(model, **CPU)
     probe = torch.from_numpy(tiles(1)[0])[None]
     plain = translator.translate_tiles(probe)
-    with translator.scene_statistics([]) as used:
+    with scene_statistics(translator, []) as used:
         assert used == 0
         assert torch.equal(translator.translate_tiles(probe), plain)
 
@@ -99,7 +100,7 @@ def test_an_error_inside_still_restores_the_averages(model):
     translator = load_model(model, **CPU)
     probe = torch.from_numpy(tiles(1)[0])[None]
     plain = translator.translate_tiles(probe)
-    with pytest.raises(RuntimeError), translator.scene_statistics(tiles(2)):
+    with pytest.raises(RuntimeError), scene_statistics(translator, tiles(2)):
         raise RuntimeError("stop")
     assert torch.equal(translator.translate_tiles(probe), plain)
 
@@ -108,7 +109,7 @@ def test_a_generator_without_batch_norm_is_refused(tmp_path):
     translator = load_model(save_model(tmp_path / "cycle.pt", kind="cyclegan"), **CPU)
     assert not translator.has_batch_norm
     with pytest.raises(ConfigError, match="no BatchNorm"), \
-            translator.scene_statistics(tiles(1)):
+            scene_statistics(translator, tiles(1)):
         pass
     scene = write_raster(tmp_path / "s.tif", textured(np.random.default_rng(0), 3, 80, 80))
     with pytest.raises(ConfigError, match="--adapt-norm needs a generator with BatchNorm"):
@@ -147,13 +148,13 @@ def test_a_large_scene_takes_its_statistics_from_wholly_valid_windows_spread_ove
     scene = write_raster(tmp_path / "s.tif", data, nodata=0,
                          transform=Affine(10.0, 0.0, 400_000.0, 0.0, -10.0, 5_600_000.0))
     taken: list[list[np.ndarray]] = []
-    original = Translator.scene_statistics
+    original = scene_statistics
 
-    def spy(self: Translator, windows: list[np.ndarray]):  # type: ignore[no-untyped-def]
+    def spy(translator: Translator, windows: list[np.ndarray]):  # type: ignore[no-untyped-def]
         taken.append(list(windows))
-        return original(self, windows)
+        return original(translator, windows)
 
-    monkeypatch.setattr(Translator, "scene_statistics", spy)
+    monkeypatch.setattr(scene_module, "scene_statistics", spy)
     translate_raster(scene, tmp_path / "out.tif", model, adapt_norm=True, batch_size=5, **CPU)
     (windows,) = taken
     assert 32 <= len(windows) <= 64
@@ -169,11 +170,11 @@ def test_a_large_scene_takes_its_statistics_from_wholly_valid_windows_spread_ove
 
 def test_windows_are_spread_from_first_to_last():
     starts = list(range(0, 100, 10))
-    assert _spread(starts, 20) == starts
-    assert _spread(starts, 10) == starts
-    assert _spread(starts, 3) == [0, 40, 90]  # index 4.5 rounds to even
-    assert _spread(starts, 2) == [0, 90]
-    assert _spread(starts, 1) == [50]
+    assert spread(starts, 20) == starts
+    assert spread(starts, 10) == starts
+    assert spread(starts, 3) == [0, 40, 90]  # index 4.5 rounds to even
+    assert spread(starts, 2) == [0, 90]
+    assert spread(starts, 1) == [50]
 
 
 def test_a_mosaic_batch_refuses_it(model, tmp_path):
@@ -189,13 +190,13 @@ def test_a_scene_without_a_wholly_valid_window_takes_its_partly_valid_ones(model
     data[:, ::20, ::20] = 0  # a nodata pixel in every window
     scene = write_raster(tmp_path / "s.tif", data, nodata=0)
     taken: list[list[np.ndarray]] = []
-    original = Translator.scene_statistics
+    original = scene_statistics
 
-    def spy(self: Translator, windows: list[np.ndarray]):  # type: ignore[no-untyped-def]
+    def spy(translator: Translator, windows: list[np.ndarray]):  # type: ignore[no-untyped-def]
         taken.append(list(windows))
-        return original(self, windows)
+        return original(translator, windows)
 
-    monkeypatch.setattr(Translator, "scene_statistics", spy)
+    monkeypatch.setattr(scene_module, "scene_statistics", spy)
     report = translate_raster(scene, tmp_path / "out.tif", model, adapt_norm=True, **CPU)
     (windows,) = taken
     assert len(windows) == report.windows_run  # a small scene: every window

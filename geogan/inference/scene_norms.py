@@ -1,0 +1,132 @@
+"""``--adapt-norm``: BatchNorm's statistics taken from the scene being translated.
+
+A Pix2Pix generator normalises every layer with averages recalibrated on its training
+chips. A scene unlike them (snow, another sensor's colours, another season) moves every
+layer off those averages, and the model draws what it learnt for the nearest thing it
+knows: an aerial map model paints dark snowy conifers as a lake. Adaptive BatchNorm
+(AdaBN, Li et al. 2016) replaces the averages with the scene's own statistics:
+:func:`sample_windows` picks windows spread evenly over the scene, and
+:func:`scene_statistics` takes each layer's averages from them for as long as the scene
+is translated. The windows do not depend on the batch size, so the output is one fixed
+function of the scene. On a small or uniform scene this hurts (a photo that is all woods
+no longer looks green as a whole), so it is an option, off by default.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import math
+from collections.abc import Iterable, Iterator
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from rasterio.errors import RasterioError
+
+from geogan.errors import ConfigError
+from geogan.inference.pipeline import Pipeline, read_error
+from geogan.inference.strips import Strips
+from geogan.inference.translator import Translator
+
+ADAPT_BATCH = 8
+"""Windows per batch when taking the statistics: the more, the steadier the statistics of
+the coarsest levels, whose few cells per window would otherwise set them."""
+
+
+def sample_windows(pipeline: Pipeline, limit: int) -> Iterator[NDArray[np.float32]]:
+    """Up to ``limit`` windows of ``pipeline``'s grid spread evenly over the part of the
+    scene that is written, normalised as its reader cuts them: the wholly valid ones, or
+    where there are none those with a valid pixel. Windows are read as they are taken,
+    so only partly valid ones wait (until a wholly valid one comes).
+
+    Raises:
+        InputError: If the scene cannot be read.
+    """
+    grid, tile = pipeline.grid, pipeline.grid.tile_size
+    rows = [r for r in grid.row_starts if pipeline.touches_context(r, 0)]
+    cols = [c for c in grid.col_starts if pipeline.touches_context(c, 1)]
+    down = min(len(rows), max(1, round(math.sqrt(limit * len(rows) / len(cols)))))
+    across = min(len(cols), max(1, limit // down))
+    partial: list[NDArray[np.float32]] | None = []  # None once a wholly valid one came
+    source = pipeline.source
+    try:
+        with source.open() as dataset:
+            strips = Strips(dataset, pipeline.bands, pipeline.translator, source.region, tile)
+            for row_off in spread(rows, down):
+                strip, valid = strips.read(row_off, min(tile, grid.height - row_off))
+                for col_off in spread(cols, across):
+                    inside = valid[:, col_off:col_off + tile]
+                    if inside.all():
+                        partial = None
+                        yield strips.tile(strip, valid, col_off)
+                    elif partial is not None and inside.any():
+                        partial.append(strips.tile(strip, valid, col_off))
+    except RasterioError as error:
+        raise read_error(source.path, error) from None
+    yield from partial or ()
+
+
+def spread(starts: list[int], count: int) -> list[int]:
+    """``count`` of ``starts`` (at most all of them), evenly spaced from first to last;
+    one is the middle one."""
+    if count >= len(starts):
+        return starts
+    if count == 1:
+        return [starts[len(starts) // 2]]
+    return [starts[round(i * (len(starts) - 1) / (count - 1))] for i in range(count)]
+
+
+@contextlib.contextmanager
+def scene_statistics(translator: Translator, tiles: Iterable[NDArray[np.float32]],
+                     batch_size: int = ADAPT_BATCH) -> Iterator[int]:
+    """Within the block, ``translator``'s BatchNorm normalises with the statistics of
+    ``tiles`` instead of the training chips' averages.
+
+    The tiles run ``batch_size`` at a time (dropout off), and each layer's averages
+    become the mean of those batches' statistics, as PyTorch keeps them (the variance
+    unbiased); the model file's averages are back when the block ends, even on an error.
+
+    Args:
+        translator: A model whose generator has BatchNorm.
+        tiles: (in_bands, tile, tile) normalised windows.
+        batch_size: Windows per batch.
+
+    Yields:
+        How many tiles the averages were taken from (0: none, and the model file's
+        averages stay).
+
+    Raises:
+        ConfigError: If the generator has no BatchNorm (a CycleGAN's instance norm
+            already normalises each window by its own statistics).
+    """
+    norms = translator.batch_norms()
+    if not norms:
+        raise ConfigError("this model's generator has no BatchNorm to take a scene's "
+                          "statistics into (instance norm already takes each window's)")
+    saved = [{k: v.clone() for k, v in m.state_dict().items()} for m in norms]
+    momenta = [m.momentum for m in norms]
+    count = 0
+    try:
+        for norm in norms:
+            norm.reset_running_stats()
+            norm.momentum = None  # a cumulative average: every batch counts the same
+            norm.train()
+        windows = iter(tiles)
+        with torch.no_grad():
+            while group := list(itertools.islice(windows, batch_size)):
+                translator.translate_tiles(torch.from_numpy(np.stack(group)))
+                count += len(group)
+        for norm, state in zip(norms, saved, strict=True):
+            norm.eval()
+            if count == 0:  # nothing valid to run: the model file's averages
+                norm.load_state_dict(state)
+        yield count
+    finally:
+        for norm, state, momentum in zip(norms, saved, momenta, strict=True):
+            norm.eval()
+            norm.momentum = momentum
+            norm.load_state_dict(state)
+
+
+__all__ = ["ADAPT_BATCH", "sample_windows", "scene_statistics", "spread"]
