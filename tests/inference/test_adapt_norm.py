@@ -29,6 +29,19 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_model(tmp_path_factory.mktemp("adapt") / "m.pt")
 
 
+@pytest.fixture
+def taken(monkeypatch: pytest.MonkeyPatch) -> list[list[np.ndarray]]:
+    """The windows each translation of the test takes its statistics from."""
+    windows_taken: list[list[np.ndarray]] = []
+
+    def spy(translator: Translator, windows: list[np.ndarray]):  # type: ignore[no-untyped-def]
+        windows_taken.append(list(windows))
+        return scene_statistics(translator, windows)
+
+    monkeypatch.setattr(scene_module, "scene_statistics", spy)
+    return windows_taken
+
+
 def tiles(count: int, seed: int = 0) -> list[np.ndarray]:
     """Normalised (3, TILE, TILE) windows, each with its own brightness and contrast."""
     rng = np.random.default_rng(seed)
@@ -141,20 +154,12 @@ def test_a_one_window_scene_is_translated_with_its_own_statistics(model, tmp_pat
 
 
 def test_a_large_scene_takes_its_statistics_from_wholly_valid_windows_spread_over_it(
-        model, tmp_path, monkeypatch):
+        model, tmp_path, taken):
     rng = np.random.default_rng(4)
     data = textured(rng, 3, 1000, 1200)
     data[:, :300] = 0  # nodata along the top: windows there are not wholly valid
     scene = write_raster(tmp_path / "s.tif", data, nodata=0,
                          transform=Affine(10.0, 0.0, 400_000.0, 0.0, -10.0, 5_600_000.0))
-    taken: list[list[np.ndarray]] = []
-    original = scene_statistics
-
-    def spy(translator: Translator, windows: list[np.ndarray]):  # type: ignore[no-untyped-def]
-        taken.append(list(windows))
-        return original(translator, windows)
-
-    monkeypatch.setattr(scene_module, "scene_statistics", spy)
     translate_raster(scene, tmp_path / "out.tif", model, adapt_norm=True, batch_size=5, **CPU)
     (windows,) = taken
     assert 32 <= len(windows) <= 64
@@ -185,18 +190,10 @@ def test_a_mosaic_batch_refuses_it(model, tmp_path):
 
 
 def test_a_scene_without_a_wholly_valid_window_takes_its_partly_valid_ones(model, tmp_path,
-                                                                           monkeypatch):
+                                                                           taken):
     data = textured(np.random.default_rng(6), 3, 150, 150)
     data[:, ::20, ::20] = 0  # a nodata pixel in every window
     scene = write_raster(tmp_path / "s.tif", data, nodata=0)
-    taken: list[list[np.ndarray]] = []
-    original = scene_statistics
-
-    def spy(translator: Translator, windows: list[np.ndarray]):  # type: ignore[no-untyped-def]
-        taken.append(list(windows))
-        return original(translator, windows)
-
-    monkeypatch.setattr(scene_module, "scene_statistics", spy)
     report = translate_raster(scene, tmp_path / "out.tif", model, adapt_norm=True, **CPU)
     (windows,) = taken
     assert len(windows) == report.windows_run  # a small scene: every window
