@@ -113,10 +113,9 @@ def scene_statistics(translator: Translator, tiles: Iterable[NDArray[np.float32]
             norm.momentum = None  # a cumulative average: every batch counts the same
             norm.train()
         windows = iter(tiles)
-        with torch.no_grad():
-            while group := list(itertools.islice(windows, batch_size)):
-                translator.translate_tiles(torch.from_numpy(np.stack(group)))
-                count += len(group)
+        while group := list(itertools.islice(windows, batch_size)):
+            translator.translate_tiles(torch.from_numpy(np.stack(group)))  # no autograd
+            count += len(group)
         for norm, state in zip(norms, saved, strict=True):
             norm.eval()
             if count == 0:  # nothing valid to run: the model file's averages
