@@ -36,8 +36,8 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from geogan import Translator, load_model
 from geogan.inference import class_colours
+from geogan.inference.scene_norms import scene_statistics
 from geogan.inference.unsure_blur import DEFAULT_SIGMA, blur_unsure
-from geogan.nn.networks import set_dropout
 
 
 def unsure_as_background(probabilities: np.ndarray, below: float) -> np.ndarray:
@@ -99,32 +99,26 @@ def zoomed(translator: Translator, tiles: torch.Tensor, zoom: float) -> torch.Te
                                            antialias=zoom > 1, align_corners=False)
 
 
-def batch_norms(translator: Translator, layers: str) -> list[_BatchNorm]:
-    """The generator's BatchNorm layers whose names start with ``layers``."""
-    return [m for name, m in translator.generator.named_modules()
-            if isinstance(m, _BatchNorm) and name.startswith(layers)]
+def named_norms(translator: Translator, layers: str) -> dict[str, _BatchNorm]:
+    """The generator's BatchNorm layers whose names start with ``layers``, by name."""
+    return {name: m for name, m in translator.generator.named_modules()
+            if isinstance(m, _BatchNorm) and name.startswith(layers)}
 
 
-def adapt_norms(translator: Translator, trained: list[tuple[torch.Tensor, torch.Tensor]],
-                tiles: list[torch.Tensor], share: float, layers: str) -> None:
-    """Move the BatchNorm averages of ``layers`` ``share`` of the way from ``trained``
-    (the model file's) to the averages of the batch statistics of ``tiles``, each its own
-    batch, dropout off: adaptive BatchNorm (AdaBN, Li et al. 2016), the usual remedy for
-    a scene unlike the training chips, and at ``share`` 1 with one photo what the papers'
+def adapt_norms(translator: Translator, trained: dict[str, tuple[torch.Tensor, torch.Tensor]],
+                tiles: list[torch.Tensor], share: float) -> None:
+    """Set the BatchNorm averages of the ``trained`` layers ``share`` of the way from
+    those (the model file's) to what ``translate --adapt-norm`` takes from ``tiles``, each
+    its own batch (:func:`geogan.inference.scene_norms.scene_statistics`); the other
+    layers keep the model file's. At ``share`` 1 with one photo, this is what the papers'
     own test code does (batch statistics of the test image)."""
-    norms = batch_norms(translator, layers)
-    for norm in norms:
-        norm.reset_running_stats()
-        norm.momentum = None  # a cumulative average: every tile counts the same
-    translator.generator.train()
-    set_dropout(translator.generator, False)
-    with torch.no_grad():
-        for t in tiles:
-            translator.translate_tiles(t)
-    translator.generator.eval()
-    for norm, (mean, var) in zip(norms, trained, strict=True):
-        norm.running_mean.copy_(torch.lerp(mean, norm.running_mean, share))
-        norm.running_var.copy_(torch.lerp(var, norm.running_var, share))
+    norms = named_norms(translator, "")
+    with scene_statistics(translator, [t[0].numpy() for t in tiles], batch_size=1):
+        adapted = {name: (norms[name].running_mean.clone(), norms[name].running_var.clone())
+                   for name in trained}
+    for name, (mean, var) in trained.items():
+        norms[name].running_mean.copy_(torch.lerp(mean, adapted[name][0], share))
+        norms[name].running_var.copy_(torch.lerp(var, adapted[name][1], share))
 
 
 def pair_id(photo: Path) -> str:
@@ -240,8 +234,8 @@ def main() -> None:
         if colours.shape != palette.shape or np.abs(colours - palette).max() > 3:
             raise SystemExit("the models' class colours differ: their probabilities cannot "
                              "be averaged")
-    trained = [[(m.running_mean.clone(), m.running_var.clone())
-                for m in batch_norms(t, args.adapt_layers)] for t in translators]
+    trained = [{name: (m.running_mean.clone(), m.running_var.clone())
+                for name, m in named_norms(t, args.adapt_layers).items()} for t in translators]
     probabilities, images, profiles = {}, {}, {}
     for pairs in prepared["scenes"].values():
         photo_tiles = {}
@@ -252,13 +246,12 @@ def main() -> None:
                 translator.input_normalization.normalize(pixels))[None]
         if args.adapt == "split":
             for t, norms in zip(translators, trained, strict=True):
-                adapt_norms(t, norms, list(photo_tiles.values()), args.adapt_share,
-                            args.adapt_layers)
+                adapt_norms(t, norms, list(photo_tiles.values()), args.adapt_share)
         for photo, _ in pairs:
             tiles = photo_tiles[photo]
             if args.adapt == "chip":
                 for t, norms in zip(translators, trained, strict=True):
-                    adapt_norms(t, norms, [tiles], args.adapt_share, args.adapt_layers)
+                    adapt_norms(t, norms, [tiles], args.adapt_share)
             out = sum(zoomed(t, tiles, zoom) for t in translators
                       for zoom in scales) / (len(translators) * len(scales))
             if args.image_mix:  # the image head's colours, only when they are mixed in
