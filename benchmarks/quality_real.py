@@ -162,6 +162,9 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "faithful/cutmix-0.5": ("faithful", {"cutmix": 0.5}, {}),
     "faithful/photometric-0.4": ("faithful", {"photometric": 0.4}, {}),
     "faithful/shadow-0.5": ("faithful", {"shadow": 0.5}, {}),
+    # Stop 52: saturation and hue of the input, against the lake on dark conifers.
+    "faithful/colour-0.5": ("faithful", {"colour": 0.5}, {}),
+    "faithful/colour-0.9": ("faithful", {"colour": 0.9}, {}),
     "faithful/shadow-0.2": ("faithful", {"shadow": 0.2}, {}),
     "faithful/shadow-0.1": ("faithful", {"shadow": 0.1}, {}),
     "faithful/shadow-0.05": ("faithful", {"shadow": 0.05}, {}),
@@ -208,7 +211,8 @@ VARIANTS.update({f"{name}/seed-{seed}": (VARIANTS[name][0], {**VARIANTS[name][1]
                               "faithful/smoothing-0.2", "faithful/scale-1.5",
                               "faithful/scale-2", "faithful/beta1-0.9",
                               "faithful/judge-classes", "faithful/l1-30",
-                              "faithful/input-skip-32", "faithful/hard-0.25")})
+                              "faithful/input-skip-32", "faithful/hard-0.25",
+                              "faithful/colour-0.5")})
 
 
 def _ids(data: Path) -> list[str]:

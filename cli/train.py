@@ -68,6 +68,9 @@ from .options import ProgressBar, overwrite_opt, seed_opt
 @click.option("--photometric", type=click.FloatRange(0, 1, max_open=True), default=None,
               help="Random brightness, contrast and band gains of the input only, up to "
                    "this strength (0.2: ±20 % contrast) [default: 0].")
+@click.option("--colour", type=click.FloatRange(0, 1), default=None, metavar="S",
+              help="Random saturation (×1±S) and hue (±S×60°) of the input only, so that "
+                   "colour alone stops telling water from woods [default: 0].")
 @click.option("--shadow", type=click.FloatRange(0, 1), default=None, metavar="P",
               help="Darken one soft-edged ellipse of the input (to 35-75 %) with this "
                    "probability per chip, as a shadow does, so that darkness alone stops "

@@ -244,6 +244,9 @@ class TrainConfig:
             crop of the tile size, the same for both chips.
         photometric: Strength of random brightness, contrast and per-band gain on the
             input only (0: none; 0.2 changes contrast by up to 20 %).
+        colour: Strength of random saturation and hue of the input only (0: none; 0.5
+            scales each chip's colours by 0.5 to 1.5 and turns their hue by up to 30
+            degrees), so that colour alone stops telling water from woods.
         shadow: Probability that a chip's input gets one soft-edged ellipse darkened to
             35–75 % of its brightness (0: never): shadows of clouds and towers, which do
             not change the map.
@@ -318,6 +321,7 @@ class TrainConfig:
     scale_jitter: float = 1.0
     crop_jitter: bool = False
     photometric: float = 0.0
+    colour: float = 0.0
     shadow: float = 0.0
     cutmix: float = 0.0
     diffaugment: bool = False
@@ -351,6 +355,8 @@ class TrainConfig:
             raise ConfigError(f"scale jitter must be from 1 to 4, not {self.scale_jitter}")
         if not 0.0 <= self.photometric < 1.0:
             raise ConfigError(f"photometric jitter must be in [0, 1), not {self.photometric}")
+        if not 0.0 <= self.colour <= 1.0:
+            raise ConfigError(f"colour jitter must be in [0, 1], not {self.colour}")
         if not 0.0 <= self.shadow <= 1.0:
             raise ConfigError(f"the shadow probability must be in [0, 1], not {self.shadow}")
         if not 0.0 <= self.cutmix <= 1.0:

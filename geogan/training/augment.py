@@ -9,6 +9,9 @@ more, and they keep the pairs aligned:
   for values, nearest for masks and classes; reflection fills the corners).
 * :func:`photometric` changes brightness, contrast and band gains of the **input only**:
   a map should not change because the photo was taken in other light.
+* :func:`colour` changes the saturation and hue of the **input only**: the few chips
+  show water, woods and parks in a few colours each, and a model that tells them apart
+  by colour alone paints dark snowy conifers as a lake.
 * :func:`shadow` darkens one soft-edged ellipse of the **input only**, as the shadow of
   a cloud, a tower or a hill does: a map does not change in the shade, so darkness alone
   must not say "water".
@@ -158,6 +161,42 @@ def photometric(images: Tensor, strength: float, generator: torch.Generator) -> 
     return out.clamp(-1.0, 1.0)
 
 
+COLOUR_HUE = math.pi / 3
+"""The largest hue rotation, at strength 1: 60 degrees around the grey axis."""
+
+
+def colour(images: Tensor, strength: float, generator: torch.Generator) -> Tensor:
+    """Random saturation and hue of normalised images (N, C, H, W), up to ``strength``,
+    clipped to [-1, 1].
+
+    Each pixel is split into its mean over the bands (its grey level, which is kept) and
+    the rest (its colour). The colour is scaled by a factor drawn from
+    [1 - ``strength``, 1 + ``strength``] (at 1 some chips come out grey) and, for three
+    bands, rotated around the grey axis by an angle drawn from ±``strength`` ×
+    :data:`COLOUR_HUE`. With one band there is no colour, and the images are returned
+    as they are.
+    """
+    n, c = images.shape[:2]
+    if c < 2:
+        return images
+    device = images.device
+    saturation = 1 + (torch.rand(n, generator=generator) * 2 - 1) * strength
+    angle = (torch.rand(n, generator=generator) * 2 - 1) * strength * COLOUR_HUE
+    grey = images.mean(dim=1, keepdim=True)
+    chroma = images - grey
+    if c == 3:
+        # Rotation about u = (1, 1, 1) / √3 of a vector v orthogonal to it (Rodrigues):
+        # cos θ v + sin θ (u × v), with u × v = (b - g, r - b, g - r) / √3.
+        r, g, b = chroma.unbind(1)
+        across = torch.stack((b - g, r - b, g - r), 1) / math.sqrt(3)
+        cos = _on((torch.cos(angle) * saturation).view(n, 1, 1, 1), device).to(images.dtype)
+        sin = _on((torch.sin(angle) * saturation).view(n, 1, 1, 1), device).to(images.dtype)
+        chroma = chroma * cos + across * sin
+    else:
+        chroma = chroma * _on(saturation.view(n, 1, 1, 1), device).to(images.dtype)
+    return (grey + chroma).clamp(-1.0, 1.0)
+
+
 SHADOW_DARKEST = 0.35
 """The darkest a shadow makes its ellipse: this fraction of the pixels' brightness."""
 
@@ -256,5 +295,5 @@ def diff_augment(pairs: Tensor, generator: torch.Generator) -> Tensor:
     return x * keep
 
 
-__all__ = ["CROP_JITTER_ZOOM", "SHADOW_DARKEST", "SHADOW_LIGHTEST", "cutmix", "diff_augment",
-           "geometric", "photometric", "random_affine", "shadow", "warp"]
+__all__ = ["COLOUR_HUE", "CROP_JITTER_ZOOM", "SHADOW_DARKEST", "SHADOW_LIGHTEST", "colour",
+           "cutmix", "diff_augment", "geometric", "photometric", "random_affine", "shadow", "warp"]

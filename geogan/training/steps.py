@@ -208,6 +208,8 @@ class GANTrainer(ABC):
                    for k, v in out.items()}
         if config.photometric > 0:
             out["a"] = augment.photometric(out["a"], config.photometric, self.augment_rng)
+        if config.colour > 0:
+            out["a"] = augment.colour(out["a"], config.colour, self.augment_rng)
         if config.shadow > 0:
             out["a"] = augment.shadow(out["a"], config.shadow, self.augment_rng)
         return out

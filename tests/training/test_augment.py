@@ -170,6 +170,68 @@ def test_shadow_probability_and_the_trainer_shade_the_input_only() -> None:
         build_configs("pix2pix", 3, 3, 64, overrides={"shadow": 1.5})
 
 
+def _grey_and_colour(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    grey = images.mean(dim=1, keepdim=True)
+    return grey, images - grey
+
+
+def test_colour_keeps_each_pixels_grey_and_turns_its_colour_by_one_draw_per_chip() -> None:
+    # Pixels away from the range's ends, so that nothing is clipped.
+    images = torch.rand(32, 3, 12, 12, generator=torch.Generator().manual_seed(0)) * 0.6 - 0.3
+    out = augment.colour(images, 0.8, torch.Generator().manual_seed(1))
+    assert out.shape == images.shape and out.dtype == images.dtype
+    grey, chroma = _grey_and_colour(images)
+    out_grey, out_chroma = _grey_and_colour(out)
+    assert torch.allclose(out_grey, grey, atol=1e-6)
+    # One saturation per chip: every pixel's colour scaled alike, within [1 - S, 1 + S].
+    ratio = out_chroma.norm(dim=1) / chroma.norm(dim=1)  # (N, H, W)
+    scale = ratio.flatten(1).mean(1)
+    assert torch.allclose(ratio, scale[:, None, None].expand_as(ratio), atol=1e-4)
+    assert float(scale.min()) >= 0.2 - 1e-4 and float(scale.max()) <= 1.8 + 1e-4
+    # One hue turn per chip around the grey axis: the same angle between every pixel's
+    # colour before and after, within ±S × 60°, and the colour stays off the grey axis.
+    cosine = (chroma * out_chroma).sum(1) / (chroma.norm(dim=1) * out_chroma.norm(dim=1))
+    angle = torch.acos(cosine.clamp(-1, 1))  # (N, H, W)
+    turn = angle.flatten(1).median(1).values
+    assert torch.allclose(angle, turn[:, None, None].expand_as(angle), atol=2e-3)
+    assert float(turn.max()) <= 0.8 * augment.COLOUR_HUE + 1e-3
+    assert float(turn.max()) > 0.3 * augment.COLOUR_HUE  # turns are drawn, not only scales
+    assert out_chroma.sum(dim=1).abs().max() < 1e-5
+    # The same generator state gives the same colours (training stays reproducible).
+    assert torch.equal(out, augment.colour(images, 0.8, torch.Generator().manual_seed(1)))
+
+
+def test_colour_leaves_grey_and_single_band_chips_and_clips_to_the_range() -> None:
+    gen = torch.Generator().manual_seed(0)
+    grey = torch.rand(8, 1, 10, 10, generator=gen) * 2 - 1
+    assert torch.equal(augment.colour(grey, 1.0, torch.Generator().manual_seed(1)), grey)
+    rgb_grey = grey.expand(8, 3, 10, 10)
+    assert torch.allclose(augment.colour(rgb_grey, 1.0, torch.Generator().manual_seed(1)),
+                          rgb_grey, atol=1e-6)
+    # Two bands: no hue to turn, the difference between the bands scaled per chip.
+    two_bands = torch.rand(8, 2, 10, 10, generator=gen) * 0.8 - 0.4
+    out = augment.colour(two_bands, 1.0, torch.Generator().manual_seed(1))
+    assert torch.allclose(out.mean(1), two_bands.mean(1), atol=1e-6)
+    scale = (out[:, 0] - out[:, 1]) / (two_bands[:, 0] - two_bands[:, 1])
+    assert torch.allclose(scale, scale[:, :1, :1].expand_as(scale), atol=1e-3)
+    assert float(scale.min()) >= 0 and float(scale.max()) <= 2
+    vivid = torch.tensor([1.0, -1.0, -1.0]).view(1, 3, 1, 1).expand(16, 3, 4, 4)
+    out = augment.colour(vivid, 1.0, torch.Generator().manual_seed(2))
+    assert out.min() >= -1 and out.max() <= 1
+
+
+def test_the_trainer_colours_the_input_only_and_refuses_bad_strengths() -> None:
+    arch, config = build_configs("pix2pix", 3, 3, 64, preset="tiny",
+                                 overrides={"ngf": 4, "ndf": 4, "colour": 0.5})
+    batch = _batch(size=64)
+    aug = Pix2PixTrainer(arch, config, torch.device("cpu"), "fp32")._augmented(batch)
+    assert not torch.equal(aug["a"], batch["a"])
+    for name in ("b", "mask_a", "mask_b", "classes"):
+        assert torch.equal(aug[name], batch[name]), name
+    with pytest.raises(ConfigError, match="colour jitter"):
+        build_configs("pix2pix", 3, 3, 64, overrides={"colour": 1.5})
+
+
 def test_cutmix_pastes_one_rectangle_of_another_pair_into_every_entry() -> None:
     batch = _batch(n=4, size=48)
     out = augment.cutmix(batch, 1.0, torch.Generator().manual_seed(5))
