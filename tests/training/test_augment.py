@@ -111,15 +111,23 @@ def test_diff_augment_is_identical_for_both_halves_of_the_pair() -> None:
     assert x.grad is not None and x.grad.abs().sum() > 0
 
 
-def test_photometric_jitter_changes_the_input_only() -> None:
+@pytest.mark.parametrize(("option", "value", "bad", "message"), [
+    ("photometric", 0.3, 1.0, "photometric jitter"),
+    ("colour", 0.5, 1.5, "colour jitter"),
+    ("shadow", 1.0, 1.5, "shadow probability"),
+])
+def test_the_trainer_changes_the_input_only_and_refuses_bad_settings(
+        option: str, value: float, bad: float, message: str) -> None:
     arch, config = build_configs("pix2pix", 3, 3, 64, preset="tiny",
-                                 overrides={"ngf": 4, "ndf": 4, "photometric": 0.3})
-    trainer = Pix2PixTrainer(arch, config, torch.device("cpu"), "fp32")
+                                 overrides={"ngf": 4, "ndf": 4, option: value})
     batch = _batch(size=64)
-    out = trainer._augmented(batch)
-    assert torch.equal(out["b"], batch["b"]) and torch.equal(out["mask_a"], batch["mask_a"])
-    assert not torch.equal(out["a"], batch["a"])
-    assert out["a"].min() >= -1 and out["a"].max() <= 1
+    aug = Pix2PixTrainer(arch, config, torch.device("cpu"), "fp32")._augmented(batch)
+    assert not torch.equal(aug["a"], batch["a"])
+    assert aug["a"].min() >= -1 and aug["a"].max() <= 1
+    for name in ("b", "mask_a", "mask_b", "classes"):
+        assert torch.equal(aug[name], batch[name]), name
+    with pytest.raises(ConfigError, match=message):
+        build_configs("pix2pix", 3, 3, 64, overrides={option: bad})
 
 
 def test_shadow_darkens_one_soft_ellipse_keeping_each_pixels_colour() -> None:
@@ -150,7 +158,7 @@ def test_shadow_darkens_one_soft_ellipse_keeping_each_pixels_colour() -> None:
                 assert bool(row[cols.min():cols.max() + 1].all())
 
 
-def test_shadow_probability_and_the_trainer_shade_the_input_only() -> None:
+def test_shadow_probability_and_reproducibility() -> None:
     images = torch.rand(64, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
     assert torch.equal(augment.shadow(images, 0.0, torch.Generator().manual_seed(1)), images)
     out = augment.shadow(images, 0.5, torch.Generator().manual_seed(1))
@@ -159,15 +167,6 @@ def test_shadow_probability_and_the_trainer_shade_the_input_only() -> None:
     # The same generator state gives the same shadows (training stays reproducible).
     again = augment.shadow(images, 0.5, torch.Generator().manual_seed(1))
     assert torch.equal(out, again)
-    arch, config = build_configs("pix2pix", 3, 3, 64, preset="tiny",
-                                 overrides={"ngf": 4, "ndf": 4, "shadow": 1.0})
-    batch = _batch(size=64)
-    aug = Pix2PixTrainer(arch, config, torch.device("cpu"), "fp32")._augmented(batch)
-    assert not torch.equal(aug["a"], batch["a"])
-    for name in ("b", "mask_a", "mask_b", "classes"):
-        assert torch.equal(aug[name], batch[name]), name
-    with pytest.raises(ConfigError, match="shadow probability"):
-        build_configs("pix2pix", 3, 3, 64, overrides={"shadow": 1.5})
 
 
 def _grey_and_colour(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -218,18 +217,6 @@ def test_colour_leaves_grey_and_single_band_chips_and_clips_to_the_range() -> No
     vivid = torch.tensor([1.0, -1.0, -1.0]).view(1, 3, 1, 1).expand(16, 3, 4, 4)
     out = augment.colour(vivid, 1.0, torch.Generator().manual_seed(2))
     assert out.min() >= -1 and out.max() <= 1
-
-
-def test_the_trainer_colours_the_input_only_and_refuses_bad_strengths() -> None:
-    arch, config = build_configs("pix2pix", 3, 3, 64, preset="tiny",
-                                 overrides={"ngf": 4, "ndf": 4, "colour": 0.5})
-    batch = _batch(size=64)
-    aug = Pix2PixTrainer(arch, config, torch.device("cpu"), "fp32")._augmented(batch)
-    assert not torch.equal(aug["a"], batch["a"])
-    for name in ("b", "mask_a", "mask_b", "classes"):
-        assert torch.equal(aug[name], batch[name]), name
-    with pytest.raises(ConfigError, match="colour jitter"):
-        build_configs("pix2pix", 3, 3, 64, overrides={"colour": 1.5})
 
 
 def test_cutmix_pastes_one_rectangle_of_another_pair_into_every_entry() -> None:
