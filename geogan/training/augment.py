@@ -11,7 +11,9 @@ more, and they keep the pairs aligned:
   a map should not change because the photo was taken in other light.
 * :func:`colour` changes the saturation and hue of the **input only**: the few chips
   show water, woods and parks in a few colours each, and a model that tells them apart
-  by colour alone paints dark snowy conifers as a lake.
+  by colour alone paints dark snowy conifers as a lake. On the real maps pairs it made
+  that lake smaller but not gone, and cost the dark water it rightly drew (stop 52 in
+  ``benchmarks/README.md``), so no preset uses it.
 * :func:`shadow` darkens one soft-edged ellipse of the **input only**, as the shadow of
   a cloud, a tower or a hill does: a map does not change in the shade, so darkness alone
   must not say "water".
