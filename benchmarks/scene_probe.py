@@ -27,9 +27,10 @@ import numpy as np
 import rasterio
 import torch
 from numpy.typing import NDArray
-from quality_real import MAP_PALETTE
+from quality_real import MAP_PALETTE, ROAD_NAMES
 
 from geogan import load_model, translate_raster
+from geogan.evaluation.class_metrics import snap_to_palette
 
 Change = Callable[[NDArray[np.float32]], NDArray[np.float32]]
 
@@ -59,14 +60,11 @@ CHANGES: dict[str, Change] = {
 
 def shares(path: Path) -> dict[str, float]:
     """Percent of ``path``'s pixels nearest each map colour (road: all three roads)."""
-    names = list(MAP_PALETTE)
-    palette = np.array([MAP_PALETTE[n] for n in names], np.float32)[:, :, None, None]
     with rasterio.open(path) as dataset:
-        drawn = dataset.read([1, 2, 3]).astype(np.float32)
-    nearest = ((drawn[None] - palette) ** 2).sum(1).argmin(0)
-    share = {n: 100 * float((nearest == i).mean()) for i, n in enumerate(names)}
+        classes = snap_to_palette(dataset.read([1, 2, 3]), MAP_PALETTE)
+    share = {n: 100 * float((classes == i).mean()) for i, n in enumerate(MAP_PALETTE)}
     return {"water": share["water"], "park": share["park"],
-            "road": share["road"] + share["arterial"] + share["highway"]}
+            "road": sum(share[name] for name in ROAD_NAMES)}
 
 
 def main() -> None:
