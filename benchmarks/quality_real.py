@@ -198,6 +198,9 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "faithful/input-skip-32": ("faithful", {"input_skip": 32}, {}),
     # Stop 50: the class head's cross-entropy over the hardest quarter of the pixels.
     "faithful/hard-0.25": ("faithful", {"hard_pixels": 0.25}, {}),
+    # Stop 53: 1 x 1 class heads on the decoder's 1/4, 1/8 and 1/16 levels (training only).
+    "faithful/deep-0.5": ("faithful", {"deep_supervision": 0.5}, {}),
+    "faithful/deep-1": ("faithful", {"deep_supervision": 1.0}, {}),
     "paper+resize": ("paper", {"upsample": "resize"}, {}),
     "paper+rotate-scale": ("paper", {"rotate": True, "scale_jitter": 1.25}, {}),
     "paper+crop-jitter": ("paper", {"crop_jitter": True}, {}),
@@ -209,7 +212,7 @@ VARIANTS.update({f"{name}/seed-{seed}": (VARIANTS[name][0], {**VARIANTS[name][1]
                               "faithful/ce-60", "faithful/ce-120", "faithful/shadow-0.5",
                               "faithful/shadow-0.2", "faithful/smoothing-0.1",
                               "faithful/smoothing-0.2", "faithful/scale-1.5",
-                              "faithful/scale-2", "faithful/beta1-0.9",
+                              "faithful/scale-2", "faithful/beta1-0.9", "faithful/deep-0.5",
                               "faithful/judge-classes", "faithful/l1-30",
                               "faithful/input-skip-32", "faithful/hard-0.25",
                               "faithful/colour-0.5")})

@@ -21,6 +21,8 @@ import rasterio
 import torch
 from affine import Affine
 
+from geogan.chips.export import export_chips
+from geogan.chips.options import ExportOptions
 from geogan.nn.config import build_configs
 from geogan.nn.data_profile import DataProfile, PixelSize
 from geogan.nn.model_file import ModelFile, save_model_file
@@ -35,6 +37,10 @@ TILE = 64
 
 #: Narrow networks for training tests.
 TINY = {"ngf": 8, "ndf": 8, "workers": 0, "precision": "fp32"}
+
+MAP_PALETTE = ((232.0, 229.0, 222.0), (255.0, 255.0, 255.0), (170.0, 201.0, 254.0),
+               (202.0, 223.0, 174.0))
+"""The four colours of :func:`write_map_chips`'s map."""
 
 
 def write_raster(
@@ -285,3 +291,17 @@ def serve_folder(folder: Path) -> Iterator[tuple[str, Path]]:
 def die(*args: Any) -> None:
     """Stand-in for a worker's task: the worker process dies (as the OOM killer does)."""
     os._exit(9)
+
+
+def write_map_chips(folder: Path) -> Path:
+    """Paired 64 px chips (``folder / "chips"``) of a photo-like input and a flat-colour map
+    of it in :data:`MAP_PALETTE`: what a class head learns from."""
+    rng = np.random.default_rng(5)
+    photo = (np.stack([smooth_field(rng, (256, 256), 16) for _ in range(3)]) * 250
+             ).astype(np.uint8)
+    classes = np.digitize(photo[0], [60, 120, 180])
+    target = np.asarray(MAP_PALETTE, np.uint8)[classes].transpose(2, 0, 1)
+    a = write_raster(folder / "photo.tif", photo)
+    b = write_raster(folder / "map.tif", np.ascontiguousarray(target))
+    export_chips(a, b, folder / "chips", ExportOptions(tile_size=64, val_fraction=0.25, workers=1))
+    return folder / "chips"

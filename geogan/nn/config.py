@@ -282,6 +282,11 @@ class TrainConfig:
         lambda_lovasz: Weight of the class head's Lovász-softmax loss (0: none), a convex
             surrogate of 1 - IoU itself, on every other row and column (its cost is a
             sort of the pixels per class).
+        deep_supervision: Weight, relative to ``lambda_ce``, of the cross-entropy of 1 x 1
+            class heads on the U-Net decoder's levels at 1/4, 1/8 and 1/16 of the tile
+            (0: none), trained beside the generator and left out of the model file, so
+            that the coarse levels, where context decides a class, learn the classes
+            directly (see :mod:`geogan.training.deep_supervision`).
         lambda_fm: Weight of pix2pixHD's feature-matching loss: the generator matches
             the discriminator's activations on real pairs (0: none, as the paper).
         judge_classes: With a class head, the discriminator judges what the head draws
@@ -333,6 +338,7 @@ class TrainConfig:
     hard_pixels: float = 1.0
     lambda_dice: float = 0.0
     lambda_lovasz: float = 0.0
+    deep_supervision: float = 0.0
     lambda_fm: float = 0.0
     judge_classes: bool = False
 
@@ -369,7 +375,8 @@ class TrainConfig:
         if self.classes not in CLASS_MODES:
             raise ConfigError(f"unknown classes mode {self.classes!r}; use one of "
                               f"{_names(CLASS_MODES)}")
-        if min(self.lambda_ce, self.lambda_dice, self.lambda_lovasz, self.lambda_fm) < 0:
+        if min(self.lambda_ce, self.lambda_dice, self.lambda_lovasz, self.deep_supervision,
+               self.lambda_fm) < 0:
             raise ConfigError("loss weights must not be negative")
         if not 0.0 <= self.class_balance <= 1.0:
             raise ConfigError(f"class balance must be in [0, 1], not {self.class_balance}")

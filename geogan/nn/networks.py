@@ -205,6 +205,7 @@ class UNetGenerator(nn.Module):
         self.depth = depth
         # Channels after each level: c[0] = in, c[k] = ngf * min(2**(k-1), 8).
         c = [in_channels] + [ngf * min(2**k, 8) for k in range(depth)]
+        self.channels = tuple(c)  # c[k]: encoder level k's input, decoder level k's output
         innermost = depth - 1
         with_dropout = range(max(1, innermost - self.DROPOUT_LEVELS), innermost)
 

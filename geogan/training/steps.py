@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -41,12 +42,14 @@ from geogan.nn.losses import (
 from geogan.nn.networks import (
     MultiScaleDiscriminator,
     PatchDiscriminator,
+    UNetGenerator,
     build_discriminator,
     build_generator,
     channels_last,
     has_dropout,
 )
 from geogan.training import augment
+from geogan.training.deep_supervision import DecoderHeads, deep_supervision_loss
 from geogan.training.distributed import SINGLE, ProcessGroup, wrap
 from geogan.training.weight_average import WeightAverage
 
@@ -95,6 +98,16 @@ class GANTrainer(ABC):
             name: self._prepare(build_discriminator(architecture, channels))
             for name, channels in self._discriminator_inputs().items()
         }
+        # Copies of the generators, made before the decoder heads hook into them.
+        self.averages = {d: WeightAverage(g, config.ema) for d, g in self.generators.items()
+                         } if config.ema > 0 else {}
+        self.decoder_heads: dict[str, DecoderHeads] = {}
+        generator = self.generators.get("a2b")
+        if (config.deep_supervision > 0 and isinstance(generator, UNetGenerator)
+                and generator.classes):
+            heads = DecoderHeads(generator)
+            self._prepare(heads)
+            self.decoder_heads["a2b"] = heads
         # The same networks, wrapped for DDP when distributed (else the same objects).
         # Forward passes that only feed another network's update (a frozen
         # discriminator judging fakes) use the plain networks: DDP would wait for
@@ -105,12 +118,13 @@ class GANTrainer(ABC):
             "g": self._adam(p for g in self.generators.values() for p in g.parameters()),
             "d": self._adam(p for d in self.discriminators.values() for p in d.parameters()),
         }
+        if self.decoder_heads:  # their own optimiser: a checkpoint without them still loads
+            self.optimizers["h"] = self._adam(
+                p for h in self.decoder_heads.values() for p in h.parameters())
         # fp16 needs loss scaling; bf16 and fp32 do not (the scaler is then a no-op).
         self.scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
         # Augmentation draws from its own generator, kept in checkpoints.
         self.augment_rng = torch.Generator().manual_seed(config.seed + 7919)
-        self.averages = {d: WeightAverage(g, config.ema) for d, g in self.generators.items()
-                         } if config.ema > 0 else {}
 
     @property
     def output_generators(self) -> dict[str, nn.Module]:
@@ -137,6 +151,7 @@ class GANTrainer(ABC):
         """Every network by a stable name (``g_a2b``, ``d_b``, ...)."""
         named = {f"g_{d}": g for d, g in self.generators.items()}
         named.update({f"d_{n}": d for n, d in self.discriminators.items()})
+        named.update({f"h_{d}": h for d, h in self.decoder_heads.items()})
         return named
 
     def set_learning_rate(self, lr: float) -> None:
@@ -157,10 +172,13 @@ class GANTrainer(ABC):
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore :meth:`state_dict` output."""
+        # Decoder heads a checkpoint lacks (its run had no deep supervision) start afresh.
         for name, module in self.networks().items():
-            module.load_state_dict(state["networks"][name])
+            if name in state["networks"] or not name.startswith("h_"):
+                module.load_state_dict(state["networks"][name])
         for name, optimizer in self.optimizers.items():
-            optimizer.load_state_dict(state["optimizers"][name])
+            if name in state["optimizers"] or name != "h":
+                optimizer.load_state_dict(state["optimizers"][name])
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         if "augment_rng" in state:
@@ -220,6 +238,17 @@ class GANTrainer(ABC):
             return augment.diff_augment(images, self.augment_rng)
         return images
 
+    @contextmanager
+    def _decoder_levels(self) -> Iterator[dict[int, Tensor]]:
+        """The supervised decoder levels of A → B passes in this block, by level; empty
+        without deep supervision."""
+        heads = self.decoder_heads.get("a2b")
+        if heads is None:
+            yield {}
+            return
+        with heads.capture() as levels:
+            yield levels
+
     def _average(self) -> None:
         for average in self.averages.values():
             average.update()
@@ -233,10 +262,12 @@ class GANTrainer(ABC):
         weight = None if mask is None else patch_weights(mask, prediction.shape[-2:])
         return self.criterion_gan(prediction, real, weight)
 
-    def _update(self, loss: Tensor, optimizer: torch.optim.Optimizer) -> None:
-        optimizer.zero_grad(set_to_none=True)
+    def _update(self, loss: Tensor, *optimizers: torch.optim.Optimizer) -> None:
+        for optimizer in optimizers:
+            optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
-        self.scaler.step(optimizer)
+        for optimizer in optimizers:
+            self.scaler.step(optimizer)
 
 
 def _per_scale(features: list[Any]) -> list[list[Tensor]]:
@@ -262,7 +293,7 @@ class Pix2PixTrainer(GANTrainer):
         generator, discriminator = self.synced["g_a2b"], self.synced["d_b"]
         adversarial = self.config.lambda_gan > 0  # 0: the L1-only baseline, no D at all
         bands = self.architecture.out_bands
-        with autocast(self.device, self.precision):
+        with autocast(self.device, self.precision), self._decoder_levels() as levels:
             output = generator(real_a)  # (N, out_bands [+ classes], H, W)
             fake_b, logits = output[:, :bands], output[:, bands:]
             if mask is not None:
@@ -318,7 +349,16 @@ class Pix2PixTrainer(GANTrainer):
                                               batch["classes"][..., ::2, ::2])
                 loss_g = loss_g + self.config.lambda_lovasz * loss_g_lovasz
                 losses["g_lovasz"] = loss_g_lovasz.detach()
-        self._update(loss_g, self.optimizers["g"])
+            if levels:
+                with autocast(self.device, self.precision):
+                    level_logits = self.synced["h_a2b"](levels)
+                loss_g_deep = deep_supervision_loss(
+                    level_logits, batch["classes"], self.config.hard_pixels,
+                    self.class_weights, self.config.label_smoothing)
+                loss_g = loss_g + (self.config.lambda_ce * self.config.deep_supervision
+                                   * loss_g_deep)
+                losses["g_deep"] = loss_g_deep.detach()
+        self._update(loss_g, *(self.optimizers[n] for n in ("g", "h") if n in self.optimizers))
         self.scaler.update()
         self._average()
         return losses

@@ -13,8 +13,6 @@ import pytest
 import rasterio
 import torch
 
-from geogan.chips.export import export_chips
-from geogan.chips.options import ExportOptions
 from geogan.errors import ConfigError
 from geogan.evaluation.class_metrics import snap_to_palette
 from geogan.grids.windows import WindowGrid
@@ -28,26 +26,15 @@ from geogan.nn.model_file import ModelFile, read_model_file, save_model_file
 from geogan.nn.networks import build_generator
 from geogan.nn.normalization import BandNormalization
 from geogan.training.loop import TrainOptions, train
-from tests.helpers import smooth_field, write_raster
+from tests.helpers import MAP_PALETTE, write_map_chips, write_raster
 
-PALETTE = ((232.0, 229.0, 222.0), (255.0, 255.0, 255.0), (170.0, 201.0, 254.0),
-           (202.0, 223.0, 174.0))
+PALETTE = MAP_PALETTE
 CPU = {"device": "cpu", "precision": "fp32"}
 
 
 @pytest.fixture(scope="module")
 def map_chips(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Paired 64 px chips of a photo-like input and a flat-colour map of it."""
-    tmp = tmp_path_factory.mktemp("mapchips")
-    rng = np.random.default_rng(5)
-    photo = (np.stack([smooth_field(rng, (256, 256), 16) for _ in range(3)]) * 250
-             ).astype(np.uint8)
-    classes = np.digitize(photo[0], [60, 120, 180])
-    target = np.asarray(PALETTE, np.uint8)[classes].transpose(2, 0, 1)
-    a = write_raster(tmp / "photo.tif", photo)
-    b = write_raster(tmp / "map.tif", np.ascontiguousarray(target))
-    export_chips(a, b, tmp / "chips", ExportOptions(tile_size=64, val_fraction=0.25, workers=1))
-    return tmp / "chips"
+    return write_map_chips(tmp_path_factory.mktemp("mapchips"))
 
 
 @pytest.fixture(scope="module")
