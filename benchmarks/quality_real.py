@@ -213,6 +213,7 @@ VARIANTS.update({f"{name}/seed-{seed}": (VARIANTS[name][0], {**VARIANTS[name][1]
                               "faithful/shadow-0.2", "faithful/smoothing-0.1",
                               "faithful/smoothing-0.2", "faithful/scale-1.5",
                               "faithful/scale-2", "faithful/beta1-0.9", "faithful/deep-0.5",
+                              "faithful/deep-1",
                               "faithful/judge-classes", "faithful/l1-30",
                               "faithful/input-skip-32", "faithful/hard-0.25",
                               "faithful/colour-0.5")})
