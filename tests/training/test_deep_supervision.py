@@ -74,6 +74,7 @@ def test_the_loss_is_each_level_s_resized_cross_entropy_finer_levels_weighing_mo
     assert float(deep_supervision_loss(certain, torch.ones(2, 16, 16, dtype=torch.long))
                  ) == pytest.approx(0.0, abs=1e-6)
 
+
 def test_training_lowers_the_heads_loss_and_leaves_the_other_networks_as_without() -> None:
     plain, deep = trainer(), trainer(deep_supervision=0.5)
     assert plain.decoder_heads == {} and "h" not in plain.optimizers
