@@ -287,8 +287,8 @@ class TrainConfig:
             (0: none), trained beside the generator and left out of the model file, so
             that the coarse levels, where context decides a class, learn the classes
             directly (see :mod:`geogan.training.deep_supervision`). On the real maps
-            pairs 0.5 and 1 drew the parks better (IoU + 0.02-0.03) but not the map as a whole
-            (mIoU unchanged, unfamiliar pairs lower), so no preset uses it.
+            pairs 0.5 and 1 drew the parks better (IoU + 0.02-0.03) but not the map as
+            a whole (mIoU unchanged, unfamiliar pairs lower), so no preset uses it.
         lambda_fm: Weight of pix2pixHD's feature-matching loss: the generator matches
             the discriminator's activations on real pairs (0: none, as the paper).
         judge_classes: With a class head, the discriminator judges what the head draws
