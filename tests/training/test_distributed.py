@@ -26,7 +26,7 @@ from geogan.nn.model_file import read_model_file
 from geogan.nn.networks import build_generator
 from geogan.training.distributed import ProcessGroup, parameter_digest, shard, shard_size
 from geogan.training.loop import TrainOptions, steps_per_epoch, train
-from tests.helpers import TINY, pair_scene, smooth_field, write_raster
+from tests.helpers import TINY, pair_scene, smooth_field, write_map_chips, write_raster
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
@@ -132,11 +132,15 @@ train(sys.argv[1], sys.argv[2], options)
 """
 
 
-def test_two_processes_of_batch_1_train_as_one_of_batch_2(chips, tmp_path):
-    """DDP averages the two ranks' gradients: with per-sample normalisation and no
-    dropout, that is exactly a single process training on both chips at once."""
-    overrides = {**TINY, "norm": "instance", "dropout": 0.0, "augment": False, "steps": 4,
-                 "seed": 3}
+PER_SAMPLE = {**TINY, "norm": "instance", "dropout": 0.0, "augment": False, "steps": 4,
+              "seed": 3}
+"""Settings under which a step's loss is a mean of per-chip losses, so that two ranks of
+batch 1 and one process of batch 2 compute the same averaged gradients."""
+
+
+def train_three_ways(chips: Path, tmp_path: Path, overrides: dict[str, Any]) -> None:
+    """``ddp`` (torchrun, two ranks of batch 1), ``two`` (batch 2) and ``one`` (batch 1)
+    models and run folders in ``tmp_path``."""
     script = tmp_path / "train_ddp.py"
     script.write_text(SCRIPT.format(overrides=overrides))
     result = torchrun(script, chips, tmp_path / "ddp.pt", tmp_path / "ddp-run", cwd=tmp_path)
@@ -145,10 +149,38 @@ def test_two_processes_of_batch_1_train_as_one_of_batch_2(chips, tmp_path):
         train(chips, tmp_path / f"{name}.pt", TrainOptions(
             preset="tiny", overrides={**overrides, "batch_size": batch_size}, device="cpu",
             checkpoint_dir=tmp_path / f"{name}-run"))
+
+
+def test_two_processes_of_batch_1_train_as_one_of_batch_2(chips, tmp_path):
+    """DDP averages the two ranks' gradients: with per-sample normalisation and no
+    dropout, that is exactly a single process training on both chips at once."""
+    train_three_ways(chips, tmp_path, PER_SAMPLE)
     ddp, two, one = (generator_of(tmp_path / f"{n}.pt") for n in ("ddp", "two", "one"))
     # Adam turns float noise in near-zero gradients into whole steps, so the weights
     # are compared as a whole: DDP is far closer to batch 2 than batch 1 is.
     assert mean_difference(ddp, two) < 0.01 * mean_difference(one, two)  # 8e-8 vs 2e-4
+
+
+def test_deep_supervision_heads_are_averaged_across_processes_too(tmp_path):
+    """The decoder heads of ``--deep-supervision`` are a DDP network of their own, fed by
+    hooks on the wrapped generator: their gradients are averaged like the others', and
+    rank 0's checkpoint holds the result."""
+    chips = write_map_chips(tmp_path)
+    train_three_ways(chips, tmp_path, {**PER_SAMPLE, "classes": "auto",
+                                       "deep_supervision": 0.5})
+    heads = {name: heads_of(tmp_path / f"{name}-run" / "checkpoint.pt")
+             for name in ("ddp", "two", "one")}
+    assert mean_difference(heads["ddp"], heads["two"]) < 0.01 * mean_difference(
+        heads["one"], heads["two"])  # 8e-11 vs 1e-4
+    ddp, two = generator_of(tmp_path / "ddp.pt"), generator_of(tmp_path / "two.pt")
+    assert mean_difference(ddp, two) < 0.01 * mean_difference(
+        generator_of(tmp_path / "one.pt"), two)
+
+
+def heads_of(checkpoint: Path) -> torch.nn.Module:
+    """The decoder heads' weights in a checkpoint, as a module to compare."""
+    state = torch.load(checkpoint, weights_only=True)["trainer"]["networks"]["h_a2b"]
+    return torch.nn.ParameterList([torch.nn.Parameter(v) for _, v in sorted(state.items())])
 
 
 def mean_difference(first: torch.nn.Module, second: torch.nn.Module) -> float:
