@@ -30,7 +30,7 @@ from unittest import mock
 import numpy as np
 import rasterio
 import torch
-from quality_real import _strip, prepare, score
+from quality_real import SPLITS, _strip, prepare, score
 from rasterio.features import sieve
 from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -164,6 +164,8 @@ def main() -> None:
                         help="a model file with classes; several (the same classes, e.g. "
                         "trained with other seeds) draw the mean of their probabilities")
     parser.add_argument("--data", type=Path, default=Path("../shared/data/maps"))
+    parser.add_argument("--split", choices=list(SPLITS), default="default",
+                        help="the split the --work folder was prepared with")
     parser.add_argument("--grid", default="2:300,3:150,3:300,3:500,3:1000,4:300,4:500",
                         help="exact radius:shade cost pairs to score (\"\": none)")
     parser.add_argument("--tta", action="store_true", help="probabilities averaged over the "
@@ -211,7 +213,7 @@ def main() -> None:
     parser.add_argument("--adapt-layers", default="", help="adapt only the BatchNorm "
                         "layers whose names start with this (e.g. encoder.1)")
     args = parser.parse_args()
-    prepared = prepare(args.data, args.work)
+    prepared = prepare(args.data, args.work, args.split)
     if args.pairs:
         wanted = set(args.pairs.split(","))
         held = {pair_id(photo) for pairs in prepared["scenes"].values() for photo, _ in pairs}
