@@ -14,7 +14,8 @@ from the photos translated) or the drawn colours after (``--blur``,
 ``--image-mix``), to see whether a smoother or better informed map scores better.
 Several ``--model`` files (the same recipe at other seeds) draw the mean of their
 probabilities: what averaging trainings would give; several ``--scales`` the mean over the
-photo zoomed by each factor (multi-scale inference). ``--pairs`` scores a few pairs alone::
+photo zoomed by each factor (multi-scale inference). ``--pairs`` scores a few pairs alone;
+``--split`` names the split ``quality_real.py`` prepared the ``--work`` folder with::
 
     python benchmarks/quality_real.py --data ../shared/data/maps --variants faithful \\
         --work quality-real
