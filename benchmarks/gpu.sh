@@ -119,8 +119,9 @@ fi
 step cuda-tests 170 "$PY" -m pytest -m cuda -p no:cacheprovider -o addopts="" -q -rs \
     --durations=10 tests/training/test_cuda.py tests/inference/test_cuda.py
 if ((DRY == 0)); then
-    step gpu-table 190 "$PY" benchmarks/gpu_table.py --budget 150 --out "$OUT_DIR/gpu-table.md"
-    step translate 75 "$PY" benchmarks/translate.py --device cuda --batch-size 64 --repeats 1
+    step gpu-table 190 "$PY" benchmarks/gpu_table.py --budget 170 --co NUM_THREADS=ALL_CPUS \
+        --out "$OUT_DIR/gpu-table.md"
+    step translate 75 "$PY" benchmarks/translate.py --device cuda --batch-size 16 --repeats 1
     step train_step 60 "$PY" benchmarks/train_step.py --device cuda --quick
 else
     step gpu-table 200 "$PY" benchmarks/gpu_table.py --device cpu --tiny --budget 150 \

@@ -9,7 +9,10 @@
 * translate: ``geogan.translate_raster`` end to end on a scene tiled from the sample data
   with the paper U-Net (random weights) at batch 8 and 64, against the bare generator
   over as many windows (``translate_tiles``): megapixels per second, the ratio, the
-  peak GPU memory; and once more at the default batch, which a GPU's free memory chooses.
+  peak GPU memory; and once more at the default batch, which a GPU's free memory chooses;
+  with ``--co NAME=VALUE`` (a GDAL creation option, as translate's ``--co``) those
+  translate rows run once more with it. ``--translate-only --batches 8,16,32,64`` sweeps
+  the batch alone.
 
 Every case is timed on its own; a case that fails prints its error in the table (and its
 traceback on stderr) and the script exits 1 after printing the rest. Cases left when
@@ -93,9 +96,11 @@ def synchronize(device: torch.device) -> None:
 
 
 def translate_rows(device: torch.device, model: Path, scene: Path, side: int,
-                   asked: int | None, work: Path) -> list[Row]:
+                   asked: int | None, work: Path,
+                   creation_options: dict[str, str] | None = None) -> list[Row]:
     """translate_raster end to end and the bare forward over as many windows, at batch
-    ``asked`` (None: the default, chosen from free GPU memory)."""
+    ``asked`` (None: the default, chosen from free GPU memory), with GDAL
+    ``creation_options`` (``--co``) for the output."""
     translator = load_model(model, device=device.type, precision="auto")
     precision = translator.precision
     batch = translator.auto_batch_size() if asked is None else asked
@@ -106,7 +111,7 @@ def translate_rows(device: torch.device, model: Path, scene: Path, side: int,
         torch.cuda.reset_peak_memory_stats(device)
     start = time.perf_counter()
     report = translate_raster(scene, work / "out.tif", translator, batch_size=asked,
-                              overwrite=True)
+                              overwrite=True, creation_options=creation_options or {})
     whole = time.perf_counter() - start
     peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else 0
     if device.type == "cuda":
@@ -119,7 +124,8 @@ def translate_rows(device: torch.device, model: Path, scene: Path, side: int,
     forward = time.perf_counter() - start
     forward_peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else 0
     megapixels = side * side / 1e6
-    what = f"translate {side}²" + (" (default batch)" if asked is None else "")
+    what = (f"translate {side}²" + (" (default batch)" if asked is None else "")
+            + "".join(f", {k}={v}" for k, v in (creation_options or {}).items()))
     return [Row(what, batch, f"forward {precision}", forward,
                 f"{megapixels / forward:.1f} Mpx/s", "1.00 ×", gib(forward_peak)),
             Row(what, batch, f"translate {precision}", whole,
@@ -162,6 +168,16 @@ def main() -> int:
     parser.add_argument("--budget", type=float, default=240.0,
                         help="seconds after which the remaining cases are skipped")
     parser.add_argument("--out", type=Path, help="also write the table here (and .json)")
+    parser.add_argument("--translate-only", action="store_true",
+                        help="skip the training rows")
+    parser.add_argument("--batches", type=lambda text: tuple(int(b) for b in text.split(",")),
+                        help="translate batches, comma-separated (default 8,64; and the "
+                             "default batch, chosen from free GPU memory, after them)")
+    parser.add_argument("--cudnn-benchmark", choices=["on", "off"], default="on",
+                        help="cuDNN's kernel search (translate itself leaves it off)")
+    parser.add_argument("--co", action="append", default=[], metavar="NAME=VALUE",
+                        help="a GDAL creation option for the translated scene, as "
+                             "translate's --co; the batches run once without and once with")
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         print("gpu_table.py: PyTorch sees no CUDA GPU here (torch "
@@ -170,9 +186,13 @@ def main() -> int:
         return 2
     device = torch.device(args.device)
     batches, train_batches = ((1, 2), (1, 2)) if args.tiny else ((8, 64), (1, 16))
+    batches = args.batches or batches
+    if args.translate_only:
+        train_batches = ()
     size, steps = (512, 1) if args.tiny else (args.size, args.steps)
     if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its kernels
+        # Fixed shapes: let cuDNN pick its kernels (a batch of a new size searches again).
+        torch.backends.cudnn.benchmark = args.cudnn_benchmark == "on"
     started = time.monotonic()
     rows: list[Row] = []
     failed = False
@@ -198,8 +218,9 @@ def main() -> int:
         for batch in train_batches:
             run(STEP_NAMES[kind], batch,
                 lambda k=kind, b=batch: training_rows(device, k, b, steps, args.tiny))
-    run("Pix2Pix step, faithful", 4,
-        lambda: faithful_rows(device, 1 if args.tiny else 4, steps, args.tiny))
+    if not args.translate_only:
+        run("Pix2Pix step, faithful", 4,
+            lambda: faithful_rows(device, 1 if args.tiny else 4, steps, args.tiny))
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         try:
@@ -211,9 +232,12 @@ def main() -> int:
             traceback.print_exc()
             rows.append(Row("translate", 0, "", note=f"FAILED to prepare: {error}"))
         else:
-            for batch in (*batches, None):
-                run(f"translate {size}²", batch or 0,
-                    lambda b=batch: translate_rows(device, model, scene, size, b, work))
+            options = dict(option.split("=", 1) for option in args.co)
+            for creation in ({}, options) if options else ({},):
+                for batch in (*batches, None):
+                    run(f"translate {size}²", batch or 0,
+                        lambda b=batch, c=creation: translate_rows(device, model, scene,
+                                                                   size, b, work, c))
     table = markdown(rows, describe(device))
     print("\n" + table)
     if args.out:

@@ -153,5 +153,7 @@ def test_one_gpu_nccl_process_group_under_torchrun(chips, tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     outcome = json.loads(result.stdout.strip().splitlines()[-1])
     assert outcome["backends"] and set(outcome["backends"]) == {"nccl"}, outcome
-    assert outcome["device"] == "cuda:0" and outcome["steps"] == 4
+    # A group of one trains as a plain run, on the current device ("cuda", which
+    # torchrun's LOCAL_RANK 0 made GPU 0); the collectives above ran over NCCL all the same.
+    assert outcome["device"] in ("cuda", "cuda:0") and outcome["steps"] == 4
     assert (tmp_path / "m.pt").exists()
