@@ -133,6 +133,14 @@ def translate_rows(device: torch.device, model: Path, scene: Path, side: int,
                 gib(peak))]
 
 
+def creation_option(text: str) -> tuple[str, str]:
+    """``NAME=VALUE`` as (NAME, VALUE), for ``--co``."""
+    name, equals, value = text.partition("=")
+    if not (name and equals):
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, not {text!r}")
+    return name, value
+
+
 def markdown(rows: list[Row], header: str) -> str:
     lines = [header, "",
              "| what | batch | variant | seconds | throughput | ratio | peak GPU memory | note |",
@@ -176,6 +184,7 @@ def main() -> int:
     parser.add_argument("--cudnn-benchmark", choices=["on", "off"], default="on",
                         help="cuDNN's kernel search (translate itself leaves it off)")
     parser.add_argument("--co", action="append", default=[], metavar="NAME=VALUE",
+                        type=creation_option,
                         help="a GDAL creation option for the translated scene, as "
                              "translate's --co; the batches run once without and once with")
     args = parser.parse_args()
@@ -232,7 +241,7 @@ def main() -> int:
             traceback.print_exc()
             rows.append(Row("translate", 0, "", note=f"FAILED to prepare: {error}"))
         else:
-            options = dict(option.split("=", 1) for option in args.co)
+            options = dict(args.co)
             for creation in ({}, options) if options else ({},):
                 for batch in (*batches, None):
                     run(f"translate {size}²", batch or 0,
