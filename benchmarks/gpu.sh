@@ -22,18 +22,10 @@
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 ROOT=$PWD
-OUT_DIR=${OUT:-/tmp/geogan-gpu}
-mkdir -p "$OUT_DIR" || exit 2
 SCRIPT=gpu.sh
-DRY=0
-[[ ${1:-} == --dry-run ]] && DRY=1
-DEADLINE=${GPU_DEADLINE:-470}  # seconds from the start; the budget is 480
-T0=$SECONDS
-STATUS=0
-: > "$OUT_DIR/gpu.log"
 
 # -- 1. Python, the carried wheels and the staged tree (see gpu_env.sh) ------------------
-source "$ROOT/benchmarks/gpu_env.sh"
+source "$ROOT/benchmarks/gpu_env.sh" "$@"
 
 # -- 2. the checks and the figures ------------------------------------------------------
 step cuda-tests 170 "$PY" -m pytest -m cuda -p no:cacheprovider -o addopts="" -q -rs \

@@ -2,12 +2,23 @@
 # lent GPU machine, which has Python 3.12 with torch (CUDA), numpy, click, tqdm and pytest
 # but reaches no package registry.
 #
-# Expects SCRIPT (its name, for the log), ROOT (the repository root), OUT_DIR, DRY (1: here,
-# on the CPU, with .venv's Python), T0, DEADLINE (seconds after T0) and STATUS. Defines
-# say, die and step (below), sets PY and DEVICE, installs the carried wheels
-# (.whl/, from gpu_wheels.sh) into /tmp/site, stages geogan as its wheel lays it out
-# (cli/ is geogan.cli) in STAGE, puts both on PYTHONPATH, changes into STAGE and checks
-# that every import works (on the GPU: that PyTorch sees it).
+# Sourced with the script's arguments, after SCRIPT (its name, for the log) and ROOT (the
+# repository root). Sets OUT_DIR ($OUT, the device tool's folder, or /tmp/geogan-gpu),
+# DRY (1 with --dry-run: here, on the CPU, with .venv's Python), T0, DEADLINE (seconds
+# after T0: $GPU_DEADLINE or 470, the budget being 480) and STATUS (1 once a step
+# fails); starts gpu.log; defines say, die and step (below); sets PY and DEVICE; installs
+# the carried wheels (.whl/, from gpu_wheels.sh) into /tmp/site; stages geogan as its
+# wheel lays it out (cli/ is geogan.cli) in STAGE; puts both on PYTHONPATH, changes into
+# STAGE and checks that every import works (on the GPU: that PyTorch sees it).
+
+OUT_DIR=${OUT:-/tmp/geogan-gpu}
+mkdir -p "$OUT_DIR" || exit 2
+DRY=0
+[[ ${1:-} == --dry-run ]] && DRY=1
+DEADLINE=${GPU_DEADLINE:-470}
+T0=$SECONDS
+STATUS=0
+: > "$OUT_DIR/gpu.log"
 
 say() { printf '[%s %3ds] %s\n' "$SCRIPT" $((SECONDS - T0)) "$*" | tee -a "$OUT_DIR/gpu.log"; }
 die() { say "STOPPED: $*"; exit 2; }

@@ -27,19 +27,11 @@ if [[ ${1:-} == --copy-data ]]; then
     du -sh .maps
     exit 0
 fi
-OUT_DIR=${OUT:-/tmp/geogan-gpu}
-mkdir -p "$OUT_DIR" || exit 2
 SCRIPT=gpu_quality.sh
-DRY=0
-[[ ${1:-} == --dry-run ]] && DRY=1
-DEADLINE=${GPU_DEADLINE:-470}  # seconds from the start; the budget is 480
-T0=$SECONDS
-STATUS=0
-: > "$OUT_DIR/gpu.log"
 [[ -d $ROOT/.maps/A_aerial && -d $ROOT/.maps/B_map ]] \
     || { echo "no .maps/: run 'bash benchmarks/gpu_quality.sh --copy-data' here, then carry .maps"; exit 2; }
 
-source "$ROOT/benchmarks/gpu_env.sh"
+source "$ROOT/benchmarks/gpu_env.sh" "$@"
 
 SEEDS=paper,faithful,faithful/seed-1,faithful/seed-2,faithful/seed-3,faithful/seed-4,faithful/seed-5
 VARIANTS=${VARIANTS:-$SEEDS}
