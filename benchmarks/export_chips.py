@@ -37,8 +37,11 @@ from rasterio.windows import Window
 from geogan import ExportOptions, export_chips
 
 
-def make_pair(folder: Path, size: int, seed: int) -> tuple[Path, Path]:
-    """A co-registered RGB uint8 pair, written block by block (bounded memory)."""
+def make_pair(folder: Path, size: int, seed: int,
+              descriptions: bool = False) -> tuple[Path, Path]:
+    """A co-registered RGB uint8 pair, written block by block (bounded memory); with
+    ``descriptions``, bands named as most real rasters' are (which makes GDAL rewrite
+    each chip's directory after its pixels)."""
     rng = np.random.default_rng(seed)
     paths = []
     for name in ("input.tif", "target.tif"):
@@ -54,6 +57,8 @@ def make_pair(folder: Path, size: int, seed: int) -> tuple[Path, Path]:
                 block = np.repeat(np.repeat(coarse, 8, axis=1), 8, axis=2)[:, :rows, :size]
                 block = block + rng.integers(0, 50, block.shape, dtype=np.uint8)
                 dst.write(block, window=Window(0, row, size, rows))
+            if descriptions:
+                dst.descriptions = ("red", "green", "blue")
         paths.append(path)
     return paths[0], paths[1]
 
@@ -149,6 +154,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=8192, help="raster side in pixels")
     parser.add_argument("--tile-size", type=int, default=256)
+    parser.add_argument("--descriptions", action="store_true",
+                        help="name the bands (red, green, blue), as most real rasters do")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each; the best is kept")
     parser.add_argument("--tiles", type=int, default=10,
                         help="cut each raster into this many × this many files for the "
@@ -156,7 +163,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="geogan-bench-") as tmp:
         folder = Path(tmp)
-        a, b = make_pair(folder, args.size, seed=0)
+        a, b = make_pair(folder, args.size, seed=0, descriptions=args.descriptions)
         if args.tiles:
             tiles_a = cut_into_tiles(a, folder / "tiles_a", args.tiles)
             tiles_b = cut_into_tiles(b, folder / "tiles_b", args.tiles)

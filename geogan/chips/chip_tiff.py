@@ -6,7 +6,9 @@ a file that holds a quarter of a megabyte: it set the pace of ``export-chips``. 
 chips of one layer differ only in their pixels and their origin: an uncompressed GeoTIFF
 of a fixed size, bands, data type, CRS and pixel size is the same header, then the pixels
 in a fixed order, then the same trailer, with the origin (``ModelTiepointTag``'s X and Y)
-at a fixed place in the header.
+at fixed places: in the header, and again in the trailer when GDAL rewrites the image's
+directory after the pixels (band descriptions set after them do that, leaving the first
+copy in place).
 
 :class:`ChipEncoder` learns that template from the bytes GDAL writes for a layer's first
 chip (where its pixels and its origin lie in them), and checks it on the second: only if
@@ -39,7 +41,7 @@ class _Template:
     dtype: np.dtype[Any]
     pixel_interleaved: bool  # bands interleaved per pixel (else band after band)
     pixels_at: int
-    origin_at: int
+    origins_at: tuple[int, ...]  # every copy of the origin (a rewritten directory's too)
     byte_order: str  # struct's "<" or ">"
 
     def fill(self, data: np.ndarray, transform: Any) -> bytearray:
@@ -56,8 +58,9 @@ class _Template:
                 pixels[..., band] = data[band]
         else:
             pixels[...] = data
-        content[self.origin_at:self.origin_at + 16] = struct.pack(
-            f"{self.byte_order}dd", transform.c, transform.f)
+        origin = struct.pack(f"{self.byte_order}dd", transform.c, transform.f)
+        for at in self.origins_at:
+            content[at:at + 16] = origin
         return content
 
     def same_pixels(self, data: np.ndarray) -> bool:
@@ -74,25 +77,37 @@ def _raw(data: np.ndarray, pixel_interleaved: bool) -> bytes:
 
 def _learn(content: bytes, data: np.ndarray, transform: Any) -> _Template | None:
     """Where ``data`` and ``transform``'s origin lie in ``content`` (GDAL's bytes for
-    them), when each is found exactly once; None otherwise."""
+    them): the pixels found exactly once, the origin at least once and never inside
+    them; None otherwise. A copy of the origin's bytes that is not an origin field is
+    caught by the check on the next chip, whose origin differs."""
     if content[:2] not in (b"II", b"MM") or data.dtype.byteorder not in "=|":
         return None
     order = "<" if content[:2] == b"II" else ">"
     if data.dtype.itemsize > 1 and (order == "<") != np.little_endian:
         return None  # the file's byte order is not the array's
     origin = struct.pack(f"{order}dd", transform.c, transform.f)
-    origin_at = _find_once(content, origin)
-    if origin_at is None:
+    origins_at = _find_all(content, origin)
+    if not origins_at:
         return None
     # A single band has one order; several are tried pixel-interleaved first (chips are).
     for interleaved in (True, False) if data.shape[0] > 1 else (True,):
         pixels_at = _find_once(content, _raw(data, interleaved))
         if pixels_at is not None:
-            overlap = pixels_at <= origin_at < pixels_at + data.nbytes
+            overlap = any(pixels_at - 16 < at < pixels_at + data.nbytes for at in origins_at)
             if not overlap:
                 return _Template(content, data.shape, data.dtype, interleaved, pixels_at,
-                                 origin_at, order)
+                                 origins_at, order)
     return None
+
+
+def _find_all(content: bytes, part: bytes) -> tuple[int, ...]:
+    """Every offset of ``part`` in ``content``, overlapping ones included."""
+    found: list[int] = []
+    at = content.find(part)
+    while at >= 0:
+        found.append(at)
+        at = content.find(part, at + 1)
+    return tuple(found)
 
 
 def _find_once(content: bytes, part: bytes) -> int | None:

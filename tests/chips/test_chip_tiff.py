@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import rasterio
 from affine import Affine
 
 import geogan.chips.chip_tiff as chip_tiff
@@ -42,8 +43,14 @@ def rasters(tmp_path: Path) -> dict[str, Path]:
     signed = (rgb[:2].astype(np.int16) - 128) * 100
     folder = tmp_path / "rasters"
     folder.mkdir()
+    described = write_raster(folder / "described.tif", rgb)
+    with rasterio.open(described, "r+") as dataset:
+        dataset.descriptions = ("red", "green", "blue")
     return {
         "rgb": write_raster(folder / "rgb.tif", rgb),
+        # Band descriptions make GDAL rewrite each chip's directory after its pixels:
+        # the origin is in the file twice.
+        "described": described,
         "hole": write_raster(folder / "hole.tif", with_hole, nodata=0),
         "float": write_raster(folder / "float.tif", values),
         "classes": write_raster(folder / "classes.tif", classes, nodata=255),
@@ -55,6 +62,7 @@ def rasters(tmp_path: Path) -> dict[str, Path]:
 
 CASES = {
     "rgb pair": ("rgb", "shifted", ExportOptions(tile_size=64)),
+    "described bands": ("described", "shifted", ExportOptions(tile_size=64)),
     "nodata and float": ("hole", "float", ExportOptions(tile_size=48, min_valid=0.5)),
     "classes, unpaired": ("classes", "signed", ExportOptions(tile_size=64, unpaired=True,
                                                               stride=40)),
@@ -84,7 +92,8 @@ def test_export_equals_gdal_chip_by_chip(tmp_path, monkeypatch, case):
                  ExportOptions(**{**options.__dict__, "workers": 3}))
     assert snapshot(tmp_path / "pool") == expected
     chips = sum(name.endswith(".tif") for name in expected)
-    if case == "rgb pair":  # a template per layer, learnt and checked on two chips each
+    if case in ("rgb pair", "described bands"):  # a template per layer, learnt and
+        # checked on two chips each
         assert calls["n"] == 2 * 2
     if case in ("deflate", "tiled blocks"):  # layouts it cannot template: GDAL writes all
         assert calls["n"] == chips
