@@ -41,16 +41,17 @@ if ((DRY == 1)); then
     STEPS=2
 fi
 JOBS=$(tr ',' '\n' <<< "$VARIANTS" | wc -l)
+SPLITS=(default woods-both-ways)
 WORK=$(mktemp -d /tmp/geogan-quality.XXXXXX) || die "mktemp failed"
 
 # Both splits at once, each its own quality_real.py with one process per variant.
-for split in default woods-both-ways; do
+for split in "${SPLITS[@]}"; do
     step "quality-$split" $((DEADLINE - 10)) "$PY" benchmarks/quality_real.py \
         --data "$ROOT/.maps" --scene "$ROOT/.maps/cogeo.tif" --split "$split" \
         --variants "$VARIANTS" --steps "$STEPS" --jobs "$JOBS" --work "$WORK/$split" &
 done
 wait
-for split in default woods-both-ways; do
+for split in "${SPLITS[@]}"; do
     if [[ -s $WORK/$split/results.json ]]; then
         cp "$WORK/$split/results.json" "$OUT_DIR/results-$split.json"
     else
@@ -62,7 +63,7 @@ done
 
 rm -rf "$STAGE" "$WORK"
 say "done in $((SECONDS - T0)) s; logs and results in $OUT_DIR"
-for split in default woods-both-ways; do
+for split in "${SPLITS[@]}"; do
     echo
     echo "== $split =="
     sed -n '/training pairs,/,$p' "$OUT_DIR/quality-$split.log"

@@ -97,7 +97,7 @@ def synchronize(device: torch.device) -> None:
 
 def translate_rows(device: torch.device, model: Path, scene: Path, side: int,
                    asked: int | None, work: Path,
-                   creation_options: dict[str, str] | None = None) -> list[Row]:
+                   creation_options: dict[str, str]) -> list[Row]:
     """translate_raster end to end and the bare forward over as many windows, at batch
     ``asked`` (None: the default, chosen from free GPU memory), with GDAL
     ``creation_options`` (``--co``) for the output."""
@@ -111,7 +111,7 @@ def translate_rows(device: torch.device, model: Path, scene: Path, side: int,
         torch.cuda.reset_peak_memory_stats(device)
     start = time.perf_counter()
     report = translate_raster(scene, work / "out.tif", translator, batch_size=asked,
-                              overwrite=True, creation_options=creation_options or {})
+                              overwrite=True, creation_options=creation_options)
     whole = time.perf_counter() - start
     peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else 0
     if device.type == "cuda":
@@ -125,7 +125,7 @@ def translate_rows(device: torch.device, model: Path, scene: Path, side: int,
     forward_peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else 0
     megapixels = side * side / 1e6
     what = (f"translate {side}²" + (" (default batch)" if asked is None else "")
-            + "".join(f", {k}={v}" for k, v in (creation_options or {}).items()))
+            + "".join(f", {k}={v}" for k, v in creation_options.items()))
     return [Row(what, batch, f"forward {precision}", forward,
                 f"{megapixels / forward:.1f} Mpx/s", "1.00 ×", gib(forward_peak)),
             Row(what, batch, f"translate {precision}", whole,

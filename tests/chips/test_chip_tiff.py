@@ -92,9 +92,8 @@ def test_export_equals_gdal_chip_by_chip(tmp_path, monkeypatch, case):
                  ExportOptions(**{**options.__dict__, "workers": 3}))
     assert snapshot(tmp_path / "pool") == expected
     chips = sum(name.endswith(".tif") for name in expected)
-    if case in ("rgb pair", "described bands"):  # a template per layer, learnt and
-        # checked on two chips each
-        assert calls["n"] == 2 * 2
+    if case in ("rgb pair", "described bands"):
+        assert calls["n"] == 2 * 2  # a template per layer, learnt and checked on two chips
     if case in ("deflate", "tiled blocks"):  # layouts it cannot template: GDAL writes all
         assert calls["n"] == chips
 
