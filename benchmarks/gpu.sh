@@ -15,10 +15,11 @@
 #   2. benchmarks/gpu_table.py: THE table (Pix2Pix and CycleGAN steps at batch 1 and 16,
 #      images/s, translate megapixels/s at batch 8 and 64, peak GPU memory),
 #   3. benchmarks/translate.py --device cuda (end to end against the bare forward),
-#   4. benchmarks/train_step.py --device cuda --quick (the loop's wait for data).
-# Logs and the table go to $OUT (the device tool's folder) or /tmp/geogan-gpu: gpu.log,
-# cuda-tests.log, gpu-table.log, gpu-table.md, gpu-table.json, translate.log and
-# train_step.log (7 files). The table is printed last. The exit status is 0 only when every step passed.
+#   4. benchmarks/train_step.py --device cuda --quick (the loop's wait for data),
+#   5. benchmarks/gpu_compile.py (torch.compile and fp16 against the eager default).
+# Logs and the tables go to $OUT (the device tool's folder) or /tmp/geogan-gpu: gpu.log,
+# cuda-tests.log, gpu-table.log, gpu-table.md, gpu-table.json, translate.log,
+# train_step.log, compile.log and compile.md (9 files). The table is printed last. The exit status is 0 only when every step passed.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 ROOT=$PWD
@@ -35,12 +36,15 @@ if ((DRY == 0)); then
         --out "$OUT_DIR/gpu-table.md"
     step translate 75 "$PY" benchmarks/translate.py --device cuda --batch-size 16 --repeats 1
     step train_step 60 "$PY" benchmarks/train_step.py --device cuda --quick
+    step compile 150 "$PY" benchmarks/gpu_compile.py --out "$OUT_DIR/compile.md"
 else
     step gpu-table 200 "$PY" benchmarks/gpu_table.py --device cpu --tiny --budget 150 \
         --out "$OUT_DIR/gpu-table.md"
     step translate 60 "$PY" benchmarks/translate.py --device cpu --preset tiny --size 512 \
         --repeats 1 --memory-width 512 --memory-height 256
     step train_step 90 "$PY" benchmarks/train_step.py --device cpu --quick --steps 1 --no-loop
+    step compile 300 "$PY" benchmarks/gpu_compile.py --device cpu --tiny --steps 1 \
+        --out "$OUT_DIR/compile.md"
 fi
 
 rm -rf "$STAGE"
@@ -51,4 +55,6 @@ if [[ -s $OUT_DIR/gpu-table.md ]]; then
 else
     echo "no table: gpu_table.py did not finish (see $OUT_DIR/gpu-table.log)"
 fi
+echo
+[[ -s $OUT_DIR/compile.md ]] && cat "$OUT_DIR/compile.md"
 exit $STATUS
