@@ -38,6 +38,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gpu_table import markdown_table
 from train_step import _timed
 from translate import paper_model
 
@@ -134,7 +135,7 @@ def translate_rows(device: torch.device, preset: str, batch: int, steps: int,
     results = timed_in_turns(makers, steps, device)
     outputs = {name: t.translate_tiles(tiles).float().cpu() for name, t in translators.items()}
     reference = outputs.get(name_of(default_precision, False))
-    notes = {name: f"max |Δ| {float((out - reference).abs().max()):.2e}"
+    notes = {name: f"max abs Δ {float((out - reference).abs().max()):.2e}"
              for name, out in outputs.items() if reference is not None}
     return rows_of(f"translate forward, {preset}", batch, results, notes)
 
@@ -168,16 +169,11 @@ def name_of(precision: str, compiled: bool) -> str:
 
 
 def markdown(rows: list[Row], header: str) -> str:
-    lines = [header, "",
-             "| what | batch | variant | seconds | speed vs eager default "
-             "| first 3 calls (s) | note |",
-             "| --- | ---: | --- | ---: | ---: | ---: | --- |"]
-    for r in rows:
-        seconds = "" if r.seconds is None else f"{r.seconds:.4f}"
-        first = "" if r.compile_s is None else f"{r.compile_s:.1f}"
-        lines.append(f"| {r.what} | {r.batch} | {r.variant} | {seconds} | {r.ratio} | "
-                     f"{first} | {r.note} |")
-    return "\n".join(lines) + "\n"
+    return markdown_table(
+        header, "what|batch:|variant|seconds:|speed vs eager default:|first 3 calls (s):|note",
+        [[r.what, r.batch, r.variant, "" if r.seconds is None else f"{r.seconds:.4f}",
+          r.ratio, "" if r.compile_s is None else f"{r.compile_s:.1f}", r.note]
+         for r in rows])
 
 
 def main() -> int:

@@ -14,8 +14,9 @@
 #   bash benchmarks/gpu_quality.sh --dry-run         # here, on the CPU: 2 steps, 2 variants
 #
 # Writes to $OUT (the device tool's folder) or /tmp/geogan-gpu: gpu.log, and for each split
-# S (default, woods-both-ways) quality-S.log (the tables) and results-S.json (every
-# figure, per-class IoU too). The exit status is 0 only when both splits finished.
+# S (default, woods-both-ways) quality-S.log (the tables), results-S.json (every
+# figure, per-class IoU too) and scenes-S.tar (each model's cogeo.tif preview, photo |
+# map, to look at: tar -xf scenes-S.tar). The exit status is 0 only when both splits finished.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 ROOT=$PWD
@@ -59,6 +60,9 @@ for split in "${SPLITS[@]}"; do
         STATUS=1
     fi
     grep -q "s in all" "$OUT_DIR/quality-$split.log" || STATUS=1
+    # What each model draws on cogeo.tif (photo | map), to look at: one file per split.
+    scenes=$(cd "$WORK/$split" 2> /dev/null && ls -- *_scene.png 2> /dev/null)
+    [[ -n $scenes ]] && tar -cf "$OUT_DIR/scenes-$split.tar" -C "$WORK/$split" $scenes
 done
 
 rm -rf "$STAGE" "$WORK"

@@ -141,16 +141,22 @@ def creation_option(text: str) -> tuple[str, str]:
     return name, value
 
 
-def markdown(rows: list[Row], header: str) -> str:
-    lines = [header, "",
-             "| what | batch | variant | seconds | throughput | ratio | peak GPU memory | note |",
-             "| --- | ---: | --- | ---: | ---: | ---: | ---: | --- |"]
-    for r in rows:
-        seconds = "" if r.seconds is None else f"{r.seconds:.4f}"
-        peak = "" if r.peak_gib is None else f"{r.peak_gib:.2f} GiB"
-        lines.append(f"| {r.what} | {r.batch} | {r.variant} | {seconds} | {r.throughput} | "
-                     f"{r.ratio} | {peak} | {r.note} |")
+def markdown_table(header: str, columns: str, cells: list[list[object]]) -> str:
+    """``header``, then a Markdown table: ``columns`` as ``"name|name:|..."`` (a trailing
+    colon right-aligns the column), one row per list of cells."""
+    names = columns.split("|")
+    lines = [header, "", "| " + " | ".join(n.rstrip(":") for n in names) + " |",
+             "| " + " | ".join("---:" if n.endswith(":") else "---" for n in names) + " |"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in cells]
     return "\n".join(lines) + "\n"
+
+
+def markdown(rows: list[Row], header: str) -> str:
+    return markdown_table(
+        header, "what|batch:|variant|seconds:|throughput:|ratio:|peak GPU memory:|note",
+        [[r.what, r.batch, r.variant, "" if r.seconds is None else f"{r.seconds:.4f}",
+          r.throughput, r.ratio, "" if r.peak_gib is None else f"{r.peak_gib:.2f} GiB",
+          r.note] for r in rows])
 
 
 def describe(device: torch.device) -> str:
