@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Issue 15's real-imagery screen on a lent GPU machine: quality_real.py's 1500-step
-# trainings at full width, seven at once on each of two splits (14 processes, as the
-# screen of 2026-11-30 ran in 300 s on an H200), in one run of under 8 minutes. On a CPU
-# one such training takes 40 minutes to hours, so only a GPU gives the spread over seeds.
+# Issue 15's real-imagery screens on a lent GPU machine: quality_real.py's 1500-step
+# trainings at full width, 14 at once (seven on each of two splits, or 14 on one), in one
+# run of under 8 minutes: 214 s for the first, on an H200 (2026-12-04). On a CPU one such
+# training takes 40 minutes to hours, so only a GPU gives the spread over seeds and every
+# option at full width.
 #
 # The maps pairs and cogeo.tif lie beside the checkout (../shared/data), which does not
 # travel with the tree: copy them into the git-ignored .maps/ (9 MB) here, and carry
@@ -11,12 +12,14 @@
 #   bash benchmarks/gpu_quality.sh --copy-data       # here: ../shared/data -> .maps/
 #   bash benchmarks/gpu_quality.sh                   # there: both splits, 7 variants each
 #   VARIANTS=faithful,faithful/shadow-0.2 bash benchmarks/gpu_quality.sh   # others
+#   SCREEN=candidates-1 bash benchmarks/gpu_quality.sh   # 14 options at once (also -2, -3)
+#   SPLITS=default SCREEN=candidates-2 bash benchmarks/gpu_quality.sh       # another split
 #   bash benchmarks/gpu_quality.sh --dry-run         # here, on the CPU: 2 steps, 2 variants
 #
 # Writes to $OUT (the device tool's folder) or /tmp/geogan-gpu: gpu.log, and for each split
-# S (default, woods-both-ways) quality-S.log (the tables), results-S.json (every
-# figure, per-class IoU too) and scenes-S.tar (each model's cogeo.tif preview, photo |
-# map, to look at: tar -xf scenes-S.tar). The exit status is 0 only when both splits finished.
+# S quality-S.log (the tables), results-S.json (every figure, per-class IoU too) and
+# scenes-S.tar (each model's cogeo.tif preview, photo | map, to look at). The exit status
+# is 0 only when every split finished.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 ROOT=$PWD
@@ -34,15 +37,33 @@ SCRIPT=gpu_quality.sh
 
 source "$ROOT/benchmarks/gpu_env.sh" "$@"
 
-SEEDS=paper,faithful,faithful/seed-1,faithful/seed-2,faithful/seed-3,faithful/seed-4,faithful/seed-5
-VARIANTS=${VARIANTS:-$SEEDS}
+# The screens: variants and splits. `seeds` spreads the default over seeds on both
+# splits; each `candidates-N` is 14 of quality_real.py's training options over today's
+# `faithful` (seed 0), all at once on the split where the default meets every
+# validation goal and misses the unfamiliar pairs' SSIM: together, every option.
+case ${SCREEN:-seeds} in
+    seeds)
+        LIST=paper,faithful,faithful/seed-1,faithful/seed-2,faithful/seed-3,faithful/seed-4,faithful/seed-5
+        ON="default woods-both-ways" ;;
+    candidates-1)
+        LIST=faithful/levels-7,faithful/dice-30,faithful/ms2-fm10,faithful/spectral-norm,faithful/l1-10,faithful/ema-0.99,faithful/no-gan,faithful/balance-0.5,faithful/batch-8,faithful/lr-1e-3,faithful/no-dropout,faithful/cutmix-0.5,faithful/photometric-0.4,faithful/lovasz-30
+        ON=woods-both-ways ;;
+    candidates-2)
+        LIST=faithful/shadow-0.5,faithful/shadow-0.2,faithful/colour-0.5,faithful/balance-0,faithful/ngf-32,faithful/levels-5,faithful/lovasz-10,faithful/crop-jitter,faithful/ce-30,faithful/ce-120,faithful/smoothing-0.1,faithful/scale-1.5,faithful/beta1-0.9,faithful/judge-classes
+        ON=woods-both-ways ;;
+    candidates-3)
+        LIST=faithful/l1-30,faithful/input-skip-32,faithful/hard-0.25,faithful/deep-0.5,faithful/deep-1,faithful/no-class-head,faithful/lr-2e-4,faithful/batch-16,faithful/smoothing-0.2,faithful/scale-2,faithful/dice-30/ms2-fm10,paper+resize,paper+rotate-scale,paper+crop-jitter
+        ON=woods-both-ways ;;
+    *) die "unknown SCREEN '$SCREEN': seeds, candidates-1, candidates-2 or candidates-3" ;;
+esac
+VARIANTS=${VARIANTS:-$LIST}
+read -r -a SPLITS <<< "${SPLITS:-$ON}"
 STEPS=1500
 if ((DRY == 1)); then
     VARIANTS=paper,faithful
     STEPS=2
 fi
 JOBS=$(tr ',' '\n' <<< "$VARIANTS" | wc -l)
-SPLITS=(default woods-both-ways)
 WORK=$(mktemp -d /tmp/geogan-quality.XXXXXX) || die "mktemp failed"
 
 # Both splits at once, each its own quality_real.py with one process per variant.
@@ -61,8 +82,8 @@ for split in "${SPLITS[@]}"; do
     fi
     grep -q "s in all" "$OUT_DIR/quality-$split.log" || STATUS=1
     # What each model draws on cogeo.tif (photo | map), to look at: one file per split.
-    scenes=$(cd "$WORK/$split" 2> /dev/null && ls -- *_scene.png 2> /dev/null)
-    [[ -n $scenes ]] && tar -cf "$OUT_DIR/scenes-$split.tar" -C "$WORK/$split" $scenes
+    mapfile -t scenes < <(cd "$WORK/$split" 2> /dev/null && ls -- *_scene.png 2> /dev/null)
+    ((${#scenes[@]})) && tar -cf "$OUT_DIR/scenes-$split.tar" -C "$WORK/$split" "${scenes[@]}"
 done
 
 rm -rf "$STAGE" "$WORK"
