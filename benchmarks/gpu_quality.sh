@@ -35,8 +35,6 @@ SCRIPT=gpu_quality.sh
 [[ -d $ROOT/.maps/A_aerial && -d $ROOT/.maps/B_map ]] \
     || { echo "no .maps/: run 'bash benchmarks/gpu_quality.sh --copy-data' here, then carry .maps"; exit 2; }
 
-source "$ROOT/benchmarks/gpu_env.sh" "$@"
-
 # The screens: variants and splits. `seeds` spreads the default over seeds on both
 # splits; each `candidates-N` is 14 of quality_real.py's training options over today's
 # `faithful` (seed 0), all at once on the split where the default meets every
@@ -54,8 +52,11 @@ case ${SCREEN:-seeds} in
     candidates-3)
         LIST=faithful/l1-30,faithful/input-skip-32,faithful/hard-0.25,faithful/deep-0.5,faithful/deep-1,faithful/no-class-head,faithful/lr-2e-4,faithful/batch-16,faithful/smoothing-0.2,faithful/scale-2,faithful/dice-30/ms2-fm10,paper+resize,paper+rotate-scale,paper+crop-jitter
         ON=woods-both-ways ;;
-    *) die "unknown SCREEN '$SCREEN': seeds, candidates-1, candidates-2 or candidates-3" ;;
+    *) echo "unknown SCREEN '$SCREEN': seeds, candidates-1, candidates-2 or candidates-3"; exit 2 ;;
 esac
+
+source "$ROOT/benchmarks/gpu_env.sh" "$@"
+
 VARIANTS=${VARIANTS:-$LIST}
 read -r -a SPLITS <<< "${SPLITS:-$ON}"
 STEPS=1500
