@@ -19,7 +19,8 @@
 #   5. benchmarks/gpu_compile.py (torch.compile and fp16 against the eager default).
 # Logs and the tables go to $OUT (the device tool's folder) or /tmp/geogan-gpu: gpu.log,
 # cuda-tests.log, gpu-table.log, gpu-table.md, gpu-table.json, translate.log,
-# train_step.log, compile.log and compile.md (9 files). The table is printed last. The exit status is 0 only when every step passed.
+# train_step.log, compile.log and compile.md (9 files). The tables are printed last. The
+# exit status is 0 only when every step passed.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 ROOT=$PWD
