@@ -39,12 +39,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gpu_table import markdown_table
-from train_step import _timed
+from train_step import _timed, geogan_step
 from translate import paper_model
 
-from geogan import load_model
-from geogan.nn.config import build_configs
-from geogan.training.steps import TRAINERS
+from geogan import Translator, load_model
 
 
 @dataclasses.dataclass
@@ -120,7 +118,7 @@ def translate_rows(device: torch.device, preset: str, batch: int, steps: int,
     model = paper_model(work / f"{preset}.pt", preset=preset)
     torch.manual_seed(0)
     tiles = torch.rand(batch, 3, 256, 256) * 2 - 1  # the U-Nets' own tile
-    translators = {}
+    translators: dict[str, Translator] = {}
 
     def maker(precision: str, compiled: bool) -> Callable[[], Callable[[], object]]:
         def make() -> Callable[[], object]:
@@ -143,24 +141,10 @@ def translate_rows(device: torch.device, preset: str, batch: int, steps: int,
 def training_rows(device: torch.device, batch: int, steps: int, tiny: bool,
                   default_precision: str) -> list[Row]:
     width, size = (8, 64) if tiny else (64, 256)
-
-    def maker(precision: str, compiled: bool) -> Callable[[], Callable[[], object]]:
-        def make() -> Callable[[], object]:
-            arch, config = build_configs("pix2pix", 3, 3, size, preset="faithful", overrides={
-                "batch_size": batch, "ngf": width, "ndf": width})
-            trainer = TRAINERS["pix2pix"](arch, config, device, precision)
-            if compiled:
-                for network in trainer.networks().values():
-                    network.compile()
-            shape = (batch, 3, size, size)
-            data = trainer.to_device({"a": torch.rand(shape) * 2 - 1,
-                                      "b": torch.rand(shape) * 2 - 1,
-                                      "mask_a": torch.ones(batch, 1, size, size),
-                                      "mask_b": torch.ones(batch, 1, size, size)})
-            return lambda: trainer.train_step(data)
-        return make
-
-    makers = {name_of(p, c): maker(p, c) for p, c in cases(device, default_precision)}
+    makers: dict[str, Callable[[], Callable[[], object]]] = {
+        name_of(p, c): (lambda p=p, c=c: geogan_step("pix2pix", device, batch, p, width, size,
+                                                     preset="faithful", compiled=c))
+        for p, c in cases(device, default_precision)}
     return rows_of("Pix2Pix step, faithful", batch, timed_in_turns(makers, steps, device), {})
 
 

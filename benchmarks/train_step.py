@@ -109,12 +109,17 @@ def reference_cyclegan_step(device: torch.device, batch: int, width: int = 64,
 
 
 def geogan_step(kind: str, device: torch.device, batch: int, precision: str,
-                width: int = 64, size: int = 256, preset: str = "paper") -> Callable[[], None]:
+                width: int = 64, size: int = 256, preset: str = "paper",
+                compiled: bool = False) -> Callable[[], None]:
     """One step of :mod:`geogan.training.steps` on a fixed random batch, with the
-    ``paper`` preset's maths (the reference's) unless another preset is named."""
+    ``paper`` preset's maths (the reference's) unless another preset is named; with
+    ``compiled``, every network goes through ``torch.compile`` first."""
     arch, config = build_configs(kind, 3, 3, size, preset=preset, overrides={
         "batch_size": batch, "ngf": width, "ndf": width})
     trainer = TRAINERS[kind](arch, config, device, precision)
+    if compiled:
+        for network in trainer.networks().values():
+            network.compile()
     shape = (batch, 3, size, size)
     sample = {"a": torch.rand(shape) * 2 - 1, "b": torch.rand(shape) * 2 - 1,
               "mask_a": torch.ones(batch, 1, size, size),
