@@ -67,7 +67,7 @@ fi
 JOBS=$(tr ',' '\n' <<< "$VARIANTS" | wc -l)
 WORK=$(mktemp -d /tmp/geogan-quality.XXXXXX) || die "mktemp failed"
 
-# Both splits at once, each its own quality_real.py with one process per variant.
+# Every split at once, each its own quality_real.py with one process per variant.
 for split in "${SPLITS[@]}"; do
     step "quality-$split" $((DEADLINE - 10)) "$PY" benchmarks/quality_real.py \
         --data "$ROOT/.maps" --scene "$ROOT/.maps/cogeo.tif" --split "$split" \
