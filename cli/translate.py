@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from geogan.grids.windows import BLENDS, LATTICES
+from geogan.inference.batching import CPU_BATCH, MAX_AUTO_BATCH
 from geogan.inference.unsure_blur import DEFAULT_SIGMA
 from geogan.nn.config import OUTPUTS, PRECISIONS
 from geogan.raster.resolution import RESAMPLINGS
@@ -38,8 +39,9 @@ from .options import ProgressBar, creation_options, overwrite_opt, seed_opt
                    "grid (a crop or a neighbouring tile gets the same pixels; scenes without "
                    "a CRS or rotated use scene); scene = from the scene's first pixel.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
-              help="Windows per generator call [default: 8 on a CPU; on a GPU as many as a "
-                   "quarter of its free memory holds, up to 64].")
+              help=f"Windows per generator call [default: {CPU_BATCH} on a CPU; on a GPU as "
+                   f"many as a quarter of its free memory holds, {CPU_BATCH} to "
+                   f"{MAX_AUTO_BATCH}].")
 @click.option("--device", default="auto", show_default=True,
               help="auto, cpu, cuda or cuda:N.")
 @click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,

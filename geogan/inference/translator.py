@@ -29,6 +29,7 @@ from numpy.typing import NDArray
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from geogan.errors import ConfigError, InputError, ModelFileError
+from geogan.inference.batching import CPU_BATCH, MAX_AUTO_BATCH
 from geogan.inference.class_colours import shade
 from geogan.inference.unsure_blur import DEFAULT_SIGMA, UnsureBlur, blur_radius, blur_unsure
 from geogan.nn.config import OUTPUTS, Architecture
@@ -41,14 +42,6 @@ from geogan.raster.io import missing
 CLASS_NODATA = 255
 """Nodata of a class raster (``output="classes"``)."""
 
-CPU_BATCH = 8
-"""Windows per generator call on a CPU (and the least on a GPU)."""
-
-MAX_AUTO_BATCH = 16
-"""The most windows per call a GPU's free memory may choose. On an H200 the paper U-Net's
-bf16 forward gains nothing past 16 windows, while the reader and writer, which set the
-pace there, keep up worst with larger batches: a 4096² scene took 1.14 s at 16 and 32,
-1.5–2.1 s at 64 (``benchmarks/gpu_table.py``, 2026-12-04)."""
 
 
 class Translator:

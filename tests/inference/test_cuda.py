@@ -11,8 +11,9 @@ import pytest
 import rasterio
 import torch
 
+from geogan.inference.batching import CPU_BATCH, MAX_AUTO_BATCH
 from geogan.inference.scene import translate_raster
-from geogan.inference.translator import CPU_BATCH, MAX_AUTO_BATCH, load_model
+from geogan.inference.translator import load_model
 from tests.helpers import CPU, save_model, textured, write_raster
 
 pytestmark = pytest.mark.cuda
