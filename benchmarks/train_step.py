@@ -19,6 +19,7 @@ time spent waiting for data. Everything runs again on CUDA when a GPU is present
     python benchmarks/train_step.py                  # ~5 minutes on 2 CPU cores
     python benchmarks/train_step.py --steps 3 --quick
     python benchmarks/train_step.py --device cuda --cases pix2pix:16,cyclegan:16
+    python benchmarks/train_step.py --lighter        # the recipe against cheaper steps
 """
 
 from __future__ import annotations
@@ -212,13 +213,47 @@ def compare(device: torch.device, steps: int, cases: list[tuple[str, int]]) -> N
             print(f"{'':31}(reference code as quoted in issue 3: {quoted:.2f} s/step)")
 
 
+LIGHTER = {"no discriminator": {"lambda_gan": 0.0}, "ndf 32": {"ndf": 32}}
+"""Cheaper steps of the default recipe (``quality_real.py``'s ``faithful/no-gan`` and
+``faithful/ndf-32``): on a CPU without native bf16 the recipe trains in float32, and its
+discriminator is most of a step."""
+
+
+def sample_chips(workdir: Path) -> Path:
+    """Chips exported from the sample scene (a map target: the recipe's class head is on),
+    made once per folder."""
+    chips = workdir / "chips"
+    if not chips.exists():
+        scene = workdir / "scene"
+        write_sample_pair(scene, "sat-map", size=768, seed=1)
+        export_chips(scene / "sat.tif", scene / "map.tif", chips, ExportOptions(tile_size=256))
+    return chips
+
+
+def lighter_steps(device: str, steps: int, workdir: Path, rounds: int = 3) -> None:
+    """The real loop's seconds per step for the default recipe and :data:`LIGHTER`, each
+    a whole training of ``steps`` steps, in turns over ``rounds`` (median)."""
+    recipes = {DEFAULT_PRESET: {}, **LIGHTER}
+    times: dict[str, list[float]] = {name: [] for name in recipes}
+    for _ in range(rounds):
+        for name, overrides in recipes.items():
+            report = train(sample_chips(workdir), workdir / "lighter.pt", TrainOptions(
+                overrides={"steps": steps, "val_every": 10_000, **overrides},
+                device=device, overwrite=True, checkpoint_dir=workdir / "lighter-run"))
+            times[name].append(report.seconds / report.steps)
+    base = statistics.median(times[DEFAULT_PRESET])
+    print(f"\ntraining loop, {DEFAULT_PRESET} and cheaper steps on {report.device} "
+          f"({report.precision}), {steps} steps a training, median of {rounds}:")
+    for name, seconds in times.items():
+        middle = statistics.median(seconds)
+        runs = ", ".join(f"{t:.2f}" for t in seconds)
+        print(f"  {name:17} {middle:6.2f} s/step ({runs}), {base / middle:.2f} × as fast")
+
+
 def data_wait(device: str, steps: int, workdir: Path) -> None:
     """The real loop on exported sample chips, with the default recipe: share of time
     spent waiting for data."""
-    scene = workdir / "scene"
-    write_sample_pair(scene, "sat-map", size=768, seed=1)
-    chips = workdir / "chips"
-    export_chips(scene / "sat.tif", scene / "map.tif", chips, ExportOptions(tile_size=256))
+    chips = sample_chips(workdir)
     for workers in (0, 1):  # the default on a CPU, and one worker process
         report = train(chips, workdir / f"m{workers}.pt", TrainOptions(
             overrides={"steps": steps, "workers": workers, "val_every": 10_000},
@@ -251,6 +286,9 @@ def main() -> None:
                         help="all: the CPU, then CUDA when PyTorch sees a GPU")
     parser.add_argument("--no-loop", action="store_true",
                         help="skip the training loop on exported chips")
+    parser.add_argument("--lighter", action="store_true",
+                        help="only the loop's step of the default recipe against cheaper "
+                             "ones (no discriminator, ndf 32)")
     args = parser.parse_args()
     cases = [("pix2pix", 1)] if args.quick else parse_cases(args.cases)
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -258,6 +296,11 @@ def main() -> None:
     devices = [torch.device(name) for name in (
         [args.device] if args.device != "all" else
         ["cpu", *(["cuda"] if torch.cuda.is_available() else [])])]
+    if args.lighter:
+        with tempfile.TemporaryDirectory() as tmp:
+            for device in devices:
+                lighter_steps(device.type, max(args.steps * 2, 6), Path(tmp))
+        return
     for device in devices:
         compare(device, args.steps, cases)
     if args.no_loop:
