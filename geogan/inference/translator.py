@@ -43,7 +43,6 @@ CLASS_NODATA = 255
 """Nodata of a class raster (``output="classes"``)."""
 
 
-
 class Translator:
     """One direction of a trained model, in eval mode, with its value mappings.
 
