@@ -71,7 +71,9 @@ from geogan.progress import ProgressCallback
 from geogan.raster.flat_colours import MIN_FLAT_SHARE
 from geogan.raster.footprints import crs_label, describe_bounds, load_aoi, raster_footprint
 from geogan.raster.io import (
+    bands_to_read,
     check_georeferenced,
+    has_alpha_band,
     is_categorical,
     open_raster,
     same_grid,
@@ -170,7 +172,9 @@ def evaluate_rasters(prediction: str | os.PathLike[str], reference: str | os.Pat
 
     Args:
         prediction: The translated raster (any raster GDAL reads).
-        reference: The ground truth, same band count, any grid that overlaps.
+        reference: The ground truth, same band count (an alpha band of either, beyond
+            the other's bands, says where it has data and is not compared), any grid that
+            overlaps.
         options: What to score and how; defaults to :class:`EvaluateOptions`.
         progress: Called with (blocks done, blocks in all).
 
@@ -191,17 +195,12 @@ def evaluate_rasters(prediction: str | os.PathLike[str], reference: str | os.Pat
     pred_name, ref_name = os.fspath(prediction), os.fspath(reference)
     with open_raster(pred_name, georeferenced=False) as pred, \
             open_raster(ref_name, georeferenced=False) as ref:
-        if pred.count != ref.count:
-            more = pred_name if pred.count > ref.count else ref_name  # the one to select from
-            fewer = min(pred.count, ref.count)
-            raise InputError(f"{pred_name} has {pred.count} band(s) but {ref_name} has "
-                             f"{ref.count}; compare rasters with the same bands (select them "
-                             f"first, e.g. `{select_bands_command(more, fewer)}`)")
+        bands = _common_bands(pred, ref, pred_name, ref_name)
         palette, palette_source = _resolve_palette(settings.palette, ref, ref_name)
-        if palette is not None and len(next(iter(palette.values()))) != pred.count:
+        if palette is not None and len(next(iter(palette.values()))) != len(bands[0]):
             raise InputError(f"the palette's colours have {len(next(iter(palette.values())))} "
-                             f"value(s) but the rasters have {pred.count} band(s); give one "
-                             "value per band")
+                             f"value(s) but the rasters have {len(bands[0])} band(s); give "
+                             "one value per band")
         seams = _seam_settings(settings, pred)
         aligned = (pred.crs == ref.crs and pred.transform == ref.transform
                    and pred.shape == ref.shape)
@@ -214,8 +213,8 @@ def evaluate_rasters(prediction: str | os.PathLike[str], reference: str | os.Pat
         if not aligned and settings.resampling is None and (palette is not None
                                                             or is_categorical(ref)):
             resampling = "nearest"  # interpolation would invent colours of no class
-        with _reference_reader(pred, ref, aligned, resampling) as reader:
-            scan = _Scan(pred, reader, aoi, region, settings.block_size)
+        with _reference_reader(pred, ref, aligned, resampling, bands[1]) as reader:
+            scan = _Scan(pred, bands[0], reader, aoi, region, settings.block_size)
             if settings.data_range is not None:
                 data_range, range_source = float(settings.data_range), "option"
             elif ref.dtypes[0] == "uint8":
@@ -228,8 +227,8 @@ def evaluate_rasters(prediction: str | os.PathLike[str], reference: str | os.Pat
                                      "--data-range")
                 data_range, range_source = high - low, "reference"
             sums = scan.run(data_range, palette, seams, progress)
-        names = [pred.descriptions[i] or ref.descriptions[i] or f"band {i + 1}"
-                 for i in range(pred.count)]
+        names = [pred.descriptions[p - 1] or ref.descriptions[r - 1] or f"band {i + 1}"
+                 for i, (p, r) in enumerate(zip(*bands, strict=True))]
     if sums.pixels == 0:
         raise InputError(f"no pixel is valid in both {pred_name} and {ref_name}"
                          f"{' inside the mask' if aoi is not None else ''}; check their "
@@ -327,29 +326,30 @@ def _region(pred: Any, ref: Any, aoi: BaseGeometry | None, aligned: bool, pred_n
 class _Reader:
     """Reads the reference's pixels and validity on windows of the prediction's grid."""
 
-    def __init__(self, dataset: Any, grid: str, resampling: str | None,
+    def __init__(self, dataset: Any, bands: list[int], grid: str, resampling: str | None,
                  offset: tuple[int, int] = (0, 0)) -> None:
         self.dataset = dataset
+        self.bands = bands  # 1-based, those of the prediction's, in order
         self.grid = grid
         self.resampling = resampling
         self.offset = offset  # (rows, cols): pred pixel (r, c) is ref pixel (r - rows, c - cols)
 
-    def read(self, window: Window, count: int) -> tuple[NDArray[Any], NDArray[np.bool_]]:
+    def read(self, window: Window) -> tuple[NDArray[Any], NDArray[np.bool_]]:
         """(C, h, w) values (raw dtype; 0 where invalid) and (h, w) validity."""
         h, w = int(window.height), int(window.width)
         if self.grid == "warped":
-            data = self.dataset.read(indexes=list(range(1, count + 1)), window=window)
+            data = self.dataset.read(indexes=self.bands, window=window)
             return data, valid_mask(self.dataset, window, data)
         row0 = int(window.row_off) - self.offset[0]
         col0 = int(window.col_off) - self.offset[1]
         r0, c0 = max(row0, 0), max(col0, 0)
         r1 = min(row0 + h, self.dataset.height)
         c1 = min(col0 + w, self.dataset.width)
-        data = np.zeros((count, h, w), dtype=self.dataset.dtypes[0])
+        data = np.zeros((len(self.bands), h, w), dtype=self.dataset.dtypes[0])
         valid = np.zeros((h, w), dtype=bool)
         if r1 > r0 and c1 > c0:
             inner = Window(c0, r0, c1 - c0, r1 - r0)
-            part = self.dataset.read(window=inner)  # (C, r1 - r0, c1 - c0)
+            part = self.dataset.read(indexes=self.bands, window=inner)  # (C, r1-r0, c1-c0)
             rows = slice(r0 - row0, r1 - row0)
             cols = slice(c0 - col0, c1 - col0)
             data[:, rows, cols] = part
@@ -357,21 +357,43 @@ class _Reader:
         return data, valid
 
 
+def _common_bands(pred: Any, ref: Any, pred_name: str, ref_name: str
+                  ) -> tuple[list[int], list[int]]:
+    """The 1-based bands of the prediction and of the reference to compare, one for one:
+    all of both, or without the alpha band of the one that has one more (an RGBA map
+    against an RGB translation).
+
+    Raises:
+        InputError: If the band counts differ otherwise.
+    """
+    fewer = min(pred.count, ref.count)
+    pred_bands, ref_bands = bands_to_read(pred, fewer), bands_to_read(ref, fewer)
+    if pred_bands is None or ref_bands is None:
+        more = pred_name if pred.count > ref.count else ref_name  # the one to select from
+        raise InputError(f"{pred_name} has {pred.count} band(s) but {ref_name} has "
+                         f"{ref.count}; compare rasters with the same bands (select them "
+                         f"first, e.g. `{select_bands_command(more, fewer)}`)")
+    return pred_bands, ref_bands
+
+
 @contextmanager
-def _reference_reader(pred: Any, ref: Any, aligned: bool, resampling: str) -> Iterator[_Reader]:
-    """A reader of the reference on the prediction's grid: direct, shifted or warped."""
+def _reference_reader(pred: Any, ref: Any, aligned: bool, resampling: str, bands: list[int]
+                      ) -> Iterator[_Reader]:
+    """A reader of the reference's ``bands`` on the prediction's grid: direct, shifted or
+    warped."""
     if aligned:
-        yield _Reader(ref, "same", None)
+        yield _Reader(ref, bands, "same", None)
         return
     offset = same_grid(pred, ref)
     if offset is not None:
-        yield _Reader(ref, "shifted", None, offset)
+        yield _Reader(ref, bands, "shifted", None, offset)
         return
-    # add_alpha: the alpha band marks what lies outside the reference (or was nodata).
+    # The alpha band (the reference's own, or one the warp adds) marks what lies outside
+    # the reference or was nodata there.
     with WarpedVRT(ref, crs=pred.crs, transform=pred.transform, width=pred.width,
                    height=pred.height, resampling=Resampling[resampling],
-                   add_alpha=True) as vrt:
-        yield _Reader(vrt, "warped", resampling)
+                   add_alpha=not has_alpha_band(ref)) as vrt:
+        yield _Reader(vrt, bands, "warped", resampling)
 
 
 @dataclass
@@ -397,10 +419,10 @@ class _Sums:
 class _Scan:
     """The blocks of the region, read with their SSIM margin, and what they add up to."""
 
-    def __init__(self, pred: Any, reader: _Reader, aoi: BaseGeometry | None, region: Window,
-                 block: int) -> None:
-        self.pred, self.reader, self.aoi, self.region, self.block = (
-            pred, reader, aoi, region, block)
+    def __init__(self, pred: Any, bands: list[int], reader: _Reader, aoi: BaseGeometry | None,
+                 region: Window, block: int) -> None:
+        self.pred, self.bands, self.reader, self.aoi, self.region, self.block = (
+            pred, bands, reader, aoi, region, block)
 
     def blocks(self) -> list[tuple[Window, Window]]:
         """(own part, part read with margin) of each block, row-major."""
@@ -422,9 +444,9 @@ class _Scan:
                                             NDArray[np.bool_]]:
         """Prediction and reference as float64 (0 where not scored), and the scored mask."""
         pred = self.pred
-        raw = pred.read(window=window)  # (C, h, w)
+        raw = pred.read(indexes=self.bands, window=window)  # (C, h, w)
         valid = valid_mask(pred, window, raw)
-        ref_raw, ref_valid = self.reader.read(window, pred.count)
+        ref_raw, ref_valid = self.reader.read(window)
         valid &= ref_valid
         if self.aoi is not None:
             valid &= geometry_mask([self.aoi], out_shape=valid.shape, invert=True,
@@ -457,7 +479,7 @@ class _Scan:
         from geogan.evaluation.image_metrics import ssim_map
 
         pred = self.pred
-        sums = _Sums(pred.count)
+        sums = _Sums(len(self.bands))
         lines = None
         if seams is not None:
             lines = output_seam_lines(_lattice(pred), pred.height, pred.width, seams.tile,

@@ -24,7 +24,6 @@ from typing import Any
 
 import rasterio
 import torch
-from rasterio.enums import ColorInterp
 from rasterio.errors import RasterioError
 from rasterio.io import MemoryFile
 from rasterio.windows import Window
@@ -61,7 +60,7 @@ from geogan.inference.scene_norms import sample_windows, scene_statistics
 from geogan.inference.translator import Translator, load_model
 from geogan.outputs import atomic_file, check_output_file
 from geogan.progress import ProgressCallback
-from geogan.raster.io import grid_origin, open_raster, select_bands_command
+from geogan.raster.io import bands_to_read, grid_origin, open_raster, select_bands_command
 
 __all__ = ["BatchReport", "Neighbourhood", "SceneOutcome", "TranslateOptions",
            "TranslateReport", "translate_raster", "translate_scene", "translator_for"]
@@ -275,11 +274,8 @@ def _model_bands(dataset: Any, source: str, translator: Translator) -> list[int]
     Raises:
         InputError: If the band count does not match the model's.
     """
-    bands = list(range(1, dataset.count + 1))
-    if len(bands) != translator.in_bands:
-        colour = [b for b in bands if dataset.colorinterp[b - 1] != ColorInterp.alpha]
-        if len(colour) == translator.in_bands:
-            return colour
+    bands = bands_to_read(dataset, translator.in_bands)
+    if bands is None:
         raise InputError(f"{source} has {dataset.count} band(s) but the model reads "
                          f"{translator.in_bands}; give a scene of the kind it was trained on "
                          "(select its bands first, e.g. "

@@ -269,6 +269,23 @@ def valid_mask(dataset: Any, window: Window, data: np.ndarray, *,
     return valid
 
 
+def has_alpha_band(dataset: Any) -> bool:
+    """Whether one of ``dataset``'s bands is an alpha band. A ``WarpedVRT`` carries it
+    through the warp as its own (0 outside the source) and refuses to add another one
+    (``add_alpha``)."""
+    return ColorInterp.alpha in dataset.colorinterp
+
+
+def bands_to_read(dataset: Any, count: int) -> list[int] | None:
+    """``dataset``'s 1-based bands when it has ``count`` of them, or all but its alpha
+    band when that leaves ``count`` (the alpha band says where there is data, through
+    the dataset's mask); None when neither has ``count`` bands."""
+    bands = list(range(1, dataset.count + 1))
+    if len(bands) != count:
+        bands = [b for b in bands if dataset.colorinterp[b - 1] != ColorInterp.alpha]
+    return bands if len(bands) == count else None
+
+
 def grid_origin(dataset: Any) -> tuple[int, int] | None:
     """Global (row, column) of the raster's first pixel on its CRS's pixel grid.
 

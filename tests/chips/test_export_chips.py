@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import rasterio
 from affine import Affine
-from rasterio.enums import Resampling
+from rasterio.enums import ColorInterp, Resampling
 from rasterio.warp import calculate_default_transform, reproject
 from rasterio.windows import Window, from_bounds
 
@@ -283,6 +283,31 @@ def test_categorical_target_is_resampled_with_nearest(tmp_path, rng):
     with rasterio.open(next((out / "images2").glob("*.tif"))) as chip:
         colours = {tuple(c) for c in chip.read().reshape(3, -1).T}
     assert colours <= {tuple(c) for c in palette}
+
+
+def test_a_target_with_an_alpha_band_on_another_grid_is_warped_through_it(tmp_path, rng):
+    """The target's own alpha band says where it has data, on its grid or warped onto the
+    input's (where GDAL once refused the alpha band the warp would add)."""
+    rgb = (np.stack([smooth_field(rng, (256, 256), 16) for _ in range(3)]) * 200 + 20
+           ).astype(np.uint8)
+    alpha = np.full((1, 256, 256), 255, np.uint8)
+    alpha[0, :, :128] = 0  # the western half is transparent
+    a = write_raster(tmp_path / "a.tif", rgb)
+    reports = {}
+    for name, pixel in (("same", 1.0), ("finer", 0.5)):
+        b = write_raster(tmp_path / f"b-{name}.tif", np.concatenate([rgb, alpha]),
+                         photometric="RGB", alpha="YES",
+                         transform=Affine(pixel, 0, 500_000.0, 0, -pixel, 5_000_000.0))
+        out = tmp_path / name
+        reports[name] = export_chips(a, b, out, ExportOptions(tile_size=32, val_fraction=0,
+                                                              min_valid=1.0))
+        for path in (out / "images2").glob("*.tif"):  # east of the transparent half only
+            with rasterio.open(path) as chip:
+                assert chip.bounds.left >= 500_000.0 + 128 * pixel
+                assert chip.count == 4 and chip.colorinterp[3] == ColorInterp.alpha
+                assert (chip.read(4) == 255).all()
+    assert reports["same"].exported == 32  # the eastern half of a 256² grid of 32² chips
+    assert reports["finer"].exported == 8  # b covers 128 m: its eastern 64 m of a's grid
 
 
 def test_unpaired_rasters_need_not_overlap(tmp_path, scene):

@@ -136,6 +136,26 @@ def test_a_reference_in_another_crs_is_reprojected(tmp_path, rng):
     assert coarse.mean.l1 < 3.0 and coarse.mean.ssim > 0.9
 
 
+def test_an_rgba_reference_is_scored_through_its_alpha_on_any_grid(tmp_path, rng):
+    """An RGBA map against an RGB translation: its colour bands are compared and its alpha
+    band marks what is not scored, on the prediction's grid or warped onto it (where GDAL
+    once refused the alpha band the warp would add)."""
+    data = field_rgb(rng, 80, 80)
+    alpha = np.full((1, 80, 80), 255, np.uint8)
+    alpha[0, :, :40] = 0
+    rgba = np.concatenate([data, alpha])
+    p = write_raster(tmp_path / "p.tif", data)
+    for name, transform in (("same", ORIGIN), ("finer", ORIGIN * Affine.scale(0.5))):
+        r = write_raster(tmp_path / f"r-{name}.tif", rgba if name == "same" else
+                         rgba.repeat(2, axis=1).repeat(2, axis=2), photometric="RGB",
+                         alpha="YES", transform=transform)
+        report = evaluate_rasters(p, r, EvaluateOptions(resampling="nearest"))
+        # Each 2 × 2 block of the finer copy holds one pixel of the prediction: nearest
+        # neighbour gives it back exactly, and only the opaque half is scored.
+        assert report.grid == ("same" if name == "same" else "warped")
+        assert (report.pixels, report.mean.l1) == (80 * 40, 0.0)
+
+
 def test_the_aoi_mask_limits_what_is_scored(tmp_path, rng):
     data = field_rgb(rng)
     wrong = data.copy()

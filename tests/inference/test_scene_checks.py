@@ -197,6 +197,25 @@ def test_resampled_nodata_stays_nodata_and_classes_stay_classes(tmp_path, rng):
     assert (mask[:20] == 0).all() and (mask[20:] == 255).all()
 
 
+def test_a_finer_scene_with_an_alpha_band_is_resampled_through_its_alpha(tmp_path, rng):
+    """An RGBA orthophoto finer than the model's pixels (a drone's, say): the warp carries
+    its alpha band, where it once failed asking GDAL for a second one."""
+    model = save_model(tmp_path / "m.pt", pixel=1.0)
+    alpha = np.full((1, 96, 96), 255, np.uint8)
+    alpha[0, :, :30] = 0
+    scene = write_raster(tmp_path / "rgba.tif", np.concatenate([textured(rng, 3, 96, 96), alpha]),
+                         photometric="RGB", alpha="YES",
+                         transform=Affine(0.5, 0.0, 500_000.0, 0.0, -0.5, 5_000_000.0))
+    report = translate_raster(scene, tmp_path / "out.tif", model, **CPU)
+    assert report.resampled.startswith("translated at the model's 1 × 1 metre pixels")
+    with rasterio.open(report.output) as dst:
+        assert dst.count == 3
+        mask = dst.dataset_mask()
+        translated = dst.read()
+    assert (mask[:, :30] == 0).all() and (mask[:, 30:] == 255).all()
+    assert translated[:, :, 32:].std() > 0  # drawn, not left empty
+
+
 # -- values ---------------------------------------------------------------------------
 
 
