@@ -78,12 +78,14 @@ from .options import ProgressBar, creation_options, overwrite_opt, seed_opt
                    "palette outputs come back by nearest neighbour). Default: average to "
                    "read a finer scene down, bilinear to read a coarser one up and to bring "
                    "images back.")
-@click.option("--adapt-norm", "adapt_norm", is_flag=True,
-              help="For a scene unlike the training chips (another place, sensor or "
-                   "season): BatchNorm normalises with statistics of 64 windows spread over "
-                   "the scene instead of the training chips' (AdaBN). Pix2Pix models only; "
-                   "a small or uniform scene (all woods, all water) can come out worse: "
-                   "use it on large, varied scenes.")
+@click.option("--adapt-norm/--no-adapt-norm", "adapt_norm", default=None,
+              help="BatchNorm normalises with statistics of up to 64 windows spread over "
+                   "the scene instead of the training chips' (AdaBN), for a scene unlike "
+                   "them (another place, sensor or season). Default: only a scene whose "
+                   "values are far from the training chips' (the warning says so), part "
+                   "of the way (n windows: n / (n + 4)); --adapt-norm all the way on any "
+                   "scene (a small or uniform one, all woods or water, can come out "
+                   "worse); --no-adapt-norm never. Pix2Pix models only.")
 @click.option("--strict", is_flag=True,
               help="A scene whose pixel size or values are far from the training chips' "
                    "is an error (exit 1, nothing written), not a warning.")
@@ -101,7 +103,7 @@ def translate_command(ctx: click.Context, scenes: tuple[str, ...], model_path: P
                       overlap: int | None,
                       blend: str, lattice: str, batch_size: int | None, device: str, precision: str,
                       direction: str, samples: int, tta: bool, output_kind: str, unsure_blur: float,
-                      resample: bool | None, resampling: str | None, adapt_norm: bool,
+                      resample: bool | None, resampling: str | None, adapt_norm: bool | None,
                       strict: bool, cluster: str | None, seed: int,
                       creation_options: dict[str, Any], cog: bool, overwrite: bool) -> None:
     """Translate SCENES with a trained model into georeferenced GeoTIFFs.
@@ -153,7 +155,8 @@ def translate_command(ctx: click.Context, scenes: tuple[str, ...], model_path: P
         click.echo(f"Wrote {report.output} ({report.width} x {report.height}, {report.bands} "
                    f"{report.dtype} band{'s' if report.bands > 1 else ''}; {report.windows_run} "
                    f"of {report.windows} windows on {report.device} {report.precision}"
-                   f"{'; ' + report.resampled if report.resampled else ''}) in "
+                   f"{'; ' + report.resampled if report.resampled else ''}"
+                   f"{'; ' + report.adapted if report.adapted else ''}) in "
                    f"{report.seconds:.1f} s.")
         return
     with ProgressBar("scenes", "scene") as scene_bar, ProgressBar("translate", "win") as bar:

@@ -53,8 +53,10 @@ class TranslateOptions:
     resampling: str | None = None  # how the scene is warped (and image outputs back);
     # None: average to read a finer scene down, bilinear to read a coarser one up and back
     strict: bool = False  # a scene unlike the training chips is an error, not a warning
-    adapt_norm: bool = False  # BatchNorm normalises with statistics of the scene's own
-    # windows (ADAPT_WINDOWS of them, spread over it), not the training chips' (AdaBN)
+    adapt_norm: bool | None = None  # BatchNorm normalises with statistics of the scene's
+    # own windows (ADAPT_WINDOWS of them, spread over it), not the training chips' (AdaBN):
+    # True on any scene; None (auto) on a scene whose values are far from the training
+    # chips', part of the way (scene_norms.PRIOR_WINDOWS); False never
 
     def check(self) -> None:
         """Raise :class:`ConfigError` for values that cannot work (before any work)."""
@@ -87,6 +89,7 @@ class TranslateOptions:
                       output=translator.output, tta=translator.tta,
                       unsure_blur=translator.unsure_blur if translator.blur_radius else 0.0,
                       resample="auto" if self.resample is None else self.resample,
+                      adapt_norm="auto" if self.adapt_norm is None else self.adapt_norm,
                       resampling=self.resampling or "auto")
         return values
 
@@ -125,6 +128,9 @@ class TranslateReport:
     """How the scene's pixels were brought to the model's (``translated at the model's
     1.406 × 1.406 metre pixels: the scene's are 2.35 × finer, read by average``), or
     ``""`` when they were not."""
+    adapted: str = ""
+    """How BatchNorm's averages were taken from the scene (``BatchNorm's averages 36 %
+    of the way to those of 9 windows of the scene``), or ``""`` when they were not."""
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ then optionally copied into a Cloud Optimised GeoTIFF.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import time
 import warnings
@@ -56,7 +57,7 @@ from geogan.inference.resample import (
     warp_back,
 )
 from geogan.inference.scene_checks import check_scene
-from geogan.inference.scene_norms import sample_windows, scene_statistics
+from geogan.inference.scene_norms import adapted_share, sample_windows, scene_statistics
 from geogan.inference.translator import Translator, load_model
 from geogan.outputs import atomic_file, check_output_file
 from geogan.progress import ProgressCallback
@@ -188,7 +189,8 @@ def _translate_read(source: str, output: Path, translator: Translator,
         if dataset.crs is None:
             warnings.warn(f"{source} has no CRS; its output will have none either",
                           GeoganWarning, stacklevel=2)
-        checks = check_scene(dataset, source, bands, translator, settings)
+        checks = check_scene(dataset, source, bands, translator, settings,
+                             mosaic=within is not None)
         bands_out = output_bands(dataset, translator, settings)
         profile = output_profile(dataset, translator, settings, bands_out)
         cache_bytes = block_cache_bytes(dataset, profile)
@@ -212,11 +214,12 @@ def _translate_read(source: str, output: Path, translator: Translator,
         try:
             if read.warp is None:
                 with open_output(written, output, profile) as out:
-                    _run(pipeline, out, translator, settings)
-                    describe(out, translator, settings, source, tags)
+                    adapted = _run(pipeline, out, translator, settings, checks.adapt_prior)
+                    describe(out, translator, settings, source, {**tags, **adapted.tags()})
             else:  # at the model's pixel size, then back onto the scene's grid
                 with open_output(between, output, model_grid_profile(profile, read)) as out:
-                    _run(pipeline, out, translator, settings)
+                    adapted = _run(pipeline, out, translator, settings, checks.adapt_prior)
+                tags.update(adapted.tags())
                 with open_output(written, output, profile) as out:
                     warp_back(between, out, source, bands, bands_out,
                               back_resampling(translator, settings))
@@ -236,18 +239,52 @@ def _translate_read(source: str, output: Path, translator: Translator,
         bands=profile["count"], dtype=profile["dtype"], windows=len(grid),
         windows_run=pipeline.windows_run, seconds=time.perf_counter() - start,
         device=str(translator.device), precision=translator.precision,
-        resampled=checks.resolution.summary(checks.resampling))
+        resampled=checks.resolution.summary(checks.resampling), adapted=adapted.summary())
 
 
-def _run(pipeline: Pipeline, out: Any, translator: Translator, settings: TranslateOptions
-         ) -> None:
+@dataclass(frozen=True)
+class Adaptation:
+    """How many windows of the scene BatchNorm's averages were taken from, against a
+    prior of how many (None: they were not)."""
+
+    windows: int | None = None
+    prior: int = 0
+
+    @property
+    def share(self) -> float:
+        """How far the averages moved from the model file's to the windows'."""
+        return 0.0 if self.windows is None else adapted_share(self.windows, self.prior)
+
+    def tags(self) -> dict[str, str]:
+        """The output's ``GEOGAN_ADAPT_NORM`` tag, when the averages were adapted."""
+        if self.windows is None:
+            return {}
+        return {"ADAPT_NORM": json.dumps({"windows": self.windows, "prior": self.prior,
+                                          "share": round(self.share, 4)})}
+
+    def summary(self) -> str:
+        """For the report: ``BatchNorm's averages 36 % of the way to those of 9 windows
+        of the scene``; ``""`` when not adapted."""
+        if not self.windows:
+            return ""
+        way = "" if self.prior == 0 else f" {self.share * 100:.0f} % of the way"
+        return f"BatchNorm's averages{way} to those of {self.windows} windows of the scene"
+
+
+def _run(pipeline: Pipeline, out: Any, translator: Translator, settings: TranslateOptions,
+         adapt_prior: int | None) -> Adaptation:
     """The pipeline into ``out``, with the dropout draws of ``--samples`` seeded and, with
-    ``adapt_norm``, BatchNorm's statistics taken from the scene."""
+    an ``adapt_prior``, BatchNorm's statistics taken from the scene."""
     pipeline.output = out
-    adapted = (scene_statistics(translator, sample_windows(pipeline, ADAPT_WINDOWS))
-               if settings.adapt_norm else contextlib.nullcontext())
-    with adapted, _dropout_rng(translator, settings.seed):
+    if adapt_prior is None:
+        with _dropout_rng(translator, settings.seed):
+            pipeline.run()
+        return Adaptation()
+    windows = sample_windows(pipeline, ADAPT_WINDOWS)
+    with scene_statistics(translator, windows, prior=adapt_prior) as count, \
+            _dropout_rng(translator, settings.seed):
         pipeline.run()
+    return Adaptation(count, adapt_prior)
 
 
 @contextlib.contextmanager

@@ -35,6 +35,7 @@ from typing import Any
 
 from geogan.errors import GeoganWarning, SceneMismatchError
 from geogan.inference.options import TranslateOptions
+from geogan.inference.scene_norms import PRIOR_WINDOWS
 from geogan.inference.translator import Translator
 from geogan.nn.data_profile import BandProfile, PixelSize, band_shares
 from geogan.raster.io import sample_values
@@ -215,11 +216,14 @@ class DomainCheck:
 
 @dataclass(frozen=True)
 class SceneChecks:
-    """What translate found comparing a scene with the model's training chips."""
+    """What translate found comparing a scene with the model's training chips, and so
+    how it translates the scene."""
 
     resolution: ResolutionCheck
     domain: DomainCheck
     resampling: str
+    adapt_prior: int | None = None  # BatchNorm's averages from the scene's windows,
+    # against a prior of that many windows (0: theirs as they are); None: the model's
 
     def tags(self) -> dict[str, str]:
         """Output tags (without the ``GEOGAN_`` prefix)."""
@@ -228,7 +232,7 @@ class SceneChecks:
 
 
 def check_scene(dataset: Any, source: str, bands: list[int], translator: Translator,
-                settings: TranslateOptions) -> SceneChecks:
+                settings: TranslateOptions, mosaic: bool = False) -> SceneChecks:
     """Compare the scene with what the model was trained on; warn about what is far.
 
     Args:
@@ -238,7 +242,10 @@ def check_scene(dataset: Any, source: str, bands: list[int], translator: Transla
         translator: The model.
         settings: ``resample`` (translate at the model's pixel size: True, False or
             None for a finer scene only), ``resampling``, ``strict``, ``adapt_norm``
-            (no need to suggest it then).
+            (BatchNorm's averages from the scene: True, False or None for a scene whose
+            values are far from the training chips').
+        mosaic: The scene is translated as part of a ``--mosaic`` (never adapted on its
+            own: its edges would not meet its neighbours').
 
     Returns:
         The figures.
@@ -249,8 +256,14 @@ def check_scene(dataset: Any, source: str, bands: list[int], translator: Transla
     resolution = check_resolution(dataset, translator.model.trained_on.pixel_size,
                                   settings.resample)
     domain = check_domain(dataset, bands, translator)
+    adapt_prior = _adapt_prior(settings.adapt_norm, bool(domain.far),
+                               translator.has_batch_norm, mosaic)
     values = domain.problem(source)
-    if values and domain.far and translator.has_batch_norm and not settings.adapt_norm:
+    if values and settings.adapt_norm is None and adapt_prior is not None:
+        values += ("; BatchNorm's averages are therefore moved towards the scene's own "
+                   "(AdaBN; --no-adapt-norm keeps the training chips')")
+    elif values and domain.far and translator.has_batch_norm and not settings.adapt_norm \
+            and not mosaic:  # a mosaic refuses --adapt-norm
         values += ("; if the scene is large and varied, --adapt-norm (the normalisation's "
                    "statistics taken from the scene itself) may draw it better")
     problems = [text for text in (resolution.problem(source), values) if text]
@@ -262,7 +275,17 @@ def check_scene(dataset: Any, source: str, bands: list[int], translator: Transla
                                  "translate it without --strict to go on anyway)")
     for text in problems:
         warnings.warn(text, GeoganWarning, stacklevel=3)
-    return SceneChecks(resolution, domain, resolution.resampling(settings.resampling))
+    return SceneChecks(resolution, domain, resolution.resampling(settings.resampling),
+                       adapt_prior)
+
+
+def _adapt_prior(asked: bool | None, far: bool, batch_norm: bool, mosaic: bool) -> int | None:
+    """The prior, in windows, that the scene's BatchNorm statistics are weighed against:
+    0 (theirs as they are) when asked for, :data:`PRIOR_WINDOWS` on its own for a scene
+    far from the training chips (a model with BatchNorm, not in a mosaic), else None."""
+    if asked is None:
+        return PRIOR_WINDOWS if far and batch_norm and not mosaic else None
+    return 0 if asked else None
 
 
 def check_domain(dataset: Any, bands: list[int], translator: Translator) -> DomainCheck:

@@ -8,8 +8,12 @@ knows: an aerial map model paints dark snowy conifers as a lake. Adaptive BatchN
 :func:`sample_windows` picks windows spread evenly over the scene, and
 :func:`scene_statistics` takes each layer's averages from them for as long as the scene
 is translated. The windows do not depend on the batch size, so the output is one fixed
-function of the scene. On a small or uniform scene this hurts (a photo that is all woods
-no longer looks green as a whole), so it is an option, off by default.
+function of the scene. On a small or uniform scene the scene's own statistics hurt (a
+photo that is all woods no longer looks green as a whole), so translate takes them on its
+own only for a scene whose values are far from the training chips', and then only part of
+the way: the training chips' averages count as :data:`PRIOR_WINDOWS` windows against the
+scene's (Schneider et al. 2020, "Improving robustness against common corruptions by
+covariate shift adaptation"), so the fewer windows a scene has, the less they move.
 """
 
 from __future__ import annotations
@@ -28,6 +32,14 @@ from geogan.errors import ConfigError
 from geogan.inference.pipeline import Pipeline, read_error
 from geogan.inference.strips import Strips
 from geogan.inference.translator import Translator
+
+PRIOR_WINDOWS = 4
+"""How many windows the training chips' averages weigh against a scene's when translate
+adapts to a scene far from them on its own: n windows move BatchNorm's averages
+n / (n + 4) of the way to their statistics (4 windows: half way; 11: 73 %; 64: 94 %).
+Chosen on held-out photos of the maps set darkened, hazed and colour-cast, where three
+photos side by side (4 windows) drew best about half way and eight (11 windows) all the
+way (``benchmarks/adapt_norm.py``)."""
 
 ADAPT_BATCH = 8
 """Windows per batch when taking the statistics: the more, the steadier the statistics of
@@ -79,9 +91,10 @@ def spread(starts: list[int], count: int) -> list[int]:
 
 @contextlib.contextmanager
 def scene_statistics(translator: Translator, tiles: Iterable[NDArray[np.float32]],
-                     batch_size: int = ADAPT_BATCH) -> Iterator[int]:
+                     batch_size: int = ADAPT_BATCH, prior: int = 0) -> Iterator[int]:
     """Within the block, ``translator``'s BatchNorm normalises with the statistics of
-    ``tiles`` instead of the training chips' averages.
+    ``tiles`` instead of the training chips' averages (with a ``prior``, moved part of
+    the way to them).
 
     The tiles run ``batch_size`` at a time (dropout off), and each layer's averages
     become the mean of those batches' statistics, as PyTorch keeps them (the variance
@@ -91,6 +104,9 @@ def scene_statistics(translator: Translator, tiles: Iterable[NDArray[np.float32]
         translator: A model whose generator has BatchNorm.
         tiles: (in_bands, tile, tile) normalised windows.
         batch_size: Windows per batch.
+        prior: How many windows the model file's averages count as: n tiles move the
+            averages :func:`adapted_share` (n / (n + prior)) of the way to theirs; 0 takes
+            theirs as they are.
 
     Yields:
         How many tiles the averages were taken from (0: none, and the model file's
@@ -116,10 +132,14 @@ def scene_statistics(translator: Translator, tiles: Iterable[NDArray[np.float32]
         while group := list(itertools.islice(windows, batch_size)):
             translator.translate_tiles(torch.from_numpy(np.stack(group)))  # no autograd
             count += len(group)
+        share = adapted_share(count, prior)
         for norm, state in zip(norms, saved, strict=True):
             norm.eval()
             if count == 0:  # nothing valid to run: the model file's averages
                 norm.load_state_dict(state)
+            elif share < 1.0:
+                for name in ("running_mean", "running_var"):
+                    getattr(norm, name).lerp_(state[name], 1.0 - share)
         yield count
     finally:
         for norm, state, momentum in zip(norms, saved, momenta, strict=True):
@@ -128,4 +148,11 @@ def scene_statistics(translator: Translator, tiles: Iterable[NDArray[np.float32]
             norm.load_state_dict(state)
 
 
-__all__ = ["ADAPT_BATCH", "sample_windows", "scene_statistics", "spread"]
+def adapted_share(windows: int, prior: int) -> float:
+    """How far ``windows`` windows of a scene move BatchNorm's averages from the training
+    chips' towards their own, against a ``prior`` of that many windows (0: all the way)."""
+    return windows / (windows + prior) if windows + prior > 0 else 0.0
+
+
+__all__ = ["ADAPT_BATCH", "PRIOR_WINDOWS", "adapted_share", "sample_windows",
+           "scene_statistics", "spread"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -95,10 +96,19 @@ def test_tta_and_output_kind_reach_the_output(files, tmp_path):
 
 def test_adapt_norm_reaches_the_output_and_a_cyclegan_model_is_one_error(files, tmp_path):
     out = tmp_path / "map.tif"
-    code, _, stderr = run(files["a"], "-m", files["model"], "-o", out, "--adapt-norm", *FAST)
+    code, stdout, stderr = run(files["a"], "-m", files["model"], "-o", out, "--adapt-norm",
+                               *FAST)
     assert code == 0, stderr
+    assert "; BatchNorm's averages to those of " in stdout
     with rasterio.open(out) as dst:
         assert '"adapt_norm": true' in dst.tags()["GEOGAN_OPTIONS"]
+        assert json.loads(dst.tags()["GEOGAN_ADAPT_NORM"])["prior"] == 0
+    for flag, recorded in (("--no-adapt-norm", "false"), (None, '"auto"')):
+        code, stdout, stderr = run(files["a"], "-m", files["model"], "-o", out, "--overwrite",
+                                   *([flag] if flag else []), *FAST)
+        assert code == 0 and "BatchNorm" not in stdout, stderr
+        with rasterio.open(out) as dst:
+            assert f'"adapt_norm": {recorded}' in dst.tags()["GEOGAN_OPTIONS"]
     cycle = save_model(tmp_path / "cycle.pt", kind="cyclegan")
     code, _, stderr = run(files["a"], "-m", cycle, "-o", tmp_path / "c.tif", "--adapt-norm",
                           *FAST)

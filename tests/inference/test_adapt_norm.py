@@ -17,7 +17,7 @@ import geogan.inference.scene as scene_module
 from geogan.errors import ConfigError
 from geogan.inference.batch import translate_batch
 from geogan.inference.scene import translate_raster
-from geogan.inference.scene_norms import scene_statistics, spread
+from geogan.inference.scene_norms import adapted_share, scene_statistics, spread
 from geogan.inference.translator import Translator, load_model
 from tests.helpers import CPU, TILE, UTM33, save_model, textured, write_raster
 
@@ -34,9 +34,10 @@ def taken(monkeypatch: pytest.MonkeyPatch) -> list[list[np.ndarray]]:
     """The windows each translation of the test takes its statistics from."""
     windows_taken: list[list[np.ndarray]] = []
 
-    def spy(translator: Translator, windows: list[np.ndarray]):  # type: ignore[no-untyped-def]
+    def spy(translator: Translator, windows: list[np.ndarray],  # type: ignore[no-untyped-def]
+            **options):
         windows_taken.append(list(windows))
-        return scene_statistics(translator, windows)
+        return scene_statistics(translator, windows, **options)
 
     monkeypatch.setattr(scene_module, "scene_statistics", spy)
     return windows_taken
@@ -100,6 +101,27 @@ def test_averages_are_the_mean_of_each_batchs_statistics_and_come_back_after(mod
     assert torch.equal(translator.translate_tiles(probe), plain)
 
 
+def test_a_prior_moves_the_averages_that_share_of_the_way_and_back_after(model):
+    translator = load_model(model, **CPU)
+    norms = translator.batch_norms()
+
+    def averages() -> list[tuple[torch.Tensor, torch.Tensor]]:
+        return [(m.running_mean.clone(), m.running_var.clone()) for m in norms]
+
+    before, windows = averages(), tiles(6, seed=2)
+    with scene_statistics(translator, windows) as used:
+        scene = averages()
+    with scene_statistics(translator, windows, prior=2) as used_with_prior:
+        moved = averages()
+    assert used == used_with_prior == 6 and adapted_share(6, 2) == 0.75
+    for (mean0, var0), (mean1, var1), (mean, var) in zip(before, scene, moved, strict=True):
+        torch.testing.assert_close(mean, 0.75 * mean1 + 0.25 * mean0)
+        torch.testing.assert_close(var, 0.75 * var1 + 0.25 * var0)
+    assert all(torch.equal(a, b) for pair in zip(before, averages(), strict=True)
+               for a, b in zip(*pair, strict=True))
+    assert (adapted_share(0, 4), adapted_share(4, 4), adapted_share(5, 0)) == (0.0, 0.5, 1.0)
+
+
 def test_no_window_leaves_the_model_files_averages(model):
     translator = load_model(model, **CPU)
     probe = torch.from_numpy(tiles(1)[0])[None]
@@ -149,7 +171,7 @@ def test_a_one_window_scene_is_translated_with_its_own_statistics(model, tmp_pat
     with rasterio.open(tmp_path / "plain.tif") as a, rasterio.open(tmp_path / "fresh.tif") as b:
         plain = a.read()
         assert np.array_equal(plain, b.read())
-        assert json.loads(a.tags()["GEOGAN_OPTIONS"])["adapt_norm"] is False
+        assert json.loads(a.tags()["GEOGAN_OPTIONS"])["adapt_norm"] == "auto"
     assert not np.array_equal(plain, written)
 
 

@@ -17,6 +17,7 @@ from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
 
 from geogan.errors import GeoganWarning, SceneMismatchError
+from geogan.inference.batch import translate_batch
 from geogan.inference.scene import translate_raster
 from geogan.nn.data_profile import PixelSize
 from geogan.nn.model_file import read_model_file, save_model_file
@@ -261,13 +262,16 @@ def test_a_scene_unlike_them_gets_one_warning_naming_bands_and_how_far(tmp_path,
     assert len(messages) == 1, messages
     assert "band 1" in messages[0] and "darker" in messages[0], messages
     assert "band 2" not in messages[0], messages
-    assert "--adapt-norm" in messages[0], messages  # a U-Net: the scene's statistics
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        translate_raster(scene, tmp_path / "adapted.tif", trained_model, adapt_norm=True,
-                         **CPU)
-    (adapted,) = geogan_warnings(caught)
-    assert "band 1" in adapted and "--adapt-norm" not in adapted
+    # A U-Net: BatchNorm's averages move towards the scene's own, part of the way.
+    assert "--no-adapt-norm keeps the training chips'" in messages[0], messages
+    for asked in (True, False):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            translate_raster(scene, tmp_path / f"adapted-{asked}.tif", trained_model,
+                             adapt_norm=asked, **CPU)
+        (message,) = geogan_warnings(caught)
+        assert "band 1" in message and "--no-adapt-norm" not in message
+        assert ("--adapt-norm (the" in message) == (not asked)  # suggested when turned off
     record = json.loads(tags(out)["GEOGAN_DOMAIN"])
     assert record["distance"][0] > 1.0 and record["mean_shift"][0] < 0
     assert len(record["far"]) == 1 and record["far"][0].startswith("band 1")
@@ -277,6 +281,61 @@ def test_a_scene_unlike_them_gets_one_warning_naming_bands_and_how_far(tmp_path,
         translate_raster(scene, tmp_path / "strict" / "out.tif", trained_model, strict=True,
                          **CPU)
     assert list((tmp_path / "strict").iterdir()) == []
+
+
+def test_only_a_far_scene_is_adapted_by_default_and_part_of_the_way(tmp_path, rng,
+                                                                   trained_model):
+    """translate's default (adapt_norm None): a scene whose values are far from the
+    training chips' is translated with BatchNorm's averages n / (n + 4) of the way to its
+    n windows' statistics; a scene like the chips exactly as without adaptation."""
+    like = write_raster(tmp_path / "like.tif", training_like(rng, 160))
+    dark = training_like(rng, 160)
+    dark[0] //= 4
+    far = write_raster(tmp_path / "far.tif", dark)
+    outputs = {}
+    for name, scene in (("like", like), ("far", far)):
+        for asked in (None, False, True):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                report = translate_raster(scene, tmp_path / f"{name}-{asked}.tif",
+                                          trained_model, adapt_norm=asked, **CPU)
+            with rasterio.open(report.output) as dst:
+                outputs[name, asked] = (dst.read(), dst.tags().get("GEOGAN_ADAPT_NORM"),
+                                        report.adapted)
+    assert np.array_equal(outputs["like", None][0], outputs["like", False][0])
+    assert outputs["like", None][1:] == outputs["like", False][1:] == (None, "")
+    pixels, tag, said = outputs["far", None]
+    record = json.loads(tag)
+    windows = record["windows"]
+    assert windows >= 4 and record["prior"] == 4
+    assert record["share"] == pytest.approx(windows / (windows + 4), abs=1e-4)
+    assert said == (f"BatchNorm's averages {100 * windows / (windows + 4):.0f} % of the way "
+                    f"to those of {windows} windows of the scene")
+    assert json.loads(outputs["far", True][1]) == {"windows": windows, "prior": 0,
+                                                    "share": 1.0}
+    assert outputs["far", False][1] is None
+    # Part of the way: neither the training chips' averages nor the scene's.
+    assert not np.array_equal(pixels, outputs["far", False][0])
+    assert not np.array_equal(pixels, outputs["far", True][0])
+
+
+def test_far_tiles_of_a_mosaic_are_not_adapted_each_on_its_own(tmp_path, rng, trained_model):
+    """Each tile's own statistics would draw it unlike its neighbours: seams."""
+    tiles = []
+    for i in range(2):
+        dark = training_like(rng)
+        dark[0] //= 4
+        tiles.append(str(write_raster(tmp_path / f"far-{i}.tif", dark, transform=Affine(
+            1.0, 0.0, 500_000.0 + 128 * i, 0.0, -1.0, 5_000_000.0))))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        batch = translate_batch(tiles, tmp_path / "out", trained_model, mosaic=True, **CPU)
+    assert batch.count("done") == 2
+    messages = geogan_warnings(caught)
+    assert len(messages) == 2 and not any("adapt-norm" in m for m in messages)
+    for i in range(2):
+        with rasterio.open(tmp_path / "out" / f"far-{i}.tif") as dst:
+            assert "GEOGAN_ADAPT_NORM" not in dst.tags()
 
 
 def test_another_data_type_is_said_in_the_same_one_line(tmp_path, rng, trained_model):
