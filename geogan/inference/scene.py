@@ -215,7 +215,8 @@ def _translate_read(source: str, output: Path, translator: Translator,
             if read.warp is None:
                 with open_output(written, output, profile) as out:
                     adapted = _run(pipeline, out, translator, settings, checks.adapt_prior)
-                    describe(out, translator, settings, source, {**tags, **adapted.tags()})
+                    tags.update(adapted.tags())
+                    describe(out, translator, settings, source, tags)
             else:  # at the model's pixel size, then back onto the scene's grid
                 with open_output(between, output, model_grid_profile(profile, read)) as out:
                     adapted = _run(pipeline, out, translator, settings, checks.adapt_prior)
