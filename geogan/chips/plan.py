@@ -36,13 +36,7 @@ from geogan.raster.footprints import (
     lonlat_bounds,
     raster_footprint,
 )
-from geogan.raster.io import (
-    chip_profile,
-    has_alpha_band,
-    is_categorical,
-    same_grid,
-    valid_mask,
-)
+from geogan.raster.io import chip_profile, is_categorical, same_grid, valid_mask, warp_adds_alpha
 from geogan.raster.mosaic import Source
 
 
@@ -165,7 +159,7 @@ def plan_paired(a: Any, b: Any, a_source: Source, b_source: Source, options: Exp
                         files=b_source.files, vrt=b_source.document)
     else:
         warp = dict(crs=a.crs, transform=a.transform, width=a.width, height=a.height,
-                    resampling=resampling, add_alpha=b.nodata is None and not has_alpha_band(b))
+                    resampling=resampling, add_alpha=warp_adds_alpha(b))
         layer_b = Layer("b", PAIRED_FOLDERS[1], b_source.path, b, a.crs, warp=warp,
                         files=b_source.files, vrt=b_source.document)
     layer_a = Layer("a", PAIRED_FOLDERS[0], a_source.path, a, a.crs, files=a_source.files,

@@ -28,7 +28,7 @@ from geogan.grids.windows import LatticeRecord
 from geogan.inference.options import TranslateOptions
 from geogan.inference.pipeline import OutputBands, SceneRead, keep_off_nodata
 from geogan.inference.translator import Translator
-from geogan.raster.io import has_alpha_band, transform_origin, valid_mask
+from geogan.raster.io import transform_origin, valid_mask, warp_adds_alpha
 from geogan.raster.resolution import READ_UP, resampled_grid
 
 
@@ -44,7 +44,7 @@ def resampled_read(dataset: Any, source: str, pixel: tuple[float, float], resamp
     transform, width, height = resampled_grid(dataset, *pixel)
     warp: dict[str, Any] = {"crs": dataset.crs, "transform": transform, "width": width,
                             "height": height, "resampling": Resampling[resampling]}
-    if dataset.nodata is None and not has_alpha_band(dataset):
+    if warp_adds_alpha(dataset):
         warp["add_alpha"] = True
     read = SceneRead.whole(source, height, width, warp)
     if settings.lattice == "grid":

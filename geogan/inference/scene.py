@@ -277,15 +277,11 @@ def _run(pipeline: Pipeline, out: Any, translator: Translator, settings: Transla
     """The pipeline into ``out``, with the dropout draws of ``--samples`` seeded and, with
     an ``adapt_prior``, BatchNorm's statistics taken from the scene."""
     pipeline.output = out
-    if adapt_prior is None:
-        with _dropout_rng(translator, settings.seed):
-            pipeline.run()
-        return Adaptation()
-    windows = sample_windows(pipeline, ADAPT_WINDOWS)
-    with scene_statistics(translator, windows, prior=adapt_prior) as count, \
-            _dropout_rng(translator, settings.seed):
+    adapting = (contextlib.nullcontext() if adapt_prior is None else scene_statistics(
+        translator, sample_windows(pipeline, ADAPT_WINDOWS), prior=adapt_prior))
+    with adapting as count, _dropout_rng(translator, settings.seed):
         pipeline.run()
-    return Adaptation(count, adapt_prior)
+    return Adaptation(count, adapt_prior or 0)
 
 
 @contextlib.contextmanager

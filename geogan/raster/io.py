@@ -276,6 +276,13 @@ def has_alpha_band(dataset: Any) -> bool:
     return ColorInterp.alpha in dataset.colorinterp
 
 
+def warp_adds_alpha(dataset: Any) -> bool:
+    """Whether a ``WarpedVRT`` of ``dataset`` needs ``add_alpha`` to tell the pixels it
+    holds data for from the rest: only when it has neither a nodata value nor an alpha
+    band of its own."""
+    return dataset.nodata is None and not has_alpha_band(dataset)
+
+
 def bands_to_read(dataset: Any, count: int) -> list[int] | None:
     """``dataset``'s 1-based bands when it has ``count`` of them, or all but its alpha
     band when that leaves ``count`` (the alpha band says where there is data, through
