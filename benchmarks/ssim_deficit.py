@@ -27,6 +27,7 @@ import torch
 from numpy.typing import NDArray
 from quality_real import MAP_PALETTE
 
+from geogan.evaluation.class_metrics import snap_to_palette
 from geogan.evaluation.image_metrics import SSIM_WINDOW, ssim_map
 
 NAMES = list(MAP_PALETTE)
@@ -51,22 +52,18 @@ def window_ssim(image: NDArray[np.float64], reference: NDArray[np.float64]
 
 
 def nearest(image: NDArray[np.float64]) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
-    """Each pixel's nearest palette class and its distance (Euclidean over the bands, in
-    levels)."""
-    distance = np.sqrt(((image[None] - COLOURS[:, :, None, None]) ** 2).sum(axis=1))
-    return distance.argmin(0), distance.min(0)
+    """Each pixel's palette class (as ``geogan evaluate`` snaps it) and its distance to that
+    class's colour (Euclidean over the bands, in levels)."""
+    classes = snap_to_palette(image, MAP_PALETTE)
+    distance = np.sqrt(((image - np.moveaxis(COLOURS[classes], -1, 0)) ** 2).sum(axis=0))
+    return classes, distance
 
 
 def window_std(grey: NDArray[np.float64]) -> NDArray[np.float64]:
     """The standard deviation of each SSIM window (box, not Gaussian), as :func:`window_ssim`
     places them."""
-    side = SSIM_WINDOW
-    padded = np.pad(grey, ((1, 0), (1, 0)))
-    sums = [np.cumsum(np.cumsum(padded ** p, 0), 1) for p in (1, 2)]
-    box = [s[side:, side:] - s[:-side, side:] - s[side:, :-side] + s[:-side, :-side]
-           for s in sums]
-    mean = box[0] / side ** 2
-    result: NDArray[np.float64] = np.sqrt(np.maximum(box[1] / side ** 2 - mean ** 2, 0.0))
+    windows = np.lib.stride_tricks.sliding_window_view(grey, (SSIM_WINDOW, SSIM_WINDOW))
+    result: NDArray[np.float64] = windows.std(axis=(-2, -1))
     return result
 
 
