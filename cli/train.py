@@ -30,9 +30,10 @@ from .options import ProgressBar, overwrite_opt, seed_opt
 @click.option("--preset", type=click.Choice(list(PRESETS)), default=DEFAULT_PRESET,
               show_default=True,
               help="faithful: the recipe measured best on real aerial → map pairs (bounded "
-                   "U-Net, class head for flat-colour maps, rotation/scale jitter, "
-                   "DiffAugment, weight average; Pix2Pix only, CycleGAN gets paper); paper: "
-                   "the published networks exactly; tiny: paper, narrow, for CPU demos.")
+                   "U-Net, class head and no discriminator for flat-colour maps, rotation/"
+                   "scale jitter, DiffAugment, weight average; Pix2Pix only, CycleGAN gets "
+                   "paper); paper: the published networks exactly; tiny: paper, narrow, for "
+                   "CPU demos.")
 @click.option("--epochs", type=click.IntRange(min=1), default=None,
               help="Passes over the training chips [default: the preset's, 200 / 20].")
 @click.option("--steps", type=click.IntRange(min=1), default=None,
@@ -51,7 +52,8 @@ from .options import ProgressBar, overwrite_opt, seed_opt
 @click.option("--lambda-l1", type=click.FloatRange(min=0), default=None,
               help="Weight of Pix2Pix's L1 loss [default: 100].")
 @click.option("--lambda-gan", type=click.FloatRange(min=0), default=None,
-              help="Weight of Pix2Pix's adversarial loss [default: 1]; 0 trains the U-Net on "
+              help="Weight of Pix2Pix's adversarial loss [default: 1, but none for map "
+                   "targets in faithful: see --map-discriminator]; 0 trains the U-Net on "
                    "L1 alone (no discriminator), a baseline.")
 @click.option("--lambda-cycle", type=click.FloatRange(min=0), default=None,
               help="Weight of each CycleGAN cycle loss [default: 10].")
@@ -117,6 +119,12 @@ from .options import ProgressBar, overwrite_opt, seed_opt
 @click.option("--judge-classes/--no-judge-classes", default=None,
               help="With a class head, the discriminator judges the map it draws instead "
                    "of the image output [default: off].")
+@click.option("--map-discriminator/--no-map-discriminator", default=None,
+              help="With a class head (a flat-colour map target), train the discriminator "
+                   "too; image targets always have one [default: off in faithful, whose "
+                   "map is drawn from the class head, which the discriminator does not "
+                   "judge; on otherwise, and whenever a discriminator setting such as "
+                   "--ndf or --lambda-gan is given].")
 @click.option("--spectral-norm/--no-spectral-norm", default=None,
               help="Spectral normalisation of the discriminator [default: off].")
 @click.option("--unet-levels", type=click.IntRange(5, 10), default=None,

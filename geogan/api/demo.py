@@ -49,6 +49,7 @@ from geogan.errors import InputError, OutputError, OutputExistsError
 from geogan.evaluation.class_metrics import PaletteScores, palette_scores
 from geogan.evaluation.image_metrics import psnr, ssim
 from geogan.inference.scene import TranslateReport, translate_raster
+from geogan.nn.config import PRESETS
 from geogan.nn.devices import resolve_device
 from geogan.outputs import atomic_file
 from geogan.progress import ProgressCallback
@@ -89,18 +90,22 @@ stride 128, too few to fill a validation split."""
 DEFAULT_STEPS: dict[str, int] = {"sat-map": 1000, "dsm-imagery": 2000, "sar-optical": 2000}
 """Training steps per kind, sized for the slowest host the demo promises five minutes
 on: two CPU cores without native bf16, where training runs in float32. There a step
-took 0.24–0.26 s at 256 px and 0.10 s at 128 px (2026-12-01), so each kind trains in
-about 3.5–4.5 minutes (a step with native bf16 took 0.081 s at 256 px). At 1000 steps the
-sat-map model draws woods, water, streets, buildings and the orange major road in the
-map's colours (97.8 % of the held-out pixels in the right class; 2500 steps give
-98.6 %). The 128 px kinds get twice the steps for about the same time, which their
-photo-like targets need for roofs and woods to show."""
+took 0.10 s at 128 px (2026-12-01) and 0.16 s at 256 px for the map, which trains
+without a discriminator (2026-12-05; 0.24–0.26 s with one), so each kind trains in
+about 3–4 minutes. At 1000 steps the sat-map model draws woods, water, streets,
+buildings and the orange major road in the map's colours (97.7 % of the held-out pixels
+in the right class; 97.8 % with a discriminator, and 98.6 % at 2500 steps with one). The
+128 px kinds get twice the steps for about the same time, which their photo-like targets
+need for roofs and woods to show."""
 
 DEMO_PRESET = "faithful"
-DEMO_WIDTHS = {"ngf": 16, "ndf": 16, "batch_size": 1}
+DEMO_WIDTHS = {"ngf": 16, "ndf": 16, "batch_size": 1,
+               "map_discriminator": PRESETS[DEMO_PRESET]["map_discriminator"]}
 DEMO_RECIPE = "faithful recipe, tiny widths"
 """The demo trains the default recipe at the ``tiny`` preset's widths (ngf, ndf 16), a
-chip per step (the recipe's 4 would make it 3 times slower)."""
+chip per step (the recipe's 4 would make it 3 times slower). The narrow discriminator
+is for the image targets: the map keeps the recipe's choice of none (``ndf`` given alone
+would bring it back, see :data:`~geogan.nn.config.DISCRIMINATOR_SETTINGS`)."""
 
 TRAIN_SHARE = 0.75
 """Share of the scene's rows, from the north edge, that training may see."""

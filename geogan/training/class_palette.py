@@ -44,6 +44,16 @@ def with_class_head(architecture: Architecture, config: TrainConfig,
     return replace(headed, class_weights=tuple(float(w) for w in weights))
 
 
+def without_map_discriminator(architecture: Architecture, config: TrainConfig) -> TrainConfig:
+    """``config`` with no adversarial loss (``lambda_gan`` 0: the discriminator is never
+    trained) when ``architecture`` has a class head and ``config.map_discriminator`` is
+    False; else as it is. Translate draws such a model's map from its class head, which
+    the discriminator does not judge."""
+    if architecture.palette and not config.map_discriminator and config.lambda_gan > 0:
+        return replace(config, lambda_gan=0.0)
+    return config
+
+
 def learn_palette(folder: ChipFolder, seed: int = 0
                   ) -> tuple[list[tuple[float, ...]], list[str]] | None:
     """The palette and class names of the target chips, or None when they are not a
@@ -100,4 +110,4 @@ def normalized_colours(palette: tuple[tuple[float, ...], ...],
 
 
 __all__ = ["PALETTE_CHIPS", "class_weights", "learn_palette", "normalized_colours",
-           "with_class_head"]
+           "with_class_head", "without_map_discriminator"]

@@ -85,7 +85,11 @@ from geogan.training.checkpoints import (
     warm_start,
 )
 from geogan.training.chip_folder import ChipFolder
-from geogan.training.class_palette import normalized_colours, with_class_head
+from geogan.training.class_palette import (
+    normalized_colours,
+    with_class_head,
+    without_map_discriminator,
+)
 from geogan.training.dataset import ChipDataset, Key, epoch_keys, val_keys
 from geogan.training.distributed import (
     ProcessGroup,
@@ -225,6 +229,7 @@ def train(chips: ChipFolders, output: str | os.PathLike[str],
         kind, folder.domains["a"].bands, folder.domains["b"].bands, folder.tile_size,
         preset=options.preset, overrides=options.overrides)
     architecture = with_class_head(architecture, config, folder)
+    config = without_map_discriminator(architecture, config)
     device = resolve_device(options.device)
     precision = resolve_precision(config.precision, device)
     with process_group(device) as group:
