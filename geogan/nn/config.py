@@ -300,10 +300,10 @@ class TrainConfig:
             class head's losses alone, as ``lambda_gan`` 0 would, and leaves image
             targets (SAR → optical, DSM → imagery) their discriminator: ``translate``
             draws a map model's output from its class head, which the discriminator does
-            not judge, so it adds little there (on real aerial → map pairs three
-            trainings without it scored within the spread of six with it) and costs half
-            the step on a CPU. Any discriminator setting given explicitly (see
-            :data:`DISCRIMINATOR_SETTINGS`) keeps it.
+            not judge, so it adds little there (on real aerial → map pairs four
+            trainings without it scored within the spread of six with it) and takes
+            half of a float32 step's time. Any discriminator setting given explicitly
+            (see :data:`DISCRIMINATOR_SETTINGS`) keeps it.
         masked: Leave nodata pixels (in either chip) out of every loss.
         val_every: Validate every this many steps; 0 validates once per epoch.
         precision: ``auto``, ``fp32``, ``bf16`` or ``fp16`` (CUDA only).
