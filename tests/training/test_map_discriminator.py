@@ -7,6 +7,7 @@ image targets (SAR → optical) keep it, and so does anyone who asks for one.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,7 @@ def test_a_discriminator_setting_given_keeps_the_discriminator(setting: str) -> 
 
 def test_the_adversarial_loss_is_dropped_only_for_a_class_head_without_it() -> None:
     arch, config = build_configs("pix2pix", 3, 3, 64, preset="faithful")
-    headed = arch.__class__(**{**arch.to_dict(), "palette": MAP_PALETTE})
+    headed = replace(arch, palette=MAP_PALETTE)
     assert without_map_discriminator(headed, config).lambda_gan == 0.0
     assert without_map_discriminator(arch, config) is config  # image target
     kept = build_configs("pix2pix", 3, 3, 64, preset="faithful",
