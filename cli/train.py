@@ -80,6 +80,11 @@ from .options import ProgressBar, overwrite_opt, seed_opt
 @click.option("--cutmix", type=click.FloatRange(0, 1), default=None, metavar="P",
               help="Paste a rectangle of another pair of the batch into each pair with "
                    "this probability, into both chips alike (CutMix) [default: 0].")
+@click.option("--augment-until", type=click.FloatRange(0, 1, min_open=True), default=None,
+              metavar="SHARE",
+              help="Apply the random warps, CutMix and the input's jitter to this share of "
+                   "the steps only; the last steps train on the chips as they are "
+                   "[default: 1, all].")
 @click.option("--diffaugment/--no-diffaugment", default=None,
               help="DiffAugment: the same random brightness, contrast, shift and cutout of "
                    "both halves of every pair the discriminator judges.")

@@ -253,6 +253,13 @@ class TrainConfig:
         cutmix: Probability that a chip pair gets a rectangle of another pair of the
             batch pasted into it, into the input, target, masks and classes alike
             (CutMix; 0: never). Needs a batch size of two or more.
+        augment_until: Share of the steps that the random warps (``rotate``,
+            ``scale_jitter``, ``crop_jitter``), ``cutmix`` and the input's
+            ``photometric``, ``colour`` and ``shadow`` jitter apply to (1: all). The last
+            steps then train on the chips as they are, flips and right-angle rotations
+            aside (which resample nothing): the network ends on photos like those it
+            will translate, sharp and at their own scale, as YOLOX ends without its
+            mosaics.
         diffaugment: Differentiable augmentation of what the discriminator sees
             (brightness, contrast, translation, cutout), identical for the input and
             output halves of each pair, for real and fake pairs alike (Zhao et al. 2020).
@@ -340,6 +347,7 @@ class TrainConfig:
     colour: float = 0.0
     shadow: float = 0.0
     cutmix: float = 0.0
+    augment_until: float = 1.0
     diffaugment: bool = False
     ema: float = 0.0
     classes: str = "off"
@@ -382,6 +390,9 @@ class TrainConfig:
         if self.cutmix > 0 and self.batch_size < 2:
             raise ConfigError("CutMix pastes from another pair of the batch: it needs a batch "
                               f"size of 2 or more, not {self.batch_size}")
+        if not 0.0 < self.augment_until <= 1.0:
+            raise ConfigError(f"the share of augmented steps must be in (0, 1], not "
+                              f"{self.augment_until}")
         if not 0.0 <= self.ema < 1.0:
             raise ConfigError(f"the EMA decay must be in [0, 1), not {self.ema}")
         if self.classes not in CLASS_MODES:

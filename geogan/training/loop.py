@@ -415,6 +415,8 @@ class _Run:
         with StopFlag(second_interrupts=not self.group.distributed) as stop:
             while self.step < self.total:
                 self.trainer.set_learning_rate(self._learning_rate(self.step))
+                self.trainer.augmenting = augmenting(self.step, self.total,
+                                                     self.config.augment_until)
                 waited = time.perf_counter()
                 batch = self.trainer.to_device(next(iterator))
                 self.wait_seconds += time.perf_counter() - waited
@@ -563,6 +565,12 @@ def learning_rate(step: int, total: int, lr: float) -> float:
     if step < half:
         return lr
     return lr * (total - step) / (total - half)
+
+
+def augmenting(step: int, total: int, until: float) -> bool:
+    """Whether step ``step`` (from 0) of ``total`` is one of the first ``until`` of them,
+    which the random warps and jitter apply to (``TrainConfig.augment_until``)."""
+    return until >= 1.0 or step < math.ceil(until * total)
 
 
 @contextlib.contextmanager

@@ -83,6 +83,9 @@ class GANTrainer(ABC):
         self.config = config
         self.device = device
         self.precision = precision
+        #: Whether the random warps, CutMix and the input's jitter apply to this step
+        #: (the loop turns them off for the last steps: ``TrainConfig.augment_until``).
+        self.augmenting = True
         self.criterion_gan = gan_loss(config.gan_loss)
         # Channels-last speeds up BatchNorm networks under reduced precision, but slows
         # them in float32 and slows InstanceNorm/reflection-padded ones in both (measured
@@ -210,12 +213,15 @@ class GANTrainer(ABC):
         return mask if self.config.masked else None
 
     def _augmented(self, batch: Batch) -> dict[str, Tensor]:
-        """The batch after the configured augmentations, with the target's class map
-        (``classes``, -100 where a pixel has no clear class) when there is a class head."""
+        """The batch after the configured augmentations (none while :attr:`augmenting` is
+        off), with the target's class map (``classes``, -100 where a pixel has no clear
+        class) when there is a class head."""
         config = self.config
         out = dict(batch)
         if self.class_colours is not None:
             out["classes"] = class_targets(out["b"], self.class_colours, out["mask_b"])
+        if not self.augmenting:
+            return out
         if config.geometric:
             out = augment.geometric(out, rotate=config.rotate, scale_jitter=config.scale_jitter,
                                     crop_jitter=config.crop_jitter, generator=self.augment_rng)

@@ -12,7 +12,7 @@ from torch import nn
 
 from geogan.errors import ConfigError
 from geogan.nn.config import build_configs
-from geogan.training import augment
+from geogan.training import augment, loop
 from geogan.training.steps import Pix2PixTrainer
 from geogan.training.weight_average import WeightAverage
 
@@ -269,6 +269,32 @@ def test_trainer_mixes_pairs_when_configured_and_refuses_bad_probabilities() -> 
     with pytest.raises(ConfigError, match="batch size of 2 or more, not 1"):
         build_configs("pix2pix", 3, 3, 64, preset="paper", overrides={"cutmix": 0.5})
 
+
+
+def test_the_last_steps_of_augment_until_train_on_the_chips_as_they_are() -> None:
+    everything = {"rotate": True, "scale_jitter": 1.5, "crop_jitter": True, "cutmix": 1.0,
+                  "photometric": 0.3, "colour": 0.5, "shadow": 1.0, "augment_until": 0.8,
+                  "batch_size": 2}
+    arch, config = build_configs("pix2pix", 3, 3, 64, preset="tiny",
+                                 overrides={"ngf": 4, "ndf": 4, **everything})
+    trainer = Pix2PixTrainer(arch, config, torch.device("cpu"), "fp32")
+    batch = _batch(size=64)
+    draws = trainer.augment_rng.get_state()
+    trainer.augmenting = False
+    plain = trainer._augmented(batch)
+    assert plain.keys() == batch.keys()
+    assert all(torch.equal(plain[k], batch[k]) for k in batch)
+    assert torch.equal(trainer.augment_rng.get_state(), draws)  # nothing drawn either
+    trainer.augmenting = True
+    warped = trainer._augmented(batch)
+    assert all(not torch.equal(warped[k], batch[k]) for k in ("a", "b", "mask_a"))
+    # The loop's rule: the first ceil(until × total) steps (from 0) are augmented.
+    assert [loop.augmenting(s, 10, 0.8) for s in range(10)] == [True] * 8 + [False] * 2
+    assert [loop.augmenting(s, 7, 0.5) for s in range(7)] == [True] * 4 + [False] * 3
+    assert all(loop.augmenting(s, 10, 1.0) for s in range(12))
+    for bad in (0.0, 1.5):
+        with pytest.raises(ConfigError, match="share of augmented steps"):
+            build_configs("pix2pix", 3, 3, 64, overrides={"augment_until": bad})
 
 def test_weight_average_follows_the_update_rule() -> None:
     torch.manual_seed(0)

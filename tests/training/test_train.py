@@ -194,12 +194,16 @@ def test_recalibration_gives_the_exact_average_of_batch_statistics(chips, tmp_pa
     assert torch.allclose(recalibrated, torch.stack(seen).mean(0), atol=1e-5)
 
 
-@pytest.mark.parametrize("kind", ["pix2pix", "cyclegan"])
+@pytest.mark.parametrize(("kind", "extra"), [
+    ("pix2pix", {}), ("cyclegan", {}),
+    # Warps for the first half, none after: the switch falls between the two halves.
+    ("pix2pix", {"rotate": True, "photometric": 0.2, "augment_until": 0.5}),
+])
 def test_resume_after_ctrl_c_ends_with_the_weights_of_an_uninterrupted_run(
-        kind, chips, unpaired_chips, tmp_path, monkeypatch):
+        kind, extra, chips, unpaired_chips, tmp_path, monkeypatch):
     monkeypatch.setattr(train_module, "LOSS_SYNC_STEPS", 1)
     folder = chips if kind == "pix2pix" else unpaired_chips
-    settings = {"steps": 8, "val_every": 3, "batch_size": 2, "pool_size": 3}
+    settings = {"steps": 8, "val_every": 3, "batch_size": 2, "pool_size": 3, **extra}
     train(folder, tmp_path / "whole.pt", options(tmp_path, "whole", **settings))
     with pytest.raises(TrainingInterrupted, match="--resume"):
         train(folder, tmp_path / "split.pt", options(tmp_path, "split", **settings),
