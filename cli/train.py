@@ -42,7 +42,11 @@ from .options import ProgressBar, overwrite_opt, seed_opt
               help="Chips per step [default: 1, as in the papers].")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Adam learning rate [default: 5e-4 faithful, else 2e-4], decayed to zero "
-                   "over the second half.")
+                   "from --decay-start on.")
+@click.option("--decay-start", type=click.FloatRange(0, 1, max_open=True), default=None,
+              metavar="SHARE",
+              help="Share of the steps at the full learning rate before it decays "
+                   "linearly to zero [default: 0.5, the papers'].")
 @click.option("--ngf", type=click.IntRange(min=1), default=None,
               help="Generator width [default: 64 paper, 16 tiny].")
 @click.option("--ndf", type=click.IntRange(min=1), default=None,

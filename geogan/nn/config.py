@@ -222,8 +222,10 @@ class TrainConfig:
         batch_size: Chips (or chip pairs) per step; 1 in both papers.
         epochs: Passes over the training chips; ignored when ``steps`` is set.
         steps: Optimiser steps in all, instead of ``epochs``.
-        lr: Adam learning rate, constant for the first half of training, then
-            decayed linearly to zero.
+        lr: Adam learning rate, constant for the first ``decay_start`` of training,
+            then decayed linearly to zero.
+        decay_start: Share of the steps at the full learning rate before its linear
+            decay (0.5, the papers'; less than 1).
         beta1: Adam's first beta (0.5 in the papers).
         beta2: Adam's second beta.
         gan_loss: ``vanilla`` (BCE with logits) or ``lsgan`` (least squares).
@@ -326,6 +328,7 @@ class TrainConfig:
     epochs: int = 200
     steps: int | None = None
     lr: float = 2e-4
+    decay_start: float = 0.5
     beta1: float = 0.5
     beta2: float = 0.999
     gan_loss: str = "vanilla"
@@ -373,6 +376,9 @@ class TrainConfig:
             raise ConfigError("batch size, epochs and steps must be at least 1")
         if self.lr <= 0:
             raise ConfigError(f"the learning rate must be positive, not {self.lr}")
+        if not 0.0 <= self.decay_start < 1.0:
+            raise ConfigError(f"the learning rate's decay must start in [0, 1) of the steps, "
+                              f"not {self.decay_start}")
         if min(self.lambda_l1, self.lambda_gan, self.lambda_cycle, self.lambda_identity) < 0:
             raise ConfigError("loss weights must not be negative")
         if self.pool_size < 0 or (self.workers or 0) < 0 or self.val_every < 0 or self.seed < 0:

@@ -449,7 +449,7 @@ class _Run:
                 f"{self.run_dir}: run the same command with --resume to continue")
 
     def _learning_rate(self, step: int) -> float:
-        return learning_rate(step, self.total, self.config.lr)
+        return learning_rate(step, self.total, self.config.lr, self.config.decay_start)
 
     def _log(self, epoch: int, losses: Mapping[str, float], metrics: Mapping[str, float]) -> None:
         lr = self._learning_rate(self.step - 1)
@@ -558,13 +558,14 @@ class _Run:
             history=self.history)
 
 
-def learning_rate(step: int, total: int, lr: float) -> float:
-    """The papers' schedule, per step: ``lr`` for the first half of the ``total`` steps,
-    then linearly down to zero (reached after the last step)."""
-    half = total // 2
-    if step < half:
+def learning_rate(step: int, total: int, lr: float, decay_start: float = 0.5) -> float:
+    """The papers' schedule, per step: ``lr`` for the first ``decay_start`` of the
+    ``total`` steps (half, in the papers), then linearly down to zero (reached after the
+    last step)."""
+    start = int(total * decay_start)
+    if step < start:
         return lr
-    return lr * (total - step) / (total - half)
+    return lr * (total - step) / (total - start)
 
 
 def augmenting(step: int, total: int, until: float) -> bool:

@@ -133,12 +133,14 @@ def test_recipe_options_reach_the_model_files_training_record(chips, tmp_path):
     code, _, stderr = run("-q", "train", str(chips), "-o", str(out), "--steps", "1",
                           "--shadow", "0.5", "--photometric", "0.1", "--colour", "0.3",
                           "--judge-classes", "--deep-supervision", "0.5",
-                          "--hard-pixels", "0.25", "--augment-until", "0.75", *FAST)
+                          "--hard-pixels", "0.25", "--augment-until", "0.75",
+                          "--decay-start", "0.6", *FAST)
     assert code == 0, stderr
     config = torch.load(out, weights_only=True)["training"]["config"]
     assert config["shadow"] == 0.5 and config["photometric"] == 0.1 and config["colour"] == 0.3
     assert config["judge_classes"] is True and config["hard_pixels"] == 0.25
     assert config["deep_supervision"] == 0.5 and config["augment_until"] == 0.75
+    assert config["decay_start"] == 0.6
 
 
 def test_input_skip_reaches_the_architecture_and_info_names_it(chips, tmp_path):

@@ -148,6 +148,15 @@ def test_learning_rate_is_constant_then_decays_linearly_to_zero():
     assert rates[:5] == [2e-4] * 5
     assert rates[5:] == pytest.approx([2e-4 * k / 5 for k in (5, 4, 3, 2, 1)])
     assert learning_rate(10, 10, 2e-4) == 0
+    # --decay-start moves the start of the decay; its default is the papers' half.
+    assert [learning_rate(s, 10, 2e-4, 0.5) for s in range(11)] == \
+        [learning_rate(s, 10, 2e-4) for s in range(11)]
+    late = [learning_rate(s, 8, 1.0, 0.75) for s in range(9)]
+    assert late == [1.0] * 7 + [0.5, 0.0]
+    assert learning_rate(0, 8, 1.0, 0.0) == 1.0 and learning_rate(4, 8, 1.0, 0.0) == 0.5
+    for bad in (1.0, -0.1):
+        with pytest.raises(ConfigError, match="decay must start"):
+            build_configs("pix2pix", 3, 3, 64, overrides={"decay_start": bad})
 
 
 def options(tmp_path: Path, name: str = "run", **overrides: Any) -> TrainOptions:
