@@ -33,6 +33,8 @@ default recipe is chosen by. On the 40 aerial/map pairs of ``--data`` (256 px PN
     python benchmarks/quality_real.py --data ../shared/data/maps                 # all
     python benchmarks/quality_real.py --data ../shared/data/maps --steps 300 \\
         --variants paper,faithful                                                 # a screen
+    python benchmarks/quality_real.py --data ../shared/data/maps --variants faithful \
+        --training-fit          # also scored on its own training pairs: does it underfit?
 
 Variants are presets plus overrides (see :data:`VARIANTS`); every run uses seed 0 unless its
 variant ends in ``/seed-N`` (1 to 5).
@@ -258,9 +260,12 @@ def _read_png(path: Path) -> NDArray[np.uint8]:
     return np.asarray(Image.open(path).convert("RGB"), dtype=np.uint8)
 
 
-def prepare(data: Path, work: Path, split: str = "default") -> dict[str, Any]:
+def prepare(data: Path, work: Path, split: str = "default",
+            training_fit: bool = False) -> dict[str, Any]:
     """Chip folder of the training pairs, GeoTIFFs of the others, the palette file (a
-    ``work`` folder holds one split: its chips are not cleared)."""
+    ``work`` folder holds one split: its chips are not cleared); with ``training_fit``
+    the training pairs are scored as a third split, ``training`` (how well a recipe fits
+    what it learnt from, beside how well it does on what it did not)."""
     ids = _ids(data)
     val, unfamiliar = SPLITS[split]
     held = set(val) | set(unfamiliar)
@@ -270,7 +275,8 @@ def prepare(data: Path, work: Path, split: str = "default") -> dict[str, Any]:
     chips = work / "chips"
     for sub in ("images", "images2"):
         (chips / sub).mkdir(parents=True, exist_ok=True)
-    scenes: dict[str, list[tuple[Path, Path]]] = {"val": [], "unfamiliar": []}
+    scenes: dict[str, list[tuple[Path, Path]]] = {"val": [], "unfamiliar": [],
+                                                   **({"training": []} if training_fit else {})}
     maps = []
     for index, name in enumerate(ids):
         photo = _read_png(data / "A_aerial" / f"{name}.png")
@@ -281,8 +287,10 @@ def prepare(data: Path, work: Path, split: str = "default") -> dict[str, Any]:
             scenes[part].append((_write(work / part / f"{name}_photo.tif", photo, index),
                                  _write(work / part / f"{name}_map.tif", drawn, index)))
         else:
-            _write(chips / "images" / f"{name}.tif", photo, index)
-            _write(chips / "images2" / f"{name}.tif", drawn, index)
+            pair = (_write(chips / "images" / f"{name}.tif", photo, index),
+                    _write(chips / "images2" / f"{name}.tif", drawn, index))
+            if training_fit:
+                scenes["training"].append(pair)
             maps.append(drawn.transpose(2, 0, 1))
     if detect_flat_palette(maps) is None:
         raise SystemExit("the training maps are not a flat-colour map")
@@ -472,6 +480,9 @@ def main() -> None:
                              "14 at once took 4 minutes at 1500 steps); s/step is then shared")
     parser.add_argument("--split", choices=list(SPLITS), default="default",
                         help="which pairs are held out (see SPLITS); use a --work of its own")
+    parser.add_argument("--training-fit", action="store_true",
+                        help="score each model on its own training pairs too (a third "
+                             "table): a recipe that fits them poorly underfits")
     parser.add_argument("--reuse", action="store_true",
                         help="score the model files an earlier run left in --work again "
                              "instead of training them (a variant without one is trained)")
@@ -483,7 +494,7 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     scene = Path(args.scene) if args.scene and Path(args.scene).is_file() else None
     start = time.perf_counter()
-    prepared = prepare(args.data, args.work, args.split)
+    prepared = prepare(args.data, args.work, args.split, args.training_fit)
     results: dict[str, Any] = {"constant colour": constant_baseline(prepared, args.work)}
     for name, result in run_all(names, prepared, args.work, args.steps, scene, args.jobs,
                                 args.reuse):
@@ -493,7 +504,7 @@ def main() -> None:
     results = {name: results[name] for name in ["constant colour", *names]}
     print(f"\n{prepared['train_pairs']} training pairs, {args.steps} steps each; palette of "
           f"{len(prepared['palette'])} colours; {time.perf_counter() - start:.0f} s in all.")
-    for split in ("val", "unfamiliar"):
+    for split in prepared["scenes"]:
         print(f"\n{split} ({len(prepared['scenes'][split])} pairs)\n")
         print("| variant | mIoU | δ5 | δ10 | PSNR | SSIM | RMSE | road where none | "
               "scene road | scene water | s/step | train s |")
