@@ -33,7 +33,7 @@ default recipe is chosen by. On the 40 aerial/map pairs of ``--data`` (256 px PN
     python benchmarks/quality_real.py --data ../shared/data/maps                 # all
     python benchmarks/quality_real.py --data ../shared/data/maps --steps 300 \\
         --variants paper,faithful                                                 # a screen
-    python benchmarks/quality_real.py --data ../shared/data/maps --variants faithful \
+    python benchmarks/quality_real.py --data ../shared/data/maps --variants faithful \\
         --training-fit          # also scored on its own training pairs: does it underfit?
 
 Variants are presets plus overrides (see :data:`VARIANTS`); every run uses seed 0 unless its
