@@ -275,8 +275,9 @@ def prepare(data: Path, work: Path, split: str = "default",
     chips = work / "chips"
     for sub in ("images", "images2"):
         (chips / sub).mkdir(parents=True, exist_ok=True)
-    scenes: dict[str, list[tuple[Path, Path]]] = {"val": [], "unfamiliar": [],
-                                                   **({"training": []} if training_fit else {})}
+    scenes: dict[str, list[tuple[Path, Path]]] = {"val": [], "unfamiliar": []}
+    if training_fit:
+        scenes["training"] = []
     maps = []
     for index, name in enumerate(ids):
         photo = _read_png(data / "A_aerial" / f"{name}.png")
