@@ -223,6 +223,11 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     # Stop 63: the learning rate's decay over the last quarter, not the last half: more
     # steps at the full rate, as the 3000-step run had.
     "faithful/decay-0.75": ("faithful", {"decay_start": 0.75}, {}),
+    # Stop 64: the decay over the last tenth only, to see whether the trend goes on.
+    "faithful/decay-0.9": ("faithful", {"decay_start": 0.9}, {}),
+    # Stop 64: `faithful` decays over the last quarter since then; this is the recipe
+    # before, decayed from half-way, as the papers do.
+    "faithful/decay-0.5": ("faithful", {"decay_start": 0.5}, {}),
     "paper+resize": ("paper", {"upsample": "resize"}, {}),
     "paper+rotate-scale": ("paper", {"rotate": True, "scale_jitter": 1.25}, {}),
     "paper+crop-jitter": ("paper", {"crop_jitter": True}, {}),
@@ -240,7 +245,8 @@ VARIANTS.update({f"{name}/seed-{seed}": (VARIANTS[name][0], {**VARIANTS[name][1]
                               "faithful/input-skip-32", "faithful/hard-0.25",
                               "faithful/colour-0.5", "faithful/no-gan",
                               "faithful/ndf-32", "faithful/with-gan",
-                              "faithful/augment-until-0.8", "faithful/decay-0.75")})
+                              "faithful/augment-until-0.8", "faithful/decay-0.75",
+                              "faithful/decay-0.9", "faithful/decay-0.5")})
 
 
 def _ids(data: Path) -> list[str]:

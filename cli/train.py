@@ -46,7 +46,7 @@ from .options import ProgressBar, overwrite_opt, seed_opt
 @click.option("--decay-start", type=click.FloatRange(0, 1, max_open=True), default=None,
               metavar="SHARE",
               help="Share of the steps at the full learning rate before it decays "
-                   "linearly to zero [default: 0.5, the papers'].")
+                   "linearly to zero [default: 0.75 faithful, else 0.5, the papers'].")
 @click.option("--ngf", type=click.IntRange(min=1), default=None,
               help="Generator width [default: 64 paper, 16 tiny].")
 @click.option("--ndf", type=click.IntRange(min=1), default=None,

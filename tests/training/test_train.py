@@ -159,6 +159,13 @@ def test_learning_rate_is_constant_then_decays_linearly_to_zero():
             build_configs("pix2pix", 3, 3, 64, overrides={"decay_start": bad})
 
 
+def test_the_default_recipe_decays_over_the_last_quarter_and_the_papers_over_the_last_half():
+    assert build_configs("pix2pix", 3, 3, 64)[1].decay_start == 0.75
+    assert build_configs("pix2pix", 3, 3, 64, overrides={"decay_start": 0.5})[1].decay_start == 0.5
+    for kind, preset in (("pix2pix", "paper"), ("pix2pix", "tiny"), ("cyclegan", "faithful")):
+        assert build_configs(kind, 3, 3, 64, preset=preset)[1].decay_start == 0.5
+
+
 def options(tmp_path: Path, name: str = "run", **overrides: Any) -> TrainOptions:
     return TrainOptions(preset="tiny", overrides={**TINY, **overrides},
                         checkpoint_dir=tmp_path / name, device="cpu")
