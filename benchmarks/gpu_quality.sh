@@ -15,6 +15,7 @@
 #   SCREEN=candidates-1 bash benchmarks/gpu_quality.sh   # 14 options at once (also -2, -3)
 #   SPLITS=default SCREEN=candidates-2 bash benchmarks/gpu_quality.sh       # another split
 #   SCREEN=lighter bash benchmarks/gpu_quality.sh    # maps without a discriminator or with one
+#   SCREEN=decay bash benchmarks/gpu_quality.sh      # the decay at 3/4 (default) against 1/2
 #   bash benchmarks/gpu_quality.sh --dry-run         # here, on the CPU: 2 steps, 2 variants
 #
 # Writes to $OUT (the device tool's folder) or /tmp/geogan-gpu: gpu.log, and for each split
@@ -41,7 +42,9 @@ SCRIPT=gpu_quality.sh
 # `faithful` (seed 0), all at once on the split where the default meets every
 # validation goal and misses the unfamiliar pairs' SSIM: together, every option.
 # `lighter` checks the cheaper step the recipe took in stop 60: on a CPU without bf16 it
-# trains in float32, 7.5 s a step with a discriminator, 3.5 s without.
+# trains in float32, 7.5 s a step with a discriminator, 3.5 s without. `decay` pairs
+# seeds of today's default (the learning rate decayed over the last quarter, stop 64)
+# with the same seeds decayed from half-way, as before: five such pairs on a CPU.
 case ${SCREEN:-seeds} in
     seeds)
         LIST=paper,faithful,faithful/seed-1,faithful/seed-2,faithful/seed-3,faithful/seed-4,faithful/seed-5
@@ -58,7 +61,10 @@ case ${SCREEN:-seeds} in
     lighter)  # maps without a discriminator (today's) or with one (3 seeds each), or ndf 32
         LIST=faithful,faithful/seed-1,faithful/seed-2,faithful/with-gan,faithful/with-gan/seed-1,faithful/with-gan/seed-2,faithful/ndf-32
         ON="default woods-both-ways" ;;
-    *) echo "unknown SCREEN '$SCREEN': seeds, candidates-1, candidates-2, candidates-3 or lighter"
+    decay)
+        LIST=paper,faithful,faithful/seed-1,faithful/seed-2,faithful/decay-0.5,faithful/decay-0.5/seed-1,faithful/decay-0.5/seed-2
+        ON="default woods-both-ways" ;;
+    *) echo "unknown SCREEN '$SCREEN': seeds, candidates-1, candidates-2, candidates-3, lighter or decay"
        exit 2 ;;
 esac
 
