@@ -44,7 +44,8 @@ SCRIPT=gpu_quality.sh
 # `lighter` checks the cheaper step the recipe took in stop 60: on a CPU without bf16 it
 # trains in float32, 7.5 s a step with a discriminator, 3.5 s without. `decay` pairs
 # seeds of today's default (the learning rate decayed over the last quarter, stop 64)
-# with the same seeds decayed from half-way, as before: five such pairs on a CPU.
+# with the same seeds decayed from half-way, as before (stop 64 trained five such pairs
+# on a CPU).
 case ${SCREEN:-seeds} in
     seeds)
         LIST=paper,faithful,faithful/seed-1,faithful/seed-2,faithful/seed-3,faithful/seed-4,faithful/seed-5
