@@ -221,7 +221,8 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     # after 3000 steps beat 1500 (mIoU 0.279 against 0.262): the recipe underfits.
     "faithful/augment-until-0.8": ("faithful", {"augment_until": 0.8}, {}),
     # Stop 63: the learning rate's decay over the last quarter, not the last half: more
-    # steps at the full rate, as the 3000-step run had.
+    # steps at the full rate, as the 3000-step run had. The same as `faithful` since stop
+    # 64; kept so that stop 63's commands rerun.
     "faithful/decay-0.75": ("faithful", {"decay_start": 0.75}, {}),
     # Stop 64: the decay over the last tenth only, to see whether the trend goes on.
     "faithful/decay-0.9": ("faithful", {"decay_start": 0.9}, {}),

@@ -62,13 +62,17 @@ def check_resumable(state: Mapping[str, Any], architecture: Architecture, config
     # A setting added since the checkpoint was written counts as its default.
     differences = _differences(Architecture.from_dict(state["architecture"]).to_dict(),
                                architecture.to_dict())
-    saved_config = TrainConfig.from_dict(state["config"]).to_dict()
-    differences += [k for k in _differences(saved_config, config.to_dict())
-                    if k not in RESUMABLE_CHANGES]
+    differences += [d for d in _differences(TrainConfig.from_dict(state["config"]).to_dict(),
+                                            config.to_dict())
+                    if d[0] not in RESUMABLE_CHANGES]
     if differences:
+        # With the saved values, so that a run started before a preset's default changed
+        # can be resumed by giving them (e.g. --decay-start 0.5).
+        named = ", ".join(f"{key} {saved!r} there, {now!r} now"
+                          for key, saved, now in sorted(differences, key=lambda d: d[0]))
         raise CheckpointError(
-            f"the checkpoint in {run_dir} was made with other settings "
-            f"({', '.join(sorted(differences))}); resume with the same settings")
+            f"the checkpoint in {run_dir} was made with other settings ({named}); "
+            f"resume with the same settings")
 
 
 def warm_start(path: Path, trainer: GANTrainer, architecture: Architecture,
@@ -100,8 +104,8 @@ def _check_same_networks(path: Path, saved: Mapping[str, Any],
     if differences:
         raise CheckpointError(
             f"{path} holds other networks than this run builds "
-            f"({', '.join(sorted(differences))}); give the same --model, --preset, "
-            "--ngf/--ndf and chips with the same bands and tile size")
+            f"({', '.join(sorted(key for key, _, _ in differences))}); give the same "
+            "--model, --preset, --ngf/--ndf and chips with the same bands and tile size")
 
 
 def save_checkpoint(payload: Mapping[str, Any], path: Path) -> None:
@@ -123,5 +127,7 @@ def truncate_log(path: Path, step: int) -> None:
     path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
 
 
-def _differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
-    return [k for k in current if saved.get(k) != current[k]]
+def _differences(saved: Mapping[str, Any],
+                 current: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
+    """The settings that differ: name, saved value, current value."""
+    return [(k, saved.get(k), v) for k, v in current.items() if saved.get(k) != v]

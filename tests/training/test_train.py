@@ -256,6 +256,11 @@ def test_existing_outputs_and_checkpoints_are_not_replaced_silently(chips, tmp_p
         train(chips, tmp_path / "m.pt", TrainOptions(
             preset="tiny", overrides={**TINY, "steps": 2, "ngf": 4}, resume=True,
             checkpoint_dir=tmp_path / "run"))
+    # A run started before a preset's default changed: the message gives the saved value.
+    with pytest.raises(CheckpointError, match=r"decay_start 0\.5 there, 0\.75 now"):
+        train(chips, tmp_path / "m.pt", TrainOptions(
+            preset="tiny", overrides={**TINY, "steps": 2, "decay_start": 0.75}, resume=True,
+            checkpoint_dir=tmp_path / "run"))
 
 
 def test_pix2pix_needs_paired_chips(unpaired_chips, tmp_path):
