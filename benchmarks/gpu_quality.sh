@@ -16,6 +16,7 @@
 #   SPLITS=default SCREEN=candidates-2 bash benchmarks/gpu_quality.sh       # another split
 #   SCREEN=lighter bash benchmarks/gpu_quality.sh    # maps without a discriminator or with one
 #   SCREEN=decay bash benchmarks/gpu_quality.sh      # the decay at 3/4 (default) against 1/2
+#   SCREEN=dropout bash benchmarks/gpu_quality.sh    # no dropout (default) against the paper's
 #   bash benchmarks/gpu_quality.sh --dry-run         # here, on the CPU: 2 steps, 2 variants
 #
 # Writes to $OUT (the device tool's folder) or /tmp/geogan-gpu: gpu.log, and for each split
@@ -45,7 +46,8 @@ SCRIPT=gpu_quality.sh
 # trains in float32, 7.5 s a step with a discriminator, 3.5 s without. `decay` pairs
 # seeds of today's default (the learning rate decayed over the last quarter, stop 64)
 # with the same seeds decayed from half-way, as before (stop 64 trained five such pairs
-# on a CPU).
+# on a CPU); `dropout` pairs them with the same seeds with the paper's dropout, as before
+# stop 65 (which trained five such pairs on a CPU).
 case ${SCREEN:-seeds} in
     seeds)
         LIST=paper,faithful,faithful/seed-1,faithful/seed-2,faithful/seed-3,faithful/seed-4,faithful/seed-5
@@ -65,7 +67,10 @@ case ${SCREEN:-seeds} in
     decay)
         LIST=paper,faithful,faithful/seed-1,faithful/seed-2,faithful/decay-0.5,faithful/decay-0.5/seed-1,faithful/decay-0.5/seed-2
         ON="default woods-both-ways" ;;
-    *) echo "unknown SCREEN '$SCREEN': seeds, candidates-1, candidates-2, candidates-3, lighter or decay"
+    dropout)
+        LIST=paper,faithful,faithful/seed-1,faithful/seed-2,faithful/dropout-0.5,faithful/dropout-0.5/seed-1,faithful/dropout-0.5/seed-2
+        ON="default woods-both-ways" ;;
+    *) echo "unknown SCREEN '$SCREEN': seeds, candidates-1, candidates-2, candidates-3, lighter, decay or dropout"
        exit 2 ;;
 esac
 

@@ -165,6 +165,9 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "faithful/batch-16": ("faithful", {"batch_size": 16}, {}),
     # Screened on the CPU after the palette fixes (2026-11-30).
     "faithful/lr-1e-3": ("faithful", {"lr": 1e-3}, {}),
+    # Stop 65: measured again without a discriminator (three seeds on the default split,
+    # two on `woods-both-ways`); the same as `faithful` since then
+    # (`faithful/dropout-0.5` is the recipe before).
     "faithful/no-dropout": ("faithful", {"dropout": 0.0}, {}),
     "faithful/cutmix-0.5": ("faithful", {"cutmix": 0.5}, {}),
     "faithful/photometric-0.4": ("faithful", {"photometric": 0.4}, {}),
@@ -229,6 +232,8 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     # Stop 64: `faithful` decays over the last quarter since then; this is the recipe
     # before, decayed from half-way, as the papers do.
     "faithful/decay-0.5": ("faithful", {"decay_start": 0.5}, {}),
+    # Stop 65: `faithful` has no dropout since then; this is the recipe before.
+    "faithful/dropout-0.5": ("faithful", {"dropout": 0.5}, {}),
     "paper+resize": ("paper", {"upsample": "resize"}, {}),
     "paper+rotate-scale": ("paper", {"rotate": True, "scale_jitter": 1.25}, {}),
     "paper+crop-jitter": ("paper", {"crop_jitter": True}, {}),
@@ -247,7 +252,8 @@ VARIANTS.update({f"{name}/seed-{seed}": (VARIANTS[name][0], {**VARIANTS[name][1]
                               "faithful/colour-0.5", "faithful/no-gan",
                               "faithful/ndf-32", "faithful/with-gan",
                               "faithful/augment-until-0.8", "faithful/decay-0.75",
-                              "faithful/decay-0.9", "faithful/decay-0.5")})
+                              "faithful/decay-0.9", "faithful/decay-0.5",
+                              "faithful/no-dropout", "faithful/dropout-0.5")})
 
 
 def _ids(data: Path) -> list[str]:

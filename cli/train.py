@@ -136,6 +136,9 @@ from .options import ProgressBar, overwrite_opt, seed_opt
                    "--ndf or --lambda-gan is given].")
 @click.option("--spectral-norm/--no-spectral-norm", default=None,
               help="Spectral normalisation of the discriminator [default: off].")
+@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=None, metavar="P",
+              help="Dropout in the U-Net's three innermost decoder blocks, which translate "
+                   "--samples draws on [default: 0 faithful, 0.5 paper and tiny].")
 @click.option("--unet-levels", type=click.IntRange(5, 10), default=None,
               help="Down-sampling levels of the U-Net [default: log2(tile) in paper, i.e. 8 "
                    "at 256 px]; fewer bound its receptive field.")

@@ -182,8 +182,9 @@ def _translate_read(source: str, output: Path, translator: Translator,
         raise ConfigError("--adapt-norm needs a generator with BatchNorm (a Pix2Pix U-Net); "
                           "this one's instance norm already takes each window's statistics")
     if settings.samples >= 2 and not translator.has_dropout:
-        raise ConfigError("--samples needs a generator with dropout (Pix2Pix has it); "
-                          "this model has none, so every sample would be the same")
+        raise ConfigError("--samples needs a generator with dropout (train one with "
+                          "--dropout 0.5, or --preset paper); this model has none, so "
+                          "every sample would be the same")
     with open_raster(source, georeferenced=False) as dataset:
         bands = _model_bands(dataset, source, translator)
         if dataset.crs is None:

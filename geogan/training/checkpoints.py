@@ -34,6 +34,11 @@ CHECKPOINT_HEADER = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION}
 #: Settings that may change between a run and its resumption without changing results.
 RESUMABLE_CHANGES = frozenset({"workers", "val_every"})
 
+#: Network settings that hold no weights: a new run started from another's weights
+#: (``init_from``) may choose them afresh, e.g. fine-tune a model trained with the paper's
+#: dropout under a recipe without it.
+WEIGHTLESS_SETTINGS = frozenset({"dropout"})
+
 
 def read_checkpoint(path: Path, device: torch.device, hint: str) -> dict[str, Any]:
     """A checkpoint's payload, loaded without running code (``weights_only``).
@@ -100,11 +105,14 @@ def warm_start(path: Path, trainer: GANTrainer, architecture: Architecture,
 
 def _check_same_networks(path: Path, saved: Mapping[str, Any],
                          architecture: Architecture) -> None:
-    differences = _differences(Architecture.from_dict(saved).to_dict(), architecture.to_dict())
+    differences = [d for d in _differences(Architecture.from_dict(saved).to_dict(),
+                                           architecture.to_dict())
+                   if d[0] not in WEIGHTLESS_SETTINGS]
     if differences:
+        named = ", ".join(f"{key} {there!r} there, {now!r} now"
+                          for key, there, now in sorted(differences, key=lambda d: d[0]))
         raise CheckpointError(
-            f"{path} holds other networks than this run builds "
-            f"({', '.join(sorted(key for key, _, _ in differences))}); give the same "
+            f"{path} holds other networks than this run builds ({named}); give the same "
             "--model, --preset, --ngf/--ndf and chips with the same bands and tile size")
 
 

@@ -143,6 +143,22 @@ def test_recipe_options_reach_the_model_files_training_record(chips, tmp_path):
     assert config["decay_start"] == 0.6
 
 
+def test_dropout_reaches_the_architecture_and_info_names_it(chips, model, tmp_path):
+    code, stdout, stderr = run("info", str(model))  # tiny: the paper's dropout
+    assert code == 0, stderr
+    assert "transpose upsampling, dropout 0.5" in stdout
+    out = tmp_path / "m.pt"
+    code, _, stderr = run("-q", "train", str(chips), "-o", str(out), "--steps", "1",
+                          "--dropout", "0", *FAST)
+    assert code == 0, stderr
+    assert torch.load(out, weights_only=True)["architecture"]["dropout"] == 0
+    code, stdout, stderr = run("info", str(out))
+    assert code == 0, stderr
+    assert "transpose upsampling, no dropout" in stdout
+    code, _, stderr = run("train", str(chips), "-o", str(out), "--dropout", "1")
+    assert code == 2 and "--dropout" in stderr
+
+
 def test_input_skip_reaches_the_architecture_and_info_names_it(chips, tmp_path):
     out = tmp_path / "m.pt"
     code, _, stderr = run("-q", "train", str(chips), "-o", str(out), "--steps", "1",

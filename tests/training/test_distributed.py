@@ -269,10 +269,15 @@ def test_init_from_refuses_other_networks_and_resume(chips, tmp_path):
     train(chips, tmp_path / "a.pt", TrainOptions(
         preset="tiny", overrides={**TINY, "steps": 1}, device="cpu",
         checkpoint_dir=tmp_path / "a-run"))
-    with pytest.raises(CheckpointError, match=r"other networks.*ngf"):
+    with pytest.raises(CheckpointError, match=r"other networks.*\(ngf 8 there, 4 now\)"):
         train(chips, tmp_path / "b.pt", TrainOptions(
             preset="tiny", overrides={**TINY, "steps": 1, "ngf": 4}, device="cpu",
             checkpoint_dir=tmp_path / "b-run", init_from=tmp_path / "a.pt"))
+    # Dropout holds no weights: a new run may drop it (faithful models before stop 65 had it).
+    report = train(chips, tmp_path / "d.pt", TrainOptions(
+        preset="tiny", overrides={**TINY, "steps": 1, "dropout": 0.0}, device="cpu",
+        checkpoint_dir=tmp_path / "d-run", init_from=tmp_path / "a.pt"))
+    assert report.architecture.dropout == 0.0
     with pytest.raises(CheckpointError, match="no such file"):
         train(chips, tmp_path / "b.pt", TrainOptions(
             preset="tiny", overrides=TINY, device="cpu", checkpoint_dir=tmp_path / "b-run",

@@ -166,6 +166,14 @@ def test_the_default_recipe_decays_over_the_last_quarter_and_the_papers_over_the
         assert build_configs(kind, 3, 3, 64, preset=preset)[1].decay_start == 0.5
 
 
+def test_the_default_recipe_has_no_dropout_and_the_papers_keep_theirs():
+    assert build_configs("pix2pix", 3, 3, 64)[0].dropout == 0.0
+    assert build_configs("pix2pix", 3, 3, 64, overrides={"dropout": 0.5})[0].dropout == 0.5
+    for preset in ("paper", "tiny"):
+        assert build_configs("pix2pix", 3, 3, 64, preset=preset)[0].dropout == 0.5
+    assert build_configs("cyclegan", 3, 3, 64)[0].dropout == 0.0  # the paper's ResNets
+
+
 def options(tmp_path: Path, name: str = "run", **overrides: Any) -> TrainOptions:
     return TrainOptions(preset="tiny", overrides={**TINY, **overrides},
                         checkpoint_dir=tmp_path / name, device="cpu")
