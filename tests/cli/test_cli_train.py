@@ -143,31 +143,28 @@ def test_recipe_options_reach_the_model_files_training_record(chips, tmp_path):
     assert config["decay_start"] == 0.6
 
 
-def test_dropout_reaches_the_architecture_and_info_names_it(chips, model, tmp_path):
+@pytest.mark.parametrize(("option", "key", "value", "described"), [
+    ("--input-skip", "input_skip", 8, "a full-resolution input path of 8 channels"),
+    ("--dropout", "dropout", 0, "transpose upsampling, no dropout"),
+])
+def test_network_options_reach_the_architecture_and_info_names_them(chips, tmp_path, option,
+                                                                     key, value, described):
+    out = tmp_path / "m.pt"
+    code, _, stderr = run("-q", "train", str(chips), "-o", str(out), "--steps", "1",
+                          option, str(value), *FAST)
+    assert code == 0, stderr
+    assert torch.load(out, weights_only=True)["architecture"][key] == value
+    code, stdout, stderr = run("info", str(out))
+    assert code == 0, stderr
+    assert described in stdout
+
+
+def test_info_names_the_papers_dropout_and_train_refuses_dropout_1(chips, model, tmp_path):
     code, stdout, stderr = run("info", str(model))  # tiny: the paper's dropout
     assert code == 0, stderr
     assert "transpose upsampling, dropout 0.5" in stdout
-    out = tmp_path / "m.pt"
-    code, _, stderr = run("-q", "train", str(chips), "-o", str(out), "--steps", "1",
-                          "--dropout", "0", *FAST)
-    assert code == 0, stderr
-    assert torch.load(out, weights_only=True)["architecture"]["dropout"] == 0
-    code, stdout, stderr = run("info", str(out))
-    assert code == 0, stderr
-    assert "transpose upsampling, no dropout" in stdout
-    code, _, stderr = run("train", str(chips), "-o", str(out), "--dropout", "1")
+    code, _, stderr = run("train", str(chips), "-o", str(tmp_path / "m.pt"), "--dropout", "1")
     assert code == 2 and "--dropout" in stderr
-
-
-def test_input_skip_reaches_the_architecture_and_info_names_it(chips, tmp_path):
-    out = tmp_path / "m.pt"
-    code, _, stderr = run("-q", "train", str(chips), "-o", str(out), "--steps", "1",
-                          "--input-skip", "8", *FAST)
-    assert code == 0, stderr
-    assert torch.load(out, weights_only=True)["architecture"]["input_skip"] == 8
-    code, stdout, stderr = run("info", str(out))
-    assert code == 0, stderr
-    assert "a full-resolution input path of 8 channels" in stdout
 
 
 @pytest.mark.parametrize("content", [b"", b"not a model at all", b"PK\x03\x04broken zip"])
