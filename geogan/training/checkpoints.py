@@ -73,11 +73,9 @@ def check_resumable(state: Mapping[str, Any], architecture: Architecture, config
     if differences:
         # With the saved values, so that a run started before a preset's default changed
         # can be resumed by giving them (e.g. --decay-start 0.5).
-        named = ", ".join(f"{key} {saved!r} there, {now!r} now"
-                          for key, saved, now in sorted(differences, key=lambda d: d[0]))
         raise CheckpointError(
-            f"the checkpoint in {run_dir} was made with other settings ({named}); "
-            f"resume with the same settings")
+            f"the checkpoint in {run_dir} was made with other settings "
+            f"({_named(differences)}); resume with the same settings")
 
 
 def warm_start(path: Path, trainer: GANTrainer, architecture: Architecture,
@@ -109,11 +107,10 @@ def _check_same_networks(path: Path, saved: Mapping[str, Any],
                                            architecture.to_dict())
                    if d[0] not in WEIGHTLESS_SETTINGS]
     if differences:
-        named = ", ".join(f"{key} {there!r} there, {now!r} now"
-                          for key, there, now in sorted(differences, key=lambda d: d[0]))
         raise CheckpointError(
-            f"{path} holds other networks than this run builds ({named}); give the same "
-            "--model, --preset, --ngf/--ndf and chips with the same bands and tile size")
+            f"{path} holds other networks than this run builds ({_named(differences)}); "
+            "give the same --model, --preset, --ngf/--ndf and chips with the same bands and "
+            "tile size")
 
 
 def save_checkpoint(payload: Mapping[str, Any], path: Path) -> None:
@@ -139,3 +136,9 @@ def _differences(saved: Mapping[str, Any],
                  current: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
     """The settings that differ: name, saved value, current value."""
     return [(k, saved.get(k), v) for k, v in current.items() if saved.get(k) != v]
+
+
+def _named(differences: list[tuple[str, Any, Any]]) -> str:
+    """``"decay_start 0.5 there, 0.75 now, ..."``, by name."""
+    return ", ".join(f"{key} {saved!r} there, {now!r} now"
+                     for key, saved, now in sorted(differences, key=lambda d: d[0]))
