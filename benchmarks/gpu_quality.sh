@@ -17,6 +17,7 @@
 #   SCREEN=lighter bash benchmarks/gpu_quality.sh    # maps without a discriminator or with one
 #   SCREEN=decay bash benchmarks/gpu_quality.sh      # the decay at 3/4 (default) against 1/2
 #   SCREEN=dropout bash benchmarks/gpu_quality.sh    # no dropout (default) against the paper's
+#   SCREEN=beta2 bash benchmarks/gpu_quality.sh      # Adam's beta2 0.99 (default) against 0.999
 #   bash benchmarks/gpu_quality.sh --dry-run         # here, on the CPU: 2 steps, 2 variants
 #
 # Writes to $OUT (the device tool's folder) or /tmp/geogan-gpu: gpu.log, and for each split
@@ -47,7 +48,8 @@ SCRIPT=gpu_quality.sh
 # seeds of today's default (the learning rate decayed over the last quarter, stop 64)
 # with the same seeds decayed from half-way, as before (stop 64 trained five such pairs
 # on a CPU); `dropout` pairs them with the same seeds with the paper's dropout, as before
-# stop 65 (which trained five such pairs on a CPU).
+# stop 65 (which trained five such pairs on a CPU); `beta2` with the same seeds under
+# Adam's usual beta2 of 0.999, as before stop 66 (five such pairs on a CPU).
 case ${SCREEN:-seeds} in
     seeds)
         LIST=paper,faithful,faithful/seed-1,faithful/seed-2,faithful/seed-3,faithful/seed-4,faithful/seed-5
@@ -70,7 +72,10 @@ case ${SCREEN:-seeds} in
     dropout)
         LIST=paper,faithful,faithful/seed-1,faithful/seed-2,faithful/dropout-0.5,faithful/dropout-0.5/seed-1,faithful/dropout-0.5/seed-2
         ON="default woods-both-ways" ;;
-    *) echo "unknown SCREEN '$SCREEN': seeds, candidates-1, candidates-2, candidates-3, lighter, decay or dropout"
+    beta2)
+        LIST=paper,faithful,faithful/seed-1,faithful/seed-2,faithful/beta2-0.999,faithful/beta2-0.999/seed-1,faithful/beta2-0.999/seed-2
+        ON="default woods-both-ways" ;;
+    *) echo "unknown SCREEN '$SCREEN': seeds, candidates-1, candidates-2, candidates-3, lighter, decay, dropout or beta2"
        exit 2 ;;
 esac
 

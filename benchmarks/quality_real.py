@@ -234,6 +234,11 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "faithful/decay-0.5": ("faithful", {"decay_start": 0.5}, {}),
     # Stop 65: `faithful` has no dropout since then; this is the recipe before.
     "faithful/dropout-0.5": ("faithful", {"dropout": 0.5}, {}),
+    # Stop 66: Adam's second moment over about the last hundred steps, not the last
+    # thousand, for a recipe that underfits in 1500 steps. The same as `faithful` since
+    # stop 66; kept so that its commands rerun. `beta2-0.999` is the recipe before.
+    "faithful/beta2-0.99": ("faithful", {"beta2": 0.99}, {}),
+    "faithful/beta2-0.999": ("faithful", {"beta2": 0.999}, {}),
     "paper+resize": ("paper", {"upsample": "resize"}, {}),
     "paper+rotate-scale": ("paper", {"rotate": True, "scale_jitter": 1.25}, {}),
     "paper+crop-jitter": ("paper", {"crop_jitter": True}, {}),
@@ -253,7 +258,8 @@ VARIANTS.update({f"{name}/seed-{seed}": (VARIANTS[name][0], {**VARIANTS[name][1]
                               "faithful/ndf-32", "faithful/with-gan",
                               "faithful/augment-until-0.8", "faithful/decay-0.75",
                               "faithful/decay-0.9", "faithful/decay-0.5",
-                              "faithful/no-dropout", "faithful/dropout-0.5")})
+                              "faithful/no-dropout", "faithful/dropout-0.5",
+                              "faithful/beta2-0.99", "faithful/beta2-0.999")})
 
 
 def _ids(data: Path) -> list[str]:

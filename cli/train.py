@@ -47,6 +47,11 @@ from .options import ProgressBar, overwrite_opt, seed_opt
               metavar="SHARE",
               help="Share of the steps at the full learning rate before it decays "
                    "linearly to zero [default: 0.75 faithful, else 0.5, the papers'].")
+@click.option("--beta1", type=click.FloatRange(0, 1, max_open=True), default=None,
+              help="Adam's first beta, its momentum [default: 0.5, the papers'].")
+@click.option("--beta2", type=click.FloatRange(0, 1, max_open=True), default=None,
+              help="Adam's second beta: 0.99 averages the squared gradients over about the "
+                   "last hundred steps [default: 0.99 faithful, else 0.999, the papers'].")
 @click.option("--ngf", type=click.IntRange(min=1), default=None,
               help="Generator width [default: 64 paper, 16 tiny].")
 @click.option("--ndf", type=click.IntRange(min=1), default=None,

@@ -227,7 +227,8 @@ class TrainConfig:
         decay_start: Share of the steps at the full learning rate before its linear
             decay (0.5, the papers'; 0.75 in ``faithful``; less than 1).
         beta1: Adam's first beta (0.5 in the papers).
-        beta2: Adam's second beta.
+        beta2: Adam's second beta (0.999 in the papers; 0.99 in ``faithful``, whose
+            1500 steps are short for a second moment averaged over a thousand).
         gan_loss: ``vanilla`` (BCE with logits) or ``lsgan`` (least squares).
         lambda_l1: Weight of the L1 loss of Pix2Pix.
         lambda_gan: Weight of the adversarial loss of the Pix2Pix generator (1 in the
@@ -383,6 +384,9 @@ class TrainConfig:
             raise ConfigError("loss weights must not be negative")
         if self.pool_size < 0 or (self.workers or 0) < 0 or self.val_every < 0 or self.seed < 0:
             raise ConfigError("pool size, workers, val-every and seed must not be negative")
+        if not (0.0 <= self.beta1 < 1.0 and 0.0 <= self.beta2 < 1.0):
+            raise ConfigError(f"Adam's betas must be in [0, 1), not {self.beta1} and "
+                              f"{self.beta2}")
         if not 1.0 <= self.scale_jitter <= 4.0:
             raise ConfigError(f"scale jitter must be from 1 to 4, not {self.scale_jitter}")
         if not 0.0 <= self.photometric < 1.0:
@@ -439,12 +443,16 @@ PRESETS: dict[str, dict[str, Any]] = {
     # For the same reason it has no dropout (the paper's noise source, which regularised
     # a network that overfitted): on five trainings delta-5 and SSIM rose on each, and
     # the worst seed's margins over a constant map grew (delta-5 0.001 -> 0.008, PSNR
-    # 0.05 -> 0.08 dB).
+    # 0.05 -> 0.08 dB). Adam's second moment averages over about the last hundred steps
+    # (beta2 0.99), not the last thousand, so the step sizes follow the gradients of a
+    # short run: on five trainings validation PSNR rose on each (+0.004 to +0.29 dB),
+    # SSIM held or rose, mean mIoU moved by -0.002, and the worst of three seeds on the
+    # default split went from 0.245 to 0.251.
     "faithful": {"ngf": 64, "ndf": 64, "epochs": 200, "batch_size": 4, "lr": 5e-4,
-                 "decay_start": 0.75, "dropout": 0.0, "unet_levels": 6, "upsample": "resize",
-                 "classes": "auto", "rotate": True, "scale_jitter": 1.25, "photometric": 0.2,
-                 "lambda_ce": 60.0, "class_balance": 0.25, "diffaugment": True, "ema": 0.999,
-                 "map_discriminator": False},
+                 "decay_start": 0.75, "beta2": 0.99, "dropout": 0.0, "unet_levels": 6,
+                 "upsample": "resize", "classes": "auto", "rotate": True, "scale_jitter": 1.25,
+                 "photometric": 0.2, "lambda_ce": 60.0, "class_balance": 0.25,
+                 "diffaugment": True, "ema": 0.999, "map_discriminator": False},
     # Isola et al. 2017 and Zhu et al. 2017, at 256 x 256.
     "paper": {"ngf": 64, "ndf": 64, "epochs": 200},
     # The same structure, a sixteenth of the arithmetic: minutes on a laptop CPU.

@@ -174,6 +174,22 @@ def test_the_default_recipe_has_no_dropout_and_the_papers_keep_theirs():
     assert build_configs("cyclegan", 3, 3, 64)[0].dropout == 0.0  # the paper's ResNets
 
 
+def test_the_default_recipe_averages_adams_second_moment_over_fewer_steps():
+    for kind, preset, beta2 in (("pix2pix", "faithful", 0.99), ("pix2pix", "paper", 0.999),
+                                ("pix2pix", "tiny", 0.999), ("cyclegan", "faithful", 0.999)):
+        arch, config = build_configs(kind, 3, 3, 64, preset=preset)
+        assert (config.beta1, config.beta2) == (0.5, beta2)
+        trainer = (Pix2PixTrainer if kind == "pix2pix" else CycleGANTrainer)(
+            arch, config, torch.device("cpu"), "fp32")
+        for optimizer in trainer.optimizers.values():
+            assert optimizer.param_groups[0]["betas"] == (0.5, beta2)
+    _, config = build_configs("pix2pix", 3, 3, 64, overrides={"beta1": 0.9, "beta2": 0.999})
+    assert (config.beta1, config.beta2) == (0.9, 0.999)
+    for bad in ({"beta1": 1.0}, {"beta2": 1.0}, {"beta2": -0.1}):
+        with pytest.raises(ConfigError, match="betas must be in"):
+            build_configs("pix2pix", 3, 3, 64, overrides=bad)
+
+
 def options(tmp_path: Path, name: str = "run", **overrides: Any) -> TrainOptions:
     return TrainOptions(preset="tiny", overrides={**TINY, **overrides},
                         checkpoint_dir=tmp_path / name, device="cpu")
@@ -268,6 +284,10 @@ def test_existing_outputs_and_checkpoints_are_not_replaced_silently(chips, tmp_p
     with pytest.raises(CheckpointError, match=r"decay_start 0\.5 there, 0\.75 now"):
         train(chips, tmp_path / "m.pt", TrainOptions(
             preset="tiny", overrides={**TINY, "steps": 2, "decay_start": 0.75}, resume=True,
+            checkpoint_dir=tmp_path / "run"))
+    with pytest.raises(CheckpointError, match=r"beta2 0\.999 there, 0\.99 now"):
+        train(chips, tmp_path / "m.pt", TrainOptions(
+            preset="tiny", overrides={**TINY, "steps": 2, "beta2": 0.99}, resume=True,
             checkpoint_dir=tmp_path / "run"))
 
 
