@@ -181,7 +181,7 @@ class GANTrainer(ABC):
                 module.load_state_dict(state["networks"][name])
         for name, optimizer in self.optimizers.items():
             if name in state["optimizers"] or name != "h":
-                optimizer.load_state_dict(state["optimizers"][name])
+                _load_moments(optimizer, state["optimizers"][name])
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         if "augment_rng" in state:
@@ -438,6 +438,18 @@ class ImagePool:
         self.images = list(state["images"])
         self.masks = list(state["masks"])
         self.generator.set_state(state["generator"])
+
+
+def _load_moments(optimizer: torch.optim.Optimizer, saved: Mapping[str, Any]) -> None:
+    """Load an optimiser's state (Adam's moments and step counts) and keep the settings
+    this run was built with: torch's ``load_state_dict`` would also bring the saved betas,
+    so a run started from another (``init_from``) would train with that run's settings
+    while recording its own. A resumed run has the same settings (``check_resumable``)."""
+    settings = [{k: v for k, v in group.items() if k != "params"}
+                for group in optimizer.param_groups]
+    optimizer.load_state_dict(dict(saved))
+    for group, own in zip(optimizer.param_groups, settings, strict=True):
+        group.update(own)
 
 
 class CycleGANTrainer(GANTrainer):

@@ -190,6 +190,23 @@ def test_the_default_recipe_averages_adams_second_moment_over_fewer_steps():
             build_configs("pix2pix", 3, 3, 64, overrides=bad)
 
 
+def test_a_warm_start_takes_the_optimisers_state_and_keeps_this_runs_settings():
+    # torch's load_state_dict would bring the saved betas too: a faithful run started from
+    # a checkpoint made before beta2 became 0.99 would train at 0.999 and record 0.99.
+    arch, before = build_configs("pix2pix", 3, 3, 64, preset="tiny",
+                                 overrides={"beta2": 0.999})
+    saved = Pix2PixTrainer(arch, before, torch.device("cpu"), "fp32")
+    saved.optimizers["g"].state[saved.optimizers["g"].param_groups[0]["params"][0]] = {
+        "step": torch.tensor(3.0)}
+    _, now = build_configs("pix2pix", 3, 3, 64, preset="tiny", overrides={"beta2": 0.99})
+    trainer = Pix2PixTrainer(arch, now, torch.device("cpu"), "fp32")
+    trainer.load_state_dict(saved.state_dict())
+    for optimizer in trainer.optimizers.values():
+        assert optimizer.param_groups[0]["betas"] == (0.5, 0.99)
+    g = trainer.optimizers["g"]
+    assert g.state[g.param_groups[0]["params"][0]]["step"] == 3
+
+
 def options(tmp_path: Path, name: str = "run", **overrides: Any) -> TrainOptions:
     return TrainOptions(preset="tiny", overrides={**TINY, **overrides},
                         checkpoint_dir=tmp_path / name, device="cpu")
