@@ -197,6 +197,9 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     # Stop 48: a wider zoom, for scenes whose pixel size is not the chips'.
     "faithful/scale-1.5": ("faithful", {"scale_jitter": 1.5}, {}),
     "faithful/scale-2": ("faithful", {"scale_jitter": 2.0}, {}),
+    # Stop 67: no zoom at all. The photos of a scene are resampled to the model's pixel size
+    # by translate (stop 48), and each wider zoom cost validation mIoU.
+    "faithful/scale-1": ("faithful", {"scale_jitter": 1.0}, {}),
     # Stop 49: Adam's usual momentum rather than the GAN papers' 0.5: the recipe's loss
     # is mostly the class head's cross-entropy and L1, not the adversarial term.
     "faithful/beta1-0.9": ("faithful", {"beta1": 0.9}, {}),
@@ -259,7 +262,8 @@ VARIANTS.update({f"{name}/seed-{seed}": (VARIANTS[name][0], {**VARIANTS[name][1]
                               "faithful/augment-until-0.8", "faithful/decay-0.75",
                               "faithful/decay-0.9", "faithful/decay-0.5",
                               "faithful/no-dropout", "faithful/dropout-0.5",
-                              "faithful/beta2-0.99", "faithful/beta2-0.999")})
+                              "faithful/beta2-0.99", "faithful/beta2-0.999",
+                              "faithful/ema-0.99", "faithful/scale-1")})
 
 
 def _ids(data: Path) -> list[str]:
