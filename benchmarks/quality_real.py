@@ -242,6 +242,12 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     # stop 66; kept so that its commands rerun. `beta2-0.999` is the recipe before.
     "faithful/beta2-0.99": ("faithful", {"beta2": 0.99}, {}),
     "faithful/beta2-0.999": ("faithful", {"beta2": 0.999}, {}),
+    # Stop 68: a learning rate between 5e-4 and 1e-3 (1e-3, on the recipe of 2026-11-30,
+    # lost on the unfamiliar pairs), now that the rate decays over the last quarter only,
+    # Adam's β2 is 0.99 and the U-Net has no dropout.
+    "faithful/lr-7e-4": ("faithful", {"lr": 7e-4}, {}),
+    # Stop 68: and below it, since β2 0.99 already lets the late steps move further.
+    "faithful/lr-3.5e-4": ("faithful", {"lr": 3.5e-4}, {}),
     "paper+resize": ("paper", {"upsample": "resize"}, {}),
     "paper+rotate-scale": ("paper", {"rotate": True, "scale_jitter": 1.25}, {}),
     "paper+crop-jitter": ("paper", {"crop_jitter": True}, {}),
@@ -263,7 +269,8 @@ VARIANTS.update({f"{name}/seed-{seed}": (VARIANTS[name][0], {**VARIANTS[name][1]
                               "faithful/decay-0.9", "faithful/decay-0.5",
                               "faithful/no-dropout", "faithful/dropout-0.5",
                               "faithful/beta2-0.99", "faithful/beta2-0.999",
-                              "faithful/ema-0.99", "faithful/scale-1")})
+                              "faithful/ema-0.99", "faithful/scale-1",
+                              "faithful/lr-7e-4", "faithful/lr-3.5e-4")})
 
 
 def _ids(data: Path) -> list[str]:
