@@ -52,6 +52,9 @@ from .options import ProgressBar, overwrite_opt, seed_opt
 @click.option("--beta2", type=click.FloatRange(0, 1, max_open=True), default=None,
               help="Adam's second beta: 0.99 averages the squared gradients over about the "
                    "last hundred steps [default: 0.99 faithful, else 0.999, the papers'].")
+@click.option("--weight-decay", type=click.FloatRange(min=0), default=None,
+              help="Decoupled weight decay (AdamW): each step shrinks the weights by "
+                   "lr × this of themselves [default: 0, plain Adam, as in the papers].")
 @click.option("--ngf", type=click.IntRange(min=1), default=None,
               help="Generator width [default: 64 paper, 16 tiny].")
 @click.option("--ndf", type=click.IntRange(min=1), default=None,

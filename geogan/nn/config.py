@@ -229,6 +229,9 @@ class TrainConfig:
         beta1: Adam's first beta (0.5 in the papers).
         beta2: Adam's second beta (0.999 in the papers; 0.99 in ``faithful``, whose
             1500 steps are short for a second moment averaged over a thousand).
+        weight_decay: Decoupled weight decay (AdamW, Loshchilov & Hutter 2019): each step
+            shrinks every weight by ``lr * weight_decay`` of itself, apart from the
+            gradient's update. 0 (the papers') is plain Adam.
         gan_loss: ``vanilla`` (BCE with logits) or ``lsgan`` (least squares).
         lambda_l1: Weight of the L1 loss of Pix2Pix.
         lambda_gan: Weight of the adversarial loss of the Pix2Pix generator (1 in the
@@ -332,6 +335,7 @@ class TrainConfig:
     decay_start: float = 0.5
     beta1: float = 0.5
     beta2: float = 0.999
+    weight_decay: float = 0.0
     gan_loss: str = "vanilla"
     lambda_l1: float = 100.0
     lambda_gan: float = 1.0
@@ -387,6 +391,8 @@ class TrainConfig:
         if not (0.0 <= self.beta1 < 1.0 and 0.0 <= self.beta2 < 1.0):
             raise ConfigError(f"Adam's betas must be in [0, 1), not {self.beta1} and "
                               f"{self.beta2}")
+        if self.weight_decay < 0:
+            raise ConfigError(f"weight decay must not be negative, not {self.weight_decay}")
         if not 1.0 <= self.scale_jitter <= 4.0:
             raise ConfigError(f"scale jitter must be from 1 to 4, not {self.scale_jitter}")
         if not 0.0 <= self.photometric < 1.0:

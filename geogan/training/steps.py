@@ -206,6 +206,10 @@ class GANTrainer(ABC):
 
     def _adam(self, params: Iterator[nn.Parameter]) -> torch.optim.Optimizer:
         config = self.config
+        if config.weight_decay > 0:
+            return torch.optim.AdamW(list(params), lr=config.lr,
+                                     betas=(config.beta1, config.beta2),
+                                     weight_decay=config.weight_decay, fused=True)
         return torch.optim.Adam(list(params), lr=config.lr, betas=(config.beta1, config.beta2),
                                 fused=True)
 

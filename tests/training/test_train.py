@@ -190,6 +190,27 @@ def test_the_default_recipe_averages_adams_second_moment_over_fewer_steps():
             build_configs("pix2pix", 3, 3, 64, overrides=bad)
 
 
+def test_weight_decay_shrinks_the_weights_apart_from_the_gradients_update():
+    # A zero gradient moves no weight under Adam: what a step changes is the decay alone,
+    # lr * weight_decay of each weight (AdamW's decoupled decay, not an L2 term whose
+    # gradient Adam would rescale).
+    for decay in (0.0, 0.5):
+        arch, config = build_configs("pix2pix", 3, 3, 64, preset="tiny",
+                                     overrides={"weight_decay": decay, "lr": 1e-3})
+        trainer = Pix2PixTrainer(arch, config, torch.device("cpu"), "fp32")
+        for name, optimizer in trainer.optimizers.items():
+            assert optimizer.param_groups[0]["weight_decay"] == decay, name
+            params = optimizer.param_groups[0]["params"]
+            before = [p.detach().clone() for p in params]
+            for p in params:
+                p.grad = torch.zeros_like(p)
+            optimizer.step()
+            for p, old in zip(params, before, strict=True):
+                torch.testing.assert_close(p.detach(), old * (1 - 1e-3 * decay))
+    with pytest.raises(ConfigError, match="weight decay must not be negative"):
+        build_configs("pix2pix", 3, 3, 64, overrides={"weight_decay": -0.1})
+
+
 def test_a_warm_start_takes_the_optimisers_state_and_keeps_this_runs_settings():
     # torch's load_state_dict would bring the saved betas too: a faithful run started from
     # a checkpoint made before beta2 became 0.99 would train at 0.999 and record 0.99.
@@ -205,6 +226,12 @@ def test_a_warm_start_takes_the_optimisers_state_and_keeps_this_runs_settings():
         assert optimizer.param_groups[0]["betas"] == (0.5, 0.99)
     g = trainer.optimizers["g"]
     assert g.state[g.param_groups[0]["params"][0]]["step"] == 3
+    # and a run with weight decay started from one without keeps its decay
+    _, decayed = build_configs("pix2pix", 3, 3, 64, preset="tiny",
+                               overrides={"weight_decay": 0.5})
+    trainer = Pix2PixTrainer(arch, decayed, torch.device("cpu"), "fp32")
+    trainer.load_state_dict(saved.state_dict())
+    assert all(o.param_groups[0]["weight_decay"] == 0.5 for o in trainer.optimizers.values())
 
 
 def options(tmp_path: Path, name: str = "run", **overrides: Any) -> TrainOptions:
