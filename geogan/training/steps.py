@@ -206,12 +206,11 @@ class GANTrainer(ABC):
 
     def _adam(self, params: Iterator[nn.Parameter]) -> torch.optim.Optimizer:
         config = self.config
-        if config.weight_decay > 0:
-            return torch.optim.AdamW(list(params), lr=config.lr,
-                                     betas=(config.beta1, config.beta2),
-                                     weight_decay=config.weight_decay, fused=True)
-        return torch.optim.Adam(list(params), lr=config.lr, betas=(config.beta1, config.beta2),
-                                fused=True)
+        # AdamW decouples the decay from the gradient's update (Adam's own switch for that
+        # is newer than the torch versions geogan supports); without decay it is plain Adam.
+        optimiser = torch.optim.AdamW if config.weight_decay > 0 else torch.optim.Adam
+        return optimiser(list(params), lr=config.lr, betas=(config.beta1, config.beta2),
+                         weight_decay=config.weight_decay, fused=True)
 
     def _mask(self, mask: Tensor) -> Tensor | None:
         return mask if self.config.masked else None
