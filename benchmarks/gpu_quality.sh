@@ -19,6 +19,7 @@
 #   SCREEN=dropout bash benchmarks/gpu_quality.sh    # no dropout (default) against the paper's
 #   SCREEN=beta2 bash benchmarks/gpu_quality.sh      # Adam's beta2 0.99 (default) against 0.999
 #   SCREEN=weight-decay bash benchmarks/gpu_quality.sh   # no weight decay (default) against 0.5
+#   SCREEN=blur bash benchmarks/gpu_quality.sh       # no blur of the input (default) against half
 #   bash benchmarks/gpu_quality.sh --dry-run         # here, on the CPU: 2 steps, 2 variants
 #
 # Writes to $OUT (the device tool's folder) or /tmp/geogan-gpu: gpu.log, and for each split
@@ -52,7 +53,8 @@ SCRIPT=gpu_quality.sh
 # stop 65 (which trained five such pairs on a CPU); `beta2` with the same seeds under
 # Adam's usual beta2 of 0.999, as before stop 66 (five such pairs on a CPU);
 # `weight-decay` with the same seeds under AdamW's decoupled decay of 0.5, which gained
-# validation mIoU and lost on the unfamiliar pairs in stop 69 (two trainings on a CPU).
+# validation mIoU and lost on the unfamiliar pairs in stop 69 (two trainings on a CPU);
+# `blur` with the same seeds with half the chips' inputs blurred (stop 70).
 case ${SCREEN:-seeds} in
     seeds)
         LIST=paper,faithful,faithful/seed-1,faithful/seed-2,faithful/seed-3,faithful/seed-4,faithful/seed-5
@@ -81,7 +83,10 @@ case ${SCREEN:-seeds} in
     weight-decay)
         LIST=paper,faithful,faithful/seed-1,faithful/seed-2,faithful/wd-0.5,faithful/wd-0.5/seed-1,faithful/wd-0.5/seed-2
         ON="default woods-both-ways" ;;
-    *) echo "unknown SCREEN '$SCREEN': seeds, candidates-1, candidates-2, candidates-3, lighter, decay, dropout, beta2 or weight-decay"
+    blur)
+        LIST=paper,faithful,faithful/seed-1,faithful/seed-2,faithful/blur-0.5,faithful/blur-0.5/seed-1,faithful/blur-0.5/seed-2
+        ON="default woods-both-ways" ;;
+    *) echo "unknown SCREEN '$SCREEN': seeds, candidates-1, candidates-2, candidates-3, lighter, decay, dropout, beta2, weight-decay or blur"
        exit 2 ;;
 esac
 

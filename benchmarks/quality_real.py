@@ -252,6 +252,10 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     # tried against memorising 29 chips. At 5e-4, 0.5 takes 2.5e-4 of each weight a step:
     # a weight that no gradient holds shrinks by about a quarter over the 1500 steps.
     "faithful/wd-0.5": ("faithful", {"weight_decay": 0.5}, {}),
+    # Stop 70: the input blurred (a Gaussian of 0.5-1.5 px) in half the chips, as a
+    # softer sensor or a scene read up from a coarser pixel size is: the zoom, which
+    # softens what it enlarges, is what keeps the unfamiliar pairs near the blank map.
+    "faithful/blur-0.5": ("faithful", {"blur": 0.5}, {}),
     "paper+resize": ("paper", {"upsample": "resize"}, {}),
     "paper+rotate-scale": ("paper", {"rotate": True, "scale_jitter": 1.25}, {}),
     "paper+crop-jitter": ("paper", {"crop_jitter": True}, {}),
@@ -275,7 +279,7 @@ VARIANTS.update({f"{name}/seed-{seed}": (VARIANTS[name][0], {**VARIANTS[name][1]
                               "faithful/beta2-0.99", "faithful/beta2-0.999",
                               "faithful/ema-0.99", "faithful/scale-1",
                               "faithful/lr-7e-4", "faithful/lr-3.5e-4",
-                              "faithful/wd-0.5")})
+                              "faithful/wd-0.5", "faithful/blur-0.5")})
 
 
 def _ids(data: Path) -> list[str]:

@@ -89,6 +89,10 @@ from .options import ProgressBar, overwrite_opt, seed_opt
               help="Darken one soft-edged ellipse of the input (to 35-75 %) with this "
                    "probability per chip, as a shadow does, so that darkness alone stops "
                    "meaning water (for scenes without dark water) [default: 0].")
+@click.option("--blur", type=click.FloatRange(0, 1), default=None, metavar="P",
+              help="Blur the input by a Gaussian of 0.5-1.5 px with this probability per "
+                   "chip, as a softer sensor or a scene read up from a coarser pixel size "
+                   "is [default: 0].")
 @click.option("--cutmix", type=click.FloatRange(0, 1), default=None, metavar="P",
               help="Paste a rectangle of another pair of the batch into each pair with "
                    "this probability, into both chips alike (CutMix) [default: 0].")

@@ -30,7 +30,7 @@ def test_every_screen_names_known_variants_and_splits() -> None:
     screens = SCREEN.findall((BENCHMARKS / "gpu_quality.sh").read_text())
     assert {name for name, _, _ in screens} == {
         "seeds", "candidates-1", "candidates-2", "candidates-3", "lighter", "decay",
-        "dropout", "beta2", "weight-decay"}
+        "dropout", "beta2", "weight-decay", "blur"}
     quality_real = _quality_real()
     for name, variants, splits in screens:
         listed = variants.split(",")

@@ -256,12 +256,15 @@ class TrainConfig:
         shadow: Probability that a chip's input gets one soft-edged ellipse darkened to
             35–75 % of its brightness (0: never): shadows of clouds and towers, which do
             not change the map.
+        blur: Probability that a chip's input is blurred by a Gaussian of 0.5–1.5 px
+            (0: never), as a coarser or softer sensor, haze, or a scene read up from a
+            coarser pixel size blurs it: the map does not change.
         cutmix: Probability that a chip pair gets a rectangle of another pair of the
             batch pasted into it, into the input, target, masks and classes alike
             (CutMix; 0: never). Needs a batch size of two or more.
         augment_until: Share of the steps that the random warps (``rotate``,
             ``scale_jitter``, ``crop_jitter``), ``cutmix`` and the input's
-            ``photometric``, ``colour`` and ``shadow`` jitter apply to (1: all). The last
+            ``photometric``, ``colour``, ``shadow`` and ``blur`` jitter apply to (1: all). The last
             steps then train on the chips as they are, flips and right-angle rotations
             aside (which resample nothing): the network ends on photos like those it
             will translate, sharp and at their own scale, as YOLOX ends without its
@@ -354,6 +357,7 @@ class TrainConfig:
     photometric: float = 0.0
     colour: float = 0.0
     shadow: float = 0.0
+    blur: float = 0.0
     cutmix: float = 0.0
     augment_until: float = 1.0
     diffaugment: bool = False
@@ -401,6 +405,8 @@ class TrainConfig:
             raise ConfigError(f"colour jitter must be in [0, 1], not {self.colour}")
         if not 0.0 <= self.shadow <= 1.0:
             raise ConfigError(f"the shadow probability must be in [0, 1], not {self.shadow}")
+        if not 0.0 <= self.blur <= 1.0:
+            raise ConfigError(f"the blur probability must be in [0, 1], not {self.blur}")
         if not 0.0 <= self.cutmix <= 1.0:
             raise ConfigError(f"the CutMix probability must be in [0, 1], not {self.cutmix}")
         if self.cutmix > 0 and self.batch_size < 2:

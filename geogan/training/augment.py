@@ -17,6 +17,9 @@ more, and they keep the pairs aligned:
 * :func:`shadow` darkens one soft-edged ellipse of the **input only**, as the shadow of
   a cloud, a tower or a hill does: a map does not change in the shade, so darkness alone
   must not say "water".
+* :func:`blur` softens the **input only** by a Gaussian of a random width, as a
+  coarser sensor, haze, motion or a photo read up from a coarser pixel size does: the
+  map does not change, so the model must not need the chips' own sharpness to draw it.
 * :func:`cutmix` pastes a rectangle of another pair of the batch into a pair (CutMix, Yun
   et al. 2019), into the input, the target, their masks and the class map alike: new
   neighbourhoods for the few chips there are.
@@ -235,6 +238,37 @@ def shadow(images: Tensor, probability: float, generator: torch.Generator) -> Te
     return (images + 1) * gain - 1
 
 
+BLUR_SIGMA = (0.5, 1.5)
+"""The range, in pixels, of the standard deviation of :func:`blur`'s Gaussian."""
+
+
+def blur(images: Tensor, probability: float, generator: torch.Generator) -> Tensor:
+    """Normalised images (N, C, H, W) with each sample chosen with ``probability``
+    blurred by a Gaussian whose standard deviation is drawn from :data:`BLUR_SIGMA`.
+
+    The blur is separable, the same for every band of a sample, with reflected edges;
+    each pixel becomes a weighted mean of its neighbours, so values stay in range. The
+    draws are taken for every sample, chosen or not, so that a batch's draws do not
+    depend on which samples were chosen.
+    """
+    n, c, height, width = images.shape
+    chosen = torch.rand(n, generator=generator) < probability
+    sigma = _uniform(n, BLUR_SIGMA[0], BLUR_SIGMA[1], generator)
+    if not bool(chosen.any()):
+        return images
+    radius = min(math.ceil(3 * BLUR_SIGMA[1]), height - 1, width - 1)
+    taps = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    kernels = torch.exp(-taps[None] ** 2 / (2 * sigma[:, None] ** 2))  # (N, K)
+    kernels = kernels / kernels.sum(dim=1, keepdim=True)
+    kernels = _on(kernels.repeat_interleave(c, dim=0), images.device)  # one per band
+    x = images.float().reshape(1, n * c, height, width)
+    x = F.pad(x, (radius, radius, radius, radius), mode="reflect")
+    x = F.conv2d(x, kernels[:, None, :, None], groups=n * c)  # along the rows
+    x = F.conv2d(x, kernels[:, None, None, :], groups=n * c)  # along the columns
+    blurred = x.view(n, c, height, width).to(images.dtype)
+    return torch.where(_on(chosen, images.device)[:, None, None, None], blurred, images)
+
+
 def cutmix(batch: dict[str, Tensor], probability: float,
            generator: torch.Generator) -> dict[str, Tensor]:
     """The batch with, in each sample chosen with ``probability``, one rectangle replaced
@@ -297,5 +331,6 @@ def diff_augment(pairs: Tensor, generator: torch.Generator) -> Tensor:
     return x * keep
 
 
-__all__ = ["COLOUR_HUE", "CROP_JITTER_ZOOM", "SHADOW_DARKEST", "SHADOW_LIGHTEST", "colour",
-           "cutmix", "diff_augment", "geometric", "photometric", "random_affine", "shadow", "warp"]
+__all__ = ["BLUR_SIGMA", "COLOUR_HUE", "CROP_JITTER_ZOOM", "SHADOW_DARKEST", "SHADOW_LIGHTEST",
+           "blur", "colour", "cutmix", "diff_augment", "geometric", "photometric",
+           "random_affine", "shadow", "warp"]

@@ -239,6 +239,9 @@ class GANTrainer(ABC):
             out["a"] = augment.colour(out["a"], config.colour, self.augment_rng)
         if config.shadow > 0:
             out["a"] = augment.shadow(out["a"], config.shadow, self.augment_rng)
+        if config.blur > 0:
+            out["a"] = augment.blur(out["a"], config.blur, self.augment_rng).contiguous(
+                memory_format=self.memory_format)
         return out
 
     def _judged(self, images: Tensor) -> Tensor:

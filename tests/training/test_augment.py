@@ -115,6 +115,7 @@ def test_diff_augment_is_identical_for_both_halves_of_the_pair() -> None:
     ("photometric", 0.3, 1.0, "photometric jitter"),
     ("colour", 0.5, 1.5, "colour jitter"),
     ("shadow", 1.0, 1.5, "shadow probability"),
+    ("blur", 1.0, 1.5, "blur probability"),
 ])
 def test_the_trainer_changes_the_input_only_and_refuses_bad_settings(
         option: str, value: float, bad: float, message: str) -> None:
@@ -167,6 +168,66 @@ def test_shadow_probability_and_reproducibility() -> None:
     # The same generator state gives the same shadows (training stays reproducible).
     again = augment.shadow(images, 0.5, torch.Generator().manual_seed(1))
     assert torch.equal(out, again)
+
+
+def _gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
+    """One (C, H, W) image blurred pixel by pixel from the definition: reflected edges,
+    taps to 3 standard deviations of the widest blur, normalised weights."""
+    radius = math.ceil(3 * augment.BLUR_SIGMA[1])
+    taps = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    weights = torch.exp(-taps**2 / (2 * sigma**2))
+    weights /= weights.sum()
+    h, w = image.shape[1:]
+    rows = (torch.arange(h)[:, None] + taps.long()[None]).abs()  # reflect at the top
+    rows = torch.where(rows > h - 1, 2 * (h - 1) - rows, rows)  # and at the bottom
+    cols = (torch.arange(w)[:, None] + taps.long()[None]).abs()
+    cols = torch.where(cols > w - 1, 2 * (w - 1) - cols, cols)
+    x = image.double()
+    x = (x[:, rows] * weights[:, None]).sum(2)  # (C, H, K, W) summed over the taps
+    return (x[:, :, cols] * weights).sum(-1).float()
+
+
+def test_blur_is_a_gaussian_of_the_input_within_the_drawn_widths() -> None:
+    images = torch.rand(6, 3, 24, 20, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    out = augment.blur(images, 1.0, torch.Generator().manual_seed(1))
+    assert out.shape == images.shape and out.dtype == images.dtype
+    assert out.min() >= -1 and out.max() <= 1
+    # The sample's blur is a Gaussian whose width lies in the range (found by searching
+    # it): every band alike, with reflected edges, and its values are a weighted mean.
+    widths = torch.linspace(augment.BLUR_SIGMA[0], augment.BLUR_SIGMA[1], 201)
+    for image, blurred in zip(images, out, strict=True):
+        errors = [float((_gaussian_blur(image, float(s)) - blurred).abs().max()) for s in widths]
+        best = min(range(len(widths)), key=errors.__getitem__)
+        assert errors[best] < 2e-3, errors[best]
+    # A constant image stays constant: the weights sum to one, also at the edges.
+    flat = torch.full((2, 3, 9, 9), 0.25)
+    assert torch.allclose(augment.blur(flat, 1.0, torch.Generator().manual_seed(2)), flat)
+
+
+def test_blur_probability_reproducibility_and_a_fixed_number_of_draws() -> None:
+    images = torch.rand(64, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    assert torch.equal(augment.blur(images, 0.0, torch.Generator().manual_seed(1)), images)
+    out = augment.blur(images, 0.5, torch.Generator().manual_seed(1))
+    blurred = (out != images).flatten(1).any(1)
+    assert 16 < int(blurred.sum()) < 48
+    assert torch.equal(out, augment.blur(images, 0.5, torch.Generator().manual_seed(1)))
+    # Each call takes the same draws whichever samples it blurs, so that the draws of
+    # the steps after it do not depend on that choice.
+    for probability in (0.0, 0.5, 1.0):
+        gen = torch.Generator().manual_seed(3)
+        augment.blur(images, probability, gen)
+        assert torch.equal(torch.rand(4, generator=gen),
+                           torch.rand(4, generator=_after_draws(3, 2 * len(images))))
+    # Tiles smaller than the blur's reach still come out the shape they went in.
+    tiny = images[:2, :, :3, :3]
+    assert augment.blur(tiny, 1.0, torch.Generator().manual_seed(4)).shape == tiny.shape
+
+
+def _after_draws(seed: int, count: int) -> torch.Generator:
+    gen = torch.Generator().manual_seed(seed)
+    torch.rand(count // 2, generator=gen)
+    torch.rand(count // 2, generator=gen)
+    return gen
 
 
 def _grey_and_colour(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
