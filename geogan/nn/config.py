@@ -264,11 +264,11 @@ class TrainConfig:
             (CutMix; 0: never). Needs a batch size of two or more.
         augment_until: Share of the steps that the random warps (``rotate``,
             ``scale_jitter``, ``crop_jitter``), ``cutmix`` and the input's
-            ``photometric``, ``colour``, ``shadow`` and ``blur`` jitter apply to (1: all). The last
-            steps then train on the chips as they are, flips and right-angle rotations
-            aside (which resample nothing): the network ends on photos like those it
-            will translate, sharp and at their own scale, as YOLOX ends without its
-            mosaics.
+            ``photometric``, ``colour``, ``shadow`` and ``blur`` jitter apply to (1:
+            all). The last steps then train on the chips as they are, flips and
+            right-angle rotations aside (which resample nothing): the network ends on
+            photos like those it will translate, sharp and at their own scale, as YOLOX
+            ends without its mosaics.
         diffaugment: Differentiable augmentation of what the discriminator sees
             (brightness, contrast, translation, cutout), identical for the input and
             output halves of each pair, for real and fake pairs alike (Zhao et al. 2020).
