@@ -35,6 +35,8 @@ default recipe is chosen by. On the 40 aerial/map pairs of ``--data`` (256 px PN
         --variants paper,faithful                                                 # a screen
     python benchmarks/quality_real.py --data ../shared/data/maps --variants faithful \\
         --training-fit          # also scored on its own training pairs: does it underfit?
+    python benchmarks/quality_real.py --data ../shared/data/maps --variants faithful \\
+        --softened 1            # also scored on the held-out photos blurred by 1 px
 
 Variants are presets plus overrides (see :data:`VARIANTS`); every run uses seed 0 unless its
 variant ends in ``/seed-N`` (1 to 5).
@@ -57,7 +59,7 @@ import rasterio
 import torch
 from affine import Affine
 from numpy.typing import NDArray
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from geogan import (
     EvaluateOptions,
@@ -300,11 +302,13 @@ def _read_png(path: Path) -> NDArray[np.uint8]:
 
 
 def prepare(data: Path, work: Path, split: str = "default",
-            training_fit: bool = False) -> dict[str, Any]:
+            training_fit: bool = False, softened: float = 0.0) -> dict[str, Any]:
     """Chip folder of the training pairs, GeoTIFFs of the others, the palette file (a
     ``work`` folder holds one split: its chips are not cleared); with ``training_fit``
     the training pairs are scored as a third split, ``training`` (how well a recipe fits
-    what it learnt from, beside how well it does on what it did not)."""
+    what it learnt from, beside how well it does on what it did not); with ``softened``
+    the held-out photos are also scored blurred by a Gaussian of that many pixels
+    (``val-softened``, ``unfamiliar-softened``), as a softer sensor would show them."""
     ids = _ids(data)
     val, unfamiliar = SPLITS[split]
     held = set(val) | set(unfamiliar)
@@ -317,6 +321,8 @@ def prepare(data: Path, work: Path, split: str = "default",
     scenes: dict[str, list[tuple[Path, Path]]] = {"val": [], "unfamiliar": []}
     if training_fit:
         scenes["training"] = []
+    if softened:
+        scenes.update({"val-softened": [], "unfamiliar-softened": []})
     maps = []
     for index, name in enumerate(ids):
         photo = _read_png(data / "A_aerial" / f"{name}.png")
@@ -326,6 +332,12 @@ def prepare(data: Path, work: Path, split: str = "default",
             (work / part).mkdir(exist_ok=True)
             scenes[part].append((_write(work / part / f"{name}_photo.tif", photo, index),
                                  _write(work / part / f"{name}_map.tif", drawn, index)))
+            if softened:
+                soft = Image.fromarray(photo).filter(ImageFilter.GaussianBlur(softened))
+                (work / f"{part}-softened").mkdir(exist_ok=True)
+                scenes[f"{part}-softened"].append((
+                    _write(work / f"{part}-softened" / f"{name}_softened.tif",
+                           np.asarray(soft), index), scenes[part][-1][1]))
         else:
             pair = (_write(chips / "images" / f"{name}.tif", photo, index),
                     _write(chips / "images2" / f"{name}.tif", drawn, index))
@@ -523,6 +535,10 @@ def main() -> None:
     parser.add_argument("--training-fit", action="store_true",
                         help="score each model on its own training pairs too (a third "
                              "table): a recipe that fits them poorly underfits")
+    parser.add_argument("--softened", type=float, default=0.0, metavar="SIGMA",
+                        help="also score the held-out photos blurred by a Gaussian of SIGMA "
+                             "pixels (two more tables): does a softer photo than the chips "
+                             "still give the same map?")
     parser.add_argument("--reuse", action="store_true",
                         help="score the model files an earlier run left in --work again "
                              "instead of training them (a variant without one is trained)")
@@ -534,7 +550,7 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     scene = Path(args.scene) if args.scene and Path(args.scene).is_file() else None
     start = time.perf_counter()
-    prepared = prepare(args.data, args.work, args.split, args.training_fit)
+    prepared = prepare(args.data, args.work, args.split, args.training_fit, args.softened)
     results: dict[str, Any] = {"constant colour": constant_baseline(prepared, args.work)}
     for name, result in run_all(names, prepared, args.work, args.steps, scene, args.jobs,
                                 args.reuse):

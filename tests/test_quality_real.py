@@ -1,0 +1,64 @@
+"""``benchmarks/quality_real.py``'s held-out photos, as it writes them to score: the
+softened ones are the same photos blurred, scored against the same maps."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import rasterio
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _quality_real() -> Any:
+    pytest.importorskip("PIL")
+    spec = importlib.util.spec_from_file_location("quality_real", BENCHMARKS / "quality_real.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _maps_folder(folder: Path, ids: list[str], palette: list[list[int]]) -> Path:
+    """Photos of noise and flat-colour maps (blocks of the palette's colours)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for sub in ("A_aerial", "B_map"):
+        (folder / sub).mkdir(parents=True)
+    colours = np.asarray(palette, np.uint8)
+    for name in ids:
+        photo = rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)
+        blocks = rng.integers(0, len(colours), (8, 8))
+        drawn = colours[np.kron(blocks, np.ones((32, 32), int))]
+        Image.fromarray(photo).save(folder / "A_aerial" / f"{name}.png")
+        Image.fromarray(drawn).save(folder / "B_map" / f"{name}.png")
+    return folder
+
+
+def test_softened_photos_are_the_held_out_photos_blurred_against_the_same_maps(
+        tmp_path: Path) -> None:
+    quality_real = _quality_real()
+    ids = [*quality_real.VAL, *quality_real.UNFAMILIAR, "1", "2", "3"]
+    data = _maps_folder(tmp_path / "maps", ids, list(quality_real.MAP_PALETTE.values()))
+    prepared = quality_real.prepare(data, tmp_path / "work", softened=1.0)
+    scenes = prepared["scenes"]
+    assert list(scenes) == ["val", "unfamiliar", "val-softened", "unfamiliar-softened"]
+    for part in ("val", "unfamiliar"):
+        sharp, soft = scenes[part], scenes[f"{part}-softened"]
+        assert [m for _, m in soft] == [m for _, m in sharp]  # the same maps
+        for (photo, _), (softened, _) in zip(sharp, soft, strict=True):
+            assert photo.stem != softened.stem  # their translations do not overwrite
+            with rasterio.open(photo) as a, rasterio.open(softened) as b:
+                assert (a.crs, a.transform, a.shape) == (b.crs, b.transform, b.shape)
+                x, y = a.read().astype(float), b.read().astype(float)
+            # Blurred: the same mean, much less of the pixel-to-pixel variation.
+            assert abs(x.mean() - y.mean()) < 1.0
+            assert np.abs(np.diff(y, axis=2)).mean() < 0.5 * np.abs(np.diff(x, axis=2)).mean()
+    # Without the option, only the photos as they are.
+    plain = quality_real.prepare(data, tmp_path / "plain")
+    assert list(plain["scenes"]) == ["val", "unfamiliar"]
