@@ -6,6 +6,7 @@ module imports another.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import subprocess
@@ -305,3 +306,16 @@ def write_map_chips(folder: Path) -> Path:
     b = write_raster(folder / "map.tif", np.ascontiguousarray(target))
     export_chips(a, b, folder / "chips", ExportOptions(tile_size=64, val_fraction=0.25, workers=1))
     return folder / "chips"
+
+
+def quality_real_module() -> Any:
+    """``benchmarks/quality_real.py`` as a module (it needs Pillow: skipped without it)."""
+    import pytest
+
+    pytest.importorskip("PIL")
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "quality_real.py"
+    spec = importlib.util.spec_from_file_location("quality_real", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -4,12 +4,10 @@ the machine's start, and cost a lease's time."""
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
-from typing import Any
 
-import pytest
+from tests.helpers import quality_real_module
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -17,21 +15,12 @@ SCREEN = re.compile(r"^ *([\w-]+)\)[^\n]*\n *LIST=(\S+)\n *ON=\"?([\w -]+?)\"? ;
 """One ``case`` branch of the script: its name, variants and splits."""
 
 
-def _quality_real() -> Any:
-    pytest.importorskip("PIL")
-    spec = importlib.util.spec_from_file_location("quality_real", BENCHMARKS / "quality_real.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_every_screen_names_known_variants_and_splits() -> None:
     screens = SCREEN.findall((BENCHMARKS / "gpu_quality.sh").read_text())
     assert {name for name, _, _ in screens} == {
         "seeds", "candidates-1", "candidates-2", "candidates-3", "lighter", "decay",
         "dropout", "beta2", "weight-decay", "blur"}
-    quality_real = _quality_real()
+    quality_real = quality_real_module()
     for name, variants, splits in screens:
         listed = variants.split(",")
         assert len(listed) == len(set(listed)), name

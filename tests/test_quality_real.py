@@ -3,24 +3,12 @@ softened ones are the same photos blurred, scored against the same maps."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-import pytest
 import rasterio
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-def _quality_real() -> Any:
-    pytest.importorskip("PIL")
-    spec = importlib.util.spec_from_file_location("quality_real", BENCHMARKS / "quality_real.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.helpers import quality_real_module
 
 
 def _maps_folder(folder: Path, ids: list[str], palette: list[list[int]]) -> Path:
@@ -42,7 +30,7 @@ def _maps_folder(folder: Path, ids: list[str], palette: list[list[int]]) -> Path
 
 def test_softened_photos_are_the_held_out_photos_blurred_against_the_same_maps(
         tmp_path: Path) -> None:
-    quality_real = _quality_real()
+    quality_real = quality_real_module()
     ids = [*quality_real.VAL, *quality_real.UNFAMILIAR, "1", "2", "3"]
     data = _maps_folder(tmp_path / "maps", ids, list(quality_real.MAP_PALETTE.values()))
     prepared = quality_real.prepare(data, tmp_path / "work", softened=1.0)
