@@ -330,14 +330,14 @@ def prepare(data: Path, work: Path, split: str = "default",
         if name in held:
             part = "val" if name in val else "unfamiliar"
             (work / part).mkdir(exist_ok=True)
-            scenes[part].append((_write(work / part / f"{name}_photo.tif", photo, index),
-                                 _write(work / part / f"{name}_map.tif", drawn, index)))
+            truth = _write(work / part / f"{name}_map.tif", drawn, index)
+            scenes[part].append((_write(work / part / f"{name}_photo.tif", photo, index), truth))
             if softened:
                 soft = Image.fromarray(photo).filter(ImageFilter.GaussianBlur(softened))
                 (work / f"{part}-softened").mkdir(exist_ok=True)
-                scenes[f"{part}-softened"].append((
-                    _write(work / f"{part}-softened" / f"{name}_softened.tif",
-                           np.asarray(soft), index), scenes[part][-1][1]))
+                scenes[f"{part}-softened"].append((_write(
+                    work / f"{part}-softened" / f"{name}_softened.tif", np.asarray(soft), index),
+                    truth))
         else:
             pair = (_write(chips / "images" / f"{name}.tif", photo, index),
                     _write(chips / "images2" / f"{name}.tif", drawn, index))

@@ -247,9 +247,9 @@ def blur(images: Tensor, probability: float, generator: torch.Generator) -> Tens
     blurred by a Gaussian whose standard deviation is drawn from :data:`BLUR_SIGMA`.
 
     The blur is separable, the same for every band of a sample, with reflected edges;
-    each pixel becomes a weighted mean of its neighbours, so values stay in range. The
-    draws are taken for every sample, chosen or not, so that a batch's draws do not
-    depend on which samples were chosen.
+    each pixel becomes a weighted mean of its neighbours, so values stay in range, and
+    the result keeps the input's memory layout. The draws are taken for every sample,
+    chosen or not, so that a batch's draws do not depend on which samples were chosen.
     """
     n, c, height, width = images.shape
     chosen = torch.rand(n, generator=generator) < probability
@@ -266,7 +266,8 @@ def blur(images: Tensor, probability: float, generator: torch.Generator) -> Tens
     x = F.conv2d(x, kernels[:, None, :, None], groups=n * c)  # along the rows
     x = F.conv2d(x, kernels[:, None, None, :], groups=n * c)  # along the columns
     blurred = x.view(n, c, height, width).to(images.dtype)
-    return torch.where(_on(chosen, images.device)[:, None, None, None], blurred, images)
+    # The input first: the result takes its layout (channels-last for the networks).
+    return torch.where(_on(~chosen, images.device)[:, None, None, None], images, blurred)
 
 
 def cutmix(batch: dict[str, Tensor], probability: float,

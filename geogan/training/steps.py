@@ -240,8 +240,7 @@ class GANTrainer(ABC):
         if config.shadow > 0:
             out["a"] = augment.shadow(out["a"], config.shadow, self.augment_rng)
         if config.blur > 0:
-            out["a"] = augment.blur(out["a"], config.blur, self.augment_rng).contiguous(
-                memory_format=self.memory_format)
+            out["a"] = augment.blur(out["a"], config.blur, self.augment_rng)
         return out
 
     def _judged(self, images: Tensor) -> Tensor:
