@@ -74,10 +74,10 @@ from .options import ProgressBar, creation_options, overwrite_opt, seed_opt
                    "pixels are more than 1.25 x finer than the model's; --no-resample "
                    "translates every scene at its own pixel size.")
 @click.option("--resampling", type=click.Choice(RESAMPLINGS), default=None,
-              help="How a resampled scene is warped, and image outputs back (class and "
-                   "palette outputs come back by nearest neighbour). Default: average to "
-                   "read a finer scene down, bilinear to read a coarser one up and to bring "
-                   "images back.")
+              help="How a resampled scene is warped, and image and shaded outputs back "
+                   "(class and palette outputs come back by nearest neighbour). Default: "
+                   "average to read a finer scene down, bilinear to read a coarser one up "
+                   "and to bring outputs back.")
 @click.option("--adapt-norm/--no-adapt-norm", "adapt_norm", default=None,
               help="BatchNorm normalises with statistics of up to 64 windows spread over "
                    "the scene instead of the training chips' (AdaBN), for a scene unlike "

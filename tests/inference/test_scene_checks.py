@@ -95,21 +95,54 @@ def test_a_finer_scene_is_translated_at_the_models_pixel_size_by_default(tmp_pat
     assert report.resampled == ("translated at the model's 1 × 1 metre pixels: the scene's "
                                 "are 2 × finer, read by average")
     assert report.windows == 1  # 64² at 1 m: one 64-pixel window, where 0.5 m needs four
-    # By hand: the scene averaged down to 1 m, translated, brought back bilinearly.
-    with rasterio.open(scene) as src, WarpedVRT(
-            src, crs=src.crs, transform=Affine(1.0, 0.0, 500_000.0, 0.0, -1.0, 5_000_000.0),
-            width=64, height=64, resampling=Resampling.average) as vrt:
-        at_1m = write_raster(tmp_path / "at-1m.tif", vrt.read(), transform=vrt.transform)
-    by_hand = translate_raster(at_1m, tmp_path / "by-hand-1m.tif", model, **CPU).output
-    with rasterio.open(by_hand) as src, WarpedVRT(
-            src, crs=src.crs, transform=Affine(0.5, 0.0, 500_000.0, 0.0, -0.5, 5_000_000.0),
-            width=128, height=128, resampling=Resampling.bilinear) as vrt:
-        expected = vrt.read()
+    expected = by_hand_at_1m(tmp_path, scene, model, Resampling.bilinear)
     with rasterio.open(report.output) as dst, rasterio.open(scene) as src:
         assert (dst.crs, dst.transform, dst.width, dst.height) == (
             src.crs, src.transform, src.width, src.height)
         np.testing.assert_allclose(dst.read(), expected, atol=1e-3)
     assert leftovers(tmp_path) == []
+
+
+def by_hand_at_1m(tmp: Path, scene: Path, model: Path, back: Resampling,
+                  **options: str) -> np.ndarray:
+    """A 128² scene at 0.5 m averaged down to 1 m, translated there, and the result
+    brought back onto the scene's grid by ``back``."""
+    with rasterio.open(scene) as src, WarpedVRT(
+            src, crs=src.crs, transform=Affine(1.0, 0.0, 500_000.0, 0.0, -1.0, 5_000_000.0),
+            width=64, height=64, resampling=Resampling.average) as vrt:
+        at_1m = write_raster(tmp / "at-1m.tif", vrt.read(), transform=vrt.transform)
+    by_hand = translate_raster(at_1m, tmp / "by-hand-1m.tif", model, overwrite=True,
+                               **options, **CPU).output
+    with rasterio.open(by_hand) as src, WarpedVRT(
+            src, crs=src.crs, transform=Affine(0.5, 0.0, 500_000.0, 0.0, -0.5, 5_000_000.0),
+            width=128, height=128, resampling=back) as vrt:
+        return vrt.read()
+
+
+@pytest.mark.parametrize(("output", "back"), [
+    ("classes", Resampling.nearest), ("palette", Resampling.nearest),
+    ("shaded", Resampling.bilinear)])
+def test_a_class_heads_output_comes_back_from_the_models_pixel_size_as_it_should(
+        tmp_path, rng, output, back):
+    """Class indices and crisp palette colours come back by nearest neighbour, so that no
+    class or colour is invented; a shaded map bilinearly, as an image, its edges
+    anti-aliased as the maps it learnt from."""
+    palette = ((232.0, 229.0, 222.0), (202.0, 223.0, 174.0), (177.0, 207.0, 254.0))
+    model = save_model(tmp_path / "m.pt", pixel=1.0, palette=palette, class_scale=30.0)
+    scene = scene_at(tmp_path, rng, 0.5, size=128)
+    out = translate_raster(scene, tmp_path / f"{output}.tif", model, output=output,
+                           **CPU).output
+    expected = by_hand_at_1m(tmp_path, scene, model, back, output=output)
+    with rasterio.open(out) as dst:
+        got = dst.read()
+    np.testing.assert_array_equal(got, expected)
+    if output == "shaded":  # colours between the classes' at their edges, as in a map
+        nearest = by_hand_at_1m(tmp_path, scene, model, Resampling.nearest, output=output)
+        assert not np.array_equal(got, nearest)
+    else:  # nothing a class or the palette does not have
+        known = {(c,) for c in range(len(palette))} if output == "classes" else \
+            {tuple(int(v) for v in colour) for colour in palette}
+        assert set(map(tuple, got.reshape(got.shape[0], -1).T.tolist())) <= known
 
 
 def test_pixel_sizes_in_other_units_compare_in_metres(tmp_path, rng):
