@@ -15,13 +15,14 @@ in an ArcGIS-style ``images/`` + ``images2/`` folder, 11 held out), it
    a 16-bit Landsat 8 scene (``LC08_L1TP_224078...TIF``), and rasterio's ``cogeo.tif``
    (a 0.6 m aerial photo of snowy woods, a look the training set lacks);
 3. **resolution**: the 8 validation and 3 unfamiliar photos at other pixel sizes than the
-   chips' (1.41 m): 2 × coarser (averaged), 1.5 × and 2.35 × finer (cubic; 2.35 × is the
-   source's 0.6 m, though upsampled photos hold no more detail than the chips), their
-   maps likewise (nearest), each translated at its own pixel size (``--no-resample``),
-   with translate's default, and, for the coarser ones, read up to the model's
-   (``--resample``), scored against the maps at that size as ``quality_real.py`` scores
-   (mIoU over the 7 map colours, δ5, PSNR, SSIM). ``--model`` scores trained models
-   (``quality_real.py``'s ``faithful``) instead of the ``tiny`` one.
+   chips' (1.41 m): 1.5 × and 2 × coarser (averaged), 1.5 × and 2.35 × finer (cubic;
+   2.35 × is the source's 0.6 m, though upsampled photos hold no more detail than the
+   chips), their maps likewise (nearest), each translated at its own pixel size
+   (``--no-resample``), with translate's default (at the model's pixel size), and as the
+   default was before stop 71 (:data:`MODES`), scored against the maps at that size as
+   ``quality_real.py`` scores (mIoU over the 7 map colours, δ5, PSNR, SSIM), beside the
+   constant-colour map. ``--model`` scores trained models (``quality_real.py``'s
+   ``faithful``) instead of the ``tiny`` one.
 
     python benchmarks/scene_checks.py --data ../shared/data/maps --rasters ../shared/data/geotiff
     python benchmarks/scene_checks.py --data ../shared/data/maps --rasters ../shared/data/geotiff \
@@ -54,14 +55,17 @@ sys.path.insert(0, str(Path(__file__).parent))
 from quality_real import MAP_PALETTE, _strip, constant_score, prepare, score
 
 #: Scene pixel over the chips' pixel, and how the photos are brought to it.
-SIZES = {"1 (the chips')": (1.0, None), "2 × coarser": (2.0, Resampling.average),
-         "1.5 × finer": (1 / 1.5, Resampling.cubic), "2.35 × finer": (1 / 2.35, Resampling.cubic)}
+SIZES = {"1 (the chips')": (1.0, None), "1.5 × coarser": (1.5, Resampling.average),
+         "2 × coarser": (2.0, Resampling.average), "1.5 × finer": (1 / 1.5, Resampling.cubic),
+         "2.35 × finer": (1 / 2.35, Resampling.cubic)}
 
-#: How each size is translated: its own pixels, translate's default, read up or down;
-#: and for a finer scene, the default with a shaded map brought back by nearest neighbour
-#: (as until stop 71; no option does it, so the engine's choice is patched for that row).
-MODES = {"own pixels (--no-resample)": False, "default": None, "--resample": True,
-         "default, back by nearest": None}
+#: How each size is translated (``translate_raster``'s arguments): its own pixels,
+#: translate's default, and as the default was until stop 71: a finer scene's shaded map
+#: brought back by nearest neighbour (no option does it, so the engine's choice is
+#: patched for that row), a coarser scene read up bilinearly.
+MODES: dict[str, dict[str, Any]] = {
+    "own pixels (--no-resample)": {"resample": False}, "default": {},
+    "default, back by nearest": {}, "read up by bilinear": {"resampling": "bilinear"}}
 
 UNSEEN = {
     "RGB.byte (Landsat 7, 8-bit, 300 m)": "rasterio/RGB.byte.tif",
@@ -119,10 +123,11 @@ def resolution(prepared: dict[str, Any], model: Path, work: Path) -> None:
             r = constant_score(reference, folder / "constant.tif", work, MAP_PALETTE)
             print(f"  {split:<10} {size:<15} {'constant colour':<27} | {r['miou']:.3f} | "
                   f"{r['d5']:.3f} | {r['psnr']:.2f} | {r['ssim']:.3f} |", flush=True)
-            # The default is --resample for a finer scene, its own pixels for a coarser one.
+            # The default translates both at the model's pixel size.
             modes = (["default"] if ratio == 1 else
                      ["own pixels (--no-resample)", "default", "default, back by nearest"]
-                     if ratio < 1 else ["default", "--resample"])
+                     if ratio < 1 else
+                     ["own pixels (--no-resample)", "default", "read up by bilinear"])
             for mode in modes:
                 start = time.perf_counter()
                 nearest = mock.patch.object(scene_module, "back_resampling",
@@ -133,7 +138,7 @@ def resolution(prepared: dict[str, Any], model: Path, work: Path) -> None:
                     slug = "".join(c for c in mode if c.isalnum())
                     outputs = [translate_raster(p, folder / f"{model.stem}-{slug}-{p.name}",
                                                 translator, overwrite=True,
-                                                resample=MODES[mode]).output for p in photos]
+                                                **MODES[mode]).output for p in photos]
                 seconds = time.perf_counter() - start
                 strip = _strip(outputs, folder / f"{model.stem}-{slug}.tif",
                                translator.out_bands)

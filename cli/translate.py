@@ -71,13 +71,13 @@ from .options import ProgressBar, creation_options, overwrite_opt, seed_opt
 @click.option("--resample/--no-resample", default=None,
               help="Translate at the model's pixel size (a WarpedVRT of the scene), then "
                    "warp the result back onto the scene's grid. Default: only a scene whose "
-                   "pixels are more than 1.25 x finer than the model's; --no-resample "
-                   "translates every scene at its own pixel size.")
+                   "pixels are more than 1.25 x finer than the model's, or 1.25-2 x "
+                   "coarser; --no-resample translates every scene at its own pixel size.")
 @click.option("--resampling", type=click.Choice(RESAMPLINGS), default=None,
               help="How a resampled scene is warped, and image and shaded outputs back "
                    "(class and palette outputs come back by nearest neighbour). Default: "
-                   "average to read a finer scene down, bilinear to read a coarser one up "
-                   "and to bring outputs back.")
+                   "average to read a finer scene down, lanczos to read a coarser one up, "
+                   "bilinear to bring outputs back.")
 @click.option("--adapt-norm/--no-adapt-norm", "adapt_norm", default=None,
               help="BatchNorm normalises with statistics of up to 64 windows spread over "
                    "the scene instead of the training chips' (AdaBN), for a scene unlike "

@@ -49,9 +49,11 @@ class TranslateOptions:
     lattice: str = LATTICES[0]  # grid: windows anchored to the CRS's pixel grid; scene
     resample: bool | None = None  # translate at the model's pixel size, then back onto the
     # scene's grid: True whenever the sizes differ, False never, None (auto) when the
-    # scene's pixels are finer than the model's by more than the check's limit (1.25 x)
+    # scene's pixels are finer than the model's by more than the check's limit (1.25 x),
+    # or coarser by more than that and at most READ_UP_LIMIT (2 x)
     resampling: str | None = None  # how the scene is warped (and image outputs back);
-    # None: average to read a finer scene down, bilinear to read a coarser one up and back
+    # None: average to read a finer scene down, lanczos to read a coarser one up, and
+    # bilinear back
     strict: bool = False  # a scene unlike the training chips is an error, not a warning
     adapt_norm: bool | None = None  # BatchNorm normalises with statistics of the scene's
     # own windows (ADAPT_WINDOWS of them, spread over it), not the training chips' (AdaBN):

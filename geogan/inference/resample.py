@@ -7,10 +7,10 @@ A model trained on 0.5 m chips sees a 2 m scene as shapes four times too small, 
 multiples of the pixel size so that crops get crops of the same grid), translated there
 into a temporary GeoTIFF, and that is warped back onto the scene's grid, block row by
 block row: the output still has the scene's CRS, transform and size. The scene is read
-with the chosen method (by default averaged down, or bilinear up) and image and shaded
-outputs come back with it (bilinear by default); class and crisp palette outputs come back
-by nearest neighbour, so that no colour or class is invented. Validity comes from the scene itself,
-as without resampling.
+with the chosen method (by default averaged down, or read up by Lanczos) and image and
+shaded outputs come back with it (bilinear by default); class and crisp palette outputs
+come back by nearest neighbour, so that no colour or class is invented. Validity comes
+from the scene itself, as without resampling.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from geogan.inference.options import TranslateOptions
 from geogan.inference.pipeline import OutputBands, SceneRead, keep_off_nodata
 from geogan.inference.translator import Translator
 from geogan.raster.io import transform_origin, valid_mask, warp_adds_alpha
-from geogan.raster.resolution import READ_UP, resampled_grid
+from geogan.raster.resolution import BACK, resampled_grid
 
 
 def resampled_read(dataset: Any, source: str, pixel: tuple[float, float], resampling: str,
@@ -72,11 +72,11 @@ def back_resampling(translator: Translator, settings: TranslateOptions) -> Resam
     model is unsure, so it comes back as images do: its edges anti-aliased, as the maps
     it learnt from are, not in steps of the model's pixels. On the real aerial → map
     pairs made 1.5 × and 2.35 × finer than the chips, bilinear gave SSIM +0.006 to
-    +0.014 and PSNR +0.02 to +0.05 dB over nearest neighbour, for 0.007–0.015 of δ5
+    +0.014 and PSNR +0.02 to +0.05 dB over nearest neighbour, for 0.007–0.016 of δ5
     (``benchmarks/README.md``, stop 71)."""
     if translator.output in ("classes", "palette"):
         return Resampling.nearest
-    return Resampling[settings.resampling or READ_UP]
+    return Resampling[settings.resampling or BACK]
 
 
 def warp_back(between: Path, out: Any, source: str, bands: list[int], bands_out: OutputBands,

@@ -1,6 +1,7 @@
 """What translate checks of a scene against the model's training chips: the pixel size
-(a scene finer by more than ×1.25 translated at the model's, a coarser one warned about,
-an error with strict, --resample and --no-resample), recorded in tags."""
+(a scene finer by more than ×1.25, or coarser by ×1.25–2, translated at the model's, a
+coarser one warned about, an error with strict, --resample and --no-resample), recorded
+in tags."""
 
 from __future__ import annotations
 
@@ -52,7 +53,7 @@ def test_the_model_file_records_the_training_chips_pixel_size(trained_model, tmp
 
 
 @pytest.mark.parametrize(("pixel", "resample", "expected"), [
-    (2.0, None, "2 × coarser"), (0.5, False, "2 × finer"),
+    (3.0, None, "3 × coarser"), (2.0, False, "2 × coarser"), (0.5, False, "2 × finer"),
     (1.2, None, None), (0.85, None, None), (1.2, False, None), (0.85, False, None)])
 def test_a_scene_beyond_a_quarter_translated_at_its_own_pixels_gets_one_warning(
         tmp_path, rng, pixel, resample, expected):
@@ -68,7 +69,7 @@ def test_a_scene_beyond_a_quarter_translated_at_its_own_pixels_gets_one_warning(
     else:
         assert len(messages) == 1 and expected in messages[0], messages
         assert "--resample" in messages[0] and "1 × 1 metre pixels" in messages[0]
-        assert ("4 × the pixels to translate" in messages[0]) == (pixel > 1)
+        assert (f"{pixel ** 2:g} × the pixels to translate" in messages[0]) == (pixel > 1)
     record = json.loads(tags(report.output)["GEOGAN_RESOLUTION"])
     assert record["scene"] == [pixel, pixel, "metre"] and record["model"] == [1.0, 1.0, "metre"]
     assert record["ratio"] == pytest.approx(pixel) and record["resampled"] is False
@@ -184,24 +185,27 @@ def test_strict_makes_it_an_error_and_writes_nothing(tmp_path, rng):
                      model, strict=True, resample=True, **CPU)
 
 
-def test_resample_translates_at_the_models_pixel_size_and_comes_back(tmp_path, rng):
-    """--resample equals, by hand: warp the scene to the model's 1 m, translate that, warp
-    the result back onto the scene's 2 m grid (bilinear both ways)."""
+@pytest.mark.parametrize("resample", [None, True])
+def test_a_coarser_scene_is_read_up_by_lanczos_and_comes_back_bilinearly(
+        tmp_path, rng, resample):
+    """A scene at 2 m through a 1 m model, by default (2 × is within READ_UP_LIMIT) or with
+    --resample, equals, by hand: the scene warped to the model's 1 m by Lanczos,
+    translated, the result warped back onto the scene's 2 m grid bilinearly."""
     model = save_model(tmp_path / "m.pt", pixel=1.0, out_dtype="float32",
                        out_range=(0.0, 1000.0))
     scene = scene_at(tmp_path, rng, 2.0, size=60)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        out = translate_raster(scene, tmp_path / "out.tif", model, resample=True,
-                               **CPU).output
+        report = translate_raster(scene, tmp_path / "out.tif", model, resample=resample,
+                                  **CPU)
     assert geogan_warnings(caught) == []
-    with rasterio.open(scene) as src, rasterio.open(out) as dst:
+    with rasterio.open(scene) as src, rasterio.open(report.output) as dst:
         assert (dst.crs, dst.transform, dst.width, dst.height) == (
             src.crs, src.transform, src.width, src.height)
         got = dst.read()
         fine = Affine(1.0, 0.0, 500_000.0, 0.0, -1.0, 5_000_000.0)
         with WarpedVRT(src, crs=src.crs, transform=fine, width=120, height=120,
-                       resampling=Resampling.bilinear) as vrt:
+                       resampling=Resampling.lanczos) as vrt:
             at_1m = write_raster(tmp_path / "at-1m.tif", vrt.read(), transform=fine)
     by_hand = translate_raster(at_1m, tmp_path / "by-hand-1m.tif", model, **CPU).output
     with rasterio.open(by_hand) as src, WarpedVRT(
@@ -209,9 +213,12 @@ def test_resample_translates_at_the_models_pixel_size_and_comes_back(tmp_path, r
             width=60, height=60, resampling=Resampling.bilinear) as vrt:
         expected = vrt.read()
     np.testing.assert_allclose(got, expected, atol=1e-3)
-    record = json.loads(tags(out)["GEOGAN_RESOLUTION"])
+    record = json.loads(tags(report.output)["GEOGAN_RESOLUTION"])
     assert record["resampled"] is True and record["model_pixel"] == [1.0, 1.0]
-    lattice = json.loads(tags(out)["GEOGAN_LATTICE"])
+    assert record["resampling"] == "lanczos"
+    assert report.resampled == ("translated at the model's 1 × 1 metre pixels: the scene's "
+                                "are 2 × coarser, read by lanczos")
+    lattice = json.loads(tags(report.output)["GEOGAN_LATTICE"])
     assert lattice["resampled"] is True and lattice["size"] == [120, 120]
     assert leftovers(tmp_path) == []
 
