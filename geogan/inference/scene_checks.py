@@ -60,8 +60,9 @@ RESOLUTION_LIMIT = 1.25
 #: pairs), with 0.05–0.09 more SSIM, 0.3–0.5 dB more PSNR and 0.06–0.08 more mIoU there
 #: than at the scene's own pixels, for 0.005–0.009 of δ5; on the unfamiliar pairs SSIM
 #: +0.010 to +0.031, PSNR −0.13 to +0.48 dB, δ5 −0.04 to +0.006
-#: (``benchmarks/README.md``, stop 71). Beyond 2 ×
-#: it is unmeasured and costs more than 4 × the pixels.
+#: (``benchmarks/README.md``, stop 71). At 3 × coarser, read up, the default model lost
+#: 0.9 dB of validation PSNR to its own pixels (0.2 dB on the unfamiliar pairs), for 9 ×
+#: the pixels.
 READ_UP_LIMIT = 2.0
 
 #: A band whose values lie further than this from the training chips' (in training
