@@ -63,9 +63,10 @@ SIZES = {"1 (the chips')": (1.0, None), "1.5 × coarser": (1.5, Resampling.avera
 #: translate's default, and as the default was until stop 71: a finer scene's shaded map
 #: brought back by nearest neighbour (no option does it, so the engine's choice is
 #: patched for that row), a coarser scene read up bilinearly.
+BACK_BY_NEAREST = "default, back by nearest"
 MODES: dict[str, dict[str, Any]] = {
     "own pixels (--no-resample)": {"resample": False}, "default": {},
-    "default, back by nearest": {}, "read up by bilinear": {"resampling": "bilinear"}}
+    BACK_BY_NEAREST: {}, "read up by bilinear": {"resampling": "bilinear"}}
 
 UNSEEN = {
     "RGB.byte (Landsat 7, 8-bit, 300 m)": "rasterio/RGB.byte.tif",
@@ -125,17 +126,17 @@ def resolution(prepared: dict[str, Any], model: Path, work: Path) -> None:
                   f"{r['d5']:.3f} | {r['psnr']:.2f} | {r['ssim']:.3f} |", flush=True)
             # The default translates both at the model's pixel size.
             modes = (["default"] if ratio == 1 else
-                     ["own pixels (--no-resample)", "default", "default, back by nearest"]
+                     ["own pixels (--no-resample)", "default", BACK_BY_NEAREST]
                      if ratio < 1 else
                      ["own pixels (--no-resample)", "default", "read up by bilinear"])
             for mode in modes:
+                slug = "".join(c for c in mode if c.isalnum())
+                back = (mock.patch.object(scene_module, "back_resampling",
+                                          lambda *_: Resampling.nearest)
+                        if mode == BACK_BY_NEAREST else contextlib.nullcontext())
                 start = time.perf_counter()
-                nearest = mock.patch.object(scene_module, "back_resampling",
-                                            lambda *_: Resampling.nearest)
-                with warnings.catch_warnings(), \
-                        nearest if mode.endswith("nearest") else contextlib.nullcontext():
+                with warnings.catch_warnings(), back:
                     warnings.simplefilter("ignore")
-                    slug = "".join(c for c in mode if c.isalnum())
                     outputs = [translate_raster(p, folder / f"{model.stem}-{slug}-{p.name}",
                                                 translator, overwrite=True,
                                                 **MODES[mode]).output for p in photos]

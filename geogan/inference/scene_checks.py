@@ -103,8 +103,7 @@ class ResolutionCheck:
     def far(self) -> bool:
         """Whether the scene's pixels are more than :data:`RESOLUTION_LIMIT` times
         coarser or finer than the model's."""
-        return self.ratio is not None and not (
-            1 / RESOLUTION_LIMIT <= self.ratio <= RESOLUTION_LIMIT)
+        return self.ratio is not None and _beyond_limit(self.ratio)
 
     @property
     def resample_grid(self) -> tuple[float, float] | None:
@@ -152,6 +151,12 @@ class ResolutionCheck:
             "model_pixel": None if self.resample_grid is None else list(self.resample_grid),
             **({"not_compared": self.why_not} if self.why_not else {}),
         }
+
+
+def _beyond_limit(ratio: float) -> bool:
+    """Whether a scene pixel ``ratio`` times the model's is more than
+    :data:`RESOLUTION_LIMIT` times coarser or finer."""
+    return not 1 / RESOLUTION_LIMIT <= ratio <= RESOLUTION_LIMIT
 
 
 def _how_far(ratio: float) -> str:
@@ -356,6 +361,5 @@ def check_resolution(dataset: Any, model: PixelSize | None, resample: bool | Non
                        scene["y"] * model_m[1] / scene_m[1])
     same = math.isclose(model_pixel[0], scene["x"], rel_tol=1e-6) and \
         math.isclose(model_pixel[1], scene["y"], rel_tol=1e-6)  # nothing to resample
-    wanted = (ratio < 1 / RESOLUTION_LIMIT or RESOLUTION_LIMIT < ratio <= READ_UP_LIMIT) \
-        if resample is None else resample
+    wanted = _beyond_limit(ratio) and ratio <= READ_UP_LIMIT if resample is None else resample
     return ResolutionCheck(scene, model, ratio, model_pixel, wanted and not same)
