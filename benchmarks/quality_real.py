@@ -261,12 +261,16 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     # Stop 71: a quarter of the chips, for part of the softer photos' and coarser scenes'
     # gain at less of the cost in SSIM and delta-5 on photos as sharp as the chips.
     "faithful/blur-0.25": ("faithful", {"blur": 0.25}, {}),
+    # Stop 73: translate sharpens a scene softer than the training chips by default
+    # (geogan.inference.scene_sharpness); this is the same model translated without.
+    "faithful/no-sharpen": ("faithful", {}, {"sharpen": 0.0}),
     "paper+resize": ("paper", {"upsample": "resize"}, {}),
     "paper+rotate-scale": ("paper", {"rotate": True, "scale_jitter": 1.25}, {}),
     "paper+crop-jitter": ("paper", {"crop_jitter": True}, {}),
 }
 # Seeds beyond 0 of the variants that needed them: single runs move by about 0.02 mIoU.
-VARIANTS.update({f"{name}/seed-{seed}": (VARIANTS[name][0], {**VARIANTS[name][1], "seed": seed}, {})
+VARIANTS.update({f"{name}/seed-{seed}": (VARIANTS[name][0], {**VARIANTS[name][1], "seed": seed},
+                                          VARIANTS[name][2])
                  for seed in (1, 2, 3, 4, 5)
                  for name in ("paper", "faithful", "faithful/levels-7", "faithful/lovasz-30",
                               "faithful/ce-60", "faithful/ce-120", "faithful/shadow-0.5",
@@ -285,7 +289,7 @@ VARIANTS.update({f"{name}/seed-{seed}": (VARIANTS[name][0], {**VARIANTS[name][1]
                               "faithful/ema-0.99", "faithful/scale-1",
                               "faithful/lr-7e-4", "faithful/lr-3.5e-4",
                               "faithful/wd-0.5", "faithful/blur-0.5",
-                              "faithful/blur-0.25")})
+                              "faithful/blur-0.25", "faithful/no-sharpen")})
 
 
 def _ids(data: Path) -> list[str]:
@@ -425,6 +429,10 @@ def constant_baseline(prepared: dict[str, Any], work: Path) -> dict[str, Any]:
             for split, reference in prepared["references"].items()}
 
 
+SCENE_OPTIONS = ("samples", "sharpen")
+"""Translate options of each scene (``translate_raster``'s), not of the loaded model."""
+
+
 def run_variant(name: str, preset: str, overrides: dict[str, Any], translate: dict[str, Any],
                 prepared: dict[str, Any], work: Path, steps: int, scene: Path | None,
                 trained: dict[tuple[str, str], Path], reuse: bool = False) -> dict[str, Any]:
@@ -447,10 +455,11 @@ def run_variant(name: str, preset: str, overrides: dict[str, Any], translate: di
         train_seconds, s_per_step = report.seconds, report.seconds / report.steps
     result: dict[str, Any] = {"preset": preset, "overrides": overrides, "translate": translate,
                               "train_seconds": train_seconds, "s_per_step": s_per_step}
-    loading = {k: v for k, v in translate.items() if k != "samples"}
+    loading = {k: v for k, v in translate.items() if k not in SCENE_OPTIONS}
     translator = load_model(model, device="auto", precision="auto", **loading)
     options: dict[str, Any] = {"overwrite": True, "tta": translator.tta,
-                               "output": translator.output, "samples": translate.get("samples", 1)}
+                               "output": translator.output, "samples": translate.get("samples", 1),
+                               "sharpen": translate.get("sharpen")}
     for split, pairs in prepared["scenes"].items():
         outputs = [translate_raster(photo, work / f"{slug}_{photo.stem}.tif", translator,
                                     **options).output for photo, _ in pairs]

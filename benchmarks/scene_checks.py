@@ -62,11 +62,13 @@ SIZES = {"1 (the chips')": (1.0, None), "1.5 × coarser": (1.5, Resampling.avera
 #: How each size is translated (``translate_raster``'s arguments): its own pixels,
 #: translate's default, and as the default was until stop 71: a finer scene's shaded map
 #: brought back by nearest neighbour (no option does it, so the engine's choice is
-#: patched for that row), a coarser scene read up bilinearly.
+#: patched for that row), a coarser scene read up bilinearly; and a coarser scene read up
+#: as by default, not sharpened (the default until stop 73).
 BACK_BY_NEAREST = "default, back by nearest"
 MODES: dict[str, dict[str, Any]] = {
     "own pixels (--no-resample)": {"resample": False}, "default": {},
-    BACK_BY_NEAREST: {}, "read up by bilinear": {"resampling": "bilinear"}}
+    BACK_BY_NEAREST: {}, "read up by bilinear": {"resampling": "bilinear"},
+    "default, not sharpened": {"sharpen": 0.0}}
 
 UNSEEN = {
     "RGB.byte (Landsat 7, 8-bit, 300 m)": "rasterio/RGB.byte.tif",
@@ -128,7 +130,8 @@ def resolution(prepared: dict[str, Any], model: Path, work: Path) -> None:
             modes = (["default"] if ratio == 1 else
                      ["own pixels (--no-resample)", "default", BACK_BY_NEAREST]
                      if ratio < 1 else
-                     ["own pixels (--no-resample)", "default", "read up by bilinear"])
+                     ["own pixels (--no-resample)", "default", "default, not sharpened",
+                      "read up by bilinear"])
             for mode in modes:
                 slug = "".join(c for c in mode if c.isalnum())
                 back = (mock.patch.object(scene_module, "back_resampling",

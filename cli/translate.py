@@ -12,6 +12,7 @@ from geogan.inference.batching import CPU_BATCH, MAX_AUTO_BATCH
 from geogan.inference.unsure_blur import DEFAULT_SIGMA
 from geogan.nn.config import OUTPUTS, PRECISIONS
 from geogan.raster.resolution import RESAMPLINGS
+from geogan.raster.sharpness import MAX_SIGMA
 
 from .options import ProgressBar, creation_options, overwrite_opt, seed_opt
 
@@ -86,6 +87,15 @@ from .options import ProgressBar, creation_options, overwrite_opt, seed_opt
                    "of the way (n windows: n / (n + 4)); --adapt-norm all the way on any "
                    "scene (a small or uniform one, all woods or water, can come out "
                    "worse); --no-adapt-norm never. Pix2Pix models only.")
+@click.option("--sharpen", default="auto", show_default=True, metavar="auto|off|PX",
+              callback=lambda _ctx, _param, value: _sharpen(value),
+              help="Take PX pixels of Gaussian blur out of every window (a Wiener filter) "
+                   "before the model sees it, for a scene softer than the training chips "
+                   "(another sensor, haze, a coarser scene read up), which a model draws "
+                   "as smooth areas (water, on an aerial map). auto: by the blur the scene "
+                   "measures over the training chips, beyond 0.5 px (scenes as sharp as "
+                   "the chips are left as they are; models trained before this was "
+                   "recorded, and --mosaic scenes, are never measured); off: never.")
 @click.option("--strict", is_flag=True,
               help="A scene whose pixel size or values are far from the training chips' "
                    "is an error (exit 1, nothing written), not a warning.")
@@ -104,7 +114,7 @@ def translate_command(ctx: click.Context, scenes: tuple[str, ...], model_path: P
                       blend: str, lattice: str, batch_size: int | None, device: str, precision: str,
                       direction: str, samples: int, tta: bool, output_kind: str, unsure_blur: float,
                       resample: bool | None, resampling: str | None, adapt_norm: bool | None,
-                      strict: bool, cluster: str | None, seed: int,
+                      sharpen: float | None, strict: bool, cluster: str | None, seed: int,
                       creation_options: dict[str, Any], cog: bool, overwrite: bool) -> None:
     """Translate SCENES with a trained model into georeferenced GeoTIFFs.
 
@@ -145,7 +155,7 @@ def translate_command(ctx: click.Context, scenes: tuple[str, ...], model_path: P
         "cog": cog, "overwrite": overwrite, "tta": tta, "output": output_kind,
         "unsure_blur": unsure_blur,
         "resample": resample, "resampling": resampling, "strict": strict,
-        "adapt_norm": adapt_norm,
+        "adapt_norm": adapt_norm, "sharpen": sharpen,
     }
     if out_dir is None:
         target = output or Path(f"{scene_stem(scenes[0])}-{model_path.stem}.tif")
@@ -156,7 +166,8 @@ def translate_command(ctx: click.Context, scenes: tuple[str, ...], model_path: P
                    f"{report.dtype} band{'s' if report.bands > 1 else ''}; {report.windows_run} "
                    f"of {report.windows} windows on {report.device} {report.precision}"
                    f"{'; ' + report.resampled if report.resampled else ''}"
-                   f"{'; ' + report.adapted if report.adapted else ''}) in "
+                   f"{'; ' + report.adapted if report.adapted else ''}"
+                   f"{'; ' + report.sharpened if report.sharpened else ''}) in "
                    f"{report.seconds:.1f} s.")
         return
     with ProgressBar("scenes", "scene") as scene_bar, ProgressBar("translate", "win") as bar:
@@ -173,3 +184,18 @@ def translate_command(ctx: click.Context, scenes: tuple[str, ...], model_path: P
                f"{batch.seconds:.1f} s.")
     if batch.failures:
         ctx.exit(1)
+
+
+def _sharpen(value: str) -> float | None:
+    """``--sharpen``: None for auto, 0 for off, else the pixels of blur to take out."""
+    if value == "auto":
+        return None
+    if value == "off":
+        return 0.0
+    try:
+        sigma = float(value)
+    except ValueError:
+        raise click.BadParameter(f"use auto, off or a blur in pixels, not {value!r}") from None
+    if not 0 <= sigma <= MAX_SIGMA:
+        raise click.BadParameter(f"takes 0 to {MAX_SIGMA:g} px of blur out, not {value}")
+    return sigma

@@ -54,6 +54,7 @@ from geogan.inference.heap import bound_heap, share_heap
 from geogan.inference.strips import Strips
 from geogan.inference.translator import Translator
 from geogan.progress import ProgressCallback
+from geogan.raster.sharpness import Deblur
 
 _QUEUE_DEPTH = 2  # batches waiting between stages: enough to overlap, little memory
 _POLL_SECONDS = 0.1  # how often a blocked stage checks whether another one failed
@@ -185,6 +186,8 @@ class Pipeline:
         batch_size: Windows per generator call.
         samples: Generator passes per batch (dropout on) when at least 2.
         progress: Called with (windows done, windows in all).
+        deblur: Sharpens every normalised window before the generator (set before
+            :meth:`run`; None: the windows as read).
     """
 
     def __init__(self, source: SceneRead, bands: list[int], output: Any, grid: WindowGrid,
@@ -199,6 +202,7 @@ class Pipeline:
         self.batch_size = batch_size
         self.samples = samples
         self.progress = progress
+        self.deblur: Deblur | None = None
         self.windows_run = 0
         self._stop = threading.Event()
         self._errors: list[BaseException] = []
@@ -285,7 +289,7 @@ class Pipeline:
         try:
             with self.source.open() as dataset:
                 strips = Strips(dataset, self.bands, self.translator, self.source.region,
-                                 tile)
+                                 tile, self.deblur)
                 for i, row_off in enumerate(grid.row_starts):
                     height = min(tile, grid.height - row_off)
                     if not self.touches_context(row_off, 0):  # the margin only: not needed

@@ -4,7 +4,8 @@
 batch (:mod:`geogan.inference.batch`, here or on a Dask worker), on its own or within a
 mosaic of its neighbours (:class:`Neighbourhood`). This module decides what is read and
 where the windows go (the lattice, :mod:`geogan.grids.windows`), checks the scene against
-what the model was trained on (:mod:`geogan.inference.scene_checks`), and runs the
+what the model was trained on (:mod:`geogan.inference.scene_checks`) and sharpens a scene
+softer than its chips (:mod:`geogan.inference.scene_sharpness`), and runs the
 streaming pipeline (:mod:`geogan.inference.pipeline`) into the output file
 (:mod:`geogan.inference.output_file`) under a temporary name, renamed when complete: at
 the model's pixel size and back with ``resample`` (:mod:`geogan.inference.resample`),
@@ -58,6 +59,7 @@ from geogan.inference.resample import (
 )
 from geogan.inference.scene_checks import check_scene
 from geogan.inference.scene_norms import adapted_share, sample_windows, scene_statistics
+from geogan.inference.scene_sharpness import decide_sharpening
 from geogan.inference.translator import Translator, load_model
 from geogan.outputs import atomic_file, check_output_file
 from geogan.progress import ProgressCallback
@@ -209,6 +211,10 @@ def _translate_read(source: str, output: Path, translator: Translator,
     pipeline = Pipeline(read, bands, None, grid, translator, bands_out,
                         batch_size=settings.batch_size_for(translator), samples=settings.samples,
                         progress=progress)
+    sharpening = decide_sharpening(pipeline, translator, settings.sharpen,
+                                   mosaic=within is not None)
+    pipeline.deblur = sharpening.deblur
+    tags.update(sharpening.tags())
     with atomic_file(output) as temporary, rasterio.Env(**gdal_env(cache_bytes)):
         written = temporary.with_name(temporary.name + ".gtiff") if settings.cog else temporary
         between = temporary.with_name(temporary.name + ".model-grid.tif")
@@ -241,7 +247,8 @@ def _translate_read(source: str, output: Path, translator: Translator,
         bands=profile["count"], dtype=profile["dtype"], windows=len(grid),
         windows_run=pipeline.windows_run, seconds=time.perf_counter() - start,
         device=str(translator.device), precision=translator.precision,
-        resampled=checks.resolution.summary(checks.resampling), adapted=adapted.summary())
+        resampled=checks.resolution.summary(checks.resampling), adapted=adapted.summary(),
+        sharpened=sharpening.summary())
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,8 @@ the coarsest levels, whose few cells per window would otherwise set them."""
 
 def sample_windows(pipeline: Pipeline, limit: int) -> Iterator[NDArray[np.float32]]:
     """Up to ``limit`` windows of ``pipeline``'s grid spread evenly over the part of the
-    scene that is written, normalised as its reader cuts them: the wholly valid ones, or
+    scene that is written, normalised (and sharpened) as its reader cuts them: the wholly
+    valid ones, or
     where there are none those with a valid pixel. Windows are read as they are taken,
     so only partly valid ones wait (until a wholly valid one comes).
 
@@ -64,7 +65,8 @@ def sample_windows(pipeline: Pipeline, limit: int) -> Iterator[NDArray[np.float3
     source = pipeline.source
     try:
         with source.open() as dataset:
-            strips = Strips(dataset, pipeline.bands, pipeline.translator, source.region, tile)
+            strips = Strips(dataset, pipeline.bands, pipeline.translator, source.region, tile,
+                            pipeline.deblur)
             for row_off in spread(rows, down):
                 strip, valid = strips.read(row_off, min(tile, grid.height - row_off))
                 for col_off in spread(cols, across):

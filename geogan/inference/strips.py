@@ -1,5 +1,6 @@
 """The translate reader's strips: the scene as read, a tile high and the whole width, for
-consecutive window rows, and the normalised tiles cut from them."""
+consecutive window rows, and the normalised (and, for a soft scene, sharpened) tiles cut
+from them."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from rasterio.windows import Window
 
 from geogan.inference.translator import Translator, pad_to_tile
 from geogan.raster.io import can_be_missing, missing, valid_mask
+from geogan.raster.sharpness import Deblur
 
 
 class Strips:
@@ -23,11 +25,13 @@ class Strips:
     16384 RGB pixels wide); each tile is normalised as it is cut, to the values
     normalising the whole strip gave (every step is per value). The strip is one buffer
     of a tile's height, reused: what :meth:`read` returns is valid until the next call.
+    With a ``deblur``, each tile is sharpened after it is normalised.
     """
 
     def __init__(self, dataset: Any, bands: list[int], translator: Translator,
-                 region: Window, tile: int) -> None:
+                 region: Window, tile: int, deblur: Deblur | None = None) -> None:
         self.dataset, self.bands, self.tile_size = dataset, bands, tile
+        self.deblur = deblur
         self.width = int(region.width)
         self.origin = (int(region.row_off), int(region.col_off))
         self.normalization = translator.input_normalization
@@ -60,15 +64,19 @@ class Strips:
              ) -> NDArray[np.float32]:
         """The window at ``col_off`` of a strip :meth:`read` gave, normalised, with
         invalid pixels (and missing values of valid ones) at the mid value 0, as in
-        training, and padded to the tile where the scene is smaller: (C, tile, tile)."""
+        training, sharpened by the strips' deblur, and padded to the tile where the scene
+        is smaller: (C, tile, tile)."""
         end = col_off + self.tile_size
         values = strip[:, :, col_off:end]
         tile = self.normalization.normalize(values)
         if self.can_miss:  # a band missing in a valid pixel
             tile[missing(values, self.dataset.nodata)] = 0.0
         inside = valid[:, col_off:end]
-        if not inside.all():  # invalid pixels at 0
+        whole = inside.all()
+        if not whole:  # invalid pixels at 0
             tile *= inside
+        if self.deblur is not None:
+            tile = self.deblur.apply(tile, None if whole else inside)
         return pad_to_tile(tile, self.tile_size)
 
 

@@ -9,6 +9,9 @@ domain's training chips: mean, standard deviation and the values at the quantile
 training distribution (the distance between the two quantile functions). The same
 summary of each band's *share* of a pixel's total over the bands (:func:`band_shares`:
 its colour, whatever the brightness) catches a colour balance the model has not seen.
+Each domain's *sharpness* (the median spectral slope of its chips,
+:func:`geogan.raster.sharpness.spectral_slope`) tells translate how much softer a scene
+is than what the model learnt from.
 
 The model file carries both (its ``trained_on`` entry); files written before it have
 neither, and read as unknown. Plain values only; the training layer computes them from
@@ -149,11 +152,15 @@ class DataProfile:
             absent when unknown.
         shares: Per domain, one :class:`BandProfile` per band of its shares
             (:func:`band_shares`); absent for single bands and negative values.
+        sharpness: Per domain, the median spectral slope of its training chips,
+            normalised as the model sees them; absent when unknown (model files from
+            before it was recorded, or no wholly valid chip).
     """
 
     pixel_size: PixelSize | None = None
     bands: Mapping[str, tuple[BandProfile, ...]] | None = None
     shares: Mapping[str, tuple[BandProfile, ...]] | None = None
+    sharpness: Mapping[str, float] | None = None
 
     def domain(self, name: str) -> tuple[BandProfile, ...] | None:
         """The band profiles of domain ``name``, or None when unknown."""
@@ -163,6 +170,10 @@ class DataProfile:
         """The band-share profiles of domain ``name``, or None when unknown."""
         return (self.shares or {}).get(name)
 
+    def domain_sharpness(self, name: str) -> float | None:
+        """The median spectral slope of domain ``name``'s chips, or None when unknown."""
+        return (self.sharpness or {}).get(name)
+
     def to_dict(self) -> dict[str, Any]:
         """Plain values, for the model file (``"unknown"`` for what is not known)."""
         return {"pixel_size": "unknown" if self.pixel_size is None
@@ -170,7 +181,8 @@ class DataProfile:
                 "bands": {name: [band.to_dict() for band in bands]
                           for name, bands in (self.bands or {}).items()},
                 "shares": {name: [band.to_dict() for band in bands]
-                           for name, bands in (self.shares or {}).items()}}
+                           for name, bands in (self.shares or {}).items()},
+                "sharpness": dict(self.sharpness or {})}
 
     @classmethod
     def from_dict(cls, value: Any) -> DataProfile:
@@ -184,7 +196,8 @@ class DataProfile:
                 pixel_size = PixelSize.from_dict(value["pixel_size"])
             except (KeyError, TypeError, ValueError):
                 pixel_size = None
-        return cls(pixel_size, _profiles(value.get("bands")), _profiles(value.get("shares")))
+        return cls(pixel_size, _profiles(value.get("bands")), _profiles(value.get("shares")),
+                   _slopes(value.get("sharpness")) or None)
 
 
 def _profiles(value: Any) -> dict[str, tuple[BandProfile, ...]]:
@@ -195,6 +208,16 @@ def _profiles(value: Any) -> dict[str, tuple[BandProfile, ...]]:
             found[str(name)] = _band_profiles(listed)
         except (KeyError, TypeError, ValueError):
             continue
+    return found
+
+
+def _slopes(value: Any) -> dict[str, float]:
+    """Per domain, the sharpness that reads as a finite number."""
+    found: dict[str, float] = {}
+    for name, slope in (value if isinstance(value, Mapping) else {}).items():
+        if isinstance(slope, int | float) and not isinstance(slope, bool) \
+                and math.isfinite(slope):
+            found[str(name)] = float(slope)
     return found
 
 

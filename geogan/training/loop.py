@@ -532,7 +532,7 @@ class _Run:
                             for d, g in self.trainer.output_generators.items()},
                 normalization=self.normalization,
                 training=self._record(final, digests),
-                trained_on=data_profile(self.folder),
+                trained_on=data_profile(self.folder, self.normalization),
             )
             save_model_file(output, model, overwrite=overwrite or self.options.resume)
         self.group.barrier()

@@ -1,15 +1,16 @@
 """What a model is trained on, read from its chips for the model file: the chips'
-pixel size and each domain's band values (:class:`~geogan.nn.data_profile.DataProfile`),
-and the band names.
+pixel size, each domain's band values and sharpness
+(:class:`~geogan.nn.data_profile.DataProfile`), and the band names.
 
 ``translate`` compares scenes with them: a scene at another resolution, or with values
-unlike the training chips', gets a warning (:mod:`geogan.inference.scene_checks`).
+unlike the training chips', gets a warning (:mod:`geogan.inference.scene_checks`); a
+softer one is sharpened (:mod:`geogan.inference.scene_sharpness`).
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,9 @@ import rasterio
 from rasterio.errors import NotGeoreferencedWarning
 
 from geogan.nn.data_profile import BandProfile, DataProfile, PixelSize, band_shares
+from geogan.nn.normalization import BandNormalization
 from geogan.raster.resolution import pixel_size
+from geogan.raster.sharpness import spectral_slope, typical_slope
 from geogan.training.chip_folder import ChipFolder, read_chip
 
 #: At most this many chips of a domain are read for its value profile, spread evenly
@@ -37,9 +40,11 @@ def band_descriptions(folder: ChipFolder) -> dict[str, list[str | None]]:
     return names
 
 
-def data_profile(folder: ChipFolder) -> DataProfile:
-    """The pixel size of the first training chip (input domain) and the value profile
-    of each domain's training chips.
+def data_profile(folder: ChipFolder,
+                 normalization: Mapping[str, BandNormalization] | None = None) -> DataProfile:
+    """The pixel size of the first training chip (input domain), and the value profile
+    and sharpness of each domain's training chips (the sharpness of the chips as
+    ``normalization`` maps them, as the model saw them, when given).
 
     Chips without a CRS leave the pixel size unknown; several chip folders trained
     together are expected to share a pixel size (the first one's is recorded).
@@ -53,7 +58,11 @@ def data_profile(folder: ChipFolder) -> DataProfile:
         size = None if found is None else PixelSize.from_dict(found)
     bands: dict[str, tuple[BandProfile, ...]] = {}
     shares: dict[str, tuple[BandProfile, ...]] = {}
+    sharpness: dict[str, float] = {}
     for domain, chips in folder.train.items():
+        slope = chip_sharpness(chips, (normalization or {}).get(domain))
+        if slope is not None:
+            sharpness[domain] = slope
         sample = sample_chips(chips)
         if sample is None:
             continue
@@ -61,7 +70,23 @@ def data_profile(folder: ChipFolder) -> DataProfile:
         parts = band_shares(sample)
         if parts is not None and parts.shape[1]:
             shares[domain] = tuple(BandProfile.of(band) for band in parts)
-    return DataProfile(size, bands, shares)
+    return DataProfile(size, bands, shares, sharpness)
+
+
+def chip_sharpness(chips: Sequence[Path], normalization: BandNormalization | None = None
+                   ) -> float | None:
+    """The median spectral slope (:func:`geogan.raster.sharpness.spectral_slope`) of the
+    wholly valid ones of (up to :data:`PROFILE_CHIPS` of) ``chips``, normalised by
+    ``normalization`` when given; None when none is wholly valid."""
+    slopes = []
+    for index in _picks(chips):
+        data, valid = read_chip(chips[index])
+        if valid.all():
+            values = data
+            if normalization is not None and normalization.bands == data.shape[0]:
+                values = normalization.normalize(data)
+            slopes.append(spectral_slope(values))
+    return typical_slope(slopes)
 
 
 def sample_chips(chips: Sequence[Path]) -> np.ndarray | None:
@@ -72,12 +97,19 @@ def sample_chips(chips: Sequence[Path]) -> np.ndarray | None:
     pixels within each)."""
     if not chips:
         return None
-    picks = np.unique(np.linspace(0, len(chips) - 1, min(len(chips), PROFILE_CHIPS)).round())
     samples = []
-    for index in picks.astype(int):
+    for index in _picks(chips):
         data, valid = read_chip(chips[index])  # (C, H, W), (H, W)
         values = data[:, valid].astype(np.float64)  # (C, N)
         step = max(1, values.shape[1] // PROFILE_PIXELS)
         samples.append(values[:, ::step])
     pooled = np.concatenate(samples, axis=1)  # (C, N)
     return pooled if pooled.shape[1] else None
+
+
+def _picks(chips: Sequence[Path]) -> list[int]:
+    """Indices of up to :data:`PROFILE_CHIPS` of ``chips``, spread evenly over them."""
+    if not chips:
+        return []
+    spread = np.linspace(0, len(chips) - 1, min(len(chips), PROFILE_CHIPS)).round()
+    return [int(i) for i in np.unique(spread)]

@@ -116,6 +116,30 @@ def test_adapt_norm_reaches_the_output_and_a_cyclegan_model_is_one_error(files, 
     assert not (tmp_path / "c.tif").exists()
 
 
+def test_sharpen_reaches_the_output_and_a_bad_value_is_a_usage_error(files, tmp_path):
+    out = tmp_path / "map.tif"
+    code, stdout, stderr = run(files["a"], "-m", files["model"], "-o", out, "--sharpen", "1.2",
+                               *FAST)
+    assert code == 0, stderr
+    assert "; sharpened by 1.20 px) in " in stdout
+    with rasterio.open(out) as dst:
+        assert '"sharpen": 1.2' in dst.tags()["GEOGAN_OPTIONS"]
+        assert json.loads(dst.tags()["GEOGAN_SHARPEN"]) == {"sigma": 1.2}
+    # This model file records no training sharpness: auto measures nothing.
+    for value, recorded in (("off", "0.0"), ("auto", '"auto"')):
+        code, stdout, stderr = run(files["a"], "-m", files["model"], "-o", out, "--overwrite",
+                                   "--sharpen", value, *FAST)
+        assert code == 0 and "sharpened" not in stdout, stderr
+        with rasterio.open(out) as dst:
+            assert f'"sharpen": {recorded}' in dst.tags()["GEOGAN_OPTIONS"]
+            assert "GEOGAN_SHARPEN" not in dst.tags()
+    for bad in ("crisp", "4", "-1"):
+        code, _, stderr = run(files["a"], "-m", files["model"], "-o", tmp_path / "bad.tif",
+                              "--sharpen", bad, *FAST)
+        assert code == 2 and "--sharpen" in stderr and "Traceback" not in stderr, stderr
+    assert not (tmp_path / "bad.tif").exists()
+
+
 def test_the_blur_of_unsure_pixels_reaches_a_map_models_output(tmp_path):
     """A map model's shaded output is blurred where unsure unless --unsure-blur 0; the
     option and its value are in the provenance tag."""
