@@ -38,6 +38,17 @@ def _pixel_size(trained_on: Any) -> str:
     return "unknown (training chips without a CRS, or a model file from before it was kept)"
 
 
+def _sharpness(trained_on: Any) -> str:
+    """The input chips' spectral slope, which translate measures scenes against."""
+    from geogan.nn.data_profile import DataProfile
+
+    slope = DataProfile.from_dict(trained_on).domain_sharpness("a")
+    if slope is None:
+        return "unknown (a model file from before it was kept: translate sharpens no scene)"
+    return (f"spectral slope {slope:.2f} (translate sharpens a scene that measures softer "
+            "than the chips)")
+
+
 def _format(path: Path, d: dict[str, Any]) -> str:
     arch, training = d["architecture"], d["training"]
     lines = [
@@ -61,6 +72,7 @@ def _format(path: Path, d: dict[str, Any]) -> str:
         f"  tile size    {d['tile_size']} × {d['tile_size']}",
         f"  output       {d['output']['dtype']}, nodata {d['output']['nodata']}",
         f"  pixel size   {_pixel_size(d.get('trained_on'))}",
+        f"  sharpness    {_sharpness(d.get('trained_on'))}",
     ]
     for role, norm in d["normalization"].items():
         ranges = ", ".join(f"{lo:g}…{hi:g}" for lo, hi in zip(norm["low"], norm["high"],

@@ -52,12 +52,14 @@ def test_info_prints_what_the_model_file_holds(model):
     assert "bands        3 → 3" in stdout and "tile size    64 × 64" in stdout
     assert "trained      3 steps" in stdout
     assert "pixel size   1 × 1 metre (EPSG:32633)" in stdout  # pair_scene's 1 m UTM grid
+    assert "sharpness    spectral slope -" in stdout
     code, stdout, _ = run("info", str(model), "--json")
     assert code == 0
     description = json.loads(stdout)
     assert description["architecture"]["kind"] == "pix2pix"
     assert description["parameters"] > 0 and description["training"]["steps"] == 3
     assert description["trained_on"]["pixel_size"]["unit"] == "metre"
+    assert set(description["trained_on"]["sharpness"]) == {"a", "b"}
 
 
 def test_info_of_a_model_file_from_before_pixel_sizes_says_unknown(model, tmp_path):
@@ -66,6 +68,7 @@ def test_info_of_a_model_file_from_before_pixel_sizes_says_unknown(model, tmp_pa
     torch.save(payload, tmp_path / "old.pt")
     code, stdout, _ = run("info", str(tmp_path / "old.pt"))
     assert code == 0 and "pixel size   unknown" in stdout
+    assert "sharpness    unknown" in stdout
 
 
 def test_train_does_not_import_torch_until_it_trains():
