@@ -37,6 +37,8 @@ default recipe is chosen by. On the 40 aerial/map pairs of ``--data`` (256 px PN
         --training-fit          # also scored on its own training pairs: does it underfit?
     python benchmarks/quality_real.py --data ../shared/data/maps --variants faithful \\
         --softened 1            # also scored on the held-out photos blurred by 1 px
+    python benchmarks/quality_real.py --data ../shared/data/maps --variants faithful \
+        --unsharp 1:100         # ... and unsharp-masked (radius 1 px, 100 %)
 
 Variants are presets plus overrides (see :data:`VARIANTS`); every run uses seed 0 unless its
 variant ends in ``/seed-N`` (1 to 5).
@@ -310,13 +312,16 @@ def _read_png(path: Path) -> NDArray[np.uint8]:
 
 
 def prepare(data: Path, work: Path, split: str = "default",
-            training_fit: bool = False, softened: float = 0.0) -> dict[str, Any]:
+            training_fit: bool = False, softened: float = 0.0,
+            unsharp: tuple[float, int] | None = None) -> dict[str, Any]:
     """Chip folder of the training pairs, GeoTIFFs of the others, the palette file (a
     ``work`` folder holds one split: its chips are not cleared); with ``training_fit``
     the training pairs are scored as a third split, ``training`` (how well a recipe fits
     what it learnt from, beside how well it does on what it did not); with ``softened``
     the held-out photos are also scored blurred by a Gaussian of that many pixels
-    (``val-softened``, ``unfamiliar-softened``), as a softer sensor would show them."""
+    (``val-softened``, ``unfamiliar-softened``), as a softer sensor would show them; with
+    ``unsharp`` (radius, percent) also unsharp-masked (``val-unsharp``,
+    ``unfamiliar-unsharp``), as a vendor's sharpening would show them."""
     ids = _ids(data)
     val, unfamiliar = SPLITS[split]
     held = set(val) | set(unfamiliar)
@@ -329,8 +334,13 @@ def prepare(data: Path, work: Path, split: str = "default",
     scenes: dict[str, list[tuple[Path, Path]]] = {"val": [], "unfamiliar": []}
     if training_fit:
         scenes["training"] = []
+    looks: dict[str, ImageFilter.Filter] = {}
     if softened:
-        scenes.update({"val-softened": [], "unfamiliar-softened": []})
+        looks["softened"] = ImageFilter.GaussianBlur(softened)
+    if unsharp:
+        looks["unsharp"] = ImageFilter.UnsharpMask(unsharp[0], unsharp[1], 0)
+    for look in looks:
+        scenes.update({f"val-{look}": [], f"unfamiliar-{look}": []})
     maps = []
     for index, name in enumerate(ids):
         photo = _read_png(data / "A_aerial" / f"{name}.png")
@@ -340,12 +350,11 @@ def prepare(data: Path, work: Path, split: str = "default",
             (work / part).mkdir(exist_ok=True)
             truth = _write(work / part / f"{name}_map.tif", drawn, index)
             scenes[part].append((_write(work / part / f"{name}_photo.tif", photo, index), truth))
-            if softened:
-                soft = Image.fromarray(photo).filter(ImageFilter.GaussianBlur(softened))
-                (work / f"{part}-softened").mkdir(exist_ok=True)
-                scenes[f"{part}-softened"].append((_write(
-                    work / f"{part}-softened" / f"{name}_softened.tif", np.asarray(soft), index),
-                    truth))
+            for look, kernel in looks.items():
+                changed = np.asarray(Image.fromarray(photo).filter(kernel))
+                (work / f"{part}-{look}").mkdir(exist_ok=True)
+                scenes[f"{part}-{look}"].append((_write(
+                    work / f"{part}-{look}" / f"{name}_{look}.tif", changed, index), truth))
         else:
             pair = (_write(chips / "images" / f"{name}.tif", photo, index),
                     _write(chips / "images2" / f"{name}.tif", drawn, index))
@@ -557,6 +566,9 @@ def main() -> None:
                         help="also score the held-out photos blurred by a Gaussian of SIGMA "
                              "pixels (two more tables): does a softer photo than the chips "
                              "still give the same map?")
+    parser.add_argument("--unsharp", default="", metavar="RADIUS:PERCENT",
+                        help="also score the held-out photos unsharp-masked (PIL, threshold "
+                             "0; e.g. 1:100): a photo sharpened more than the chips were")
     parser.add_argument("--reuse", action="store_true",
                         help="score the model files an earlier run left in --work again "
                              "instead of training them (a variant without one is trained)")
@@ -568,7 +580,12 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     scene = Path(args.scene) if args.scene and Path(args.scene).is_file() else None
     start = time.perf_counter()
-    prepared = prepare(args.data, args.work, args.split, args.training_fit, args.softened)
+    unsharp = None
+    if args.unsharp:
+        radius, percent = args.unsharp.split(":")
+        unsharp = (float(radius), int(percent))
+    prepared = prepare(args.data, args.work, args.split, args.training_fit, args.softened,
+                       unsharp)
     results: dict[str, Any] = {"constant colour": constant_baseline(prepared, args.work)}
     for name, result in run_all(names, prepared, args.work, args.steps, scene, args.jobs,
                                 args.reuse):
