@@ -49,9 +49,8 @@ the coarsest levels, whose few cells per window would otherwise set them."""
 def sample_windows(pipeline: Pipeline, limit: int) -> Iterator[NDArray[np.float32]]:
     """Up to ``limit`` windows of ``pipeline``'s grid spread evenly over the part of the
     scene that is written, normalised (and sharpened) as its reader cuts them: the wholly
-    valid ones, or
-    where there are none those with a valid pixel. Windows are read as they are taken,
-    so only partly valid ones wait (until a wholly valid one comes).
+    valid ones, or where there are none those with a valid pixel. Windows are read as
+    they are taken, so only partly valid ones wait (until a wholly valid one comes).
 
     Raises:
         InputError: If the scene cannot be read.

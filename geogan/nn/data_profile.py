@@ -13,8 +13,8 @@ Each domain's *sharpness* (the median spectral slope of its chips,
 :func:`geogan.raster.sharpness.spectral_slope`) tells translate how much softer a scene
 is than what the model learnt from.
 
-The model file carries both (its ``trained_on`` entry); files written before it have
-neither, and read as unknown. Plain values only; the training layer computes them from
+The model file carries them (its ``trained_on`` entry); files written before them lack
+them, and read as unknown. Plain values only; the training layer computes them from
 the chips (this layer reads no rasters).
 """
 
@@ -187,7 +187,8 @@ class DataProfile:
     @classmethod
     def from_dict(cls, value: Any) -> DataProfile:
         """The profile in a model file's ``trained_on`` entry. Lenient: what is missing
-        or unreadable is unknown (it only decides warnings, never the pixels)."""
+        or unreadable is unknown: no warning about it, and no scene sharpened by it (a
+        damaged record never stops a model from translating)."""
         if not isinstance(value, Mapping):
             return cls()
         pixel_size = None

@@ -21,8 +21,8 @@ a file from an untrusted source cannot execute anything while it is read. It hol
 ``trained_on``
     :class:`~geogan.nn.data_profile.DataProfile`: the training chips' pixel size and each
     domain's value distribution and sharpness, which ``translate`` compares scenes with
-    (and sharpens a softer scene by). Files written
-    before it lack it and read as unknown (the format version is still 1).
+    (and sharpens a softer scene by). Files written before them lack them and read as
+    unknown (the format version is still 1).
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ from affine import Affine
 from geogan.errors import ConfigError
 from geogan.inference.batch import translate_batch
 from geogan.inference.scene import translate_raster
+from geogan.nn.data_profile import DataProfile
 from geogan.nn.model_file import read_model_file, save_model_file
 from geogan.raster.sharpness import MAX_SIGMA, TOLERANCE, excess_blur
 from tests.helpers import CPU, smooth_field, write_raster
@@ -64,6 +65,11 @@ def test_the_model_file_records_each_domains_sharpness(trained_model, tmp_path):
     del payload["trained_on"]["sharpness"]
     torch.save(payload, tmp_path / "old.pt")
     assert read_model_file(tmp_path / "old.pt").trained_on.domain_sharpness("a") is None
+    # A damaged record is unknown where it is damaged, never an error.
+    damaged = DataProfile.from_dict({"sharpness": {"a": "sharp", "b": float("nan"),
+                                                   "c": True, "d": -3}})
+    assert damaged.sharpness == {"d": -3.0} and damaged.domain_sharpness("a") is None
+    assert DataProfile.from_dict({"sharpness": [1, 2]}).sharpness is None
 
 
 def test_a_scene_as_sharp_as_the_chips_is_translated_as_without_sharpening(
