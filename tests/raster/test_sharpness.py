@@ -74,11 +74,16 @@ def test_a_blur_beyond_the_largest_is_the_largest():
     assert blur_between(-100.0, -3.0) == MAX_SIGMA
 
 
-def test_the_tolerance_comes_off_in_quadrature():
+def test_the_tolerance_comes_off_in_the_fourth_power():
     assert excess_blur(0.0) == 0.0 and excess_blur(TOLERANCE) == 0.0
     assert excess_blur(0.4) == 0.0
-    assert excess_blur(1.0) == pytest.approx(math.sqrt(1 - TOLERANCE**2))
-    assert excess_blur(2.0) == pytest.approx(math.sqrt(4 - TOLERANCE**2))
+    assert excess_blur(1.0) == pytest.approx((1 - TOLERANCE**4) ** 0.25)
+    assert excess_blur(2.0) == pytest.approx((16 - TOLERANCE**4) ** 0.25)
+    # Continuous at the tolerance, and rising with the blur.
+    blurs = np.linspace(TOLERANCE, MAX_SIGMA, 50)
+    taken = [excess_blur(b) for b in blurs]
+    assert taken[0] == 0.0 and bool(np.all(np.diff(taken) > 0))
+    assert excess_blur(TOLERANCE + 1e-6) < 0.05
 
 
 def test_the_deblur_takes_most_of_a_blur_back(rng):
