@@ -22,7 +22,6 @@ pixels out of any scene, ``--sharpen 0`` out of none.
 
 from __future__ import annotations
 
-import itertools
 import json
 from dataclasses import dataclass
 
@@ -101,13 +100,13 @@ def decide_sharpening(pipeline: Pipeline, translator: Translator, sharpen: float
     reference = translator.model.trained_on.domain_sharpness(domain)
     if mosaic or reference is None:
         return Sharpening()
-    windows = list(itertools.islice(sample_windows(pipeline, SHARPNESS_WINDOWS),
-                                    SHARPNESS_WINDOWS))
-    slope = typical_slope([spectral_slope(window) for window in windows])
+    # One window at a time: the slopes are kept, not the windows.
+    slopes = [spectral_slope(window) for window in sample_windows(pipeline, SHARPNESS_WINDOWS)]
+    slope = typical_slope(slopes)
     if slope is None:
         return Sharpening()
     blur = blur_between(slope, reference)
-    return Sharpening(sigma=excess_blur(blur), measured=blur, windows=len(windows))
+    return Sharpening(sigma=excess_blur(blur), measured=blur, windows=len(slopes))
 
 
 __all__ = ["SHARPNESS_WINDOWS", "Sharpening", "decide_sharpening"]

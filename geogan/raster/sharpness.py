@@ -181,7 +181,9 @@ class Deblur:
         padded = np.pad(window.astype(np.float64), ((0, 0), (pad, pad), (pad, pad)),
                         mode="reflect")
         gain = _wiener(padded.shape[1], padded.shape[2], self.sigma)
-        sharp = np.fft.irfft2(np.fft.rfft2(padded) * gain, s=padded.shape[1:])
+        spectrum = np.fft.rfft2(padded)
+        spectrum *= gain
+        sharp = np.fft.irfft2(spectrum, s=padded.shape[1:])
         out = sharp[:, pad:pad + height, pad:pad + width].astype(np.float32)
         np.clip(out, low[:, None, None], high[:, None, None], out=out)
         if valid is not None:

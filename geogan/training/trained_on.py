@@ -60,10 +60,9 @@ def data_profile(folder: ChipFolder,
     shares: dict[str, tuple[BandProfile, ...]] = {}
     sharpness: dict[str, float] = {}
     for domain, chips in folder.train.items():
-        slope = chip_sharpness(chips, (normalization or {}).get(domain))
+        sample, slope = sample_chips(chips, (normalization or {}).get(domain))
         if slope is not None:
             sharpness[domain] = slope
-        sample = sample_chips(chips)
         if sample is None:
             continue
         bands[domain] = tuple(BandProfile.of(band) for band in sample)
@@ -73,38 +72,30 @@ def data_profile(folder: ChipFolder,
     return DataProfile(size, bands, shares, sharpness)
 
 
-def chip_sharpness(chips: Sequence[Path], normalization: BandNormalization | None = None
-                   ) -> float | None:
-    """The median spectral slope (:func:`geogan.raster.sharpness.spectral_slope`) of the
-    wholly valid ones of (up to :data:`PROFILE_CHIPS` of) ``chips``, normalised by
-    ``normalization`` when given; None when none is wholly valid."""
-    slopes = []
-    for index in _picks(chips):
-        data, valid = read_chip(chips[index])
-        if valid.all():
-            values = data
-            if normalization is not None and normalization.bands == data.shape[0]:
-                values = normalization.normalize(data)
-            slopes.append(spectral_slope(values))
-    return typical_slope(slopes)
-
-
-def sample_chips(chips: Sequence[Path]) -> np.ndarray | None:
-    """The valid pixels of (up to :data:`PROFILE_CHIPS` of) ``chips``, (C, N) float64;
-    None when they hold none.
+def sample_chips(chips: Sequence[Path], normalization: BandNormalization | None = None
+                 ) -> tuple[np.ndarray | None, float | None]:
+    """What (up to :data:`PROFILE_CHIPS` of) ``chips`` hold, each chip read once: their
+    valid pixels, (C, N) float64 (None when they hold none), and the median spectral
+    slope (:func:`geogan.raster.sharpness.spectral_slope`) of the wholly valid ones,
+    normalised by ``normalization`` when given (None when none is wholly valid).
 
     Deterministic: the same chips give the same sample (an even spread of chips, and of
     pixels within each)."""
-    if not chips:
-        return None
-    samples = []
+    samples, slopes = [], []
     for index in _picks(chips):
         data, valid = read_chip(chips[index])  # (C, H, W), (H, W)
         values = data[:, valid].astype(np.float64)  # (C, N)
         step = max(1, values.shape[1] // PROFILE_PIXELS)
         samples.append(values[:, ::step])
+        if valid.all():
+            mapped = data
+            if normalization is not None and normalization.bands == data.shape[0]:
+                mapped = normalization.normalize(data)
+            slopes.append(spectral_slope(mapped))
+    if not samples:
+        return None, None
     pooled = np.concatenate(samples, axis=1)  # (C, N)
-    return pooled if pooled.shape[1] else None
+    return (pooled if pooled.shape[1] else None), typical_slope(slopes)
 
 
 def _picks(chips: Sequence[Path]) -> list[int]:
