@@ -35,14 +35,15 @@ step cuda-tests 170 "$PY" -m pytest -m cuda -p no:cacheprovider -o addopts="" -q
 if ((DRY == 0)); then
     step gpu-table 190 "$PY" benchmarks/gpu_table.py --budget 170 --co NUM_THREADS=ALL_CPUS \
         --out "$OUT_DIR/gpu-table.md"
-    step translate 75 "$PY" benchmarks/translate.py --device cuda --batch-size 16 --repeats 1
+    step translate 75 "$PY" benchmarks/translate.py --device cuda --batch-size 16 --repeats 1 \
+        --sharpen 1
     step train_step 60 "$PY" benchmarks/train_step.py --device cuda --quick
     step compile 150 "$PY" benchmarks/gpu_compile.py --out "$OUT_DIR/compile.md"
 else
     step gpu-table 200 "$PY" benchmarks/gpu_table.py --device cpu --tiny --budget 150 \
         --out "$OUT_DIR/gpu-table.md"
     step translate 60 "$PY" benchmarks/translate.py --device cpu --preset tiny --size 512 \
-        --repeats 1 --memory-width 512 --memory-height 256
+        --repeats 1 --memory-width 512 --memory-height 256 --sharpen 1
     step train_step 90 "$PY" benchmarks/train_step.py --device cpu --quick --steps 1 --no-loop
     step compile 300 "$PY" benchmarks/gpu_compile.py --device cpu --tiny --steps 1 \
         --out "$OUT_DIR/compile.md"

@@ -13,6 +13,10 @@ sample data and times, in the same run and for each precision the CPU does well:
   thread: read the scene strip by strip and write the same pixels, with a mask, into a
   GeoTIFF of translate's output profile (tiling, DEFLATE level 1, predictor).
 
+With ``--sharpen PX`` it also times translate with every window sharpened by PX pixels
+(as a scene softer than the training chips is), as a ratio to the same translate, and the
+sharpening filter alone on a batch, as a share of the forward's time a window.
+
 It prints them and the ratio translate / forward; the budget (DESIGN.md) is a ratio of at
 most 1.15 (1.3 for the ``tiny`` U-Net). ``floor / forward`` says how much of a ratio the
 I/O alone costs when the generator already keeps every core busy.
@@ -27,6 +31,7 @@ budget (16384 x 16384 under 1 GB on CPU with the paper U-Net in bf16).
     python benchmarks/translate.py --preset tiny         # the demo's narrow U-Net
     python benchmarks/translate.py --preset faithful     # the default recipe's, a map of 9 colours
     python benchmarks/translate.py --device cuda         # on a GPU (benchmarks/gpu.sh)
+    python benchmarks/translate.py --preset tiny --sharpen 1   # and every window sharpened
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ from rasterio.windows import Window
 
 from geogan import TranslateOptions, load_model, translate_raster, write_sample_pair
 from geogan.grids.windows import WindowGrid, default_overlap
+from geogan.inference.deblur import Deblur
 from geogan.inference.output_file import output_bands, output_profile
 from geogan.nn.config import build_configs
 from geogan.nn.devices import cpu_has_native_bf16
@@ -131,13 +137,34 @@ def time_forward(model: Path, windows: int, batch_size: int, precision: str,
 
 
 def time_translate(model: Path, scene: Path, out: Path, batch_size: int,
-                   precision: str, device: str = "cpu") -> tuple[float, int]:
-    """Seconds for translate_raster end to end, and the windows it ran."""
+                   precision: str, device: str = "cpu", sharpen: float | None = None
+                   ) -> tuple[float, int]:
+    """Seconds for translate_raster end to end, and the windows it ran (every window
+    sharpened by ``sharpen`` px first, as a scene softer than the chips is)."""
     translator = load_model(model, device=device, precision=precision)
     translator.translate_tiles(torch.zeros(1, 3, 256, 256))  # warm-up, as for forward
     start = time.perf_counter()
-    report = translate_raster(scene, out, translator, batch_size=batch_size, overwrite=True)
+    report = translate_raster(scene, out, translator, batch_size=batch_size, overwrite=True,
+                              sharpen=sharpen)
     return time.perf_counter() - start, report.windows_run
+
+
+def time_deblur(sigma: float, batch_size: int, device: str, repeats: int = 5) -> float:
+    """Seconds a window for the sharpening filter alone on a batch of random tiles on
+    ``device`` (median of ``repeats``)."""
+    deblur = Deblur(sigma)
+    tiles = (torch.rand(batch_size, 3, 256, 256) * 2 - 1).to(device)
+    deblur(tiles)  # warm-up
+    if device == "cuda":
+        torch.cuda.synchronize()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        deblur(tiles)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        times.append((time.perf_counter() - start) / batch_size)
+    return statistics.median(times)
 
 
 def time_io_floor(model: Path, scene: Path, out: Path, strip: int = 256) -> float:
@@ -201,6 +228,10 @@ def main() -> None:
     parser.add_argument("--memory-size", type=int, default=0,
                         help="also measure an N x N scene (e.g. 16384)")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--sharpen", type=float, default=0.0, metavar="PX",
+                        help="also time translate with every window sharpened by PX pixels "
+                             "(--sharpen PX, as a scene softer than the chips is), as a "
+                             "ratio to the same translate unsharpened")
     args = parser.parse_args()
     bf16 = (torch.cuda.is_bf16_supported() if args.device == "cuda"
             else cpu_has_native_bf16())
@@ -226,7 +257,7 @@ def main() -> None:
         print(f"{'precision':<10}{'forward s':>11}{'2 streams s':>13}{'translate s':>13}"
               f"{'ratio':>8}{'Mpx/s':>8}{'floor / forward':>17}")
         for precision in precisions:
-            forward, streamed, whole = [], [], []
+            forward, streamed, whole, sharpened = [], [], [], []
             for _ in range(args.repeats):  # in turns: this host's speed drifts
                 forward.append(time_forward(model, len(grid), args.batch_size, precision,
                                             args.device))
@@ -236,12 +267,24 @@ def main() -> None:
                 seconds, _ = time_translate(model, scene, root / "out.tif", args.batch_size,
                                             precision, args.device)
                 whole.append(seconds)
+                if args.sharpen:
+                    seconds, _ = time_translate(model, scene, root / "out.tif",
+                                                args.batch_size, precision, args.device,
+                                                sharpen=args.sharpen)
+                    sharpened.append(seconds)
             f, t = statistics.median(forward), statistics.median(whole)
             two = statistics.median(streamed) if streamed else f
             shown = f"{two:.2f}" if streamed else "-"
             best = min(f, two)
             print(f"{precision:<10}{f:>11.2f}{shown:>13}{t:>13.2f}{t / best:>8.3f}"
                   f"{args.size ** 2 / t / 1e6:>8.2f}{floor / best:>17.2f}")
+            if sharpened:
+                s = statistics.median(sharpened)
+                print(f"{'':<10}sharpened by {args.sharpen:g} px: {s:.2f} s, "
+                      f"{s / t:.3f} x translate, {s / best:.3f} x the forward")
+                window = time_deblur(args.sharpen, args.batch_size, args.device)
+                print(f"{'':<10}the filter alone: {window * 1e3:.2f} ms a window, "
+                      f"{window * len(grid) / best:.3f} x the forward's time a window")
         print("ratio: translate / the faster forward")
         precision = precisions[-1]
         print(f"\npeak memory ({precision}), fresh process each:")

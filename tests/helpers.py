@@ -7,6 +7,7 @@ module imports another.
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
 import signal
 import subprocess
@@ -77,6 +78,37 @@ def smooth_field(rng: np.random.Generator, shape: tuple[int, int], scale: int = 
     bottom = coarse[r0 + 1][:, c0] * (1 - fc) + coarse[r0 + 1][:, c0 + 1] * fc
     field: np.ndarray = top * (1 - fr) + bottom * fr
     return field
+
+
+def natural(rng: np.random.Generator, bands: int = 3, size: int = 256) -> np.ndarray:
+    """(bands, size, size) fields with a 1/f² power spectrum, as aerial imagery has."""
+    fy = np.fft.fftfreq(size)[:, None]
+    fx = np.fft.rfftfreq(size)[None, :]
+    radius = np.sqrt(fy * fy + fx * fx)
+    amplitude = np.where(radius > 0, 1.0 / np.maximum(radius, 1e-9), 0.0)
+    spectra = (rng.normal(size=(bands, *radius.shape))
+               + 1j * rng.normal(size=(bands, *radius.shape))) * amplitude
+    fields = np.fft.irfft2(spectra, s=(size, size))
+    return fields / fields.std(axis=(1, 2), keepdims=True)
+
+
+def gaussian_blur(image: np.ndarray, sigma: float) -> np.ndarray:
+    """Each band blurred by an exact Gaussian of ``sigma`` px (circular)."""
+    fy = np.fft.fftfreq(image.shape[-2])[:, None]
+    fx = np.fft.rfftfreq(image.shape[-1])[None, :]
+    gain = np.exp(-2 * math.pi**2 * sigma**2 * (fy * fy + fx * fx))
+    return np.fft.irfft2(np.fft.rfft2(image) * gain, s=image.shape[-2:])
+
+
+@contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """torch's intra-op threads of this thread set to ``count`` for a while."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def pair_scene(tmp: Path, size: int = 256) -> tuple[Path, Path]:

@@ -50,11 +50,11 @@ from rasterio.windows import Window
 from geogan.errors import InputError, OutputError
 from geogan.grids.windows import WindowGrid
 from geogan.inference.blend_buffer import BlendBuffer, Block
+from geogan.inference.deblur import Deblur, window_validity
 from geogan.inference.heap import bound_heap, share_heap
 from geogan.inference.strips import Strips
 from geogan.inference.translator import Translator
 from geogan.progress import ProgressCallback
-from geogan.raster.sharpness import Deblur
 
 _QUEUE_DEPTH = 2  # batches waiting between stages: enough to overlap, little memory
 _POLL_SECONDS = 0.1  # how often a blocked stage checks whether another one failed
@@ -130,6 +130,7 @@ class _Stopped(Exception):
 class _Batch:
     tiles: torch.Tensor  # (N, in_bands, tile, tile), normalised
     windows: list[tuple[int, int]]  # (window row, window column) of each tile
+    valid: torch.Tensor | None = None  # (N, tile, tile) with a deblur; None: all valid
 
 
 @dataclass
@@ -186,8 +187,8 @@ class Pipeline:
         batch_size: Windows per generator call.
         samples: Generator passes per batch (dropout on) when at least 2.
         progress: Called with (windows done, windows in all).
-        deblur: Sharpens every normalised window before the generator (set before
-            :meth:`run`; None: the windows as read).
+        deblur: Sharpens every normalised window before the generator, a batch at a time
+            on its device (set before :meth:`run`; None: the windows as read).
     """
 
     def __init__(self, source: SceneRead, bands: list[int], output: Any, grid: WindowGrid,
@@ -286,10 +287,11 @@ class Pipeline:
         grid, tile = self.grid, self.grid.tile_size
         tiles: list[NDArray[np.float32]] = []
         windows: list[tuple[int, int]] = []
+        masks: list[NDArray[np.bool_] | None] = []  # with a deblur, which pixels it keeps
         try:
             with self.source.open() as dataset:
                 strips = Strips(dataset, self.bands, self.translator, self.source.region,
-                                 tile, self.deblur)
+                                tile)
                 for i, row_off in enumerate(grid.row_starts):
                     height = min(tile, grid.height - row_off)
                     if not self.touches_context(row_off, 0):  # the margin only: not needed
@@ -305,13 +307,15 @@ class Pipeline:
                     for j in run:
                         tiles.append(strips.tile(strip, valid, grid.col_starts[j]))
                         windows.append((i, j))
+                        if self.deblur is not None:
+                            masks.append(strips.tile_validity(valid, grid.col_starts[j]))
                         if len(tiles) == self.batch_size:
-                            self._put(self._to_generator, _batch(tiles, windows))
-                            tiles, windows = [], []
+                            self._put(self._to_generator, _batch(tiles, windows, masks))
+                            tiles, windows, masks = [], [], []
         except RasterioError as error:
             raise read_error(self.source.path, error) from None
         if tiles:
-            self._put(self._to_generator, _batch(tiles, windows))
+            self._put(self._to_generator, _batch(tiles, windows, masks))
         self._put(self._to_generator, _END)
 
     def touches_context(self, start: int, axis: int) -> bool:
@@ -334,13 +338,14 @@ class Pipeline:
         for item in self._items(self._to_generator):
             if isinstance(item, _Batch):
                 if self.samples >= 2:
-                    mean, std = translator.sample_tiles(item.tiles, self.samples)
+                    tiles = self._sharpened(item.tiles, item.valid)
+                    mean, std = translator.sample_tiles(tiles, self.samples)
                     # One spread band in output units: the bands' mean std.
                     image = std[:, :translator.image_bands]  # classes have no spread
                     spread = (image * span[:, None, None]).mean(dim=1, keepdim=True)
                     out = torch.cat([mean[:, translator.drawn], spread], dim=1)  # (N, C + 1, ...)
                 else:
-                    out = self._drawn_tiles(item.tiles)
+                    out = self._drawn_tiles(item.tiles, item.valid)
                 self._send(out, item.windows)
             else:
                 self._put(self._to_writer, item)
@@ -361,7 +366,9 @@ class Pipeline:
                     halves = []
                     if isinstance(item, _Batch):
                         cut = -(-len(item.windows) // 2)
-                        halves = [(pool.submit(self._drawn_tiles, item.tiles[part]),
+                        halves = [(pool.submit(self._drawn_tiles, item.tiles[part],
+                                               None if item.valid is None
+                                               else item.valid[part]),
                                    item.windows[part])
                                   for part in (slice(None, cut), slice(cut, None))
                                   if item.windows[part]]
@@ -384,16 +391,26 @@ class Pipeline:
         for future, windows in halves:
             self._send(future.result(), windows)
 
-    def _drawn_tiles(self, tiles: torch.Tensor) -> torch.Tensor:
-        """The generator's outputs (N, C, tile, tile) for ``tiles``, only the channels the
+    def _drawn_tiles(self, tiles: torch.Tensor, valid: torch.Tensor | None = None
+                     ) -> torch.Tensor:
+        """The generator's outputs (N, C, tile, tile) for ``tiles`` (sharpened first, with
+        a deblur: ``valid`` says which of their pixels it keeps), only the channels the
         output is drawn from (:attr:`Translator.drawn`): a copy of those alone when there
         are others, so that what waits for the writer, and the writer's sums, hold
         nothing the output does not use (a map drawn from 9 class probabilities, not 12
         channels)."""
-        out = self.translator.translate_tiles(tiles)
+        out = self.translator.translate_tiles(self._sharpened(tiles, valid))
         if self.translator.drawn_bands == out.shape[1]:
             return out
         return out[:, self.translator.drawn].contiguous()
+
+    def _sharpened(self, tiles: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+        """``tiles`` on the generator's device, sharpened by the deblur if there is one."""
+        if self.deblur is None:
+            return tiles
+        device = self.translator.device
+        tiles = tiles.to(device, torch.float32, non_blocking=True)
+        return self.deblur(tiles, None if valid is None else valid.to(device))
 
     def _send(self, out: torch.Tensor, windows: list[tuple[int, int]]) -> None:
         """Send the writer the blended channels (N, C, tile, tile) for ``windows``."""
@@ -585,8 +602,11 @@ def _chunk_rows(channels: int, width: int) -> int:
     return max(1, _CHUNK_VALUES // max(1, channels * width))
 
 
-def _batch(tiles: list[NDArray[np.float32]], windows: list[tuple[int, int]]) -> _Batch:
-    return _Batch(torch.from_numpy(np.stack(tiles)), list(windows))
+def _batch(tiles: list[NDArray[np.float32]], windows: list[tuple[int, int]],
+           masks: list[NDArray[np.bool_] | None]) -> _Batch:
+    """The tiles as one tensor; with ``masks`` (a deblur's), their validity."""
+    valid = window_validity(masks) if masks else None
+    return _Batch(torch.from_numpy(np.stack(tiles)), list(windows), valid)
 
 
 def _half_spans(translator: Translator) -> list[float]:

@@ -22,6 +22,7 @@ import contextlib
 import itertools
 import math
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,6 +30,7 @@ from numpy.typing import NDArray
 from rasterio.errors import RasterioError
 
 from geogan.errors import ConfigError
+from geogan.inference.deblur import Deblur
 from geogan.inference.pipeline import Pipeline, read_error
 from geogan.inference.strips import Strips
 from geogan.inference.translator import Translator
@@ -64,20 +66,32 @@ def sample_windows(pipeline: Pipeline, limit: int) -> Iterator[NDArray[np.float3
     source = pipeline.source
     try:
         with source.open() as dataset:
-            strips = Strips(dataset, pipeline.bands, pipeline.translator, source.region, tile,
-                            pipeline.deblur)
+            strips = Strips(dataset, pipeline.bands, pipeline.translator, source.region, tile)
             for row_off in spread(rows, down):
                 strip, valid = strips.read(row_off, min(tile, grid.height - row_off))
                 for col_off in spread(cols, across):
                     inside = valid[:, col_off:col_off + tile]
                     if inside.all():
                         partial = None
-                        yield strips.tile(strip, valid, col_off)
+                        yield _window(strips, strip, valid, col_off, pipeline.deblur)
                     elif partial is not None and inside.any():
-                        partial.append(strips.tile(strip, valid, col_off))
+                        partial.append(_window(strips, strip, valid, col_off, pipeline.deblur))
     except RasterioError as error:
         raise read_error(source.path, error) from None
     yield from partial or ()
+
+
+def _window(strips: Strips, strip: NDArray[Any], valid: NDArray[np.bool_], col_off: int,
+            deblur: Deblur | None) -> NDArray[np.float32]:
+    """The window at ``col_off``, normalised as the reader cuts it and sharpened as the
+    generator's stage sharpens it."""
+    tile = strips.tile(strip, valid, col_off)
+    if deblur is None:
+        return tile
+    mask = strips.tile_validity(valid, col_off)
+    sharp = deblur(torch.from_numpy(tile)[None],
+                   None if mask is None else torch.from_numpy(mask)[None])
+    return sharp[0].numpy()
 
 
 def spread(starts: list[int], count: int) -> list[int]:

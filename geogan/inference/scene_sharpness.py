@@ -25,11 +25,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from geogan.inference.deblur import Deblur
 from geogan.inference.pipeline import Pipeline
 from geogan.inference.scene_norms import sample_windows
 from geogan.inference.translator import Translator
 from geogan.raster.sharpness import (
-    Deblur,
     blur_between,
     excess_blur,
     spectral_slope,

@@ -1,6 +1,5 @@
 """The translate reader's strips: the scene as read, a tile high and the whole width, for
-consecutive window rows, and the normalised (and, for a soft scene, sharpened) tiles cut
-from them."""
+consecutive window rows, and the normalised tiles cut from them."""
 
 from __future__ import annotations
 
@@ -12,7 +11,6 @@ from rasterio.windows import Window
 
 from geogan.inference.translator import Translator, pad_to_tile
 from geogan.raster.io import can_be_missing, missing, valid_mask
-from geogan.raster.sharpness import Deblur
 
 
 class Strips:
@@ -25,13 +23,11 @@ class Strips:
     16384 RGB pixels wide); each tile is normalised as it is cut, to the values
     normalising the whole strip gave (every step is per value). The strip is one buffer
     of a tile's height, reused: what :meth:`read` returns is valid until the next call.
-    With a ``deblur``, each tile is sharpened after it is normalised.
     """
 
     def __init__(self, dataset: Any, bands: list[int], translator: Translator,
-                 region: Window, tile: int, deblur: Deblur | None = None) -> None:
+                 region: Window, tile: int) -> None:
         self.dataset, self.bands, self.tile_size = dataset, bands, tile
-        self.deblur = deblur
         self.width = int(region.width)
         self.origin = (int(region.row_off), int(region.col_off))
         self.normalization = translator.input_normalization
@@ -64,20 +60,27 @@ class Strips:
              ) -> NDArray[np.float32]:
         """The window at ``col_off`` of a strip :meth:`read` gave, normalised, with
         invalid pixels (and missing values of valid ones) at the mid value 0, as in
-        training, sharpened by the strips' deblur, and padded to the tile where the scene
-        is smaller: (C, tile, tile)."""
+        training, and padded to the tile where the scene is smaller: (C, tile, tile)."""
         end = col_off + self.tile_size
         values = strip[:, :, col_off:end]
         tile = self.normalization.normalize(values)
         if self.can_miss:  # a band missing in a valid pixel
             tile[missing(values, self.dataset.nodata)] = 0.0
         inside = valid[:, col_off:end]
-        whole = inside.all()
-        if not whole:  # invalid pixels at 0
+        if not inside.all():  # invalid pixels at 0
             tile *= inside
-        if self.deblur is not None:
-            tile = self.deblur.apply(tile, None if whole else inside)
         return pad_to_tile(tile, self.tile_size)
+
+    def tile_validity(self, valid: NDArray[np.bool_], col_off: int
+                      ) -> NDArray[np.bool_] | None:
+        """The valid pixels (tile, tile) of :meth:`tile`'s window at ``col_off``, where
+        padding to the tile counts as invalid; None when they all are valid."""
+        inside = valid[:, col_off:col_off + self.tile_size]
+        if inside.shape == (self.tile_size, self.tile_size) and inside.all():
+            return None
+        mask = np.zeros((self.tile_size, self.tile_size), bool)
+        mask[:inside.shape[0], :inside.shape[1]] = inside
+        return mask
 
 
 def move_up(array: NDArray[Any], by: int, count: int, axis: int) -> None:

@@ -19,9 +19,10 @@ generator sees it gives it back the photo it knows how to draw.
   0.4 px of blur on photos exactly as sharp as the chips. :func:`excess_blur` therefore
   takes :data:`TOLERANCE` out (in the fourth power) before anything is sharpened, so that
   a scene as sharp as the chips is left as it is.
-* **Take it out.** :class:`Deblur` is a Wiener filter of that Gaussian (its gain capped
-  by :data:`NOISE`, against amplifying noise), applied to each window reflected at its
-  edges and kept within the window's own range of values.
+* **Take it out.** :func:`wiener_gain` is the gain of a Wiener filter of that Gaussian
+  (capped by :data:`NOISE`, against amplifying noise). Translate applies it to each
+  window, reflected at its edges, on the generator's device
+  (:class:`geogan.inference.deblur.Deblur`).
 
 numpy only.
 """
@@ -138,65 +139,25 @@ def excess_blur(blur: float) -> float:
     return float((blur**4 - TOLERANCE**4) ** 0.25)
 
 
-class Deblur:
-    """A Wiener filter that takes a Gaussian blur of ``sigma`` pixels back out.
-
-    Args:
-        sigma: The blur's standard deviation in pixels, more than 0 and at most
-            :data:`MAX_SIGMA`.
+def check_deblur(sigma: float) -> float:
+    """``sigma`` as a float, when a deblur can take that many pixels of blur out.
 
     Raises:
-        ValueError: For a sigma out of that range.
+        ValueError: For a sigma not above 0 or above :data:`MAX_SIGMA` (or NaN).
     """
-
-    def __init__(self, sigma: float) -> None:
-        if not 0 < sigma <= MAX_SIGMA:
-            raise ValueError(f"a deblur takes out 0 to {MAX_SIGMA} px, not {sigma}")
-        self.sigma = float(sigma)
-
-    def apply(self, window: NDArray[np.float32], valid: NDArray[np.bool_] | None = None
-              ) -> NDArray[np.float32]:
-        """The window sharpened, band by band.
-
-        Args:
-            window: (C, H, W) values; invalid pixels hold a neutral value (translate's
-                normalised tiles hold 0 there).
-            valid: (H, W) valid pixels, or None when all are.
-
-        Returns:
-            A new (C, H, W) float32 array: each band filtered with the window reflected
-            at its edges, kept within the band's range over the valid pixels (a
-            deblur's overshoot at edges would otherwise leave the values the model was
-            trained on), and the invalid pixels as they were.
-        """
-        if valid is None:
-            low, high = window.min(axis=(1, 2)), window.max(axis=(1, 2))
-        elif valid.any():
-            inside = window[:, valid]  # (C, N)
-            low, high = inside.min(axis=1), inside.max(axis=1)
-        else:
-            return window.astype(np.float32)
-        height, width = window.shape[1:]
-        pad = min(PAD, height - 1, width - 1)
-        padded = np.pad(window.astype(np.float64), ((0, 0), (pad, pad), (pad, pad)),
-                        mode="reflect")
-        gain = _wiener(padded.shape[1], padded.shape[2], self.sigma)
-        spectrum = np.fft.rfft2(padded)
-        spectrum *= gain
-        sharp = np.fft.irfft2(spectrum, s=padded.shape[1:])
-        out = sharp[:, pad:pad + height, pad:pad + width].astype(np.float32)
-        np.clip(out, low[:, None, None], high[:, None, None], out=out)
-        if valid is not None:
-            out[:, ~valid] = window[:, ~valid]
-        return out
+    if not 0 < sigma <= MAX_SIGMA:
+        raise ValueError(f"a deblur takes out 0 to {MAX_SIGMA} px, not {sigma}")
+    return float(sigma)
 
 
 @lru_cache(maxsize=16)
-def _wiener(height: int, width: int, sigma: float) -> NDArray[np.float64]:
-    """The Wiener filter's gain on the rfft2 grid of (height, width): H / (H² + k), scaled
-    so that the mean (frequency 0) passes unchanged."""
+def wiener_gain(height: int, width: int, sigma: float) -> NDArray[np.float64]:
+    """The gain on the rfft2 grid of (height, width) of the Wiener filter that takes a
+    Gaussian blur of ``sigma`` pixels out: H / (H² + :data:`NOISE`), scaled so that the
+    mean (frequency 0) passes unchanged. Read-only: it is shared."""
     blur = np.exp(-2 * math.pi**2 * sigma**2 * _frequency(height, width) ** 2)
     gain: NDArray[np.float64] = blur / (blur * blur + NOISE) * (1 + NOISE)
+    gain.flags.writeable = False
     return gain
 
 
@@ -233,5 +194,5 @@ def _slope_drop(sigma: float) -> float:
     return -math.log(share[0] / share[1])
 
 
-__all__ = ["HIGH_BAND", "LOW_BAND", "MAX_SIGMA", "NOISE", "TOLERANCE", "Deblur",
-           "blur_between", "excess_blur", "spectral_slope", "typical_slope"]
+__all__ = ["HIGH_BAND", "LOW_BAND", "MAX_SIGMA", "NOISE", "PAD", "TOLERANCE", "blur_between",
+           "check_deblur", "excess_blur", "spectral_slope", "typical_slope", "wiener_gain"]

@@ -32,6 +32,21 @@ def test_translate_on_cuda_matches_cpu_fp32_within_one_grey_level(tmp_path):
     assert np.abs(actual - expected).max() <= 1
 
 
+def test_a_scene_sharpened_on_cuda_matches_the_cpu_within_one_grey_level(tmp_path):
+    """The windows are sharpened on the generator's device (--sharpen), nodata kept."""
+    model = save_model(tmp_path / "m.pt")
+    image = textured(np.random.default_rng(9), 3, 300, 260)
+    image[:, :40, :70] = 0
+    scene = write_raster(tmp_path / "scene.tif", image, nodata=0)
+    translate_raster(scene, tmp_path / "cpu.tif", model, sharpen=1.0, **CPU)
+    translator = load_model(model, device="cuda", precision="fp32")
+    translate_raster(scene, tmp_path / "cuda.tif", translator, sharpen=1.0)
+    with rasterio.open(tmp_path / "cpu.tif") as cpu, rasterio.open(tmp_path / "cuda.tif") as gpu:
+        expected, actual = cpu.read().astype(int), gpu.read().astype(int)
+        assert np.array_equal(cpu.read_masks(1), gpu.read_masks(1))
+    assert np.abs(actual - expected).max() <= 1
+
+
 def test_translate_array_on_cuda_in_every_precision(tmp_path):
     """fp32 within one grey level of the CPU; bf16 and fp16 (what ``auto`` picks on a
     GPU) close on average: their arithmetic is coarser, not wrong."""

@@ -24,7 +24,7 @@ from geogan.inference.scene import translate_raster
 from geogan.nn.data_profile import DataProfile
 from geogan.nn.model_file import read_model_file, save_model_file
 from geogan.raster.sharpness import MAX_SIGMA, TOLERANCE, excess_blur
-from tests.helpers import CPU, smooth_field, write_raster
+from tests.helpers import CPU, smooth_field, torch_threads, write_raster
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -139,3 +139,30 @@ def test_a_blur_out_of_range_is_a_config_error(tmp_path, rng, trained_model, sha
     with pytest.raises(ConfigError, match="--sharpen"):
         translate_raster(scene, tmp_path / "out.tif", trained_model, sharpen=sharpen, **CPU)
     assert not (tmp_path / "out.tif").exists()
+
+
+@pytest.mark.parametrize("options", [{}, {"samples": 2}, {"adapt_norm": True}],
+                         ids=["default", "samples", "adapt-norm"])
+def test_a_sharpened_scene_keeps_its_nodata_on_every_path(tmp_path, rng, trained_model,
+                                                          options):
+    """The windows are sharpened where the generator runs, a batch at a time (also with
+    --samples, and for BatchNorm's statistics of the scene): nodata stays out of the
+    filter's range and comes out nodata; two generator streams (a batch's halves, each
+    with its windows' validity) write the bytes of one."""
+    image = blurred(training_like(rng), 1.0)
+    image[:, :50, :60] = 0
+    soft = write_raster(tmp_path / "soft.tif", image, nodata=0)
+    sharp, record, _ = translated(soft, tmp_path / "sharp.tif", trained_model, sharpen=1.0,
+                                  **options)
+    plain, _, _ = translated(soft, tmp_path / "plain.tif", trained_model, sharpen=0, **options)
+    assert record == {"sigma": 1.0}
+    with rasterio.open(tmp_path / "sharp.tif") as a, rasterio.open(tmp_path / "plain.tif") as b:
+        assert np.array_equal(a.read_masks(1), b.read_masks(1))
+        valid = a.read_masks(1) > 0
+    assert not valid[:50, :60].any() and valid.mean() > 0.8
+    assert not np.array_equal(sharp[:, valid], plain[:, valid])
+    if not options:
+        with torch_threads(2):
+            translated(soft, tmp_path / "two.tif", trained_model, sharpen=1.0, batch_size=5)
+        translated(soft, tmp_path / "one.tif", trained_model, sharpen=1.0, batch_size=5)
+        assert (tmp_path / "two.tif").read_bytes() == (tmp_path / "one.tif").read_bytes()

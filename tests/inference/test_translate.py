@@ -6,7 +6,6 @@ that a translation takes a fraction of a second and its output is exactly reprod
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import itertools
 import json
@@ -16,7 +15,6 @@ import shlex
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +51,7 @@ from tests.helpers import (
     save_model,
     smooth_field,
     textured,
+    torch_threads,
     write_raster,
 )
 
@@ -63,17 +62,6 @@ def read(path: Path) -> np.ndarray:
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-@contextlib.contextmanager
-def torch_threads(count: int) -> Iterator[None]:
-    """torch's intra-op threads of this thread set to ``count`` for a while."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

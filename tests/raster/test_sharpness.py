@@ -1,42 +1,23 @@
-"""How sharp a window is, the blur between two of them, and the filter that takes it out
-(geogan.raster.sharpness)."""
+"""How sharp a window is, the blur between two of them, and the gain of the filter that
+takes it out (geogan.raster.sharpness; the filter: tests/inference/test_deblur.py)."""
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import pytest
 
 from geogan.raster.sharpness import (
     MAX_SIGMA,
+    NOISE,
     TOLERANCE,
-    Deblur,
     blur_between,
+    check_deblur,
     excess_blur,
     spectral_slope,
     typical_slope,
+    wiener_gain,
 )
-
-
-def natural(rng: np.random.Generator, bands: int = 3, size: int = 256) -> np.ndarray:
-    """(bands, size, size) fields with a 1/f² power spectrum, as aerial imagery has."""
-    fy = np.fft.fftfreq(size)[:, None]
-    fx = np.fft.rfftfreq(size)[None, :]
-    radius = np.sqrt(fy * fy + fx * fx)
-    amplitude = np.where(radius > 0, 1.0 / np.maximum(radius, 1e-9), 0.0)
-    spectra = (rng.normal(size=(bands, *radius.shape))
-               + 1j * rng.normal(size=(bands, *radius.shape))) * amplitude
-    fields = np.fft.irfft2(spectra, s=(size, size))
-    return fields / fields.std(axis=(1, 2), keepdims=True)
-
-
-def gaussian_blur(image: np.ndarray, sigma: float) -> np.ndarray:
-    """Each band blurred by an exact Gaussian of ``sigma`` px (circular)."""
-    fy = np.fft.fftfreq(image.shape[-2])[:, None]
-    fx = np.fft.rfftfreq(image.shape[-1])[None, :]
-    gain = np.exp(-2 * math.pi**2 * sigma**2 * (fy * fy + fx * fx))
-    return np.fft.irfft2(np.fft.rfft2(image) * gain, s=image.shape[-2:])
+from tests.helpers import gaussian_blur, natural
 
 
 def test_the_slope_is_the_same_for_any_scale_and_offset_of_each_band(rng):
@@ -86,36 +67,14 @@ def test_the_tolerance_comes_off_in_the_fourth_power():
     assert excess_blur(TOLERANCE + 1e-6) < 0.05
 
 
-def test_the_deblur_takes_most_of_a_blur_back(rng):
-    image = natural(rng, size=128).astype(np.float32)
-    soft = gaussian_blur(image, 1.0).astype(np.float32)
-    sharpened = Deblur(1.0).apply(soft)
-    assert sharpened.dtype == np.float32 and sharpened.shape == image.shape
-    before = np.abs(soft - image)[:, 8:-8, 8:-8].mean()  # away from the reflected edges
-    after = np.abs(sharpened - image)[:, 8:-8, 8:-8].mean()
-    assert after < 0.75 * before, (before, after)  # the finest detail stays lost
-    slope = spectral_slope(sharpened)
-    assert slope is not None and blur_between(slope, spectral_slope(image) or 0.0) < 0.4
-
-
-def test_the_deblur_keeps_flat_areas_the_range_and_invalid_pixels(rng):
-    flat = np.full((2, 40, 50), 0.25, np.float32)
-    assert np.allclose(Deblur(1.5).apply(flat), 0.25, atol=1e-6)
-    window = np.clip(gaussian_blur(natural(rng, 3, 64), 1.0), -1, 1).astype(np.float32)
-    valid = np.ones((64, 64), bool)
-    valid[:, :20] = False
-    window[:, ~valid] = 0.0
-    out = Deblur(1.5).apply(window, valid)
-    assert np.array_equal(out[:, ~valid], window[:, ~valid])
-    inside = window[:, valid]
-    assert (out[:, valid].min(axis=1) >= inside.min(axis=1)).all()
-    assert (out[:, valid].max(axis=1) <= inside.max(axis=1)).all()
-    assert not np.allclose(out[:, valid], inside)
-    nothing = np.zeros((3, 64, 64), np.float32)
-    assert np.array_equal(Deblur(1.0).apply(nothing, np.zeros((64, 64), bool)), nothing)
+def test_the_wiener_gain_passes_the_mean_and_never_exceeds_its_cap():
+    gain = wiener_gain(96, 80, 1.5)
+    assert gain.shape == (96, 41) and gain[0, 0] == pytest.approx(1.0)
+    assert gain.max() <= (1 + NOISE) / (2 * NOISE**0.5) + 1e-9
+    assert not gain.flags.writeable  # shared between calls
 
 
 @pytest.mark.parametrize("sigma", [0.0, -1.0, MAX_SIGMA + 0.1, float("nan")])
 def test_a_deblur_out_of_range_is_refused(sigma):
     with pytest.raises(ValueError, match="deblur"):
-        Deblur(sigma)
+        check_deblur(sigma)
