@@ -20,8 +20,9 @@ the bottleneck:
   Only the rows the next window row shares are kept across the whole width.
 
 The windows may cover more than the output: a scene translated within a mosaic reads a
-margin of its neighbours (the *region* of :class:`SceneRead`) and writes its own part
-(the *crop*); a scene translated at the model's pixel size reads through a ``WarpedVRT``.
+margin of its neighbours (the *region* of a
+:class:`~geogan.inference.scene_read.SceneRead`) and writes its own part (the *crop*);
+a scene translated at the model's pixel size reads through a ``WarpedVRT``.
 Rows are written in whole blocks of the output GeoTIFF, so each block is compressed
 once. Peak memory is a few strips of the scene's width: it depends on the width and the
 tile size, never on the height. Any error (or Ctrl-C) in any stage stops the others and
@@ -30,21 +31,18 @@ is raised on the calling thread.
 
 from __future__ import annotations
 
-import contextlib
 import queue
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import rasterio
 import torch
 from numpy.typing import NDArray
 from rasterio.errors import RasterioError
-from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from geogan.errors import InputError, OutputError
@@ -52,6 +50,7 @@ from geogan.grids.windows import WindowGrid
 from geogan.inference.blend_buffer import BlendBuffer, Block
 from geogan.inference.deblur import Deblur, window_validity
 from geogan.inference.heap import bound_heap, share_heap
+from geogan.inference.scene_read import SceneRead
 from geogan.inference.strips import Strips
 from geogan.inference.translator import Translator
 from geogan.progress import ProgressCallback
@@ -83,43 +82,6 @@ class OutputBands:
     nodata: float | None
     mask: bool
     uncertainty: bool
-
-
-@dataclass(frozen=True)
-class SceneRead:
-    """What the reader reads, and which part of it is written.
-
-    Attributes:
-        path: What ``rasterio.open`` reads: the scene, or a mosaic's in-memory VRT.
-        region: The part of it the windows are laid over (pixels of the source, or of
-            the warped grid with ``warp``).
-        crop: The part of ``region`` written to the output (region pixels): all of it
-            for a scene on its own, the scene within a margin of its neighbours.
-        warp: Keywords of a ``WarpedVRT`` (``crs``, ``transform``, ``width``, ``height``,
-            ``resampling``) to read the source through, or None.
-    """
-
-    path: str
-    region: Window
-    crop: Window
-    warp: Mapping[str, Any] | None = None
-
-    @classmethod
-    def whole(cls, path: str, height: int, width: int,
-              warp: Mapping[str, Any] | None = None) -> SceneRead:
-        """All of a ``height`` × ``width`` source, written whole."""
-        window = Window(0, 0, width, height)
-        return cls(path, window, window, warp)
-
-    @contextlib.contextmanager
-    def open(self) -> Iterator[Any]:
-        """The source, opened for this thread alone (through the WarpedVRT, if any)."""
-        with rasterio.open(self.path) as dataset:
-            if self.warp is None:
-                yield dataset
-                return
-            with WarpedVRT(dataset, **self.warp) as warped:
-                yield warped
 
 
 class _Stopped(Exception):

@@ -26,7 +26,8 @@ from rasterio.windows import Window
 from geogan.errors import OutputError
 from geogan.grids.windows import LatticeRecord
 from geogan.inference.options import TranslateOptions
-from geogan.inference.pipeline import OutputBands, SceneRead, keep_off_nodata
+from geogan.inference.pipeline import OutputBands, keep_off_nodata
+from geogan.inference.scene_read import SceneRead
 from geogan.inference.translator import Translator
 from geogan.raster.io import transform_origin, valid_mask, warp_adds_alpha
 from geogan.raster.resolution import BACK, resampled_grid

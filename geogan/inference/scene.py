@@ -50,7 +50,7 @@ from geogan.inference.output_file import (
     output_profile,
     write_cog,
 )
-from geogan.inference.pipeline import Pipeline, SceneRead
+from geogan.inference.pipeline import Pipeline
 from geogan.inference.resample import (
     back_resampling,
     model_grid_profile,
@@ -59,6 +59,7 @@ from geogan.inference.resample import (
 )
 from geogan.inference.scene_checks import check_scene
 from geogan.inference.scene_norms import adapted_share, sample_windows, scene_statistics
+from geogan.inference.scene_read import SceneRead
 from geogan.inference.scene_sharpness import decide_sharpening
 from geogan.inference.translator import Translator, load_model
 from geogan.outputs import atomic_file, check_output_file
