@@ -50,3 +50,29 @@ def test_softened_photos_are_the_held_out_photos_blurred_against_the_same_maps(
     # Without the option, only the photos as they are.
     plain = quality_real.prepare(data, tmp_path / "plain")
     assert list(plain["scenes"]) == ["val", "unfamiliar"]
+
+
+def test_per_photo_figures_are_means_over_the_photos_each_scored_alone(tmp_path: Path) -> None:
+    """As ``geogan evaluate`` on each translated photo, averaged: a photo drawn right
+    counts mIoU 1, one drawn as a blank map its own (few-class) mIoU, whatever the pixel
+    counts of the classes over the split."""
+    quality_real = quality_real_module()
+    ids = [*quality_real.VAL, *quality_real.UNFAMILIAR, "1", "2", "3"]
+    data = _maps_folder(tmp_path / "maps", ids, list(quality_real.MAP_PALETTE.values()))
+    work = tmp_path / "work"
+    prepared = quality_real.prepare(data, work)
+    palette = prepared["palette"]
+    maps = [m for _, m in prepared["scenes"]["val"]]
+    blank = quality_real.constant_score(maps[-1], work / "blank.tif", work, palette)
+    drawn = [*maps[:-1], work / "blank.tif"]  # every map right but the last
+    photos = quality_real.score_photos(drawn, maps, work, palette)
+    assert set(photos) == set(quality_real.PHOTO_FIGURES)
+    assert photos["miou"] == np.mean([1.0] * (len(maps) - 1) + [blank["miou"]])
+    assert photos["d5"] == np.mean([1.0] * (len(maps) - 1) + [blank["d5"]])
+    pooled = quality_real.score(quality_real._strip(drawn, work / "strip.tif"),
+                                quality_real._strip(maps, work / "ref.tif"), work, palette)
+    assert pooled["miou"] != photos["miou"]
+    # The constant baseline is scored both ways, and leaves no per-photo file behind.
+    baseline = quality_real.constant_baseline(prepared, work)
+    assert {"val", "val/photo", "unfamiliar", "unfamiliar/photo"} <= set(baseline)
+    assert not list(work.glob("constant_val_*.tif"))
