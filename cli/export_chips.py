@@ -11,6 +11,7 @@ from rasterio.enums import Resampling
 from geogan.chips.export import export_chips, export_pairs
 from geogan.chips.layout import default_output
 from geogan.chips.options import ExportOptions
+from geogan.nn.config import MAX_TILE_SIZE, MIN_TILE_SIZE, is_valid_tile_size
 
 from .options import ProgressBar, creation_options, overwrite_opt, seed_opt
 
@@ -126,3 +127,7 @@ def export_chips_command(
         click.echo(f"Skipped {len(report.skipped_pairs)} pair(s) (--skip-bad-pairs):")
         for reason in report.skipped_pairs:
             click.echo(f"  {reason}")
+    if not is_valid_tile_size(tile_size):  # said now, not when train refuses them
+        click.echo(f"Warning: chips of {tile_size} px cannot train a geogan model (its tile "
+                   f"sizes are powers of two from {MIN_TILE_SIZE} to {MAX_TILE_SIZE}); they "
+                   "can still serve other tools", err=True)

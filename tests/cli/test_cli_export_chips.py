@@ -36,6 +36,24 @@ def test_export_chips_writes_arcgis_layout(tmp_path, pair):
         p.name for p in (out / "images2").iterdir())
 
 
+@pytest.mark.parametrize("tile", ["48", "96"])
+def test_chips_no_model_can_train_on_are_written_with_a_warning(tmp_path, pair, tile):
+    """Said at export, not one command later when train refuses them; other tools may
+    want such chips, so they are written."""
+    a, b = pair
+    out = tmp_path / "chips"
+    code, stdout, stderr = run("-q", "export-chips", str(a), str(b), "-o", str(out),
+                               "--tile-size", tile)
+    assert code == 0 and "Wrote " in stdout
+    assert stderr.count("Warning:") == 1
+    assert f"chips of {tile} px cannot train a geogan model" in stderr
+    with rasterio.open(next((out / "images").glob("*.tif"))) as chip:
+        assert chip.shape == (int(tile), int(tile))
+    _, _, quiet = run("-q", "export-chips", str(a), str(b), "-o", str(tmp_path / "ok"),
+                      "--tile-size", "128")
+    assert "Warning" not in quiet
+
+
 def test_unpaired_flag(tmp_path, pair):
     a, b = pair
     out = tmp_path / "chips"
