@@ -449,17 +449,23 @@ def score_photos(predictions: list[Path], references: list[Path], work: Path,
     return {key: float(np.mean([f[key] for f in figures])) for key in PHOTO_FIGURES}
 
 
-def constant_score(reference: Path, out: Path, work: Path,
-                   palette: dict[str, list[int]]) -> dict[str, Any]:
-    """Every pixel of ``reference`` the commonest palette colour (the map's background),
-    written to ``out`` and scored."""
+def write_constant(reference: Path, out: Path, palette: dict[str, list[int]]) -> Path:
+    """``out``: every pixel of ``reference`` the commonest palette colour (the map's
+    background), on its grid."""
     colour = np.asarray(next(iter(palette.values())), np.uint8)
     with rasterio.open(reference) as src:
         profile = src.profile
         shape = (src.count, src.height, src.width)
     with rasterio.open(out, "w", **profile) as dst:
         dst.write(np.broadcast_to(colour[:, None, None], shape))
-    return score(out, reference, work, palette)
+    return out
+
+
+def constant_score(reference: Path, out: Path, work: Path,
+                   palette: dict[str, list[int]]) -> dict[str, Any]:
+    """The constant map of ``reference`` (:func:`write_constant`), written to ``out`` and
+    scored."""
+    return score(write_constant(reference, out, palette), reference, work, palette)
 
 
 def constant_baseline(prepared: dict[str, Any], work: Path) -> dict[str, Any]:
@@ -469,9 +475,8 @@ def constant_baseline(prepared: dict[str, Any], work: Path) -> dict[str, Any]:
         results[split] = constant_score(reference, work / f"constant_{split}.tif", work,
                                         prepared["palette"])
         maps = [m for _, m in prepared["scenes"][split]]
-        blanks = [work / f"constant_{split}_{i}.tif" for i in range(len(maps))]
-        for blank, truth in zip(blanks, maps, strict=True):
-            constant_score(truth, blank, work, prepared["palette"])
+        blanks = [write_constant(truth, work / f"constant_{split}_{i}.tif", prepared["palette"])
+                  for i, truth in enumerate(maps)]
         results[f"{split}/photo"] = score_photos(blanks, maps, work, prepared["palette"])
         for blank in blanks:
             blank.unlink()
