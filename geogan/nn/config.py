@@ -298,6 +298,8 @@ class TrainConfig:
         lambda_lovasz: Weight of the class head's Lovász-softmax loss (0: none), a convex
             surrogate of 1 - IoU itself, on every other row and column (its cost is a
             sort of the pixels per class).
+        lovasz_per_image: Score the Lovász-softmax loss tile by tile and average, as an
+            mIoU taken photo by photo is, instead of over the batch's pixels pooled.
         deep_supervision: Weight, relative to ``lambda_ce``, of the cross-entropy of 1 x 1
             class heads on the U-Net decoder's levels at 1/4, 1/8 and 1/16 of the tile
             (0: none), trained beside the generator and left out of the model file, so
@@ -369,6 +371,7 @@ class TrainConfig:
     hard_pixels: float = 1.0
     lambda_dice: float = 0.0
     lambda_lovasz: float = 0.0
+    lovasz_per_image: bool = False
     deep_supervision: float = 0.0
     lambda_fm: float = 0.0
     judge_classes: bool = False

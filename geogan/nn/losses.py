@@ -272,7 +272,7 @@ def masked_dice(logits: Tensor, classes: Tensor) -> Tensor:
     return ((1.0 - dice) * present).sum() / present.sum().clamp_min(1.0)  # 0 if none
 
 
-def masked_lovasz(logits: Tensor, classes: Tensor) -> Tensor:
+def masked_lovasz(logits: Tensor, classes: Tensor, per_image: bool = False) -> Tensor:
     """The Lovász-softmax loss of the class probabilities against the target classes
     (N, H, W): the mean, over the classes present in the batch's target, of the Lovász
     extension of that class's Jaccard loss (1 - IoU), over the pixels whose class is not
@@ -281,7 +281,21 @@ def masked_lovasz(logits: Tensor, classes: Tensor) -> Tensor:
     It is a convex surrogate of 1 - IoU itself, exact where the probabilities are 0 or 1,
     so it optimises what the palette mIoU scores rather than a bound of it (as Dice does);
     its gradient puts the weight on each class's worst-ranked pixels.
+
+    With ``per_image``, each tile is scored on its own and the losses are averaged over
+    the tiles that have a valid pixel: the surrogate of an mIoU taken photo by photo,
+    where a small pond weighs as much as the background around it, rather than over the
+    batch's pixels pooled.
     """
+    if not per_image:
+        return _lovasz(logits, classes)
+    losses = [_lovasz(logits[i : i + 1], classes[i : i + 1]) for i in range(logits.shape[0])]
+    scored = (classes != IGNORED_CLASS).flatten(1).any(dim=1).float()  # (N,)
+    return (torch.stack(losses) * scored).sum() / scored.sum().clamp_min(1.0)  # 0 if none
+
+
+def _lovasz(logits: Tensor, classes: Tensor) -> Tensor:
+    """:func:`masked_lovasz` over the pixels of the whole batch."""
     valid = (classes != IGNORED_CLASS).reshape(-1)
     probabilities = torch.softmax(logits.float(), dim=1)  # (N, K, H, W)
     flat = probabilities.permute(0, 2, 3, 1).reshape(-1, logits.shape[1])[valid]  # (P, K)

@@ -162,12 +162,30 @@ def test_lovasz_gradient_lowers_the_loss_and_leaves_ignored_pixels_out() -> None
     empty.backward()
 
 
+def test_lovasz_per_image_is_the_mean_over_the_tiles_with_a_valid_pixel() -> None:
+    generator = torch.Generator().manual_seed(1)
+    logits = torch.randn(3, 4, 8, 8, generator=generator)
+    classes = torch.randint(0, 4, (3, 8, 8), generator=generator)
+    classes[1, :6] = 0  # a tile of mostly one class: its rare classes weigh as much
+    classes[2] = IGNORED_CLASS  # nothing to score: left out of the mean, not a zero
+    each = [float(masked_lovasz(logits[i : i + 1], classes[i : i + 1])) for i in range(2)]
+    assert float(masked_lovasz(logits, classes, per_image=True)) == pytest.approx(
+        sum(each) / 2, abs=1e-6)
+    pooled = float(masked_lovasz(logits, classes))
+    assert pooled != pytest.approx(sum(each) / 2, abs=1e-3)  # pooled is another figure
+    # Certain and right on every tile: no loss either way; a batch of ignored pixels: 0.
+    sure = F.one_hot(classes.clamp_min(0), 4).permute(0, 3, 1, 2).float() * 60
+    assert float(masked_lovasz(sure, classes, per_image=True)) == pytest.approx(0.0, abs=1e-6)
+    assert float(masked_lovasz(logits[2:], classes[2:], per_image=True)) == 0.0
+
+
 @pytest.mark.parametrize("overrides", [
     {"d_scales": 2, "lambda_fm": 10.0},
     {"d_scales": 2, "lambda_fm": 10.0, "diffaugment": True},
     {"spectral_norm": True},
     {"lambda_dice": 1.0},
     {"lambda_lovasz": 1.0},
+    {"lambda_lovasz": 1.0, "lovasz_per_image": True},
     {"label_smoothing": 0.1},
     {"judge_classes": True},
     {"hard_pixels": 0.25},
