@@ -393,6 +393,9 @@ class TrainConfig:
                               f"not {self.decay_start}")
         if min(self.lambda_l1, self.lambda_gan, self.lambda_cycle, self.lambda_identity) < 0:
             raise ConfigError("loss weights must not be negative")
+        if self.lovasz_per_image and not self.lambda_lovasz:
+            raise ConfigError("the Lovász loss per image needs a Lovász weight "
+                              "(--lambda-lovasz); without one there is no such loss")
         if self.pool_size < 0 or (self.workers or 0) < 0 or self.val_every < 0 or self.seed < 0:
             raise ConfigError("pool size, workers, val-every and seed must not be negative")
         if not (0.0 <= self.beta1 < 1.0 and 0.0 <= self.beta2 < 1.0):

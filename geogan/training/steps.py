@@ -358,7 +358,7 @@ class Pix2PixTrainer(GANTrainer):
                 # On every other row and column: a quarter of the pixels to sort.
                 loss_g_lovasz = masked_lovasz(logits[..., ::2, ::2],
                                               batch["classes"][..., ::2, ::2],
-                                              self.config.lovasz_per_image)
+                                              per_image=self.config.lovasz_per_image)
                 loss_g = loss_g + self.config.lambda_lovasz * loss_g_lovasz
                 losses["g_lovasz"] = loss_g_lovasz.detach()
             if levels:

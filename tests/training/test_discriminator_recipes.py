@@ -211,6 +211,9 @@ def test_pix2pix_trains_with_each_recipe_and_logs_its_losses(overrides: dict[str
         assert float(losses[-1]["g_ce"]) < float(losses[0]["g_ce"])
         with pytest.raises(ConfigError, match="label smoothing"):
             build_configs("pix2pix", 3, 3, 64, overrides={"label_smoothing": 1.0})
+    if overrides.get("lovasz_per_image"):
+        with pytest.raises(ConfigError, match="needs a Lovász weight"):
+            build_configs("pix2pix", 3, 3, 64, overrides={"lovasz_per_image": True})
     if "hard_pixels" in overrides:
         with pytest.raises(ConfigError, match="hard pixels"):
             build_configs("pix2pix", 3, 3, 64, overrides={"hard_pixels": 0.0})
