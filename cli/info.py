@@ -44,9 +44,10 @@ def _sharpness(trained_on: Any) -> str:
 
     slope = DataProfile.from_dict(trained_on).domain_sharpness("a")
     if slope is None:
-        return "unknown (a model file from before it was kept: translate sharpens no scene)"
+        return ("unknown (a model file from before it was kept: translate sharpens or "
+                "softens no scene)")
     return (f"spectral slope {slope:.2f} (translate sharpens a scene that measures softer "
-            "than the chips)")
+            "than the chips, and softens one that measures sharper)")
 
 
 def _format(path: Path, d: dict[str, Any]) -> str:

@@ -93,6 +93,10 @@ from .options import ProgressBar, overwrite_opt, seed_opt
               help="Blur the input by a Gaussian of 0.5-1.5 px with this probability per "
                    "chip, as a softer sensor or a scene read up from a coarser pixel size "
                    "is [default: 0].")
+@click.option("--unsharp", type=click.FloatRange(0, 1), default=None, metavar="P",
+              help="Sharpen the input by an unsharp mask (radius 0.5-2 px, amount 0.5-1.5) "
+                   "with this probability per chip, as a vendor's sharpening does "
+                   "[default: 0].")
 @click.option("--cutmix", type=click.FloatRange(0, 1), default=None, metavar="P",
               help="Paste a rectangle of another pair of the batch into each pair with "
                    "this probability, into both chips alike (CutMix) [default: 0].")

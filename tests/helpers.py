@@ -100,6 +100,12 @@ def gaussian_blur(image: np.ndarray, sigma: float) -> np.ndarray:
     return np.fft.irfft2(np.fft.rfft2(image) * gain, s=image.shape[-2:])
 
 
+def unsharp_mask(image: np.ndarray, radius: float, amount: float) -> np.ndarray:
+    """Each band unsharp-masked from the definition, x + amount (x - gaussian(x)): a
+    vendor's sharpening (circular, unclipped)."""
+    return image + amount * (image - gaussian_blur(image, radius))
+
+
 @contextmanager
 def torch_threads(count: int) -> Iterator[None]:
     """torch's intra-op threads of this thread set to ``count`` for a while."""

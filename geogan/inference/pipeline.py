@@ -48,7 +48,7 @@ from rasterio.windows import Window
 from geogan.errors import InputError, OutputError
 from geogan.grids.windows import WindowGrid
 from geogan.inference.blend_buffer import BlendBuffer, Block
-from geogan.inference.deblur import Deblur, window_validity
+from geogan.inference.deblur import WindowFilter, window_validity
 from geogan.inference.heap import bound_heap, share_heap
 from geogan.inference.scene_read import SceneRead
 from geogan.inference.strips import Strips
@@ -92,7 +92,7 @@ class _Stopped(Exception):
 class _Batch:
     tiles: torch.Tensor  # (N, in_bands, tile, tile), normalised
     windows: list[tuple[int, int]]  # (window row, window column) of each tile
-    valid: torch.Tensor | None = None  # (N, tile, tile) with a deblur; None: all valid
+    valid: torch.Tensor | None = None  # (N, tile, tile) with a window filter; None: all valid
 
 
 @dataclass
@@ -149,8 +149,9 @@ class Pipeline:
         batch_size: Windows per generator call.
         samples: Generator passes per batch (dropout on) when at least 2.
         progress: Called with (windows done, windows in all).
-        deblur: Sharpens every normalised window before the generator, a batch at a time
-            on its device (set before :meth:`run`; None: the windows as read).
+        window_filter: Sharpens (or softens) every normalised window before the
+            generator, a batch at a time on its device (set before :meth:`run`; None:
+            the windows as read).
     """
 
     def __init__(self, source: SceneRead, bands: list[int], output: Any, grid: WindowGrid,
@@ -165,7 +166,7 @@ class Pipeline:
         self.batch_size = batch_size
         self.samples = samples
         self.progress = progress
-        self.deblur: Deblur | None = None
+        self.window_filter: WindowFilter | None = None
         self.windows_run = 0
         self._stop = threading.Event()
         self._errors: list[BaseException] = []
@@ -249,7 +250,7 @@ class Pipeline:
         grid, tile = self.grid, self.grid.tile_size
         tiles: list[NDArray[np.float32]] = []
         windows: list[tuple[int, int]] = []
-        masks: list[NDArray[np.bool_] | None] = []  # with a deblur, which pixels it keeps
+        masks: list[NDArray[np.bool_] | None] = []  # with a window filter, which pixels it keeps
         try:
             with self.source.open() as dataset:
                 strips = Strips(dataset, self.bands, self.translator, self.source.region,
@@ -269,7 +270,7 @@ class Pipeline:
                     for j in run:
                         tiles.append(strips.tile(strip, valid, grid.col_starts[j]))
                         windows.append((i, j))
-                        if self.deblur is not None:
+                        if self.window_filter is not None:
                             masks.append(strips.tile_validity(valid, grid.col_starts[j]))
                         if len(tiles) == self.batch_size:
                             self._put(self._to_generator, _batch(tiles, windows, masks))
@@ -300,7 +301,7 @@ class Pipeline:
         for item in self._items(self._to_generator):
             if isinstance(item, _Batch):
                 if self.samples >= 2:
-                    tiles = self._sharpened(item.tiles, item.valid)
+                    tiles = self._filtered(item.tiles, item.valid)
                     mean, std = translator.sample_tiles(tiles, self.samples)
                     # One spread band in output units: the bands' mean std.
                     image = std[:, :translator.image_bands]  # classes have no spread
@@ -355,24 +356,24 @@ class Pipeline:
 
     def _drawn_tiles(self, tiles: torch.Tensor, valid: torch.Tensor | None = None
                      ) -> torch.Tensor:
-        """The generator's outputs (N, C, tile, tile) for ``tiles`` (sharpened first, with
-        a deblur: ``valid`` says which of their pixels it keeps), only the channels the
+        """The generator's outputs (N, C, tile, tile) for ``tiles`` (filtered first, with
+        a window filter: ``valid`` says which of their pixels it keeps), only the channels the
         output is drawn from (:attr:`Translator.drawn`): a copy of those alone when there
         are others, so that what waits for the writer, and the writer's sums, hold
         nothing the output does not use (a map drawn from 9 class probabilities, not 12
         channels)."""
-        out = self.translator.translate_tiles(self._sharpened(tiles, valid))
+        out = self.translator.translate_tiles(self._filtered(tiles, valid))
         if self.translator.drawn_bands == out.shape[1]:
             return out
         return out[:, self.translator.drawn].contiguous()
 
-    def _sharpened(self, tiles: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
-        """``tiles`` on the generator's device, sharpened by the deblur if there is one."""
-        if self.deblur is None:
+    def _filtered(self, tiles: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+        """``tiles`` on the generator's device, through the window filter if there is one."""
+        if self.window_filter is None:
             return tiles
         device = self.translator.device
         tiles = tiles.to(device, torch.float32, non_blocking=True)
-        return self.deblur(tiles, None if valid is None else valid.to(device))
+        return self.window_filter(tiles, None if valid is None else valid.to(device))
 
     def _send(self, out: torch.Tensor, windows: list[tuple[int, int]]) -> None:
         """Send the writer the blended channels (N, C, tile, tile) for ``windows``."""
@@ -566,7 +567,7 @@ def _chunk_rows(channels: int, width: int) -> int:
 
 def _batch(tiles: list[NDArray[np.float32]], windows: list[tuple[int, int]],
            masks: list[NDArray[np.bool_] | None]) -> _Batch:
-    """The tiles as one tensor; with ``masks`` (a deblur's), their validity."""
+    """The tiles as one tensor; with ``masks`` (a window filter's), their validity."""
     valid = window_validity(masks) if masks else None
     return _Batch(torch.from_numpy(np.stack(tiles)), list(windows), valid)
 

@@ -214,7 +214,7 @@ def _translate_read(source: str, output: Path, translator: Translator,
                         progress=progress)
     sharpening = decide_sharpening(pipeline, translator, settings.sharpen,
                                    mosaic=within is not None)
-    pipeline.deblur = sharpening.deblur
+    pipeline.window_filter = sharpening.window_filter
     tags.update(sharpening.tags())
     with atomic_file(output) as temporary, rasterio.Env(**gdal_env(cache_bytes)):
         written = temporary.with_name(temporary.name + ".gtiff") if settings.cog else temporary

@@ -30,7 +30,7 @@ from numpy.typing import NDArray
 from rasterio.errors import RasterioError
 
 from geogan.errors import ConfigError
-from geogan.inference.deblur import Deblur
+from geogan.inference.deblur import WindowFilter
 from geogan.inference.pipeline import Pipeline, read_error
 from geogan.inference.strips import Strips
 from geogan.inference.translator import Translator
@@ -50,7 +50,7 @@ the coarsest levels, whose few cells per window would otherwise set them."""
 
 def sample_windows(pipeline: Pipeline, limit: int) -> Iterator[NDArray[np.float32]]:
     """Up to ``limit`` windows of ``pipeline``'s grid spread evenly over the part of the
-    scene that is written, normalised (and sharpened) as its reader cuts them: the wholly
+    scene that is written, normalised (and filtered) as its reader cuts them: the wholly
     valid ones, or where there are none those with a valid pixel. Windows are read as
     they are taken, so only partly valid ones wait (until a wholly valid one comes).
 
@@ -73,25 +73,26 @@ def sample_windows(pipeline: Pipeline, limit: int) -> Iterator[NDArray[np.float3
                     inside = valid[:, col_off:col_off + tile]
                     if inside.all():
                         partial = None
-                        yield _window(strips, strip, valid, col_off, pipeline.deblur)
+                        yield _window(strips, strip, valid, col_off, pipeline.window_filter)
                     elif partial is not None and inside.any():
-                        partial.append(_window(strips, strip, valid, col_off, pipeline.deblur))
+                        partial.append(_window(strips, strip, valid, col_off,
+                                               pipeline.window_filter))
     except RasterioError as error:
         raise read_error(source.path, error) from None
     yield from partial or ()
 
 
 def _window(strips: Strips, strip: NDArray[Any], valid: NDArray[np.bool_], col_off: int,
-            deblur: Deblur | None) -> NDArray[np.float32]:
-    """The window at ``col_off``, normalised as the reader cuts it and sharpened as the
-    generator's stage sharpens it."""
+            window_filter: WindowFilter | None) -> NDArray[np.float32]:
+    """The window at ``col_off``, normalised as the reader cuts it and filtered as the
+    generator's stage filters it."""
     tile = strips.tile(strip, valid, col_off)
-    if deblur is None:
+    if window_filter is None:
         return tile
     mask = strips.tile_validity(valid, col_off)
-    sharp = deblur(torch.from_numpy(tile)[None],
-                   None if mask is None else torch.from_numpy(mask)[None])
-    return sharp[0].numpy()
+    filtered = window_filter(torch.from_numpy(tile)[None],
+                             None if mask is None else torch.from_numpy(mask)[None])
+    return filtered[0].numpy()
 
 
 def spread(starts: list[int], count: int) -> list[int]:

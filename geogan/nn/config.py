@@ -259,13 +259,16 @@ class TrainConfig:
         blur: Probability that a chip's input is blurred by a Gaussian of 0.5–1.5 px
             (0: never), as a coarser or softer sensor, haze, or a scene read up from a
             coarser pixel size blurs it: the map does not change.
+        unsharp: Probability that a chip's input is sharpened by an unsharp mask of a
+            0.5–2 px radius and an amount of 0.5–1.5 (0: never), as a vendor sharpens
+            its imagery: the map does not change.
         cutmix: Probability that a chip pair gets a rectangle of another pair of the
             batch pasted into it, into the input, target, masks and classes alike
             (CutMix; 0: never). Needs a batch size of two or more.
         augment_until: Share of the steps that the random warps (``rotate``,
             ``scale_jitter``, ``crop_jitter``), ``cutmix`` and the input's
-            ``photometric``, ``colour``, ``shadow`` and ``blur`` jitter apply to (1:
-            all). The last steps then train on the chips as they are, flips and
+            ``photometric``, ``colour``, ``shadow``, ``blur`` and ``unsharp`` jitter
+            apply to (1: all). The last steps then train on the chips as they are, flips and
             right-angle rotations aside (which resample nothing): the network ends on
             photos like those it will translate, sharp and at their own scale, as YOLOX
             ends without its mosaics.
@@ -360,6 +363,7 @@ class TrainConfig:
     colour: float = 0.0
     shadow: float = 0.0
     blur: float = 0.0
+    unsharp: float = 0.0
     cutmix: float = 0.0
     augment_until: float = 1.0
     diffaugment: bool = False
@@ -413,6 +417,9 @@ class TrainConfig:
             raise ConfigError(f"the shadow probability must be in [0, 1], not {self.shadow}")
         if not 0.0 <= self.blur <= 1.0:
             raise ConfigError(f"the blur probability must be in [0, 1], not {self.blur}")
+        if not 0.0 <= self.unsharp <= 1.0:
+            raise ConfigError(f"the unsharp-mask probability must be in [0, 1], "
+                              f"not {self.unsharp}")
         if not 0.0 <= self.cutmix <= 1.0:
             raise ConfigError(f"the CutMix probability must be in [0, 1], not {self.cutmix}")
         if self.cutmix > 0 and self.batch_size < 2:

@@ -20,6 +20,10 @@ more, and they keep the pairs aligned:
 * :func:`blur` softens the **input only** by a Gaussian of a random width, as a
   coarser sensor, haze, motion or a photo read up from a coarser pixel size does: the
   map does not change, so the model must not need the chips' own sharpness to draw it.
+* :func:`unsharp` sharpens the **input only** by an unsharp mask of a random radius and
+  amount, as a vendor's sharpening does: on the real maps pairs a photo unsharp-masked
+  after the fact lost a model its water and parks, which it had learnt to tell by their
+  smoothness.
 * :func:`cutmix` pastes a rectangle of another pair of the batch into a pair (CutMix, Yun
   et al. 2019), into the input, the target, their masks and the class map alike: new
   neighbourhoods for the few chips there are.
@@ -251,12 +255,55 @@ def blur(images: Tensor, probability: float, generator: torch.Generator) -> Tens
     the result keeps the input's memory layout. The draws are taken for every sample,
     chosen or not, so that a batch's draws do not depend on which samples were chosen.
     """
-    n, c, height, width = images.shape
+    n = images.shape[0]
     chosen = torch.rand(n, generator=generator) < probability
     sigma = _uniform(n, BLUR_SIGMA[0], BLUR_SIGMA[1], generator)
     if not bool(chosen.any()):
         return images
-    radius = min(math.ceil(3 * BLUR_SIGMA[1]), height - 1, width - 1)
+    blurred = _gaussian(images, sigma, BLUR_SIGMA[1]).to(images.dtype)
+    # The input first: the result takes its layout (channels-last for the networks).
+    return torch.where(_on(~chosen, images.device)[:, None, None, None], images, blurred)
+
+
+UNSHARP_SIGMA = (0.5, 2.0)
+"""The range, in pixels, of the standard deviation of :func:`unsharp`'s Gaussian (the
+mask's radius, as PIL and GIMP give it)."""
+
+UNSHARP_AMOUNT = (0.5, 1.5)
+"""The range of :func:`unsharp`'s amount: the share of the detail added back (1: 100 %)."""
+
+
+def unsharp(images: Tensor, probability: float, generator: torch.Generator) -> Tensor:
+    """Normalised images (N, C, H, W) with each sample chosen with ``probability``
+    sharpened by an unsharp mask: ``x + amount * (x - gaussian(x))``, its radius drawn
+    from :data:`UNSHARP_SIGMA` and its amount from :data:`UNSHARP_AMOUNT`.
+
+    The mask is the same for every band of a sample, with reflected edges, and the
+    result is clipped to each band's range over the sample, as a sharpened 8-bit photo
+    is clipped to its type's. The draws are taken for every sample, chosen or not, and
+    the result keeps the input's memory layout.
+    """
+    n = images.shape[0]
+    chosen = torch.rand(n, generator=generator) < probability
+    sigma = _uniform(n, UNSHARP_SIGMA[0], UNSHARP_SIGMA[1], generator)
+    amount = _uniform(n, UNSHARP_AMOUNT[0], UNSHARP_AMOUNT[1], generator)
+    if not bool(chosen.any()):
+        return images
+    x = images.float()
+    amount = _on(amount, images.device)[:, None, None, None]
+    sharp = x + amount * (x - _gaussian(images, sigma, UNSHARP_SIGMA[1]))
+    low = x.amin(dim=(2, 3), keepdim=True)
+    high = x.amax(dim=(2, 3), keepdim=True)
+    sharp = torch.minimum(torch.maximum(sharp, low), high).to(images.dtype)
+    return torch.where(_on(~chosen, images.device)[:, None, None, None], images, sharp)
+
+
+def _gaussian(images: Tensor, sigma: Tensor, widest: float) -> Tensor:
+    """(N, C, H, W) float32: each sample blurred by a Gaussian of its ``sigma`` (N,)
+    pixels, every band alike, separable, with reflected edges, reaching three
+    standard deviations of ``widest`` (or as far as the tile allows)."""
+    n, c, height, width = images.shape
+    radius = min(math.ceil(3 * widest), height - 1, width - 1)
     taps = torch.arange(-radius, radius + 1, dtype=torch.float32)
     kernels = torch.exp(-taps[None] ** 2 / (2 * sigma[:, None] ** 2))  # (N, K)
     kernels = kernels / kernels.sum(dim=1, keepdim=True)
@@ -265,9 +312,7 @@ def blur(images: Tensor, probability: float, generator: torch.Generator) -> Tens
     x = F.pad(x, (radius, radius, radius, radius), mode="reflect")
     x = F.conv2d(x, kernels[:, None, :, None], groups=n * c)  # along the rows
     x = F.conv2d(x, kernels[:, None, None, :], groups=n * c)  # along the columns
-    blurred = x.view(n, c, height, width).to(images.dtype)
-    # The input first: the result takes its layout (channels-last for the networks).
-    return torch.where(_on(~chosen, images.device)[:, None, None, None], images, blurred)
+    return x.view(n, c, height, width)
 
 
 def cutmix(batch: dict[str, Tensor], probability: float,
@@ -333,5 +378,5 @@ def diff_augment(pairs: Tensor, generator: torch.Generator) -> Tensor:
 
 
 __all__ = ["BLUR_SIGMA", "COLOUR_HUE", "CROP_JITTER_ZOOM", "SHADOW_DARKEST", "SHADOW_LIGHTEST",
-           "blur", "colour", "cutmix", "diff_augment", "geometric", "photometric",
-           "random_affine", "shadow", "warp"]
+           "UNSHARP_AMOUNT", "UNSHARP_SIGMA", "blur", "colour", "cutmix", "diff_augment",
+           "geometric", "photometric", "random_affine", "shadow", "unsharp", "warp"]

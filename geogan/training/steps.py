@@ -241,6 +241,8 @@ class GANTrainer(ABC):
             out["a"] = augment.shadow(out["a"], config.shadow, self.augment_rng)
         if config.blur > 0:
             out["a"] = augment.blur(out["a"], config.blur, self.augment_rng)
+        if config.unsharp > 0:
+            out["a"] = augment.unsharp(out["a"], config.unsharp, self.augment_rng)
         return out
 
     def _judged(self, images: Tensor) -> Tensor:

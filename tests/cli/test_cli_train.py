@@ -128,6 +128,8 @@ def test_device_and_option_errors(chips, tmp_path):
     assert code == 2 and "--shadow" in stderr
     code, _, stderr = run("train", str(chips), "-o", str(tmp_path / "m.pt"), "--blur", "2")
     assert code == 2 and "--blur" in stderr
+    code, _, stderr = run("train", str(chips), "-o", str(tmp_path / "m.pt"), "--unsharp", "2")
+    assert code == 2 and "--unsharp" in stderr
     code, _, stderr = run("train", str(chips), "-o", str(tmp_path / "m.pt"), "--augment-until",
                           "0")
     assert code == 2 and "--augment-until" in stderr
@@ -145,12 +147,12 @@ def test_recipe_options_reach_the_model_files_training_record(chips, tmp_path):
                           "--judge-classes", "--deep-supervision", "0.5",
                           "--hard-pixels", "0.25", "--augment-until", "0.75",
                           "--decay-start", "0.6", "--beta1", "0.6", "--beta2", "0.95",
-                          "--weight-decay", "0.5", "--blur", "0.25", *FAST)
+                          "--weight-decay", "0.5", "--blur", "0.25", "--unsharp", "0.3", *FAST)
     assert code == 0, stderr
     config = torch.load(out, weights_only=True)["training"]["config"]
     assert (config["beta1"], config["beta2"]) == (0.6, 0.95) and config["weight_decay"] == 0.5
     assert config["shadow"] == 0.5 and config["photometric"] == 0.1 and config["colour"] == 0.3
-    assert config["blur"] == 0.25
+    assert config["blur"] == 0.25 and config["unsharp"] == 0.3
     assert config["judge_classes"] is True and config["hard_pixels"] == 0.25
     assert config["deep_supervision"] == 0.5 and config["augment_until"] == 0.75
     assert config["decay_start"] == 0.6

@@ -1,5 +1,6 @@
-"""The Wiener filter translate sharpens a batch of windows with, on the generator's
-device (geogan.inference.deblur)."""
+"""The filters translate sharpens or softens a batch of windows with, on the generator's
+device (geogan.inference.deblur): a Wiener filter against a blur, the inverse of an
+unsharp mask against a vendor's sharpening."""
 
 from __future__ import annotations
 
@@ -7,9 +8,18 @@ import numpy as np
 import pytest
 import torch
 
-from geogan.inference.deblur import Deblur, window_validity
-from geogan.raster.sharpness import MAX_SIGMA, PAD, blur_between, spectral_slope, wiener_gain
-from tests.helpers import gaussian_blur, natural
+from geogan.inference.deblur import Deblur, Unsharpen, window_validity
+from geogan.raster.sharpness import (
+    MAX_SIGMA,
+    MAX_UNSHARP,
+    PAD,
+    UNSHARP_RADIUS,
+    blur_between,
+    spectral_slope,
+    unsharp_between,
+    wiener_gain,
+)
+from tests.helpers import gaussian_blur, natural, unsharp_mask
 
 
 def reference(window: np.ndarray, sigma: float) -> np.ndarray:
@@ -78,3 +88,26 @@ def test_a_batchs_validity_is_none_only_when_every_window_is_whole():
 def test_a_deblur_out_of_range_is_refused(sigma):
     with pytest.raises(ValueError, match="deblur"):
         Deblur(sigma)
+
+
+def test_the_unsharpen_takes_an_unsharp_mask_back_out(rng):
+    image = natural(rng, size=128).astype(np.float32)
+    sharp = unsharp_mask(image, UNSHARP_RADIUS, 1.0).astype(np.float32)
+    softened = Unsharpen(1.0)(torch.from_numpy(sharp)[None])[0].numpy()
+    assert softened.dtype == np.float32 and softened.shape == image.shape
+    before = np.abs(sharp - image)[:, 8:-8, 8:-8].mean()  # away from the reflected edges
+    after = np.abs(softened - image)[:, 8:-8, 8:-8].mean()
+    assert after < 0.05 * before, (before, after)  # an exact inverse: nothing was lost
+    slope = spectral_slope(softened)
+    assert slope is not None and unsharp_between(slope, spectral_slope(image) or 0.0) < 0.1
+    # It keeps flat areas, and a batch's windows are filtered each on its own.
+    flat = torch.full((1, 2, 40, 50), 0.25)
+    assert torch.allclose(Unsharpen(2.0)(flat), flat, atol=1e-6)
+    pair = torch.from_numpy(np.stack([sharp, sharp[::-1].copy()]))
+    assert torch.equal(Unsharpen(1.0)(pair)[0], Unsharpen(1.0)(pair[:1])[0])
+
+
+@pytest.mark.parametrize("amount", [0.0, -1.0, MAX_UNSHARP + 0.1, float("nan")])
+def test_an_unsharpen_out_of_range_is_refused(amount):
+    with pytest.raises(ValueError, match="unsharp"):
+        Unsharpen(amount)

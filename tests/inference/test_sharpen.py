@@ -1,6 +1,7 @@
 """translate's sharpening of a scene softer than the training chips (--sharpen): the
 model file records the chips' sharpness, a scene as sharp as them is translated as
 without sharpening, a softer one is sharpened by its measured blur beyond the tolerance,
+a sharper one softened by the inverse of its measured unsharp mask beyond its tolerance,
 and what is not measured (old model files, mosaics) is left as it is."""
 
 from __future__ import annotations
@@ -23,8 +24,15 @@ from geogan.inference.batch import translate_batch
 from geogan.inference.scene import translate_raster
 from geogan.nn.data_profile import DataProfile
 from geogan.nn.model_file import read_model_file, save_model_file
-from geogan.raster.sharpness import MAX_SIGMA, TOLERANCE, excess_blur
-from tests.helpers import CPU, smooth_field, torch_threads, write_raster
+from geogan.raster.sharpness import (
+    MAX_SIGMA,
+    TOLERANCE,
+    UNSHARP_RADIUS,
+    UNSHARP_TOLERANCE,
+    excess_blur,
+    excess_unsharp,
+)
+from tests.helpers import CPU, smooth_field, torch_threads, unsharp_mask, write_raster
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -78,8 +86,9 @@ def test_a_scene_as_sharp_as_the_chips_is_translated_as_without_sharpening(
     auto, record, said = translated(scene, tmp_path / "auto.tif", trained_model)
     off, off_record, _ = translated(scene, tmp_path / "off.tif", trained_model, sharpen=0)
     assert np.array_equal(auto, off) and said == "" and off_record is None
-    assert record is not None and record["sigma"] == 0.0
+    assert record is not None and record["sigma"] == 0.0 and record["unsharp"] == 0.0
     assert record["measured_blur"] <= TOLERANCE and record["windows"] >= 4
+    assert record["measured_unsharp"] <= UNSHARP_TOLERANCE
 
 
 def test_a_softer_scene_is_sharpened_by_its_blur_beyond_the_tolerance(
@@ -98,6 +107,26 @@ def test_a_softer_scene_is_sharpened_by_its_blur_beyond_the_tolerance(
                                         sharpen=record["sigma"])
     assert asked_record == {"sigma": record["sigma"]}
     assert np.abs(asked.astype(int) - auto.astype(int)).max() <= 1
+
+
+def test_a_sharper_scene_is_softened_by_its_unsharp_mask_beyond_the_tolerance(
+        tmp_path, rng, trained_model):
+    plain = training_like(rng).astype(np.float64)
+    sharp = np.clip(np.rint(unsharp_mask(plain, UNSHARP_RADIUS, 3.0)), 0, 255).astype(np.uint8)
+    scene = write_raster(tmp_path / "sharp.tif", sharp)
+    auto, record, said = translated(scene, tmp_path / "auto.tif", trained_model)
+    assert record is not None and record["sigma"] == 0.0 and record["measured_blur"] == 0.0
+    assert record["measured_unsharp"] > UNSHARP_TOLERANCE
+    assert record["unsharp"] == pytest.approx(excess_unsharp(record["measured_unsharp"]),
+                                              abs=1e-3)
+    assert said == (f"softened by the inverse of an unsharp mask of {record['unsharp']:.2f} "
+                    f"(the scene measured as the training chips unsharp-masked by "
+                    f"{record['measured_unsharp']:.2f})")
+    off, _, _ = translated(scene, tmp_path / "off.tif", trained_model, sharpen=0)
+    assert not np.array_equal(auto, off)
+    # A blur asked for is all that is done: no scene is softened unless measured.
+    _, asked, _ = translated(scene, tmp_path / "asked.tif", trained_model, sharpen=0.6)
+    assert asked == {"sigma": 0.6}
 
 
 def test_a_model_file_without_the_chips_sharpness_never_sharpens_on_its_own(

@@ -1,5 +1,6 @@
-"""How sharp a window is, the blur between two of them, and the gain of the filter that
-takes it out (geogan.raster.sharpness; the filter: tests/inference/test_deblur.py)."""
+"""How sharp a window is, the blur (or unsharp mask) between two of them, and the gains of
+the filters that take them out (geogan.raster.sharpness; the filters:
+tests/inference/test_deblur.py)."""
 
 from __future__ import annotations
 
@@ -8,16 +9,23 @@ import pytest
 
 from geogan.raster.sharpness import (
     MAX_SIGMA,
+    MAX_UNSHARP,
     NOISE,
     TOLERANCE,
+    UNSHARP_RADIUS,
+    UNSHARP_TOLERANCE,
     blur_between,
     check_deblur,
+    check_unsharpen,
     excess_blur,
+    excess_unsharp,
     spectral_slope,
     typical_slope,
+    unsharp_between,
+    unsharp_inverse_gain,
     wiener_gain,
 )
-from tests.helpers import gaussian_blur, natural
+from tests.helpers import gaussian_blur, natural, unsharp_mask
 
 
 def test_the_slope_is_the_same_for_any_scale_and_offset_of_each_band(rng):
@@ -78,3 +86,46 @@ def test_the_wiener_gain_passes_the_mean_and_never_exceeds_its_cap():
 def test_a_deblur_out_of_range_is_refused(sigma):
     with pytest.raises(ValueError, match="deblur"):
         check_deblur(sigma)
+
+
+@pytest.mark.parametrize("amount", [0.5, 1.0, 1.5, 2.5])
+def test_an_unsharp_mask_is_measured_back_from_the_slopes(rng, amount):
+    image = natural(rng)
+    plain = spectral_slope(image)
+    sharp = spectral_slope(unsharp_mask(image, UNSHARP_RADIUS, amount))
+    assert plain is not None and sharp is not None and sharp > plain
+    assert unsharp_between(sharp, plain) == pytest.approx(amount, rel=0.15)
+    assert unsharp_between(plain, sharp) == 0.0  # a softer scene: no mask
+    assert unsharp_between(plain, plain) == 0.0
+    # Softer and sharper are told apart: a blurred image reads as no mask at all.
+    assert unsharp_between(spectral_slope(gaussian_blur(image, 1.0)) or 0.0, plain) == 0.0
+
+
+def test_an_unsharp_mask_beyond_the_largest_is_the_largest():
+    assert unsharp_between(100.0, -3.0) == MAX_UNSHARP
+
+
+def test_the_unsharp_tolerance_comes_off_in_the_fourth_power():
+    assert excess_unsharp(0.0) == 0.0 and excess_unsharp(UNSHARP_TOLERANCE) == 0.0
+    assert excess_unsharp(0.6) == 0.0
+    assert excess_unsharp(1.5) == pytest.approx((1.5**4 - UNSHARP_TOLERANCE**4) ** 0.25)
+    amounts = np.linspace(UNSHARP_TOLERANCE, MAX_UNSHARP, 50)
+    taken = [excess_unsharp(a) for a in amounts]
+    assert taken[0] == 0.0 and bool(np.all(np.diff(taken) > 0))
+
+
+def test_the_unsharp_inverse_undoes_the_mask_and_amplifies_nothing(rng):
+    gain = unsharp_inverse_gain(96, 80, 1.5)
+    assert gain.shape == (96, 41) and gain[0, 0] == pytest.approx(1.0)
+    assert gain.max() <= 1.0 and gain.min() > 1 / 2.5 - 1e-9
+    assert not gain.flags.writeable
+    image = natural(rng, size=96)[:, :, :80]
+    sharpened = unsharp_mask(image, UNSHARP_RADIUS, 1.5)
+    undone = np.fft.irfft2(np.fft.rfft2(sharpened) * gain, s=image.shape[1:])
+    assert np.abs(undone - image).max() < 1e-9
+
+
+@pytest.mark.parametrize("amount", [0.0, -1.0, MAX_UNSHARP + 0.1, float("nan")])
+def test_an_unsharp_inverse_out_of_range_is_refused(amount):
+    with pytest.raises(ValueError, match="unsharp"):
+        check_unsharpen(amount)

@@ -116,6 +116,7 @@ def test_diff_augment_is_identical_for_both_halves_of_the_pair() -> None:
     ("colour", 0.5, 1.5, "colour jitter"),
     ("shadow", 1.0, 1.5, "shadow probability"),
     ("blur", 1.0, 1.5, "blur probability"),
+    ("unsharp", 1.0, 1.5, "unsharp-mask probability"),
 ])
 def test_the_trainer_changes_the_input_only_and_refuses_bad_settings(
         option: str, value: float, bad: float, message: str) -> None:
@@ -170,10 +171,11 @@ def test_shadow_probability_and_reproducibility() -> None:
     assert torch.equal(out, again)
 
 
-def _gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
+def _gaussian_blur(image: torch.Tensor, sigma: float,
+                   widest: float = augment.BLUR_SIGMA[1]) -> torch.Tensor:
     """One (C, H, W) image blurred pixel by pixel from the definition: reflected edges,
     taps to 3 standard deviations of the widest blur, normalised weights."""
-    radius = math.ceil(3 * augment.BLUR_SIGMA[1])
+    radius = math.ceil(3 * widest)
     taps = torch.arange(-radius, radius + 1, dtype=torch.float64)
     weights = torch.exp(-taps**2 / (2 * sigma**2))
     weights /= weights.sum()
@@ -229,6 +231,58 @@ def test_blur_probability_reproducibility_and_a_fixed_number_of_draws() -> None:
     out = augment.blur(last, 0.5, torch.Generator().manual_seed(1))
     assert out.is_contiguous(memory_format=torch.channels_last)
     assert torch.equal(out, augment.blur(images, 0.5, torch.Generator().manual_seed(1)))
+
+
+def test_unsharp_is_an_unsharp_mask_clipped_to_each_bands_range() -> None:
+    images = torch.rand(6, 3, 24, 20, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    out = augment.unsharp(images, 0.5, torch.Generator().manual_seed(1))
+    assert out.shape == images.shape and out.dtype == images.dtype
+    # The draws, in the documented order: which samples, then radii, then amounts.
+    draws = torch.Generator().manual_seed(1)
+    chosen = torch.rand(len(images), generator=draws) < 0.5
+    sigma = torch.rand(len(images), generator=draws)
+    amount = torch.rand(len(images), generator=draws)
+    assert 0 < int(chosen.sum()) < len(images)
+    for image, sharp, picked, s, a in zip(images, out, chosen, sigma, amount, strict=True):
+        if not picked:
+            assert torch.equal(sharp, image)
+            continue
+        s = augment.UNSHARP_SIGMA[0] + (augment.UNSHARP_SIGMA[1] - augment.UNSHARP_SIGMA[0]) * s
+        a = augment.UNSHARP_AMOUNT[0] + (augment.UNSHARP_AMOUNT[1] - augment.UNSHARP_AMOUNT[0]) * a
+        expected = image + a * (image - _gaussian_blur(image, float(s), augment.UNSHARP_SIGMA[1]))
+        low = image.amin(dim=(1, 2), keepdim=True)
+        high = image.amax(dim=(1, 2), keepdim=True)
+        expected = torch.minimum(torch.maximum(expected, low), high)
+        assert float((sharp - expected).abs().max()) < 2e-3
+        # Sharpened: more of the image's power lies in its finest detail than before.
+        detail = sharp[:, 1:, :] - sharp[:, :-1, :]
+        assert float(detail.pow(2).mean()) > float((image[:, 1:] - image[:, :-1]).pow(2).mean())
+    # A constant image stays constant.
+    flat = torch.full((2, 3, 9, 9), 0.25)
+    assert torch.allclose(augment.unsharp(flat, 1.0, torch.Generator().manual_seed(2)), flat)
+
+
+def test_unsharp_probability_reproducibility_and_a_fixed_number_of_draws() -> None:
+    images = torch.rand(64, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    assert torch.equal(augment.unsharp(images, 0.0, torch.Generator().manual_seed(1)), images)
+    out = augment.unsharp(images, 0.5, torch.Generator().manual_seed(1))
+    sharpened = (out != images).flatten(1).any(1)
+    assert 16 < int(sharpened.sum()) < 48
+    assert torch.equal(out, augment.unsharp(images, 0.5, torch.Generator().manual_seed(1)))
+    expected = torch.Generator().manual_seed(3)
+    for _ in ("chosen", "sigma", "amount"):
+        torch.rand(len(images), generator=expected)
+    after = torch.rand(4, generator=expected)
+    for probability in (0.0, 0.5, 1.0):
+        gen = torch.Generator().manual_seed(3)
+        augment.unsharp(images, probability, gen)
+        assert torch.equal(torch.rand(4, generator=gen), after)
+    tiny = images[:2, :, :3, :3]
+    assert augment.unsharp(tiny, 1.0, torch.Generator().manual_seed(4)).shape == tiny.shape
+    last = images.contiguous(memory_format=torch.channels_last)
+    out = augment.unsharp(last, 0.5, torch.Generator().manual_seed(1))
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(out, augment.unsharp(images, 0.5, torch.Generator().manual_seed(1)))
 
 
 def _grey_and_colour(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
