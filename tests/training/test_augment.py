@@ -206,31 +206,36 @@ def test_blur_is_a_gaussian_of_the_input_within_the_drawn_widths() -> None:
     assert torch.allclose(augment.blur(flat, 1.0, torch.Generator().manual_seed(2)), flat)
 
 
-def test_blur_probability_reproducibility_and_a_fixed_number_of_draws() -> None:
+@pytest.mark.parametrize(("transform", "draws"), [
+    (augment.blur, ("chosen", "sigma")),
+    (augment.unsharp, ("chosen", "sigma", "amount")),
+])
+def test_input_filters_probability_reproducibility_and_a_fixed_number_of_draws(
+        transform, draws) -> None:
     images = torch.rand(64, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
-    assert torch.equal(augment.blur(images, 0.0, torch.Generator().manual_seed(1)), images)
-    out = augment.blur(images, 0.5, torch.Generator().manual_seed(1))
-    blurred = (out != images).flatten(1).any(1)
-    assert 16 < int(blurred.sum()) < 48
-    assert torch.equal(out, augment.blur(images, 0.5, torch.Generator().manual_seed(1)))
-    # Each call takes the same draws whichever samples it blurs, so that the draws of
+    assert torch.equal(transform(images, 0.0, torch.Generator().manual_seed(1)), images)
+    out = transform(images, 0.5, torch.Generator().manual_seed(1))
+    changed = (out != images).flatten(1).any(1)
+    assert 16 < int(changed.sum()) < 48
+    assert torch.equal(out, transform(images, 0.5, torch.Generator().manual_seed(1)))
+    # Each call takes the same draws whichever samples it filters, so that the draws of
     # the steps after it do not depend on that choice.
     expected = torch.Generator().manual_seed(3)
-    for _ in ("chosen", "sigma"):
+    for _ in draws:
         torch.rand(len(images), generator=expected)
     after = torch.rand(4, generator=expected)
     for probability in (0.0, 0.5, 1.0):
         gen = torch.Generator().manual_seed(3)
-        augment.blur(images, probability, gen)
+        transform(images, probability, gen)
         assert torch.equal(torch.rand(4, generator=gen), after)
-    # Tiles smaller than the blur's reach still come out the shape they went in.
+    # Tiles smaller than the filter's reach still come out the shape they went in.
     tiny = images[:2, :, :3, :3]
-    assert augment.blur(tiny, 1.0, torch.Generator().manual_seed(4)).shape == tiny.shape
+    assert transform(tiny, 1.0, torch.Generator().manual_seed(4)).shape == tiny.shape
     # The networks' channels-last layout is kept.
     last = images.contiguous(memory_format=torch.channels_last)
-    out = augment.blur(last, 0.5, torch.Generator().manual_seed(1))
+    out = transform(last, 0.5, torch.Generator().manual_seed(1))
     assert out.is_contiguous(memory_format=torch.channels_last)
-    assert torch.equal(out, augment.blur(images, 0.5, torch.Generator().manual_seed(1)))
+    assert torch.equal(out, transform(images, 0.5, torch.Generator().manual_seed(1)))
 
 
 def test_unsharp_is_an_unsharp_mask_clipped_to_each_bands_range() -> None:
@@ -260,29 +265,6 @@ def test_unsharp_is_an_unsharp_mask_clipped_to_each_bands_range() -> None:
     # A constant image stays constant.
     flat = torch.full((2, 3, 9, 9), 0.25)
     assert torch.allclose(augment.unsharp(flat, 1.0, torch.Generator().manual_seed(2)), flat)
-
-
-def test_unsharp_probability_reproducibility_and_a_fixed_number_of_draws() -> None:
-    images = torch.rand(64, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
-    assert torch.equal(augment.unsharp(images, 0.0, torch.Generator().manual_seed(1)), images)
-    out = augment.unsharp(images, 0.5, torch.Generator().manual_seed(1))
-    sharpened = (out != images).flatten(1).any(1)
-    assert 16 < int(sharpened.sum()) < 48
-    assert torch.equal(out, augment.unsharp(images, 0.5, torch.Generator().manual_seed(1)))
-    expected = torch.Generator().manual_seed(3)
-    for _ in ("chosen", "sigma", "amount"):
-        torch.rand(len(images), generator=expected)
-    after = torch.rand(4, generator=expected)
-    for probability in (0.0, 0.5, 1.0):
-        gen = torch.Generator().manual_seed(3)
-        augment.unsharp(images, probability, gen)
-        assert torch.equal(torch.rand(4, generator=gen), after)
-    tiny = images[:2, :, :3, :3]
-    assert augment.unsharp(tiny, 1.0, torch.Generator().manual_seed(4)).shape == tiny.shape
-    last = images.contiguous(memory_format=torch.channels_last)
-    out = augment.unsharp(last, 0.5, torch.Generator().manual_seed(1))
-    assert out.is_contiguous(memory_format=torch.channels_last)
-    assert torch.equal(out, augment.unsharp(images, 0.5, torch.Generator().manual_seed(1)))
 
 
 def _grey_and_colour(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
