@@ -268,8 +268,8 @@ class TrainConfig:
         augment_until: Share of the steps that the random warps (``rotate``,
             ``scale_jitter``, ``crop_jitter``), ``cutmix`` and the input's
             ``photometric``, ``colour``, ``shadow``, ``blur`` and ``unsharp`` jitter
-            apply to (1: all). The last steps then train on the chips as they are, flips and
-            right-angle rotations aside (which resample nothing): the network ends on
+            apply to (1: all). The last steps then train on the chips as they are, flips
+            and right-angle rotations aside (which resample nothing): the network ends on
             photos like those it will translate, sharp and at their own scale, as YOLOX
             ends without its mosaics.
         diffaugment: Differentiable augmentation of what the discriminator sees

@@ -38,6 +38,7 @@ numpy only.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
@@ -151,7 +152,7 @@ def unsharp_between(slope: float, reference: float) -> float:
     return _solve(_slope_rise, slope - reference, MAX_UNSHARP)
 
 
-def _solve(effect: Any, change: float, largest: float) -> float:
+def _solve(effect: Callable[[float], float], change: float, largest: float) -> float:
     """The strength in [0, ``largest``] at which the rising ``effect`` on the slope makes
     up ``change``: 0 for no change or one the other way, ``largest`` beyond its effect."""
     if not change > 0:
@@ -194,9 +195,7 @@ def check_deblur(sigma: float) -> float:
     Raises:
         ValueError: For a sigma not above 0 or above :data:`MAX_SIGMA` (or NaN).
     """
-    if not 0 < sigma <= MAX_SIGMA:
-        raise ValueError(f"a deblur takes out 0 to {MAX_SIGMA} px, not {sigma}")
-    return float(sigma)
+    return _strength(sigma, MAX_SIGMA, f"a deblur takes out 0 to {MAX_SIGMA} px, not {sigma}")
 
 
 @lru_cache(maxsize=16)
@@ -216,9 +215,15 @@ def check_unsharpen(amount: float) -> float:
     Raises:
         ValueError: For an amount not above 0 or above :data:`MAX_UNSHARP` (or NaN).
     """
-    if not 0 < amount <= MAX_UNSHARP:
-        raise ValueError(f"an unsharp mask of 0 to {MAX_UNSHARP} can be taken out, not {amount}")
-    return float(amount)
+    return _strength(amount, MAX_UNSHARP,
+                     f"an unsharp mask of 0 to {MAX_UNSHARP} can be taken out, not {amount}")
+
+
+def _strength(value: float, largest: float, refusal: str) -> float:
+    """``value`` as a float when it lies in (0, ``largest``]; else ValueError(``refusal``)."""
+    if not 0 < value <= largest:
+        raise ValueError(refusal)
+    return float(value)
 
 
 @lru_cache(maxsize=16)

@@ -291,7 +291,7 @@ def unsharp(images: Tensor, probability: float, generator: torch.Generator) -> T
         return images
     x = images.float()
     amount = _on(amount, images.device)[:, None, None, None]
-    sharp = x + amount * (x - _gaussian(images, sigma, UNSHARP_SIGMA[1]))
+    sharp = x + amount * (x - _gaussian(x, sigma, UNSHARP_SIGMA[1]))
     low = x.amin(dim=(2, 3), keepdim=True)
     high = x.amax(dim=(2, 3), keepdim=True)
     sharp = torch.minimum(torch.maximum(sharp, low), high).to(images.dtype)
