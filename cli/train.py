@@ -127,6 +127,10 @@ from .options import ProgressBar, overwrite_opt, seed_opt
               metavar="SHARE", help="Average the class head's cross-entropy over this share "
                                     "of the pixels, those with the highest loss (online hard "
                                     "example mining) [default: 1, all].")
+@click.option("--rare-repeat", type=click.FloatRange(0, 1), default=None, metavar="T",
+              help="Draw the chips that hold a rare map class more often: a class held by "
+                   "a share f < T of the training chips makes them count sqrt(T / f) "
+                   "times, rounded (repeat factor sampling) [default: 0, off].")
 @click.option("--lambda-dice", type=click.FloatRange(min=0), default=None,
               help="Weight of the class head's soft Dice loss, which scores each class's "
                    "overlap as mIoU does [default: 0].")

@@ -298,6 +298,10 @@ class TrainConfig:
             outweighing the thin roads, outlines and rare classes it gets wrong.
         lambda_dice: Weight of the class head's soft Dice loss (0: none), which scores
             each class's overlap as the palette mIoU does.
+        rare_repeat: Repeat factor sampling's threshold ``t`` (0: off): chips holding a
+            class that fewer than this share of the training chips hold are drawn up
+            to ``sqrt(t / share)`` times as often (:mod:`geogan.training.rare_repeats`).
+            Needs a class head.
         lambda_lovasz: Weight of the class head's Lovász-softmax loss (0: none), a convex
             surrogate of 1 - IoU itself, on every other row and column (its cost is a
             sort of the pixels per class).
@@ -374,6 +378,7 @@ class TrainConfig:
     label_smoothing: float = 0.0
     hard_pixels: float = 1.0
     lambda_dice: float = 0.0
+    rare_repeat: float = 0.0
     lambda_lovasz: float = 0.0
     lovasz_per_image: bool = False
     deep_supervision: float = 0.0
@@ -439,6 +444,9 @@ class TrainConfig:
         if not 0.0 <= self.class_balance <= 1.0:
             raise ConfigError(f"class balance must be in [0, 1], not {self.class_balance}")
         _check_label_smoothing(self.label_smoothing)
+        if not 0.0 <= self.rare_repeat <= 1.0:
+            raise ConfigError(f"the rare-class repeat threshold must be in [0, 1], not "
+                              f"{self.rare_repeat}")
         if not 0.0 < self.hard_pixels <= 1.0:
             raise ConfigError(f"the share of hard pixels must be in (0, 1], not "
                               f"{self.hard_pixels}")

@@ -82,12 +82,19 @@ def class_weights(architecture: Architecture, config: TrainConfig, folder: ChipF
     colours = normalized_colours(architecture.palette, normalization)
     counts = torch.ones(len(architecture.palette), dtype=torch.float64)  # no zero shares
     for image, valid in zip(images, valids, strict=True):
-        target = torch.from_numpy(normalization.normalize(image))[None]  # (1, C, H, W)
-        mask = torch.from_numpy(valid.astype(np.float32))[None, None]
-        classes = class_targets(target, colours, mask)
-        counts += torch.bincount(classes[classes >= 0], minlength=len(counts)).double()
+        counts += class_counts(image, valid, colours, normalization).double()
     weights = (counts / counts.sum()) ** -config.class_balance
     return (weights / weights.mean()).float()
+
+
+def class_counts(image: np.ndarray, valid: np.ndarray, colours: torch.Tensor,
+                 normalization: BandNormalization) -> torch.Tensor:
+    """(K,) int64: the pixels of each palette class in one target chip, (C, H, W) in the
+    raster's values; pixels between two colours, and invalid ones, count for none."""
+    target = torch.from_numpy(normalization.normalize(image))[None]  # (1, C, H, W)
+    mask = torch.from_numpy(valid.astype(np.float32))[None, None]
+    classes = class_targets(target, colours, mask)
+    return torch.bincount(classes[classes >= 0], minlength=len(colours))
 
 
 def _sample_targets(folder: ChipFolder, seed: int) -> tuple[list[Any], list[Any]]:
@@ -109,5 +116,5 @@ def normalized_colours(palette: tuple[tuple[float, ...], ...],
     return torch.from_numpy(normalization.normalize(colours)[:, :, 0].T.copy())
 
 
-__all__ = ["PALETTE_CHIPS", "class_weights", "learn_palette", "normalized_colours",
-           "with_class_head", "without_map_discriminator"]
+__all__ = ["PALETTE_CHIPS", "class_counts", "class_weights", "learn_palette",
+           "normalized_colours", "with_class_head", "without_map_discriminator"]

@@ -56,10 +56,13 @@ def dihedral(array: np.ndarray, transform: int) -> np.ndarray:
     return np.array(view, order="C", copy=True)
 
 
-def epoch_keys(folder: ChipFolder, epoch: int, seed: int, augment: bool) -> list[Key]:
+def epoch_keys(folder: ChipFolder, epoch: int, seed: int, augment: bool,
+               repeats: Sequence[int] | None = None) -> list[Key]:
     """The training keys of one epoch, from the seed and the epoch alone.
 
-    Paired: each pair once, in a random order, ``index_b == index_a``. Unpaired (as the
+    Paired: each pair once, in a random order, ``index_b == index_a``; with ``repeats``
+    (:func:`geogan.training.rare_repeats.chip_repeats`) as many pairs as there are,
+    drawn without replacement from the pairs each counted that many times. Unpaired (as the
     CycleGAN reference): ``max(len(a), len(b))`` keys whose ``index_a`` cycles through a
     random order of domain a and whose ``index_b`` is drawn uniformly from domain b.
     The transform is a random :func:`dihedral` one when ``augment``, else 0; both chips
@@ -70,13 +73,20 @@ def epoch_keys(folder: ChipFolder, epoch: int, seed: int, augment: bool) -> list
         epoch: The epoch number (any non-negative int).
         seed: The training seed (non-negative).
         augment: Draw flips and rotations.
+        repeats: Paired only: how many times each training pair counts in the draw.
 
     Returns:
         The keys, in order.
     """
     rng = np.random.default_rng([seed, epoch])
     n_a, n_b = len(folder.train["a"]), len(folder.train["b"])
-    order = rng.permutation(n_a)
+    if repeats is None:
+        order = rng.permutation(n_a)
+    else:
+        if not folder.paired or len(repeats) != n_a:
+            raise ValueError(f"repeats need paired chips and one count per pair ({n_a}), "
+                             f"not {len(repeats)}")
+        order = rng.permutation(np.repeat(np.arange(n_a), repeats))[:n_a]
     if folder.paired:
         index_a = index_b = order
     else:

@@ -101,6 +101,7 @@ from geogan.training.distributed import (
     shard_size,
 )
 from geogan.training.folder_union import ChipFolders, open_chip_folders
+from geogan.training.rare_repeats import chip_repeats
 from geogan.training.recalibration import recalibrate_batchnorm
 from geogan.training.steps import TRAINERS, GANTrainer
 from geogan.training.stop_flag import StopFlag
@@ -246,9 +247,9 @@ class _Batches(Sampler[list[Key]]):
     """This process's batches of every remaining step, epoch after epoch, from ``start``."""
 
     def __init__(self, folder: ChipFolder, config: TrainConfig, start: int, total: int,
-                 group: ProcessGroup) -> None:
+                 group: ProcessGroup, repeats: tuple[int, ...] | None = None) -> None:
         self.folder, self.config, self.start, self.total = folder, config, start, total
-        self.group = group
+        self.group, self.repeats = group, repeats
         self.steps_per_epoch = steps_per_epoch(folder, config, group)
 
     def __len__(self) -> int:
@@ -260,7 +261,7 @@ class _Batches(Sampler[list[Key]]):
             epoch, position = divmod(step, self.steps_per_epoch)
             if epoch != keys_epoch:
                 keys = shard(epoch_keys(self.folder, epoch, self.config.seed,
-                                        self.config.augment), self.group)
+                                        self.config.augment, self.repeats), self.group)
                 keys_epoch = epoch
             yield keys[position * size:(position + 1) * size]
 
@@ -288,6 +289,7 @@ class _Run:
         self.workers = config.workers if config.workers is not None else (
             0 if device.type == "cpu" else min(4, (os.cpu_count() or 2) // 2))
         self.steps_per_epoch = steps_per_epoch(folder, config, group)
+        self.repeats = chip_repeats(folder, architecture, config, self.normalization["b"])
         self.total = config.steps or config.epochs * self.steps_per_epoch
         self.step = 0
         self.resumed_from = 0
@@ -408,7 +410,8 @@ class _Run:
         sums: dict[str, Tensor] = {}
         since_log = 0
         batches = self._loader(
-            _Batches(self.folder, self.config, self.step, self.total, self.group), "train")
+            _Batches(self.folder, self.config, self.step, self.total, self.group,
+                     self.repeats), "train")
         iterator = iter(batches)
         started = time.perf_counter()
         stopping = False

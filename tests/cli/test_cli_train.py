@@ -130,6 +130,13 @@ def test_device_and_option_errors(chips, tmp_path):
     assert code == 2 and "--blur" in stderr
     code, _, stderr = run("train", str(chips), "-o", str(tmp_path / "m.pt"), "--unsharp", "2")
     assert code == 2 and "--unsharp" in stderr
+    code, _, stderr = run("train", str(chips), "-o", str(tmp_path / "m.pt"), "--rare-repeat",
+                          "2")
+    assert code == 2 and "--rare-repeat" in stderr
+    # Photo targets have no classes to count.
+    code, _, stderr = run("train", str(chips), "-o", str(tmp_path / "m.pt"), "--rare-repeat",
+                          "0.5", "--steps", "1", *FAST)
+    assert_one_line_error(code, stderr, "needs a class head")
     code, _, stderr = run("train", str(chips), "-o", str(tmp_path / "m.pt"), "--augment-until",
                           "0")
     assert code == 2 and "--augment-until" in stderr
