@@ -122,6 +122,31 @@ def adapt_norms(translator: Translator, trained: dict[str, tuple[torch.Tensor, t
         norms[name].running_var.copy_(torch.lerp(var, adapted[name][1], share))
 
 
+def box(x: np.ndarray, radius: int) -> np.ndarray:
+    """The mean over each (2 radius + 1)² window of the last two axes (edges reflected)."""
+    t = torch.from_numpy(np.ascontiguousarray(x, np.float64)).reshape(-1, 1, *x.shape[-2:])
+    t = torch.nn.functional.pad(t, (radius,) * 4, mode="reflect")
+    t = torch.nn.functional.avg_pool2d(t, 2 * radius + 1, stride=1)
+    return t.reshape(x.shape).numpy()
+
+
+def guided(probabilities: np.ndarray, photo: np.ndarray, radius: int, eps: float
+           ) -> np.ndarray:
+    """The probabilities (K, H, W) smoothed along the photo's edges by a guided filter (He
+    et al. 2013) with the photo's grey levels (0-1) as the guide: each window's
+    probabilities become a linear function of the grey level, so a class follows the
+    photo's outlines instead of blurring across them; then clipped at 0 and normalised."""
+    guide = photo.astype(np.float64).mean(0) / 255.0  # (H, W)
+    mean_i = box(guide, radius)
+    var_i = box(guide * guide, radius) - mean_i ** 2
+    mean_p = box(probabilities, radius)
+    cov = box(probabilities * guide, radius) - mean_i * mean_p
+    a = cov / (var_i + eps)
+    b = mean_p - a * mean_i
+    out = box(a, radius) * guide + box(b, radius)
+    return normalised(np.clip(out, 1e-6, None))
+
+
 def pair_id(photo: Path) -> str:
     """The pair a held-out photo of ``quality_real.prepare`` belongs to (``1003_photo.tif``)."""
     return photo.stem.split("_")[0]
@@ -206,6 +231,9 @@ def main() -> None:
     parser.add_argument("--image-far", type=float, default=0.0, help="with --image-mix, only "
                         "where the image head lies further than this (on some band) from the "
                         "most likely class's colour")
+    parser.add_argument("--guided", default="", metavar="R:EPS", help="first smooth the "
+                        "probabilities along the photo's edges: a guided filter of radius R "
+                        "px, regularisation EPS (grey levels 0-1)")
     parser.add_argument("--adapt", choices=("none", "split", "chip"), default="none",
                         help="first move BatchNorm's averages to the statistics of each "
                         "split's photos together, or of each photo alone (AdaBN)")
@@ -239,12 +267,13 @@ def main() -> None:
                              "be averaged")
     trained = [{name: (m.running_mean.clone(), m.running_var.clone())
                 for name, m in named_norms(t, args.adapt_layers).items()} for t in translators]
-    probabilities, images, profiles = {}, {}, {}
+    probabilities, images, profiles, pixels_of = {}, {}, {}, {}
     for pairs in prepared["scenes"].values():
         photo_tiles = {}
         for photo, _ in pairs:
             with rasterio.open(photo) as src:
                 pixels, profiles[photo] = src.read(), src.profile
+            pixels_of[photo] = pixels
             photo_tiles[photo] = torch.from_numpy(
                 translator.input_normalization.normalize(pixels))[None]
         if args.adapt == "split":
@@ -269,9 +298,12 @@ def main() -> None:
             if args.soften:
                 soft = torch.from_numpy(blurred(out.numpy().astype(np.float64), args.soften))
                 out = torch.where(out.max(0).values < args.below, soft.to(out.dtype), out)
+            p = tempered(out.numpy().astype(np.float64), args.temperature)
+            if args.guided:
+                radius, eps = args.guided.split(":")
+                p = guided(p, pixels_of[photo], int(radius), float(eps))
             probabilities[photo] = with_priors(sieved(unsure_as_background(
-                tempered(out.numpy().astype(np.float64), args.temperature), args.unsure),
-                args.sieve), args.prior)
+                p, args.unsure), args.sieve), args.prior)
 
     def crisp(p: np.ndarray) -> np.ndarray:
         return np.moveaxis(palette[p.argmax(0)], -1, 0)
