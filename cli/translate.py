@@ -52,9 +52,10 @@ from .options import ProgressBar, creation_options, overwrite_opt, seed_opt
 @click.option("--samples", type=click.IntRange(min=1), default=1, show_default=True,
               metavar="K", help="K >= 2: K passes with dropout on; writes their mean and a "
                                 "per-pixel standard-deviation band (uncertainty).")
-@click.option("--tta", is_flag=True,
+@click.option("--tta/--no-tta", default=None,
               help="Test-time augmentation: average the 8 flips and rotations of every "
-                   "window (8 times the work; steadier lines).")
+                   "window (8 times the work; steadier lines) [default: as the model file "
+                   "says: on for faithful models].")
 @click.option("--output-kind", "output_kind", type=click.Choice(OUTPUTS), default="auto",
               show_default=True,
               help="Models with a class head: shaded (the most likely class's colour, "
@@ -112,7 +113,8 @@ def translate_command(ctx: click.Context, scenes: tuple[str, ...], model_path: P
                       output: Path | None, out_dir: Path | None, mosaic: bool,
                       overlap: int | None,
                       blend: str, lattice: str, batch_size: int | None, device: str, precision: str,
-                      direction: str, samples: int, tta: bool, output_kind: str, unsure_blur: float,
+                      direction: str, samples: int, tta: bool | None, output_kind: str,
+                      unsure_blur: float,
                       resample: bool | None, resampling: str | None, adapt_norm: bool | None,
                       sharpen: float | None, strict: bool, cluster: str | None, seed: int,
                       creation_options: dict[str, Any], cog: bool, overwrite: bool) -> None:

@@ -43,7 +43,8 @@ class TranslateOptions:
     creation_options: Mapping[str, Any] = field(default_factory=dict)  # GDAL, e.g. ZLEVEL
     cog: bool = False  # write a Cloud Optimised GeoTIFF with overviews
     overwrite: bool = False  # replace an existing output
-    tta: bool = False  # average the 8 flips and rotations of every window (8 x the work)
+    tta: bool | None = None  # average the 8 flips and rotations of every window (8 x the
+    # work); None: as the model file says (on for faithful models)
     output: str = "auto"  # image, palette or classes (models with a class head); auto
     unsure_blur: float | None = None  # px, smooths a shaded map's unsure pixels (0: off);
     # None: 1.5 px (DEFAULT_SIGMA), or what a translator given was loaded with

@@ -136,7 +136,7 @@ def translator_for(model: str | os.PathLike[str] | Translator,
         raise ConfigError(f"the translator was loaded for {model.direction}, not "
                           f"{settings.direction}; load the model again with "
                           f"direction={settings.direction!r}")
-    if settings.tta != model.tta or settings.output not in ("auto", model.output) or \
+    if settings.tta not in (None, model.tta) or settings.output not in ("auto", model.output) or \
             settings.unsure_blur not in (None, model.unsure_blur):
         raise ConfigError(f"the translator was loaded with tta={model.tta}, output="
                           f"{model.output!r} and unsure_blur={model.unsure_blur}; load the "

@@ -58,7 +58,9 @@ class Translator:
             tensors are replaced in place), so that :func:`load_model` never holds two
             copies of large weights.
         tta: Test-time augmentation: each tile is translated in its 8 flips and
-            rotations and the outputs, turned back, are averaged (8 times the work).
+            rotations and the outputs, turned back, are averaged (8 times the work);
+            None: as the model file says (``Architecture.tta``: on for ``faithful``
+            models, off in files written before it was recorded).
         output: One of :data:`OUTPUTS`.
         unsure_blur: Standard deviation, in pixels, of the blur of the unsure pixels of a
             ``shaded`` map (:mod:`geogan.inference.unsure_blur`); 0 draws each pixel on
@@ -74,7 +76,7 @@ class Translator:
     def __init__(self, model: ModelFile, *, direction: str = "a2b", device: str = "cpu",
                  precision: str = "fp32",
                  weights: MutableMapping[str, torch.Tensor] | None = None,
-                 tta: bool = False, output: str = "auto",
+                 tta: bool | None = None, output: str = "auto",
                  unsure_blur: float = DEFAULT_SIGMA) -> None:
         architecture = model.architecture
         classes = architecture.classes if direction == "a2b" else 0
@@ -86,7 +88,7 @@ class Translator:
                               "on a flat-colour map target); this one writes images only")
         self.classes = classes
         self.output = output
-        self.tta = tta
+        self.tta = architecture.tta if tta is None else tta
         if not unsure_blur >= 0:
             raise ConfigError(f"the blur of unsure pixels must be 0 (off) or more pixels, "
                               f"not {unsure_blur}")
@@ -417,7 +419,7 @@ def drawn_output(architecture: Architecture, direction: str, output: str) -> str
 
 
 def load_model(path: str | os.PathLike[str], *, direction: str = "a2b", device: str = "cpu",
-               precision: str = "fp32", tta: bool = False, output: str = "auto",
+               precision: str = "fp32", tta: bool | None = None, output: str = "auto",
                unsure_blur: float = DEFAULT_SIGMA) -> Translator:
     """Load a model file as a :class:`Translator`.
 
@@ -427,7 +429,8 @@ def load_model(path: str | os.PathLike[str], *, direction: str = "a2b", device: 
         device: ``auto``, ``cpu`` or ``cuda``.
         precision: Arithmetic of the generator: ``fp32`` (default, exact), ``bf16``,
             ``fp16`` or ``auto``.
-        tta: Average the 8 flips and rotations of every tile.
+        tta: Average the 8 flips and rotations of every tile; None: as the model file
+            says (on for ``faithful`` models).
         output: ``auto``, ``image``, ``shaded``, ``palette`` or ``classes`` (see
             :data:`OUTPUTS`).
         unsure_blur: Standard deviation, in pixels, of the blur of a shaded map's unsure

@@ -114,6 +114,11 @@ class Architecture:
         d_scales: PatchGAN discriminators, each at half the resolution of the one
             before (pix2pixHD's multi-scale discriminator); 1 is the paper's single one.
         spectral_norm: Spectral normalisation of every discriminator convolution.
+        tta: Whether ``translate`` averages each window's 8 flips and rotations unless
+            told otherwise (its ``--tta/--no-tta``). ``faithful`` models do: on the
+            real aerial → map pairs it raised every figure of two trainings (validation
+            mIoU per photo +0.007 on each, SSIM +0.006, the unfamiliar pairs' SSIM
+            +0.003) for 8 times the generator's work. False in files written before it.
     """
 
     kind: str
@@ -136,6 +141,7 @@ class Architecture:
     label_smoothing: float = 0.0
     d_scales: int = 1
     spectral_norm: bool = False
+    tta: bool = False
 
     def __post_init__(self) -> None:
         # Model files store tuples as lists: keep the dataclass hashable and comparable.
@@ -480,12 +486,14 @@ PRESETS: dict[str, dict[str, Any]] = {
     # (beta2 0.99), not the last thousand, so the step sizes follow the gradients of a
     # short run: on five trainings validation PSNR rose on each (+0.004 to +0.29 dB),
     # SSIM held or rose, mean mIoU moved by -0.002, and the worst of three seeds on the
-    # default split went from 0.245 to 0.251.
+    # default split went from 0.245 to 0.251. Its models are translated in their 8 flips
+    # and rotations by default (``tta``): on two trainings every figure rose, validation
+    # mIoU per photo by 0.007 on each.
     "faithful": {"ngf": 64, "ndf": 64, "epochs": 200, "batch_size": 4, "lr": 5e-4,
                  "decay_start": 0.75, "beta2": 0.99, "dropout": 0.0, "unet_levels": 6,
                  "upsample": "resize", "classes": "auto", "rotate": True, "scale_jitter": 1.25,
                  "photometric": 0.2, "lambda_ce": 60.0, "class_balance": 0.25,
-                 "diffaugment": True, "ema": 0.999, "map_discriminator": False},
+                 "diffaugment": True, "ema": 0.999, "map_discriminator": False, "tta": True},
     # Isola et al. 2017 and Zhu et al. 2017, at 256 x 256.
     "paper": {"ngf": 64, "ndf": 64, "epochs": 200},
     # The same structure, a sixteenth of the arithmetic: minutes on a laptop CPU.

@@ -92,6 +92,11 @@ def test_tta_and_output_kind_reach_the_output(files, tmp_path):
     with rasterio.open(out) as dst:
         assert '"tta": true' in dst.tags()["GEOGAN_OPTIONS"]
         assert '"output": "image"' in dst.tags()["GEOGAN_OPTIONS"]
+    code, _, stderr = run(files["a"], "-m", files["model"], "-o", out, "--no-tta",
+                          "--overwrite", *FAST)
+    assert code == 0, stderr
+    with rasterio.open(out) as dst:
+        assert '"tta": false' in dst.tags()["GEOGAN_OPTIONS"]
 
 
 def test_adapt_norm_reaches_the_output_and_a_cyclegan_model_is_one_error(files, tmp_path):

@@ -183,6 +183,29 @@ def test_tta_is_the_mean_of_the_eight_transformed_passes(class_model: Path) -> N
     assert torch.allclose(probabilities.sum(dim=1), torch.ones(2, 64, 64), atol=1e-5)
 
 
+def test_tta_is_the_model_files_default_unless_asked(class_model: Path, tmp_path: Path) -> None:
+    model = read_model_file(class_model)
+    assert model.architecture.tta is False  # the tiny preset's models: off
+    assert build_configs("pix2pix", 3, 3, 256, preset="faithful")[0].tta is True
+    averaged = save_model_file(tmp_path / "averaged.pt",
+                               replace(model, architecture=replace(model.architecture, tta=True)))
+    assert load_model(averaged).tta is True and load_model(averaged, tta=False).tta is False
+    assert load_model(class_model).tta is False and load_model(class_model, tta=True).tta is True
+    tiles = torch.rand(2, 3, 64, 64) * 2 - 1
+    assert torch.equal(load_model(averaged).translate_tiles(tiles),
+                       load_model(class_model, tta=True).translate_tiles(tiles))
+    # translate writes what it did in the provenance tag, and a translator loaded one way
+    # is refused for the other.
+    rng = np.random.default_rng(1)
+    scene = write_raster(tmp_path / "scene.tif", rng.integers(0, 255, (3, 96, 80), np.uint8))
+    for tta, name in ((None, "auto"), (False, "off")):
+        out = translate_raster(scene, tmp_path / f"{name}.tif", averaged, tta=tta, **CPU).output
+        with rasterio.open(out) as src:
+            assert json.loads(src.tags()["GEOGAN_OPTIONS"])["tta"] is (tta is None)
+    with pytest.raises(ConfigError, match="tta=True"):
+        translate_raster(scene, tmp_path / "x.tif", load_model(averaged), tta=False)
+
+
 def test_translation_divides_the_training_weights_out_of_the_class_probabilities(
         class_model: Path) -> None:
     model = read_model_file(class_model)
@@ -247,7 +270,7 @@ def test_model_files_from_before_the_class_head_translate_identically(tmp_path: 
     today = save_model_file(tmp_path / "today.pt", model)
     payload = torch.load(today, weights_only=True)
     for key in ("unet_levels", "upsample", "palette", "class_names", "class_weights",
-                "label_smoothing", "d_scales", "spectral_norm", "input_skip"):
+                "label_smoothing", "d_scales", "spectral_norm", "input_skip", "tta"):
         payload["architecture"].pop(key)
     older = tmp_path / "older.pt"
     torch.save(payload, older)
