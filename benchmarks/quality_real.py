@@ -284,6 +284,9 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     # split's water, highway and arterial road (each class in 7 % of the chips) count
     # 3 times in each epoch's draw, so those classes are learnt from more looks.
     "faithful/rare-repeat-0.5": ("faithful", {"rare_repeat": 0.5}, {}),
+    # Stop 77: faithful models translate in their 8 flips and rotations by default; this
+    # is the same model translated from the tile alone, as before.
+    "faithful/no-tta": ("faithful", {}, {"tta": False}),
     "paper+resize": ("paper", {"upsample": "resize"}, {}),
     "paper+rotate-scale": ("paper", {"rotate": True, "scale_jitter": 1.25}, {}),
     "paper+crop-jitter": ("paper", {"crop_jitter": True}, {}),
@@ -311,7 +314,7 @@ VARIANTS.update({f"{name}/seed-{seed}": (VARIANTS[name][0], {**VARIANTS[name][1]
                               "faithful/wd-0.5", "faithful/blur-0.5",
                               "faithful/blur-0.25", "faithful/no-sharpen",
                               "faithful/lovasz-image-30", "faithful/unsharp-0.5",
-                              "faithful/rare-repeat-0.5")})
+                              "faithful/rare-repeat-0.5", "faithful/no-tta")})
 
 
 def _ids(data: Path) -> list[str]:

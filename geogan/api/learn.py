@@ -66,6 +66,7 @@ from geogan.nn.normalization import BandNormalization
 from geogan.outputs import atomic_file
 from geogan.progress import Bar
 from geogan.raster.io import open_raster
+from geogan.training.batches import steps_per_epoch
 from geogan.training.chip_folder import ChipFolder
 from geogan.training.folder_union import open_chip_folders
 from geogan.training.loop import (
@@ -73,7 +74,6 @@ from geogan.training.loop import (
     TrainOptions,
     TrainProgress,
     TrainReport,
-    steps_per_epoch,
     train,
 )
 

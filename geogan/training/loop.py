@@ -52,7 +52,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader
 
 from geogan.errors import (
     CheckpointError,
@@ -75,6 +75,7 @@ from geogan.nn.model_file import ModelFile, check_model_output, save_model_file
 from geogan.nn.networks import set_dropout
 from geogan.nn.training_record import training_record
 from geogan.raster.preview import grid, normalized_to_display, write_png
+from geogan.training.batches import EpochBatches, steps_per_epoch
 from geogan.training.checkpoints import (
     CHECKPOINT_HEADER,
     CHECKPOINT_NAME,
@@ -97,8 +98,6 @@ from geogan.training.distributed import (
     process_group,
     rank_device,
     restarted_by_torchrun,
-    shard,
-    shard_size,
 )
 from geogan.training.folder_union import ChipFolders, open_chip_folders
 from geogan.training.rare_repeats import chip_repeats
@@ -243,39 +242,6 @@ def train(chips: ChipFolders, output: str | os.PathLike[str],
         return run.finish(output, options.overwrite)
 
 
-class _Batches(Sampler[list[Key]]):
-    """This process's batches of every remaining step, epoch after epoch, from ``start``."""
-
-    def __init__(self, folder: ChipFolder, config: TrainConfig, start: int, total: int,
-                 group: ProcessGroup, repeats: tuple[int, ...] | None = None) -> None:
-        self.folder, self.config, self.start, self.total = folder, config, start, total
-        self.group, self.repeats = group, repeats
-        self.steps_per_epoch = steps_per_epoch(folder, config, group)
-
-    def __len__(self) -> int:
-        return self.total - self.start
-
-    def __iter__(self) -> Iterator[list[Key]]:
-        size, keys, keys_epoch = self.config.batch_size, list[Key](), -1
-        for step in range(self.start, self.total):
-            epoch, position = divmod(step, self.steps_per_epoch)
-            if epoch != keys_epoch:
-                keys = shard(epoch_keys(self.folder, epoch, self.config.seed,
-                                        self.config.augment, self.repeats), self.group)
-                keys_epoch = epoch
-            yield keys[position * size:(position + 1) * size]
-
-
-def steps_per_epoch(folder: ChipFolder, config: TrainConfig,
-                    group: ProcessGroup | None = None) -> int:
-    """Optimiser steps in one pass over the training chips (the last batch may be short);
-    with several processes each step takes a batch on every one of them."""
-    keys = len(epoch_keys(folder, 0, config.seed, config.augment))
-    if group is not None:
-        keys = shard_size(keys, group)
-    return math.ceil(keys / config.batch_size)
-
-
 class _Run:
     """One training run: state, loop, validation, checkpoints."""
 
@@ -410,7 +376,7 @@ class _Run:
         sums: dict[str, Tensor] = {}
         since_log = 0
         batches = self._loader(
-            _Batches(self.folder, self.config, self.step, self.total, self.group,
+            EpochBatches(self.folder, self.config, self.step, self.total, self.group,
                      self.repeats), "train")
         iterator = iter(batches)
         started = time.perf_counter()

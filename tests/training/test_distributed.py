@@ -24,9 +24,10 @@ from geogan.chips.options import ExportOptions
 from geogan.errors import CheckpointError, ConfigError
 from geogan.nn.model_file import read_model_file
 from geogan.nn.networks import build_generator
+from geogan.training.batches import steps_per_epoch
 from geogan.training.checkpoints import read_checkpoint
 from geogan.training.distributed import ProcessGroup, parameter_digest, shard, shard_size
-from geogan.training.loop import TrainOptions, steps_per_epoch, train
+from geogan.training.loop import TrainOptions, train
 from tests.helpers import TINY, pair_scene, smooth_field, write_map_chips, write_raster
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]

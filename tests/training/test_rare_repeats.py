@@ -14,7 +14,7 @@ from geogan.chips.export import export_chips
 from geogan.chips.options import ExportOptions
 from geogan.errors import ConfigError
 from geogan.nn.config import build_configs
-from geogan.training import loop
+from geogan.training import batches, loop
 from geogan.training.chip_folder import read_chip
 from geogan.training.class_palette import with_class_head
 from geogan.training.dataset import epoch_keys
@@ -106,7 +106,8 @@ def test_a_training_draws_its_epochs_with_the_repeats_and_records_the_threshold(
         drawn_with.append(args[4] if len(args) > 4 else kwargs.get("repeats"))
         return epoch_keys(*args, **kwargs)
 
-    monkeypatch.setattr(loop, "epoch_keys", recorded)
+    for module in (batches, loop):
+        monkeypatch.setattr(module, "epoch_keys", recorded)
     out = tmp_path / "m.pt"
     overrides = {"steps": 2, "ngf": 4, "ndf": 4, "classes": "auto", "unet_levels": 5,
                  "precision": "fp32", "rare_repeat": 0.5}
