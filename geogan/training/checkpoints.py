@@ -6,7 +6,7 @@ architecture and training config, the step, the trainer's networks and optimiser
 states and the validation history (built by :mod:`geogan.training.loop`).
 
 * :func:`check_resumable`: ``--resume`` continues only a run with the same settings
-  (apart from :data:`RESUMABLE_CHANGES`).
+  (apart from :data:`RESUMABLE_CHANGES` and :data:`TRANSLATE_ONLY`).
 * :func:`warm_start`: ``init_from`` starts a new run from another run's checkpoint or
   from a model file's generators.
 """
@@ -33,6 +33,10 @@ CHECKPOINT_HEADER = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION}
 
 #: Settings that may change between a run and its resumption without changing results.
 RESUMABLE_CHANGES = frozenset({"workers", "val_every"})
+
+#: Architecture settings that only say how ``translate`` runs the model: a run resumes
+#: with today's (a run started before ``tta`` was recorded ends as a faithful model now).
+TRANSLATE_ONLY = frozenset({"tta"})
 
 #: Network settings that hold no weights: a new run started from another's weights
 #: (``init_from``) may choose them afresh, e.g. fine-tune a model trained with the paper's
@@ -65,8 +69,9 @@ def check_resumable(state: Mapping[str, Any], architecture: Architecture, config
         CheckpointError: Naming the settings that differ.
     """
     # A setting added since the checkpoint was written counts as its default.
-    differences = _differences(Architecture.from_dict(state["architecture"]).to_dict(),
-                               architecture.to_dict())
+    differences = [d for d in _differences(Architecture.from_dict(state["architecture"]).to_dict(),
+                                           architecture.to_dict())
+                   if d[0] not in TRANSLATE_ONLY]
     differences += [d for d in _differences(TrainConfig.from_dict(state["config"]).to_dict(),
                                             config.to_dict())
                     if d[0] not in RESUMABLE_CHANGES]

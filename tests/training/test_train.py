@@ -335,6 +335,18 @@ def test_existing_outputs_and_checkpoints_are_not_replaced_silently(chips, tmp_p
             checkpoint_dir=tmp_path / "run"))
 
 
+def test_a_run_resumes_whatever_translate_is_told_to_do(chips, tmp_path, monkeypatch):
+    """``tta`` only says how translate runs the model (a run started before it was
+    recorded resumes under a preset that sets it), and the model file gets today's."""
+    monkeypatch.setattr(train_module, "LOSS_SYNC_STEPS", 1)
+    with pytest.raises(TrainingInterrupted, match="--resume"):
+        train(chips, tmp_path / "m.pt", options(tmp_path, steps=3), interrupt_at(2))
+    report = train(chips, tmp_path / "m.pt", TrainOptions(
+        preset="tiny", overrides={**TINY, "steps": 3, "tta": True}, resume=True,
+        checkpoint_dir=tmp_path / "run", device="cpu"))
+    assert report.resumed_from == 2 and read_model_file(tmp_path / "m.pt").architecture.tta
+
+
 def test_pix2pix_needs_paired_chips(unpaired_chips, tmp_path):
     with pytest.raises(ConfigError, match="--model cyclegan"):
         train(unpaired_chips, tmp_path / "m.pt", TrainOptions(kind="pix2pix", preset="tiny"))
