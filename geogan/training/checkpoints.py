@@ -6,7 +6,7 @@ architecture and training config, the step, the trainer's networks and optimiser
 states and the validation history (built by :mod:`geogan.training.loop`).
 
 * :func:`check_resumable`: ``--resume`` continues only a run with the same settings
-  (apart from :data:`RESUMABLE_CHANGES` and :data:`TRANSLATE_ONLY`).
+  (apart from :data:`RESUMABLE_CHANGES`).
 * :func:`warm_start`: ``init_from`` starts a new run from another run's checkpoint or
   from a model file's generators.
 """
@@ -31,17 +31,15 @@ CHECKPOINT_VERSION = 1  # version 1 without "world_size" was written by one proc
 CHECKPOINT_NAME = "checkpoint.pt"
 CHECKPOINT_HEADER = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION}
 
-#: Settings that may change between a run and its resumption without changing results.
-RESUMABLE_CHANGES = frozenset({"workers", "val_every"})
-
-#: Architecture settings that only say how ``translate`` runs the model: a run resumes
-#: with today's (a run started before ``tta`` was recorded ends as a faithful model now).
-TRANSLATE_ONLY = frozenset({"tta"})
+#: Settings that may change between a run and its resumption without changing results
+#: (``tta`` only says how ``translate`` runs the model: a ``faithful`` run started before
+#: it was recorded resumes, and ends as a model that averages the 8 views).
+RESUMABLE_CHANGES = frozenset({"workers", "val_every", "tta"})
 
 #: Network settings that hold no weights: a new run started from another's weights
 #: (``init_from``) may choose them afresh, e.g. fine-tune a model trained with the paper's
-#: dropout under a recipe without it.
-WEIGHTLESS_SETTINGS = frozenset({"dropout"})
+#: dropout under a recipe without it, or one written before ``tta`` was recorded.
+WEIGHTLESS_SETTINGS = frozenset({"dropout", "tta"})
 
 
 def read_checkpoint(path: Path, device: torch.device, hint: str) -> dict[str, Any]:
@@ -69,12 +67,10 @@ def check_resumable(state: Mapping[str, Any], architecture: Architecture, config
         CheckpointError: Naming the settings that differ.
     """
     # A setting added since the checkpoint was written counts as its default.
-    differences = [d for d in _differences(Architecture.from_dict(state["architecture"]).to_dict(),
-                                           architecture.to_dict())
-                   if d[0] not in TRANSLATE_ONLY]
-    differences += [d for d in _differences(TrainConfig.from_dict(state["config"]).to_dict(),
-                                            config.to_dict())
-                    if d[0] not in RESUMABLE_CHANGES]
+    saved = (_differences(Architecture.from_dict(state["architecture"]).to_dict(),
+                          architecture.to_dict())
+             + _differences(TrainConfig.from_dict(state["config"]).to_dict(), config.to_dict()))
+    differences = [d for d in saved if d[0] not in RESUMABLE_CHANGES]
     if differences:
         # With the saved values, so that a run started before a preset's default changed
         # can be resumed by giving them (e.g. --decay-start 0.5).

@@ -335,7 +335,8 @@ def test_existing_outputs_and_checkpoints_are_not_replaced_silently(chips, tmp_p
             checkpoint_dir=tmp_path / "run"))
 
 
-def test_a_run_resumes_whatever_translate_is_told_to_do(chips, tmp_path, monkeypatch):
+def test_a_run_resumes_or_starts_whatever_translate_is_told_to_do(chips, tmp_path,
+                                                                  monkeypatch):
     """``tta`` only says how translate runs the model (a run started before it was
     recorded resumes under a preset that sets it), and the model file gets today's."""
     monkeypatch.setattr(train_module, "LOSS_SYNC_STEPS", 1)
@@ -345,6 +346,11 @@ def test_a_run_resumes_whatever_translate_is_told_to_do(chips, tmp_path, monkeyp
         preset="tiny", overrides={**TINY, "steps": 3, "tta": True}, resume=True,
         checkpoint_dir=tmp_path / "run", device="cpu"))
     assert report.resumed_from == 2 and read_model_file(tmp_path / "m.pt").architecture.tta
+    # Nor does it stop a new run from starting from the model's weights.
+    tuned = train(chips, tmp_path / "tuned.pt", TrainOptions(
+        preset="tiny", overrides={**TINY, "steps": 1}, init_from=tmp_path / "m.pt",
+        checkpoint_dir=tmp_path / "tuned", device="cpu"))
+    assert not read_model_file(tuned.model_path).architecture.tta
 
 
 def test_pix2pix_needs_paired_chips(unpaired_chips, tmp_path):
