@@ -70,6 +70,9 @@ def _format(path: Path, d: dict[str, Any]) -> str:
         colours = ", ".join(arch.get("class_names") or [str(c) for c in arch["palette"]])
         lines.append(f"  class head   {len(arch['palette'])} classes: {colours}")
     lines += [
+        "  translate    " + ("each window in its 8 flips and rotations, averaged (--no-tta: "
+                             "once)" if arch.get("tta") else "each window once (--tta: in its 8 "
+                             "flips and rotations, averaged)"),
         f"  tile size    {d['tile_size']} × {d['tile_size']}",
         f"  output       {d['output']['dtype']}, nodata {d['output']['nodata']}",
         f"  pixel size   {_pixel_size(d.get('trained_on'))}",

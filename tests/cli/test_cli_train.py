@@ -185,6 +185,12 @@ def test_info_names_the_papers_dropout_and_train_refuses_dropout_1(chips, model,
     code, stdout, stderr = run("info", str(model))  # tiny: the paper's dropout
     assert code == 0, stderr
     assert "transpose upsampling, dropout 0.5" in stdout
+    assert "translate    each window once (--tta" in stdout
+    payload = torch.load(model, weights_only=True)
+    payload["architecture"]["tta"] = True
+    torch.save(payload, tmp_path / "averaged.pt")
+    code, stdout, stderr = run("info", str(tmp_path / "averaged.pt"))
+    assert code == 0 and "each window in its 8 flips and rotations, averaged" in stdout, stderr
     code, _, stderr = run("train", str(chips), "-o", str(tmp_path / "m.pt"), "--dropout", "1")
     assert code == 2 and "--dropout" in stderr
 
