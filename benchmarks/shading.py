@@ -194,6 +194,9 @@ def main() -> None:
                         help="the split the --work folder was prepared with")
     parser.add_argument("--grid", default="2:300,3:150,3:300,3:500,3:1000,4:300,4:500",
                         help="exact radius:shade cost pairs to score (\"\": none)")
+    parser.add_argument("--unsure-grid", default="", metavar="B:S,...",
+                        help="also draw translate's default with the unsure pixels those whose "
+                        "most likely class is under B, blurred with a sigma of S px (\"\": none)")
     parser.add_argument("--tta", action="store_true", help="probabilities averaged over the "
                         "8 flips and rotations (translate --tta)")
     parser.add_argument("--scales", default="1", help="probabilities averaged over the "
@@ -317,9 +320,13 @@ def main() -> None:
                 return class_colours.shaded_colours(p, palette)
         return draw
 
-    def default(p: np.ndarray) -> np.ndarray:
-        colours, unsure = class_colours.shade(p, palette)
-        return blur_unsure(colours, unsure, np.ones(unsure.shape, bool), DEFAULT_SIGMA)
+    def unsure_blurred(below: float, sigma: float) -> object:
+        def draw(p: np.ndarray) -> np.ndarray:
+            colours, unsure = class_colours.shade(p, palette, below)
+            return blur_unsure(colours, unsure, np.ones(unsure.shape, bool), sigma)
+        return draw
+
+    default = unsure_blurred(translator.unsure_below, DEFAULT_SIGMA)
 
     ways = {"translate's default (shaded, unsure pixels blurred)": default,
             "crisp (palette)": crisp, "mean colour": mean,
@@ -327,9 +334,12 @@ def main() -> None:
     for pair in filter(None, args.grid.split(",")):
         radius, cost = (float(v) for v in pair.split(":"))
         ways[f"shaded, radius {radius:g}, cost {cost:g}"] = shaded(radius, cost)
-    print("| drawing | split | mIoU | δ5 | δ10 | PSNR | SSIM | RMSE | per photo: mIoU | PSNR "
-          "| SSIM |")
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for pair in filter(None, args.unsure_grid.split(",")):
+        below, sigma = (float(v) for v in pair.split(":"))
+        ways[f"unsure under {below:g} blurred {sigma:g} px"] = unsure_blurred(below, sigma)
+    print("| drawing | split | mIoU | δ5 | δ10 | PSNR | SSIM | RMSE | per photo: mIoU | δ5 | δ10 "
+          "| PSNR | SSIM | RMSE |")
+    print("| --- | --- |" + " ---: |" * 12)
     for name, draw in ways.items():
         for split, pairs in prepared["scenes"].items():
             outputs = []
@@ -361,7 +371,8 @@ def main() -> None:
                                 prepared["palette"])
             print(f"| {name} | {split} | {r['miou']:.3f} | {r['d5']:.3f} | {r['d10']:.3f} | "
                   f"{r['psnr']:.2f} | {r['ssim']:.3f} | {r['rmse']:.2f} | {each['miou']:.3f} | "
-                  f"{each['psnr']:.2f} | {each['ssim']:.3f} |", flush=True)
+                  f"{each['d5']:.3f} | {each['d10']:.3f} | {each['psnr']:.2f} | "
+                  f"{each['ssim']:.3f} | {each['rmse']:.2f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -73,6 +73,12 @@ def _format(path: Path, d: dict[str, Any]) -> str:
         "  translate    " + ("each window in its 8 flips and rotations, averaged (--no-tta: "
                              "once)" if arch.get("tta") else "each window once (--tta: in its 8 "
                              "flips and rotations, averaged)"),
+    ]
+    if arch.get("palette"):
+        below = arch.get("unsure_below", 0.5)
+        lines.append(f"  shading      pixels whose class has odds under {below:g}, tinted past "
+                     "its colour, blurred (--unsure-below)")
+    lines += [
         f"  tile size    {d['tile_size']} × {d['tile_size']}",
         f"  output       {d['output']['dtype']}, nodata {d['output']['nodata']}",
         f"  pixel size   {_pixel_size(d.get('trained_on'))}",

@@ -70,6 +70,11 @@ from .options import ProgressBar, creation_options, overwrite_opt, seed_opt
                    "class colour, the class at less than even odds) by a Gaussian of PX "
                    "pixels, so that they take the colour around them instead of speckling; "
                    "0 draws each pixel on its own.")
+@click.option("--unsure-below", "unsure_below", type=click.FloatRange(0, 1), default=None,
+              metavar="P",
+              help="Shaded maps: a pixel tinted past its class colour is unsure (blurred) "
+                   "when its class has odds under P [default: as the model file says: "
+                   "0.45 for faithful models, 0.5 for others].")
 @click.option("--resample/--no-resample", default=None,
               help="Translate at the model's pixel size (a WarpedVRT of the scene), then "
                    "warp the result back onto the scene's grid. Default: only a scene whose "
@@ -114,7 +119,7 @@ def translate_command(ctx: click.Context, scenes: tuple[str, ...], model_path: P
                       overlap: int | None,
                       blend: str, lattice: str, batch_size: int | None, device: str, precision: str,
                       direction: str, samples: int, tta: bool | None, output_kind: str,
-                      unsure_blur: float,
+                      unsure_blur: float, unsure_below: float | None,
                       resample: bool | None, resampling: str | None, adapt_norm: bool | None,
                       sharpen: float | None, strict: bool, cluster: str | None, seed: int,
                       creation_options: dict[str, Any], cog: bool, overwrite: bool) -> None:
@@ -155,7 +160,7 @@ def translate_command(ctx: click.Context, scenes: tuple[str, ...], model_path: P
         "precision": precision, "direction": direction, "samples": samples, "seed": seed,
         "creation_options": {k.upper(): v for k, v in creation_options.items()},
         "cog": cog, "overwrite": overwrite, "tta": tta, "output": output_kind,
-        "unsure_blur": unsure_blur,
+        "unsure_blur": unsure_blur, "unsure_below": unsure_below,
         "resample": resample, "resampling": resampling, "strict": strict,
         "adapt_norm": adapt_norm, "sharpen": sharpen,
     }

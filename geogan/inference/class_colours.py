@@ -36,7 +36,8 @@ UNSURE_BELOW = 0.5
 """A pixel shaded past :data:`EXACT_RADIUS` is *unsure* (and then blurred among its
 neighbours, see :mod:`geogan.inference.unsure_blur`) when its most likely class is also
 less likely than this: less than even odds. Pixels the model gives better odds keep their
-own shade, so that thin and rare classes it does see are not blurred away."""
+own shade, so that thin and rare classes it does see are not blurred away. The default of
+:func:`shade`, and of models that record no other (``Architecture.unsure_below``)."""
 
 
 def cell_room(colours: NDArray[np.floating]) -> NDArray[np.floating]:
@@ -57,8 +58,8 @@ def shaded_colours(probabilities: NDArray[np.floating], palette: NDArray[np.floa
     return shade(probabilities, palette)[0]
 
 
-def shade(probabilities: NDArray[np.floating], palette: NDArray[np.floating]
-          ) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
+def shade(probabilities: NDArray[np.floating], palette: NDArray[np.floating],
+          unsure_below: float = UNSURE_BELOW) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
     """Shaded map colours of class probabilities, and the pixels left unsure.
 
     Per pixel, with class colours ``c_k``, probabilities ``p_k`` and the most likely
@@ -72,11 +73,13 @@ def shade(probabilities: NDArray[np.floating], palette: NDArray[np.floating]
     Args:
         probabilities: (K, ...) class probabilities (summing to 1 over K).
         palette: (K, C) class colours in output band values.
+        unsure_below: Odds of the most likely class under which a pixel shaded past the
+            exact radius is unsure (:data:`UNSURE_BELOW`).
 
     Returns:
         (C, ...) colours, float32, unrounded; and (...) the *unsure* pixels: those
         shaded past :data:`EXACT_RADIUS` (``full`` was written and lies beyond it) whose
-        most likely class is less likely than :data:`UNSURE_BELOW`.
+        most likely class is less likely than ``unsure_below``.
     """
     colours = np.asarray(palette, dtype=np.float32)  # (K, C)
     classes, bands = colours.shape
@@ -106,7 +109,7 @@ def shade(probabilities: NDArray[np.floating], palette: NDArray[np.floating]
     start += chosen * toward
     shaded: NDArray[np.float32] = start.reshape(bands, *shape)
     # ``step`` can be ``near`` (the cell ends within the radius): not past it then.
-    unsure = far & (step * reach > EXACT_RADIUS * np.float32(1.001)) & (odds < UNSURE_BELOW)
+    unsure = far & (step * reach > EXACT_RADIUS * np.float32(1.001)) & (odds < unsure_below)
     unsure = unsure.reshape(shape)
     return shaded, unsure
 

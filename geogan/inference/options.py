@@ -16,7 +16,7 @@ from geogan.errors import ConfigError
 from geogan.grids.windows import BLENDS, LATTICES, default_overlap
 from geogan.inference.translator import Translator
 from geogan.inference.unsure_blur import DEFAULT_SIGMA
-from geogan.nn.config import OUTPUTS
+from geogan.nn.config import OUTPUTS, check_unsure_below
 from geogan.raster.resolution import RESAMPLINGS
 from geogan.raster.sharpness import MAX_SIGMA
 
@@ -48,6 +48,8 @@ class TranslateOptions:
     output: str = "auto"  # image, palette or classes (models with a class head); auto
     unsure_blur: float | None = None  # px, smooths a shaded map's unsure pixels (0: off);
     # None: 1.5 px (DEFAULT_SIGMA), or what a translator given was loaded with
+    unsure_below: float | None = None  # odds of the most likely class under which a shaded
+    # pixel is unsure (blurred); None: as the model file says (0.45 for faithful models)
     lattice: str = LATTICES[0]  # grid: windows anchored to the CRS's pixel grid; scene
     resample: bool | None = None  # translate at the model's pixel size, then back onto the
     # scene's grid: True whenever the sizes differ, False never, None (auto) when the
@@ -72,6 +74,8 @@ class TranslateOptions:
         if self.unsure_blur is not None and not self.unsure_blur >= 0:
             raise ConfigError(f"the blur of unsure pixels must be 0 (off) or more pixels, "
                               f"not {self.unsure_blur}")
+        if self.unsure_below is not None:
+            check_unsure_below(self.unsure_below)
         if self.samples < 1:
             raise ConfigError(f"samples must be at least 1, not {self.samples}")
         if self.blend not in BLENDS:
@@ -98,6 +102,7 @@ class TranslateOptions:
                       precision=translator.precision, direction=translator.direction,
                       output=translator.output, tta=translator.tta,
                       unsure_blur=translator.unsure_blur if translator.blur_radius else 0.0,
+                      unsure_below=translator.unsure_below if translator.blur_radius else None,
                       resample="auto" if self.resample is None else self.resample,
                       adapt_norm="auto" if self.adapt_norm is None else self.adapt_norm,
                       sharpen="auto" if self.sharpen is None else self.sharpen,

@@ -131,16 +131,17 @@ def translator_for(model: str | os.PathLike[str] | Translator,
     if not isinstance(model, Translator):
         return load_model(model, direction=settings.direction, device=settings.device,
                           precision=settings.precision, tta=settings.tta, output=settings.output,
-                          unsure_blur=settings.blur_to_load)
+                          unsure_blur=settings.blur_to_load, unsure_below=settings.unsure_below)
     if settings.direction != model.direction:
         raise ConfigError(f"the translator was loaded for {model.direction}, not "
                           f"{settings.direction}; load the model again with "
                           f"direction={settings.direction!r}")
     if settings.tta not in (None, model.tta) or settings.output not in ("auto", model.output) or \
-            settings.unsure_blur not in (None, model.unsure_blur):
+            settings.unsure_blur not in (None, model.unsure_blur) or \
+            settings.unsure_below not in (None, model.unsure_below):
         raise ConfigError(f"the translator was loaded with tta={model.tta}, output="
-                          f"{model.output!r} and unsure_blur={model.unsure_blur}; load the "
-                          "model again with the options wanted")
+                          f"{model.output!r}, unsure_blur={model.unsure_blur} and unsure_below="
+                          f"{model.unsure_below}; load the model again with the options wanted")
     return model
 
 

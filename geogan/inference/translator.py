@@ -32,7 +32,7 @@ from geogan.errors import ConfigError, InputError, ModelFileError
 from geogan.inference.batching import CPU_BATCH, MAX_AUTO_BATCH
 from geogan.inference.class_colours import shade
 from geogan.inference.unsure_blur import DEFAULT_SIGMA, UnsureBlur, blur_radius, blur_unsure
-from geogan.nn.config import OUTPUTS, Architecture
+from geogan.nn.config import OUTPUTS, Architecture, check_unsure_below
 from geogan.nn.devices import autocast, resolve_device, resolve_precision
 from geogan.nn.model_file import ModelFile, read_model_file
 from geogan.nn.networks import build_generator, has_dropout, set_dropout
@@ -65,19 +65,23 @@ class Translator:
         unsure_blur: Standard deviation, in pixels, of the blur of the unsure pixels of a
             ``shaded`` map (:mod:`geogan.inference.unsure_blur`); 0 draws each pixel on
             its own, as before.
+        unsure_below: Odds of the most likely class under which a pixel shaded past its
+            class colour's exact radius is unsure (blurred); None: as the model file says
+            (``Architecture.unsure_below``: 0.45 for ``faithful`` models, 0.5 in files
+            written before it was recorded).
 
     Raises:
         ModelFileError: If the weights do not fit the stored architecture.
         InputError: For a direction the model does not have.
         ConfigError: For an unknown output, ``palette``/``classes`` from a model
-            without a class head, or a negative blur.
+            without a class head, a negative blur, or odds outside [0, 1].
     """
 
     def __init__(self, model: ModelFile, *, direction: str = "a2b", device: str = "cpu",
                  precision: str = "fp32",
                  weights: MutableMapping[str, torch.Tensor] | None = None,
                  tta: bool | None = None, output: str = "auto",
-                 unsure_blur: float = DEFAULT_SIGMA) -> None:
+                 unsure_blur: float = DEFAULT_SIGMA, unsure_below: float | None = None) -> None:
         architecture = model.architecture
         classes = architecture.classes if direction == "a2b" else 0
         output = drawn_output(architecture, direction, output)
@@ -93,6 +97,8 @@ class Translator:
             raise ConfigError(f"the blur of unsure pixels must be 0 (off) or more pixels, "
                               f"not {unsure_blur}")
         self.unsure_blur = float(unsure_blur)
+        self.unsure_below = architecture.unsure_below if unsure_below is None else unsure_below
+        check_unsure_below(self.unsure_below)
         # (K, C) colours, and (C, K) in the target's dtype, indexed by class in :meth:`finish`.
         self._palette = (np.asarray(architecture.palette, dtype=np.float64) if classes
                          else np.empty((0, 0)))
@@ -250,7 +256,7 @@ class Translator:
         them or the class probabilities (:attr:`drawn`) alone, unrounded, and the unsure
         pixels (...) that :meth:`blur` smooths (see
         :func:`geogan.inference.class_colours.shade`)."""
-        return shade(self._drawn_of(blended), self._palette)
+        return shade(self._drawn_of(blended), self._palette, self.unsure_below)
 
     def cast(self, colours: NDArray[np.float32]) -> NDArray[Any]:
         """Shaded colours rounded (in place) into the output's dtype."""
@@ -420,7 +426,8 @@ def drawn_output(architecture: Architecture, direction: str, output: str) -> str
 
 def load_model(path: str | os.PathLike[str], *, direction: str = "a2b", device: str = "cpu",
                precision: str = "fp32", tta: bool | None = None, output: str = "auto",
-               unsure_blur: float = DEFAULT_SIGMA) -> Translator:
+               unsure_blur: float = DEFAULT_SIGMA, unsure_below: float | None = None
+               ) -> Translator:
     """Load a model file as a :class:`Translator`.
 
     Args:
@@ -435,6 +442,8 @@ def load_model(path: str | os.PathLike[str], *, direction: str = "a2b", device: 
             :data:`OUTPUTS`).
         unsure_blur: Standard deviation, in pixels, of the blur of a shaded map's unsure
             pixels; 0 draws each pixel on its own.
+        unsure_below: Odds of the most likely class under which a shaded pixel is unsure
+            (blurred); None: as the model file says (0.45 for ``faithful`` models).
 
     Raises:
         ModelFileError: If the file is missing, damaged or not a geogan model file.
@@ -447,7 +456,7 @@ def load_model(path: str | os.PathLike[str], *, direction: str = "a2b", device: 
         weights = None
     return Translator(replace(model, generators={}), direction=direction,
                       device=device, precision=precision, weights=weights, tta=tta,
-                      output=output, unsure_blur=unsure_blur)
+                      output=output, unsure_blur=unsure_blur, unsure_below=unsure_below)
 
 
 def pad_to_tile(array: NDArray[np.float32], tile: int) -> NDArray[np.float32]:

@@ -32,14 +32,16 @@ CHECKPOINT_NAME = "checkpoint.pt"
 CHECKPOINT_HEADER = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION}
 
 #: Settings that may change between a run and its resumption without changing results
-#: (``tta`` only says how ``translate`` runs the model: a ``faithful`` run started before
-#: it was recorded resumes, and ends as a model that averages the 8 views).
-RESUMABLE_CHANGES = frozenset({"workers", "val_every", "tta"})
+#: (``tta`` and ``unsure_below`` only say how ``translate`` runs the model and draws its
+#: map: a ``faithful`` run started before they were recorded resumes, and ends as a model
+#: that translates as today's ``faithful`` does).
+RESUMABLE_CHANGES = frozenset({"workers", "val_every", "tta", "unsure_below"})
 
 #: Network settings that hold no weights: a new run started from another's weights
 #: (``init_from``) may choose them afresh, e.g. fine-tune a model trained with the paper's
-#: dropout under a recipe without it, or one written before ``tta`` was recorded.
-WEIGHTLESS_SETTINGS = frozenset({"dropout", "tta"})
+#: dropout under a recipe without it, or one written before ``tta`` or ``unsure_below``
+#: was recorded.
+WEIGHTLESS_SETTINGS = frozenset({"dropout", "tta", "unsure_below"})
 
 
 def read_checkpoint(path: Path, device: torch.device, hint: str) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import torch
 from click.testing import CliRunner
 
 from geogan.cli.main import cli
-from tests.helpers import pair_chips, write_raster
+from tests.helpers import MAP_PALETTE, pair_chips, save_model, write_raster
 
 FAST = ("--preset", "tiny", "--ngf", "4", "--ndf", "4", "--workers", "0", "--precision", "fp32",
         "--device", "cpu")
@@ -191,8 +191,20 @@ def test_info_names_the_papers_dropout_and_train_refuses_dropout_1(chips, model,
     torch.save(payload, tmp_path / "averaged.pt")
     code, stdout, stderr = run("info", str(tmp_path / "averaged.pt"))
     assert code == 0 and "each window in its 8 flips and rotations, averaged" in stdout, stderr
+    assert "shading" not in stdout  # no class head: no map to shade
     code, _, stderr = run("train", str(chips), "-o", str(tmp_path / "m.pt"), "--dropout", "1")
     assert code == 2 and "--dropout" in stderr
+
+
+def test_info_says_which_pixels_of_a_map_translate_blurs(tmp_path):
+    model = save_model(tmp_path / "map.pt", palette=MAP_PALETTE)
+    code, stdout, stderr = run("info", str(model))
+    assert code == 0 and "shading      pixels whose class has odds under 0.5," in stdout, stderr
+    payload = torch.load(model, weights_only=True)
+    payload["architecture"]["unsure_below"] = 0.45
+    torch.save(payload, tmp_path / "faithful.pt")
+    code, stdout, stderr = run("info", str(tmp_path / "faithful.pt"))
+    assert code == 0 and "odds under 0.45," in stdout, stderr
 
 
 @pytest.mark.parametrize("content", [b"", b"not a model at all", b"PK\x03\x04broken zip"])

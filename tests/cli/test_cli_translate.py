@@ -146,19 +146,26 @@ def test_sharpen_reaches_the_output_and_a_bad_value_is_a_usage_error(files, tmp_
 
 
 def test_the_blur_of_unsure_pixels_reaches_a_map_models_output(tmp_path):
-    """A map model's shaded output is blurred where unsure unless --unsure-blur 0; the
-    option and its value are in the provenance tag."""
+    """A map model's shaded output is blurred where unsure unless --unsure-blur 0, at the
+    model file's odds unless --unsure-below says otherwise; the options and their values
+    are in the provenance tag."""
     model = save_model(tmp_path / "map.pt", palette=MAP_PALETTE, class_scale=3000.0)
     scene = write_raster(tmp_path / "photo.tif", textured(np.random.default_rng(3), 3, 90, 100))
     drawn = {}
-    for blur in ("1", "0"):
-        out = tmp_path / f"blur-{blur}.tif"
-        code, _, stderr = run(scene, "-m", model, "-o", out, "--unsure-blur", blur, *FAST)
+    for blur, below in (("1", None), ("0", None), ("1", "0.35")):
+        out = tmp_path / f"blur-{blur}-{below}.tif"
+        extra = () if below is None else ("--unsure-below", below)
+        code, _, stderr = run(scene, "-m", model, "-o", out, "--unsure-blur", blur, *extra,
+                              *FAST)
         assert code == 0, stderr
         with rasterio.open(out) as dst:
-            assert f'"unsure_blur": {blur}.0' in dst.tags()["GEOGAN_OPTIONS"]
-            drawn[blur] = dst.read()
-    assert not np.array_equal(drawn["1"], drawn["0"])
+            tags = dst.tags()["GEOGAN_OPTIONS"]
+            assert f'"unsure_blur": {blur}.0' in tags
+            odds = "null" if blur == "0" else below or "0.5"
+            assert f'"unsure_below": {odds}' in tags
+            drawn[blur, below] = dst.read()
+    assert not np.array_equal(drawn["1", None], drawn["0", None])
+    assert not np.array_equal(drawn["1", None], drawn["1", "0.35"])
 
 
 def test_class_outputs_of_a_model_without_a_class_head_are_one_error(files, tmp_path):
@@ -177,6 +184,7 @@ def test_class_outputs_of_a_model_without_a_class_head_are_one_error(files, tmp_
     ("{a}", "-m", "{model}", "--overlap", "-1"),
     ("{a}", "-m", "{model}", "--batch-size", "0"),
     ("{a}", "-m", "{model}", "--unsure-blur", "-1"),
+    ("{a}", "-m", "{model}", "--unsure-below", "1.5"),
     ("{a}", "-m", "{model}", "--direction", "sideways"),
     ("{a}",),  # no model
     ("-m", "{model}"),  # no scene

@@ -3,17 +3,22 @@ writer's pieces, nodata and a crop's neighbours do not change it."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import rasterio
+import torch
 
 from geogan.errors import ConfigError
 from geogan.inference.class_colours import EXACT_RADIUS, UNSURE_BELOW, shade
 from geogan.inference.scene import translate_raster
 from geogan.inference.translator import load_model
 from geogan.inference.unsure_blur import DEFAULT_SIGMA, UnsureBlur, blur_radius, blur_unsure
+from geogan.nn.config import Architecture, build_configs
+from geogan.nn.model_file import read_model_file, save_model_file
 from tests.helpers import CPU, MAP_PALETTE, save_model, textured, write_raster
 
 MAP = MAP_PALETTE
@@ -113,6 +118,11 @@ def test_the_unsure_pixels_are_shaded_past_the_exact_radius_at_less_than_even_od
     odds = p.max(axis=0)
     assert unsure.any() and (past & (odds >= UNSURE_BELOW)).any()
     assert np.array_equal(unsure, past & (odds < UNSURE_BELOW))
+    # Lower odds leave fewer of the same pixels unsure; 0 none.
+    fewer = shade(p, np.asarray(MAP), 0.4)
+    assert np.array_equal(fewer[0], colours)  # the colours do not change
+    assert np.array_equal(fewer[1], past & (odds < 0.4)) and fewer[1].sum() < unsure.sum()
+    assert not shade(p, np.asarray(MAP), 0.0)[1].any()
 
 
 @pytest.fixture
@@ -153,3 +163,41 @@ def test_translate_array_blurs_as_translate_does(tmp_path, rng, map_model):
 def test_a_negative_blur_is_refused(map_model):
     with pytest.raises(ConfigError, match="blur"):
         load_model(map_model, unsure_blur=-1.0, **CPU)
+
+
+def test_the_odds_of_unsure_pixels_are_the_model_files_unless_asked(tmp_path, rng, map_model):
+    """Files that record no odds (and the tiny preset's) read today's constant; faithful
+    models record 0.45; the option overrides either, reaches the provenance tag, and a
+    translator loaded one way is refused for the other."""
+    model = read_model_file(map_model)
+    assert model.architecture.unsure_below == UNSURE_BELOW == Architecture("pix2pix", 3, 3
+                                                                           ).unsure_below
+    assert build_configs("pix2pix", 3, 3, 256, preset="faithful")[0].unsure_below == 0.45
+    fewer = save_model_file(tmp_path / "fewer.pt", replace(
+        model, architecture=replace(model.architecture, unsure_below=0.3)))
+    payload = torch.load(map_model, weights_only=True)
+    payload["architecture"].pop("unsure_below")
+    older = tmp_path / "older.pt"
+    torch.save(payload, older)
+    scene = write_raster(tmp_path / "photo.tif", textured(rng, 3, 120, 140))
+    runs = {"default": (map_model, {}), "older": (older, {}), "file": (fewer, {}),
+            "asked": (map_model, {"unsure_below": 0.3}), "back": (fewer, {"unsure_below": 0.5})}
+    drawn, tags = {}, {}
+    for name, (path, options) in runs.items():
+        out = translate_raster(scene, tmp_path / f"{name}.tif", path, **CPU, **options).output
+        with rasterio.open(out) as src:
+            drawn[name] = src.read()
+            tags[name] = json.loads(src.tags()["GEOGAN_OPTIONS"])["unsure_below"]
+    assert tags == {"default": 0.5, "older": 0.5, "file": 0.3, "asked": 0.3, "back": 0.5}
+    assert np.array_equal(drawn["older"], drawn["default"])
+    assert np.array_equal(drawn["back"], drawn["default"])
+    assert np.array_equal(drawn["asked"], drawn["file"])
+    assert not np.array_equal(drawn["file"], drawn["default"])
+    with pytest.raises(ConfigError, match=r"unsure_below=0\.5"):
+        translate_raster(scene, tmp_path / "x.tif", load_model(map_model, **CPU),
+                         unsure_below=0.3)
+    for odds in (-0.1, 1.5):
+        with pytest.raises(ConfigError, match="unsure"):
+            load_model(map_model, unsure_below=odds, **CPU)
+        with pytest.raises(ConfigError, match="unsure"):
+            translate_raster(scene, tmp_path / "x.tif", map_model, unsure_below=odds, **CPU)

@@ -337,20 +337,23 @@ def test_existing_outputs_and_checkpoints_are_not_replaced_silently(chips, tmp_p
 
 def test_a_run_resumes_or_starts_whatever_translate_is_told_to_do(chips, tmp_path,
                                                                   monkeypatch):
-    """``tta`` only says how translate runs the model (a run started before it was
-    recorded resumes under a preset that sets it), and the model file gets today's."""
+    """``tta`` and ``unsure_below`` only say how translate runs the model and draws its
+    map (a run started before they were recorded resumes under a preset that sets them),
+    and the model file gets today's."""
     monkeypatch.setattr(train_module, "LOSS_SYNC_STEPS", 1)
     with pytest.raises(TrainingInterrupted, match="--resume"):
         train(chips, tmp_path / "m.pt", options(tmp_path, steps=3), interrupt_at(2))
     report = train(chips, tmp_path / "m.pt", TrainOptions(
-        preset="tiny", overrides={**TINY, "steps": 3, "tta": True}, resume=True,
-        checkpoint_dir=tmp_path / "run", device="cpu"))
-    assert report.resumed_from == 2 and read_model_file(tmp_path / "m.pt").architecture.tta
+        preset="tiny", overrides={**TINY, "steps": 3, "tta": True, "unsure_below": 0.45},
+        resume=True, checkpoint_dir=tmp_path / "run", device="cpu"))
+    resumed = read_model_file(tmp_path / "m.pt").architecture
+    assert report.resumed_from == 2 and resumed.tta and resumed.unsure_below == 0.45
     # Nor does it stop a new run from starting from the model's weights.
     tuned = train(chips, tmp_path / "tuned.pt", TrainOptions(
         preset="tiny", overrides={**TINY, "steps": 1}, init_from=tmp_path / "m.pt",
         checkpoint_dir=tmp_path / "tuned", device="cpu"))
-    assert not read_model_file(tuned.model_path).architecture.tta
+    tuned_architecture = read_model_file(tuned.model_path).architecture
+    assert not tuned_architecture.tta and tuned_architecture.unsure_below == 0.5
 
 
 def test_pix2pix_needs_paired_chips(unpaired_chips, tmp_path):
