@@ -67,7 +67,7 @@ from .options import ProgressBar, creation_options, overwrite_opt, seed_opt
               default=DEFAULT_SIGMA,
               show_default=True, metavar="PX",
               help="Shaded maps: blur the pixels the model is unsure of (tinted past their "
-                   "class colour, the class at less than even odds) by a Gaussian of PX "
+                   "class colour, the class at odds under --unsure-below) by a Gaussian of PX "
                    "pixels, so that they take the colour around them instead of speckling; "
                    "0 draws each pixel on its own.")
 @click.option("--unsure-below", "unsure_below", type=click.FloatRange(0, 1), default=None,
