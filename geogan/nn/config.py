@@ -501,7 +501,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # and rotations by default (``tta``): on two trainings every figure rose, validation
     # mIoU per photo by 0.007 on each. Averaged so, their maps count a pixel unsure (and
     # blur it) under odds of 0.45, not 0.5 (``unsure_below``): on four trainings
-    # validation mIoU per photo rose by 0.005-0.006 on each, for SSIM -0.001 to -0.003,
+    # validation mIoU per photo rose by 0.005-0.006 on each, for SSIM -0.002 to -0.003,
     # the unfamiliar pairs' SSIM staying 0.002-0.006 above the blank map's.
     "faithful": {"ngf": 64, "ndf": 64, "epochs": 200, "batch_size": 4, "lr": 5e-4,
                  "decay_start": 0.75, "beta2": 0.99, "dropout": 0.0, "unet_levels": 6,
