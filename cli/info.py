@@ -75,7 +75,9 @@ def _format(path: Path, d: dict[str, Any]) -> str:
                              "flips and rotations, averaged)"),
     ]
     if arch.get("palette"):
-        below = arch.get("unsure_below", 0.5)
+        from geogan.inference.class_colours import UNSURE_BELOW  # files from before the key
+
+        below = arch.get("unsure_below", UNSURE_BELOW)
         lines.append(f"  shading      pixels whose class has odds under {below:g}, tinted past "
                      "its colour, blurred (--unsure-below)")
     lines += [
