@@ -136,10 +136,11 @@ from .options import ProgressBar, overwrite_opt, seed_opt
                    "overlap as mIoU does [default: 0].")
 @click.option("--lambda-lovasz", type=click.FloatRange(min=0), default=None,
               help="Weight of the class head's Lovász-softmax loss, a surrogate of 1 - IoU "
-                   "itself [default: 0].")
+                   "itself; 0 turns it off [default: 30 faithful, else 0].")
 @click.option("--lovasz-per-image/--lovasz-pooled", default=None,
               help="Score the Lovász loss tile by tile and average, as an mIoU taken photo "
-                   "by photo is, or over the batch's pixels pooled [default: pooled].")
+                   "by photo is, or over the batch's pixels pooled [default: per image "
+                   "faithful, else pooled].")
 @click.option("--deep-supervision", type=click.FloatRange(min=0), default=None, metavar="F",
               help="Weight, relative to --lambda-ce, of class heads on the U-Net decoder's "
                    "1/4, 1/8 and 1/16 levels, trained and not kept [default: 0].")

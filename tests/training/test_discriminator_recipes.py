@@ -213,11 +213,28 @@ def test_pix2pix_trains_with_each_recipe_and_logs_its_losses(overrides: dict[str
             build_configs("pix2pix", 3, 3, 64, overrides={"label_smoothing": 1.0})
     if overrides.get("lovasz_per_image"):
         with pytest.raises(ConfigError, match="needs a Lovász weight"):
-            build_configs("pix2pix", 3, 3, 64, overrides={"lovasz_per_image": True})
+            build_configs("pix2pix", 3, 3, 64, preset="paper",
+                          overrides={"lovasz_per_image": True})
     if "hard_pixels" in overrides:
         with pytest.raises(ConfigError, match="hard pixels"):
             build_configs("pix2pix", 3, 3, 64, overrides={"hard_pixels": 0.0})
     assert float(losses[-1]["g_l1"]) < float(losses[0]["g_l1"])
+
+
+def test_faithful_scores_the_lovasz_loss_per_image_and_a_weight_of_0_turns_both_off() -> None:
+    _, faithful = build_configs("pix2pix", 3, 3, 64, preset="faithful")
+    assert (faithful.lambda_lovasz, faithful.lovasz_per_image) == (30.0, True)
+    _, off = build_configs("pix2pix", 3, 3, 64, preset="faithful",
+                           overrides={"lambda_lovasz": 0.0, "lovasz_per_image": None})
+    assert (off.lambda_lovasz, off.lovasz_per_image) == (0.0, False)
+    _, pooled = build_configs("pix2pix", 3, 3, 64, preset="faithful",
+                              overrides={"lovasz_per_image": False})
+    assert (pooled.lambda_lovasz, pooled.lovasz_per_image) == (30.0, False)
+    with pytest.raises(ConfigError, match="needs a Lovász weight"):  # asked for: refused
+        build_configs("pix2pix", 3, 3, 64, preset="faithful",
+                      overrides={"lambda_lovasz": 0.0, "lovasz_per_image": True})
+    _, paper = build_configs("pix2pix", 3, 3, 64, preset="paper")
+    assert (paper.lambda_lovasz, paper.lovasz_per_image) == (0.0, False)
 
 
 def test_feature_matching_pairs_share_one_diffaugment_draw() -> None:

@@ -333,6 +333,12 @@ def test_existing_outputs_and_checkpoints_are_not_replaced_silently(chips, tmp_p
         train(chips, tmp_path / "m.pt", TrainOptions(
             preset="tiny", overrides={**TINY, "steps": 2, "beta2": 0.99}, resume=True,
             checkpoint_dir=tmp_path / "run"))
+    with pytest.raises(CheckpointError, match=r"lambda_lovasz 0\.0 there, 30\.0 now, "
+                                              r"lovasz_per_image False there, True now"):
+        train(chips, tmp_path / "m.pt", TrainOptions(
+            preset="tiny", overrides={**TINY, "steps": 2, "lambda_lovasz": 30.0,
+                                      "lovasz_per_image": True},
+            resume=True, checkpoint_dir=tmp_path / "run"))
 
 
 def test_a_run_resumes_or_starts_whatever_translate_is_told_to_do(chips, tmp_path,
