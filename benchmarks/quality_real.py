@@ -280,6 +280,8 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
                                  {}),
     # Stop 79: faithful as it was before, without the Lovász loss.
     "faithful/no-lovasz": ("faithful", {"lambda_lovasz": 0.0}, {}),
+    # Stop 79: the Lovász loss per image at the cross-entropy's weight, twice the default's.
+    "faithful/lovasz-image-60": ("faithful", {"lambda_lovasz": 60.0}, {}),
     # Stop 76: the input unsharp-masked (radius 0.5-2 px, amount 0.5-1.5) in half the
     # chips, as a vendor sharpens its imagery: photos unsharp-masked after the fact
     # (--unsharp 1:100) lost the default its water and parks.
@@ -319,7 +321,7 @@ VARIANTS.update({f"{name}/seed-{seed}": (VARIANTS[name][0], {**VARIANTS[name][1]
                               "faithful/blur-0.25", "faithful/no-sharpen",
                               "faithful/lovasz-image-30", "faithful/unsharp-0.5",
                               "faithful/rare-repeat-0.5", "faithful/no-tta",
-                              "faithful/no-lovasz")})
+                              "faithful/no-lovasz", "faithful/lovasz-image-60")})
 
 
 def _ids(data: Path) -> list[str]:
