@@ -508,7 +508,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # also learns from the Lovász-softmax loss, tile by tile (``lambda_lovasz`` 30,
     # ``lovasz_per_image``), a surrogate of 1 - IoU taken as the holdout's mIoU is, photo
     # by photo: on four trainings validation mIoU per photo rose by 0.005-0.015 on each
-    # (mean 0.349 -> 0.358), the unfamiliar pairs' by 0.001-0.018 on three of four.
+    # (mean 0.349 -> 0.358), the unfamiliar pairs' by 0.007-0.018 on three of four.
     "faithful": {"ngf": 64, "ndf": 64, "epochs": 200, "batch_size": 4, "lr": 5e-4,
                  "decay_start": 0.75, "beta2": 0.99, "dropout": 0.0, "unet_levels": 6,
                  "upsample": "resize", "classes": "auto", "rotate": True, "scale_jitter": 1.25,
