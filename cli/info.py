@@ -63,9 +63,11 @@ def _format(path: Path, d: dict[str, Any]) -> str:
         levels = arch.get("unet_levels") or "log2(tile)"
         skip = arch.get("input_skip") or 0
         dropout = arch.get("dropout") or 0
+        blocks = arch.get("decoder_blocks") or 0
         lines.append(f"  U-Net        {levels} levels, {arch.get('upsample', 'transpose')} "
                      "upsampling, " + (f"dropout {dropout:g}" if dropout else "no dropout")
-                     + (f", a full-resolution input path of {skip} channels" if skip else ""))
+                     + (f", a full-resolution input path of {skip} channels" if skip else "")
+                     + (f", {blocks} residual block(s) a decoder level" if blocks else ""))
     if arch.get("palette"):
         colours = ", ".join(arch.get("class_names") or [str(c) for c in arch["palette"]])
         lines.append(f"  class head   {len(arch['palette'])} classes: {colours}")

@@ -172,6 +172,9 @@ from .options import ProgressBar, overwrite_opt, seed_opt
 @click.option("--input-skip", type=click.IntRange(min=0), default=None, metavar="CHANNELS",
               help="A full-resolution path of CHANNELS from the input to the U-Net's output, "
                    "so that edges follow the input pixel by pixel [default: 0, none].")
+@click.option("--decoder-blocks", type=click.IntRange(min=0), default=None, metavar="N",
+              help="Residual blocks after each U-Net decoder level but the outermost "
+                   "[default: 0, none: one convolution a level, as in the paper].")
 @click.option("--mask-nodata/--no-mask-nodata", "masked", default=None,
               help="Leave nodata pixels out of every loss [default: on].")
 @click.option("--val-every", type=click.IntRange(min=0), default=None, metavar="STEPS",

@@ -180,6 +180,10 @@ class UNetGenerator(nn.Module):
             decoder draws. The paper's U-Net sees the input only through its stride-2
             first level, so its output's edges are decoded from a half-resolution grid;
             this path lets them follow the input pixel by pixel.
+        decoder_blocks: :class:`ResnetBlock` s after the upsampling (and norm) of each
+            decoder level but the outermost (0: none, the paper). The paper's decoder
+            has one convolution per level; these let each level work on what it joined
+            from its skip before passing it out.
 
     Raises:
         ValueError: For a depth below 5.
@@ -191,7 +195,7 @@ class UNetGenerator(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, depth: int, ngf: int = 64,
                  norm: str = "batch", dropout: float = 0.5, upsample: str = "transpose",
-                 classes: int = 0, input_skip: int = 0) -> None:
+                 classes: int = 0, input_skip: int = 0, decoder_blocks: int = 0) -> None:
         super().__init__()
         if upsample not in ("transpose", "resize"):
             raise ConfigError(f"unknown upsampling {upsample!r}; use transpose or resize")
@@ -234,6 +238,7 @@ class UNetGenerator(nn.Module):
                 ]
                 if dropout > 0 and k in with_dropout:
                     up.append(nn.Dropout(dropout))
+                up += [ResnetBlock(c[k], norm) for _ in range(decoder_blocks)]
             decoder.append(nn.Sequential(*up))
         self.encoder = nn.ModuleList(encoder)
         self.decoder = nn.ModuleList(decoder)
@@ -498,7 +503,8 @@ def _unet(arch: Architecture, in_channels: int, out_channels: int) -> nn.Module:
     classes = arch.classes if out_channels == arch.out_bands and arch.kind == "pix2pix" else 0
     return UNetGenerator(in_channels, out_channels, arch.unet_depth, ngf=arch.ngf,
                          norm=arch.norm, dropout=arch.dropout, upsample=arch.upsample,
-                         classes=classes, input_skip=arch.input_skip)
+                         classes=classes, input_skip=arch.input_skip,
+                         decoder_blocks=arch.decoder_blocks)
 
 
 def _resnet(arch: Architecture, in_channels: int, out_channels: int) -> nn.Module:

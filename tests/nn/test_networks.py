@@ -17,6 +17,7 @@ from geogan.nn.networks import (
     DISCRIMINATORS,
     GENERATORS,
     PatchDiscriminator,
+    ResnetBlock,
     ResnetGenerator,
     UNetGenerator,
     build_discriminator,
@@ -548,6 +549,42 @@ def test_input_skip_is_built_from_the_architecture_and_checked() -> None:
         tiny(input_skip=-1)
     with pytest.raises(ConfigError, match="resnet generator has none"):
         tiny("cyclegan", input_skip=4)
+
+
+# --- residual blocks in the decoder -------------------------------------------------------
+
+def test_decoder_blocks_follow_each_inner_decoder_level_and_start_as_it_was() -> None:
+    """The blocks sit after each decoder level but the outermost, under new names (the
+    paper's weights load unchanged); with their last norm's scale and shift at zero each
+    block passes its input through, and the network is the plain U-Net again."""
+    torch.manual_seed(0)
+    plain = UNetGenerator(3, 3, depth=5, ngf=4, classes=2, upsample="resize").eval()
+    net = UNetGenerator(3, 3, depth=5, ngf=4, classes=2, upsample="resize",
+                        decoder_blocks=2).eval()
+    added = set(net.state_dict()) - set(plain.state_dict())
+    assert set(plain.state_dict()) < set(net.state_dict())
+    assert {name.split(".")[1] for name in added} == {"1", "2", "3", "4"}
+    blocks = [m for m in net.modules() if isinstance(m, ResnetBlock)]
+    assert [b.block[1].in_channels for b in blocks] == [4, 4, 8, 8, 16, 16, 32, 32]
+    net.load_state_dict({**net.state_dict(), **plain.state_dict()})
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        changed = net(x)
+        for block in blocks:
+            block.block[-1].weight.zero_()
+            block.block[-1].bias.zero_()
+        assert not torch.allclose(changed, plain(x), atol=1e-4)
+        assert torch.allclose(net(x), plain(x), atol=1e-6)
+
+
+def test_decoder_blocks_are_built_from_the_architecture_and_checked() -> None:
+    net = build_generator(tiny(decoder_blocks=1))
+    assert sum(isinstance(m, ResnetBlock) for m in net.modules()) == 5  # 6 levels at 64 px
+    assert not any(isinstance(m, ResnetBlock) for m in build_generator(tiny()).modules())
+    with pytest.raises(ConfigError, match="at least 0"):
+        tiny(decoder_blocks=-1)
+    with pytest.raises(ConfigError, match="resnet generator has none"):
+        tiny("cyclegan", decoder_blocks=1)
 
 
 def test_a_translator_of_an_input_skip_model_translates_as_its_generator() -> None:

@@ -190,6 +190,7 @@ def test_lovasz_per_image_is_the_mean_over_the_tiles_with_a_valid_pixel() -> Non
     {"judge_classes": True},
     {"hard_pixels": 0.25},
     {"input_skip": 4},
+    {"decoder_blocks": 1},
 ])
 def test_pix2pix_trains_with_each_recipe_and_logs_its_losses(overrides: dict[str, Any]) -> None:
     arch, config = build_configs("pix2pix", 3, 3, 64, preset="tiny",
