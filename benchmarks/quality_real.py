@@ -293,9 +293,11 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     # Stop 77: faithful models translate in their 8 flips and rotations by default; this
     # is the same model translated from the tile alone, as before.
     "faithful/no-tta": ("faithful", {}, {"tta": False}),
-    # Stop 80: a residual block (two 3 x 3 convolutions) after each decoder level but the
-    # outermost, where the paper's decoder has one convolution: 60 % more time a step.
-    "faithful/decoder-blocks-1": ("faithful", {"decoder_blocks": 1}, {}),
+    # Stop 80: a residual block (two 3 x 3 convolutions) at the end of each decoder level
+    # but the outermost (5 at 6 levels), where the paper's decoder has one convolution a
+    # level; then at the two finest of them only, which trace the roads.
+    "faithful/decoder-blocks-5": ("faithful", {"decoder_blocks": 5}, {}),
+    "faithful/decoder-blocks-2": ("faithful", {"decoder_blocks": 2}, {}),
     "paper+resize": ("paper", {"upsample": "resize"}, {}),
     "paper+rotate-scale": ("paper", {"rotate": True, "scale_jitter": 1.25}, {}),
     "paper+crop-jitter": ("paper", {"crop_jitter": True}, {}),
@@ -325,7 +327,7 @@ VARIANTS.update({f"{name}/seed-{seed}": (VARIANTS[name][0], {**VARIANTS[name][1]
                               "faithful/lovasz-image-30", "faithful/unsharp-0.5",
                               "faithful/rare-repeat-0.5", "faithful/no-tta",
                               "faithful/no-lovasz", "faithful/lovasz-image-60",
-                              "faithful/decoder-blocks-1")})
+                              "faithful/decoder-blocks-5", "faithful/decoder-blocks-2")})
 
 
 def _ids(data: Path) -> list[str]:

@@ -67,7 +67,7 @@ def _format(path: Path, d: dict[str, Any]) -> str:
         lines.append(f"  U-Net        {levels} levels, {arch.get('upsample', 'transpose')} "
                      "upsampling, " + (f"dropout {dropout:g}" if dropout else "no dropout")
                      + (f", a full-resolution input path of {skip} channels" if skip else "")
-                     + (f", {blocks} residual block(s) a decoder level" if blocks else ""))
+                     + (f", a residual block in {blocks} decoder level(s)" if blocks else ""))
     if arch.get("palette"):
         colours = ", ".join(arch.get("class_names") or [str(c) for c in arch["palette"]])
         lines.append(f"  class head   {len(arch['palette'])} classes: {colours}")

@@ -173,8 +173,8 @@ from .options import ProgressBar, overwrite_opt, seed_opt
               help="A full-resolution path of CHANNELS from the input to the U-Net's output, "
                    "so that edges follow the input pixel by pixel [default: 0, none].")
 @click.option("--decoder-blocks", type=click.IntRange(min=0), default=None, metavar="N",
-              help="Residual blocks after each U-Net decoder level but the outermost "
-                   "[default: 0, none: one convolution a level, as in the paper].")
+              help="End the N finest U-Net decoder levels but the outermost in a residual "
+                   "block [default: 0, none: one convolution a level, as in the paper].")
 @click.option("--mask-nodata/--no-mask-nodata", "masked", default=None,
               help="Leave nodata pixels out of every loss [default: on].")
 @click.option("--val-every", type=click.IntRange(min=0), default=None, metavar="STEPS",

@@ -97,11 +97,11 @@ class Architecture:
             output (0: none, the paper, whose output is decoded from a half-resolution
             grid): two 3 x 3 convolutions whose result is added to the decoder's, so that
             the output's edges can follow the input's pixel by pixel.
-        decoder_blocks: Residual blocks (:class:`~geogan.nn.networks.ResnetBlock`) after
-            each U-Net decoder level but the outermost (0: none, the paper, whose decoder
-            has one convolution per level). More non-linearity where the decoder joins a
-            skip to what it decoded; one block makes a ``faithful`` step about 1.6 times as
-            long on a CPU.
+        decoder_blocks: U-Net decoder levels, from the second finest inward, that end in a
+            residual block (:class:`~geogan.nn.networks.ResnetBlock`; 0: none, the paper,
+            whose decoder has one convolution a level). More non-linearity where the
+            decoder joins a skip to what it decoded, for tracing thin shapes; the
+            coarser levels hold the most weights, so each level inward costs more.
         palette: Colours of the target domain's classes, one tuple of band values per
             class, when the target is a flat-colour map; the generator then also
             predicts a class per pixel and ``translate`` can write crisp palette
@@ -191,6 +191,9 @@ class Architecture:
                               f"{self.generator} generator has none")
         if self.decoder_blocks < 0:
             raise ConfigError(f"decoder_blocks must be at least 0, not {self.decoder_blocks}")
+        if self.decoder_blocks >= self.unet_depth:
+            raise ConfigError(f"a U-Net of {self.unet_depth} levels has {self.unet_depth - 1} "
+                              f"decoder levels for blocks, not {self.decoder_blocks}")
         if self.decoder_blocks and self.generator != "unet":
             raise ConfigError("decoder_blocks are blocks of the U-Net generator; the "
                               f"{self.generator} generator has none")

@@ -180,10 +180,10 @@ class UNetGenerator(nn.Module):
             decoder draws. The paper's U-Net sees the input only through its stride-2
             first level, so its output's edges are decoded from a half-resolution grid;
             this path lets them follow the input pixel by pixel.
-        decoder_blocks: :class:`ResnetBlock` s after the upsampling (and norm) of each
-            decoder level but the outermost (0: none, the paper). The paper's decoder
-            has one convolution per level; these let each level work on what it joined
-            from its skip before passing it out.
+        decoder_blocks: Decoder levels, from level 1 (the second finest) inward, that
+            end in a :class:`ResnetBlock` (0: none, the paper, whose decoder has one
+            convolution a level): each such level works on what it joined from its
+            skip before passing it out.
 
     Raises:
         ValueError: For a depth below 5.
@@ -201,6 +201,9 @@ class UNetGenerator(nn.Module):
             raise ConfigError(f"unknown upsampling {upsample!r}; use transpose or resize")
         if depth < self.MIN_DEPTH:
             raise ValueError(f"the U-Net needs a depth of at least {self.MIN_DEPTH}, not {depth}")
+        if not 0 <= decoder_blocks < depth:
+            raise ValueError(f"a U-Net of depth {depth} has blocks for 0 to {depth - 1} "
+                             f"decoder levels, not {decoder_blocks}")
         make_norm = norm_layer(norm)
         bias = _conv_bias(norm)
         self.in_channels = in_channels
@@ -238,7 +241,8 @@ class UNetGenerator(nn.Module):
                 ]
                 if dropout > 0 and k in with_dropout:
                     up.append(nn.Dropout(dropout))
-                up += [ResnetBlock(c[k], norm) for _ in range(decoder_blocks)]
+                if k <= decoder_blocks:
+                    up.append(ResnetBlock(c[k], norm))
             decoder.append(nn.Sequential(*up))
         self.encoder = nn.ModuleList(encoder)
         self.decoder = nn.ModuleList(decoder)

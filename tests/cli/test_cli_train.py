@@ -167,7 +167,7 @@ def test_recipe_options_reach_the_model_files_training_record(chips, tmp_path):
 
 @pytest.mark.parametrize(("option", "key", "value", "described"), [
     ("--input-skip", "input_skip", 8, "a full-resolution input path of 8 channels"),
-    ("--decoder-blocks", "decoder_blocks", 1, "1 residual block(s) a decoder level"),
+    ("--decoder-blocks", "decoder_blocks", 2, "a residual block in 2 decoder level(s)"),
     ("--dropout", "dropout", 0, "transpose upsampling, no dropout"),
 ])
 def test_network_options_reach_the_architecture_and_info_names_them(chips, tmp_path, option,

@@ -553,19 +553,20 @@ def test_input_skip_is_built_from_the_architecture_and_checked() -> None:
 
 # --- residual blocks in the decoder -------------------------------------------------------
 
-def test_decoder_blocks_follow_each_inner_decoder_level_and_start_as_it_was() -> None:
-    """The blocks sit after each decoder level but the outermost, under new names (the
-    paper's weights load unchanged); with their last norm's scale and shift at zero each
-    block passes its input through, and the network is the plain U-Net again."""
+def test_decoder_blocks_end_the_finest_inner_levels_and_start_as_they_were() -> None:
+    """N blocks end decoder levels 1 to N (the outermost, level 0, draws the output),
+    under new names (the paper's weights load unchanged); with their last norm's scale
+    and shift at zero each block passes its input through: the plain U-Net again."""
     torch.manual_seed(0)
     plain = UNetGenerator(3, 3, depth=5, ngf=4, classes=2, upsample="resize").eval()
     net = UNetGenerator(3, 3, depth=5, ngf=4, classes=2, upsample="resize",
-                        decoder_blocks=2).eval()
+                        decoder_blocks=3).eval()
     added = set(net.state_dict()) - set(plain.state_dict())
     assert set(plain.state_dict()) < set(net.state_dict())
-    assert {name.split(".")[1] for name in added} == {"1", "2", "3", "4"}
+    assert {name.split(".")[1] for name in added} == {"1", "2", "3"}
     blocks = [m for m in net.modules() if isinstance(m, ResnetBlock)]
-    assert [b.block[1].in_channels for b in blocks] == [4, 4, 8, 8, 16, 16, 32, 32]
+    assert [b.block[1].in_channels for b in blocks] == [4, 8, 16]
+    assert all(isinstance(net.decoder[k][-1], ResnetBlock) for k in (1, 2, 3))
     net.load_state_dict({**net.state_dict(), **plain.state_dict()})
     x = torch.rand(2, 3, 64, 64) * 2 - 1
     with torch.no_grad():
@@ -578,18 +579,24 @@ def test_decoder_blocks_follow_each_inner_decoder_level_and_start_as_it_was() ->
 
 
 def test_decoder_blocks_are_built_from_the_architecture_and_checked() -> None:
-    net = build_generator(tiny(decoder_blocks=1))
-    assert sum(isinstance(m, ResnetBlock) for m in net.modules()) == 5  # 6 levels at 64 px
+    net = build_generator(tiny(decoder_blocks=5))  # every inner level of 6 at 64 px
+    assert sum(isinstance(m, ResnetBlock) for m in net.modules()) == 5
     assert not any(isinstance(m, ResnetBlock) for m in build_generator(tiny()).modules())
     with pytest.raises(ConfigError, match="at least 0"):
         tiny(decoder_blocks=-1)
+    with pytest.raises(ConfigError, match="5 decoder levels for blocks, not 6"):
+        tiny(decoder_blocks=6)
     with pytest.raises(ConfigError, match="resnet generator has none"):
         tiny("cyclegan", decoder_blocks=1)
+    with pytest.raises(ValueError, match="0 to 4 decoder levels, not 5"):
+        UNetGenerator(3, 3, depth=5, decoder_blocks=5)
 
 
-def test_a_translator_of_an_input_skip_model_translates_as_its_generator() -> None:
+@pytest.mark.parametrize("added", [{"input_skip": 4}, {"decoder_blocks": 2}])
+def test_a_translator_of_an_input_skip_or_decoder_blocks_model_translates_as_its_generator(
+        added: dict[str, int]) -> None:
     model = make_model(palette=MAP_PALETTE)
-    arch = replace(model.architecture, upsample="resize", unet_levels=5, input_skip=4)
+    arch = replace(model.architecture, upsample="resize", unet_levels=5, **added)
     network = build_generator(arch).eval()
     model = replace(model, architecture=arch, generators={"a2b": network.state_dict()})
     translator = Translator(model, device="cpu", precision="fp32")
