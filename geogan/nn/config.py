@@ -189,6 +189,9 @@ class Architecture:
         if self.input_skip and self.generator != "unet":
             raise ConfigError("input_skip is a path of the U-Net generator; the "
                               f"{self.generator} generator has none")
+        if self.unet_levels and not 5 <= self.unet_levels <= int(math.log2(self.tile_size)):
+            raise ConfigError(f"the U-Net needs 5 to {int(math.log2(self.tile_size))} levels "
+                              f"at {self.tile_size} px, not {self.unet_levels}")
         if self.decoder_blocks < 0:
             raise ConfigError(f"decoder_blocks must be at least 0, not {self.decoder_blocks}")
         if self.decoder_blocks >= self.unet_depth:
@@ -197,9 +200,6 @@ class Architecture:
         if self.decoder_blocks and self.generator != "unet":
             raise ConfigError("decoder_blocks are blocks of the U-Net generator; the "
                               f"{self.generator} generator has none")
-        if self.unet_levels and not 5 <= self.unet_levels <= int(math.log2(self.tile_size)):
-            raise ConfigError(f"the U-Net needs 5 to {int(math.log2(self.tile_size))} levels "
-                              f"at {self.tile_size} px, not {self.unet_levels}")
         if self.tile_size >> (self.d_scales - 1) < MIN_DISCRIMINATOR_SIZE:
             raise ConfigError(f"{self.d_scales} discriminator scales shrink a {self.tile_size} "
                               f"px tile below {MIN_DISCRIMINATOR_SIZE} px; use fewer")

@@ -186,7 +186,7 @@ class UNetGenerator(nn.Module):
             skip before passing it out.
 
     Raises:
-        ValueError: For a depth below 5.
+        ValueError: For a depth below 5, or blocks for more decoder levels than it has.
         ConfigError: For an unknown norm.
     """
 
