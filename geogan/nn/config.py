@@ -98,10 +98,7 @@ class Architecture:
             grid): two 3 x 3 convolutions whose result is added to the decoder's, so that
             the output's edges can follow the input's pixel by pixel.
         decoder_blocks: U-Net decoder levels, from the second finest inward, that end in a
-            residual block (:class:`~geogan.nn.networks.ResnetBlock`; 0: none, the paper,
-            whose decoder has one convolution a level). More non-linearity where the
-            decoder joins a skip to what it decoded, for tracing thin shapes; the
-            coarser levels hold the most weights, so each level inward costs more.
+            residual block (0: none, the paper, whose decoder has one convolution a level).
         palette: Colours of the target domain's classes, one tuple of band values per
             class, when the target is a flat-colour map; the generator then also
             predicts a class per pixel and ``translate`` can write crisp palette
@@ -184,22 +181,18 @@ class Architecture:
         if self.upsample not in UPSAMPLINGS:
             raise ConfigError(f"unknown upsampling {self.upsample!r}; use one of "
                               f"{_names(UPSAMPLINGS)}")
-        if self.input_skip < 0:
-            raise ConfigError(f"input_skip must be at least 0, not {self.input_skip}")
-        if self.input_skip and self.generator != "unet":
-            raise ConfigError("input_skip is a path of the U-Net generator; the "
-                              f"{self.generator} generator has none")
+        for name in ("input_skip", "decoder_blocks"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be at least 0, not {getattr(self, name)}")
+            if getattr(self, name) and self.generator != "unet":
+                raise ConfigError(f"{name} is part of the U-Net generator; the "
+                                  f"{self.generator} generator has none")
         if self.unet_levels and not 5 <= self.unet_levels <= int(math.log2(self.tile_size)):
             raise ConfigError(f"the U-Net needs 5 to {int(math.log2(self.tile_size))} levels "
                               f"at {self.tile_size} px, not {self.unet_levels}")
-        if self.decoder_blocks < 0:
-            raise ConfigError(f"decoder_blocks must be at least 0, not {self.decoder_blocks}")
         if self.decoder_blocks >= self.unet_depth:
             raise ConfigError(f"a U-Net of {self.unet_depth} levels has {self.unet_depth - 1} "
                               f"decoder levels for blocks, not {self.decoder_blocks}")
-        if self.decoder_blocks and self.generator != "unet":
-            raise ConfigError("decoder_blocks are blocks of the U-Net generator; the "
-                              f"{self.generator} generator has none")
         if self.tile_size >> (self.d_scales - 1) < MIN_DISCRIMINATOR_SIZE:
             raise ConfigError(f"{self.d_scales} discriminator scales shrink a {self.tile_size} "
                               f"px tile below {MIN_DISCRIMINATOR_SIZE} px; use fewer")
@@ -504,22 +497,15 @@ PRESETS: dict[str, dict[str, Any]] = {
     # the photo shows instead of a remembered street grid. Pix2Pix only; CycleGAN models
     # get the paper's settings under this name (see PIX2PIX_ONLY_PRESETS).
     # Its learning rate decays over the last quarter of the steps, not the last half: in
-    # 1500 steps the recipe underfits (3000 steps score higher), and five trainings so
-    # decayed each gained 0.04-0.18 dB of PSNR over the same seed decayed from half-way.
-    # For the same reason it has no dropout (the paper's noise source, which regularised
-    # a network that overfitted): on five trainings delta-5 and SSIM rose on each, and
-    # the worst seed's margins over a constant map grew (delta-5 0.001 -> 0.008, PSNR
-    # 0.05 -> 0.08 dB). Adam's second moment averages over about the last hundred steps
-    # (beta2 0.99), not the last thousand, so the step sizes follow the gradients of a
-    # short run: on five trainings validation PSNR rose on each (+0.004 to +0.29 dB),
-    # SSIM held or rose, mean mIoU moved by -0.002, and the worst of three seeds on the
-    # default split went from 0.245 to 0.251. Its models are translated in their 8 flips
-    # and rotations by default (``tta``): on two trainings every figure rose, validation
-    # mIoU per photo by 0.007 on each. Averaged so, their maps count a pixel unsure (and
-    # blur it) under odds of 0.45, not 0.5 (``unsure_below``): on four trainings
-    # validation mIoU per photo rose by 0.005-0.006 on each, for SSIM -0.002 to -0.003,
-    # the unfamiliar pairs' SSIM staying 0.002-0.006 above the blank map's. The class head
-    # also learns from the Lovász-softmax loss, tile by tile (``lambda_lovasz`` 30,
+    # 1500 steps the recipe underfits (3000 steps score higher); five trainings so decayed
+    # each gained 0.04-0.18 dB of PSNR. For the same reason it has no dropout: on five
+    # trainings delta-5 and SSIM rose on each. Adam's second moment averages over about the
+    # last hundred steps (beta2 0.99): on five trainings validation PSNR rose on each
+    # (+0.004 to +0.29 dB). Its models are translated in their 8 flips and rotations by
+    # default (``tta``: validation mIoU per photo +0.007 on two trainings), and count a
+    # pixel unsure (and blur it) under odds of 0.45 (``unsure_below``: +0.005-0.006 on
+    # four, the unfamiliar pairs' SSIM staying above the blank map's). The class head also
+    # learns from the Lovász-softmax loss, tile by tile (``lambda_lovasz`` 30,
     # ``lovasz_per_image``), a surrogate of 1 - IoU taken as the holdout's mIoU is, photo
     # by photo: on four trainings validation mIoU per photo rose by 0.005-0.015 on each
     # (mean 0.349 -> 0.358), the unfamiliar pairs' by 0.007-0.018 on three of four.
