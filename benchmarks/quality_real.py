@@ -298,6 +298,9 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     # level; then at the two finest of them only, which trace the roads.
     "faithful/decoder-blocks-5": ("faithful", {"decoder_blocks": 5}, {}),
     "faithful/decoder-blocks-2": ("faithful", {"decoder_blocks": 2}, {}),
+    # Stop 81: at the finest inner level only (128 px), where the two-level form painted
+    # lakes on cogeo.tif's conifers (seeds 1 and 2).
+    "faithful/decoder-blocks-1": ("faithful", {"decoder_blocks": 1}, {}),
     "paper+resize": ("paper", {"upsample": "resize"}, {}),
     "paper+rotate-scale": ("paper", {"rotate": True, "scale_jitter": 1.25}, {}),
     "paper+crop-jitter": ("paper", {"crop_jitter": True}, {}),
@@ -327,7 +330,8 @@ VARIANTS.update({f"{name}/seed-{seed}": (VARIANTS[name][0], {**VARIANTS[name][1]
                               "faithful/lovasz-image-30", "faithful/unsharp-0.5",
                               "faithful/rare-repeat-0.5", "faithful/no-tta",
                               "faithful/no-lovasz", "faithful/lovasz-image-60",
-                              "faithful/decoder-blocks-5", "faithful/decoder-blocks-2")})
+                              "faithful/decoder-blocks-5", "faithful/decoder-blocks-2",
+                              "faithful/decoder-blocks-1")})
 
 
 def _ids(data: Path) -> list[str]:
