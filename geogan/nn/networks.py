@@ -183,7 +183,7 @@ class UNetGenerator(nn.Module):
         decoder_blocks: Inner decoder levels, from level 1, ending in a :class:`ResnetBlock`.
 
     Raises:
-        ValueError: For a depth below 5.
+        ValueError: For a depth below 5, or decoder blocks outside 0 to depth - 1.
         ConfigError: For an unknown norm.
     """
 
@@ -196,15 +196,15 @@ class UNetGenerator(nn.Module):
         super().__init__()
         if upsample not in ("transpose", "resize"):
             raise ConfigError(f"unknown upsampling {upsample!r}; use transpose or resize")
-        if depth < self.MIN_DEPTH:
-            raise ValueError(f"the U-Net needs a depth of at least {self.MIN_DEPTH}, not {depth}")
+        if depth < self.MIN_DEPTH or not 0 <= decoder_blocks < depth:
+            raise ValueError(f"the U-Net needs a depth of at least {self.MIN_DEPTH} and 0 to "
+                             f"depth - 1 decoder blocks, not depth {depth} with {decoder_blocks}")
         make_norm = norm_layer(norm)
         bias = _conv_bias(norm)
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.classes = classes
         self.depth = depth
-        # Channels after each level: c[0] = in, c[k] = ngf * min(2**(k-1), 8).
         c = [in_channels] + [ngf * min(2**k, 8) for k in range(depth)]
         self.channels = tuple(c)  # c[k]: encoder level k's input, decoder level k's output
         innermost = depth - 1

@@ -588,6 +588,10 @@ def test_decoder_blocks_are_built_from_the_architecture_and_checked() -> None:
         tiny(decoder_blocks=6)
     with pytest.raises(ConfigError, match="resnet generator has none"):
         tiny("cyclegan", decoder_blocks=1)
+    with pytest.raises(ValueError, match="not depth 5 with 5"):
+        UNetGenerator(3, 3, depth=5, decoder_blocks=5)
+    with pytest.raises(ValueError, match="not depth 5 with -1"):
+        UNetGenerator(3, 3, depth=5, decoder_blocks=-1)
 
 
 @pytest.mark.parametrize("added", [{"input_skip": 4}, {"decoder_blocks": 2}])
