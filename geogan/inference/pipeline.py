@@ -139,7 +139,7 @@ class Pipeline:
     """One scene through the three stages (see the module docstring).
 
     Args:
-        source: What to read (the reader opens its own handle) and what to write.
+        source: What to read (opened by :meth:`run` for the reader alone) and what to write.
         bands: 1-based band indexes the model reads.
         output: The output dataset, open for writing (set before :meth:`run`); only the
             writer thread uses it.
@@ -195,9 +195,26 @@ class Pipeline:
             bound_heap()
         else:
             share_heap()
+        # Opened here, not on the reader's thread: GDAL sets a thread up on its first
+        # dataset (7-12 ms, PROJ's context among it), which would delay the first batch.
+        # Only the reader uses it, until it is closed after the stages have ended.
+        try:
+            with self.source.open() as dataset:
+                self._run_stages(dataset)
+        except RasterioError as error:  # opening or closing it: the stages catch their own
+            raise read_error(self.source.path, error) from None
+        if self._errors:
+            raise self._errors[0]
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    def _run_stages(self, dataset: Any) -> None:
+        """The reader (on ``dataset``) and the writer on threads of their own, the generator
+        on this one, until all three have ended."""
         threads = [threading.Thread(target=self._guarded, args=(stage,), daemon=True,
-                                    name=f"geogan-{stage.__name__.strip('_')}")
-                   for stage in (self._read, self._write)]
+                                    name=f"geogan-{name}")
+                   for name, stage in (("read", lambda: self._read(dataset)),
+                                       ("write", self._write))]
         for thread in threads:
             thread.start()
         try:
@@ -208,10 +225,6 @@ class Pipeline:
         finally:
             for thread in threads:
                 thread.join()
-        if self._errors:
-            raise self._errors[0]
-
-    # -- plumbing ---------------------------------------------------------------------
 
     def _guarded(self, stage: Callable[[], None]) -> None:
         try:
@@ -246,35 +259,34 @@ class Pipeline:
 
     # -- stages -----------------------------------------------------------------------
 
-    def _read(self) -> None:
+    def _read(self, dataset: Any) -> None:
+        """The reader stage, on ``dataset`` (the source, opened by :meth:`run`)."""
         grid, tile = self.grid, self.grid.tile_size
         tiles: list[NDArray[np.float32]] = []
         windows: list[tuple[int, int]] = []
         masks: list[NDArray[np.bool_] | None] = []  # with a window filter, which pixels it keeps
         try:
-            with self.source.open() as dataset:
-                strips = Strips(dataset, self.bands, self.translator, self.source.region,
-                                tile)
-                for i, row_off in enumerate(grid.row_starts):
-                    height = min(tile, grid.height - row_off)
-                    if not self.touches_context(row_off, 0):  # the margin only: not needed
-                        nothing = np.zeros((height, grid.width), bool)
-                        self._put(self._to_generator, _Row(i, 0, nothing))
-                        continue
-                    strip, valid = strips.read(row_off, height)
-                    run = [j for j, col_off in enumerate(grid.col_starts)
-                           if self.touches_context(col_off, 1)
-                           and valid[:, col_off:col_off + tile].any()]
-                    # Announced first: the writer finishes the row's columns as they come.
-                    self._put(self._to_generator, _Row(i, len(run), valid))
-                    for j in run:
-                        tiles.append(strips.tile(strip, valid, grid.col_starts[j]))
-                        windows.append((i, j))
-                        if self.window_filter is not None:
-                            masks.append(strips.tile_validity(valid, grid.col_starts[j]))
-                        if len(tiles) == self.batch_size:
-                            self._put(self._to_generator, _batch(tiles, windows, masks))
-                            tiles, windows, masks = [], [], []
+            strips = Strips(dataset, self.bands, self.translator, self.source.region, tile)
+            for i, row_off in enumerate(grid.row_starts):
+                height = min(tile, grid.height - row_off)
+                if not self.touches_context(row_off, 0):  # the margin only: not needed
+                    nothing = np.zeros((height, grid.width), bool)
+                    self._put(self._to_generator, _Row(i, 0, nothing))
+                    continue
+                strip, valid = strips.read(row_off, height)
+                run = [j for j, col_off in enumerate(grid.col_starts)
+                       if self.touches_context(col_off, 1)
+                       and valid[:, col_off:col_off + tile].any()]
+                # Announced first: the writer finishes the row's columns as they come.
+                self._put(self._to_generator, _Row(i, len(run), valid))
+                for j in run:
+                    tiles.append(strips.tile(strip, valid, grid.col_starts[j]))
+                    windows.append((i, j))
+                    if self.window_filter is not None:
+                        masks.append(strips.tile_validity(valid, grid.col_starts[j]))
+                    if len(tiles) == self.batch_size:
+                        self._put(self._to_generator, _batch(tiles, windows, masks))
+                        tiles, windows, masks = [], [], []
         except RasterioError as error:
             raise read_error(self.source.path, error) from None
         if tiles:

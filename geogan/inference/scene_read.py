@@ -41,7 +41,8 @@ class SceneRead:
 
     @contextlib.contextmanager
     def open(self) -> Iterator[Any]:
-        """The source, opened for this thread alone (through the WarpedVRT, if any)."""
+        """A handle of the source's own (through the WarpedVRT, if any), for one thread
+        at a time."""
         with rasterio.open(self.path) as dataset:
             if self.warp is None:
                 yield dataset

@@ -15,6 +15,7 @@ import shlex
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ from geogan.errors import (
 from geogan.grids.windows import WindowGrid
 from geogan.inference.batch import translate_batch
 from geogan.inference.scene import translate_raster
+from geogan.inference.scene_read import SceneRead
 from geogan.inference.translator import Translator, load_model
 
 # -- models and scenes ----------------------------------------------------------------
@@ -363,6 +365,7 @@ import json, resource, sys, tracemalloc
 import torch
 torch.set_num_threads(1)
 from geogan.inference.scene import translate_raster
+from geogan.inference.scene_read import SceneRead
 from geogan.inference.translator import load_model
 translator = load_model(sys.argv[1], device="cpu", precision="fp32")
 def rss_kb():
@@ -497,6 +500,33 @@ def test_a_write_failure_leaves_the_previous_output_untouched(monkeypatch, model
         translate_raster(scene, out, models["p2p_u8"], overwrite=True, **CPU)
     assert calls == [0, 256]  # whole blocks of 256 rows; the second one failed
     assert sorted(os.listdir(out.parent)) == listing
+    assert out.read_bytes() == before
+    assert not leftovers(out.parent)
+
+
+def test_the_scene_is_opened_once_on_the_calling_thread(monkeypatch, models, previous):
+    """The reader's handle is opened before its thread starts (a fresh thread pays GDAL's
+    set-up on its first dataset), and a scene that cannot be opened then is an
+    InputError naming it, with the previous output untouched."""
+    scene, out, before = previous
+    opened = []
+    original = SceneRead.open
+
+    def recording(self):
+        opened.append(threading.current_thread().name)
+        return original(self)
+
+    monkeypatch.setattr(SceneRead, "open", recording)
+    translate_raster(scene, out, models["p2p_u8"], overwrite=True, **CPU)
+    assert opened == [threading.current_thread().name]
+    assert out.read_bytes() == before  # the same bytes as the run before
+
+    def failing(self):
+        raise RasterioError("the share went away")
+
+    monkeypatch.setattr(SceneRead, "open", failing)
+    with pytest.raises(InputError, match=r"cannot read .*: the share went away"):
+        translate_raster(scene, out, models["p2p_u8"], overwrite=True, **CPU)
     assert out.read_bytes() == before
     assert not leftovers(out.parent)
 
