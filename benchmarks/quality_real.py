@@ -301,6 +301,9 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     # Stop 81: at the finest inner level only (128 px), where the two-level form painted
     # lakes on cogeo.tif's conifers (seeds 1 and 2).
     "faithful/decoder-blocks-1": ("faithful", {"decoder_blocks": 1}, {}),
+    # Stop 82: the class head trained on every map pixel, the 13 % of anti-aliased edges
+    # the cross-entropy left out among them (each with its nearest colour, as scored).
+    "faithful/class-edges": ("faithful", {"class_edges": True}, {}),
     "paper+resize": ("paper", {"upsample": "resize"}, {}),
     "paper+rotate-scale": ("paper", {"rotate": True, "scale_jitter": 1.25}, {}),
     "paper+crop-jitter": ("paper", {"crop_jitter": True}, {}),
@@ -331,7 +334,7 @@ VARIANTS.update({f"{name}/seed-{seed}": (VARIANTS[name][0], {**VARIANTS[name][1]
                               "faithful/rare-repeat-0.5", "faithful/no-tta",
                               "faithful/no-lovasz", "faithful/lovasz-image-60",
                               "faithful/decoder-blocks-5", "faithful/decoder-blocks-2",
-                              "faithful/decoder-blocks-1")})
+                              "faithful/decoder-blocks-1", "faithful/class-edges")})
 
 
 def _ids(data: Path) -> list[str]:

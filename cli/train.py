@@ -131,6 +131,10 @@ from .options import ProgressBar, overwrite_opt, seed_opt
               help="Draw the chips that hold a rare map class more often: a class held by "
                    "a share f < T of the training chips makes them count sqrt(T / f) "
                    "times, rounded (repeat factor sampling) [default: 0, off].")
+@click.option("--class-edges/--no-class-edges", default=None,
+              help="Train the class head on every map pixel, anti-aliased edges too (each "
+                   "with its nearest palette colour, as palette scores snap a map), or "
+                   "leave out those between two colours [default: left out].")
 @click.option("--lambda-dice", type=click.FloatRange(min=0), default=None,
               help="Weight of the class head's soft Dice loss, which scores each class's "
                    "overlap as mIoU does [default: 0].")

@@ -304,10 +304,13 @@ class TrainConfig:
         classes: ``off``, or ``auto``: when the target chips are a flat-colour map, learn
             its palette and train a class head beside the image output.
         lambda_ce: Weight of the class head's cross-entropy (pixels between palette
-            colours, such as anti-aliased edges, are left out). Against ``lambda_l1``'s
-            100 the head needs tens to shape the shared layers: on real aerial → map
-            pairs, 30 raised the mIoU from 0.14 to 0.18, and ``faithful``'s 60 beat 30 on
-            each of three seeds (benchmarks/quality_real.py).
+            colours, such as anti-aliased edges, are left out unless ``class_edges``).
+            Against ``lambda_l1``'s 100 the head needs tens to shape the shared layers: on
+            real aerial → map pairs, 30 raised the mIoU from 0.14 to 0.18, and
+            ``faithful``'s 60 beat 30 on each of three seeds (benchmarks/quality_real.py).
+        class_edges: Train the class head on every target pixel, each with its nearest
+            palette colour's class (anti-aliased edges too, as palette scores snap a map)
+            instead of leaving out those between two colours.
         class_balance: Each class's cross-entropy is weighted by its share of the target
             pixels to the power ``-class_balance`` (0: equal weights; 0.5: a class 100
             times rarer weighs 10 times more), so that thin roads and small ponds are
@@ -334,12 +337,10 @@ class TrainConfig:
             ``faithful`` does). A ``lambda_lovasz`` of 0 given to :func:`build_configs`
             turns this off too unless it is given as well.
         deep_supervision: Weight, relative to ``lambda_ce``, of the cross-entropy of 1 x 1
-            class heads on the U-Net decoder's levels at 1/4, 1/8 and 1/16 of the tile
-            (0: none), trained beside the generator and left out of the model file, so
-            that the coarse levels, where context decides a class, learn the classes
-            directly (see :mod:`geogan.training.deep_supervision`). On the real maps
-            pairs 0.5 and 1 drew the parks better (IoU + 0.02-0.03) but not the map as
-            a whole (mIoU unchanged, unfamiliar pairs lower), so no preset uses it.
+            class heads on the U-Net decoder's 1/4, 1/8 and 1/16 levels (0: none), trained
+            and left out of the model file, so that the coarse levels, where context
+            decides a class, learn the classes (:mod:`geogan.training.deep_supervision`);
+            on the real maps pairs it drew parks better but not the map: no preset uses it.
         lambda_fm: Weight of pix2pixHD's feature-matching loss: the generator matches
             the discriminator's activations on real pairs (0: none, as the paper).
         judge_classes: With a class head, the discriminator judges what the head draws
@@ -351,10 +352,9 @@ class TrainConfig:
             class head's losses alone, as ``lambda_gan`` 0 would, and leaves image
             targets (SAR → optical, DSM → imagery) their discriminator: ``translate``
             draws a map model's output from its class head, which the discriminator does
-            not judge, so it adds little there (on real aerial → map pairs four
-            trainings without it scored within the spread of six with it) and takes
-            half of a float32 step's time. Any discriminator setting given explicitly
-            (see :data:`DISCRIMINATOR_SETTINGS`) keeps it.
+            not judge, so it adds little there (on real maps pairs, within the seeds'
+            spread) for half of a float32 step's time. Any discriminator setting given
+            explicitly (see :data:`DISCRIMINATOR_SETTINGS`) keeps it.
         masked: Leave nodata pixels (in either chip) out of every loss.
         val_every: Validate every this many steps; 0 validates once per epoch.
         precision: ``auto``, ``fp32``, ``bf16`` or ``fp16`` (CUDA only).
@@ -400,6 +400,7 @@ class TrainConfig:
     ema: float = 0.0
     classes: str = "off"
     lambda_ce: float = 1.0
+    class_edges: bool = False
     class_balance: float = 0.0
     label_smoothing: float = 0.0
     hard_pixels: float = 1.0

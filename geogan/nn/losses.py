@@ -160,13 +160,17 @@ fraction of the distance to the second nearest: anti-aliased edges and text, whi
 between two colours, are left out."""
 
 
-def class_targets(target: Tensor, colours: Tensor, mask: Tensor | None = None) -> Tensor:
+def class_targets(target: Tensor, colours: Tensor, mask: Tensor | None = None,
+                  edges: bool = False) -> Tensor:
     """The class of each pixel of a flat-colour target, or :data:`IGNORED_CLASS`.
 
     Args:
         target: (N, C, H, W) normalised target values.
         colours: (K, C) the palette in the same units, K >= 2.
         mask: Optional (N, 1, H, W) validity; invalid pixels are ignored.
+        edges: Give every pixel its nearest colour's class, anti-aliased edges too, as
+            palette scores snap a map, instead of leaving out pixels without a clear
+            class (:data:`CLEAR_CLASS_RATIO`).
 
     Returns:
         (N, H, W) int64 class indices, without gradient.
@@ -177,7 +181,8 @@ def class_targets(target: Tensor, colours: Tensor, mask: Tensor | None = None) -
                                 colours.float()[None])[0]  # (N*H*W, K)
         two = distances.topk(2, dim=1, largest=False)
         classes = two.indices[:, 0].clone()
-        classes[two.values[:, 0] > CLEAR_CLASS_RATIO * two.values[:, 1]] = IGNORED_CLASS
+        if not edges:
+            classes[two.values[:, 0] > CLEAR_CLASS_RATIO * two.values[:, 1]] = IGNORED_CLASS
         classes = classes.view(pixels.shape[:3])
         if mask is not None:
             classes[mask[:, 0] <= 0] = IGNORED_CLASS

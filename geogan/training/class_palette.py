@@ -82,18 +82,20 @@ def class_weights(architecture: Architecture, config: TrainConfig, folder: ChipF
     colours = normalized_colours(architecture.palette, normalization)
     counts = torch.ones(len(architecture.palette), dtype=torch.float64)  # no zero shares
     for image, valid in zip(images, valids, strict=True):
-        counts += class_counts(image, valid, colours, normalization).double()
+        counts += class_counts(image, valid, colours, normalization,
+                               edges=config.class_edges).double()
     weights = (counts / counts.sum()) ** -config.class_balance
     return (weights / weights.mean()).float()
 
 
 def class_counts(image: np.ndarray, valid: np.ndarray, colours: torch.Tensor,
-                 normalization: BandNormalization) -> torch.Tensor:
+                 normalization: BandNormalization, edges: bool = False) -> torch.Tensor:
     """(K,) int64: the pixels of each palette class in one target chip, (C, H, W) in the
-    raster's values; pixels between two colours, and invalid ones, count for none."""
+    raster's values; invalid pixels count for none, and pixels between two colours too
+    unless ``edges`` (as the class head is trained: ``TrainConfig.class_edges``)."""
     target = torch.from_numpy(normalization.normalize(image))[None]  # (1, C, H, W)
     mask = torch.from_numpy(valid.astype(np.float32))[None, None]
-    classes = class_targets(target, colours, mask)
+    classes = class_targets(target, colours, mask, edges)
     return torch.bincount(classes[classes >= 0], minlength=len(colours))
 
 

@@ -222,7 +222,8 @@ class GANTrainer(ABC):
         config = self.config
         out = dict(batch)
         if self.class_colours is not None:
-            out["classes"] = class_targets(out["b"], self.class_colours, out["mask_b"])
+            out["classes"] = class_targets(out["b"], self.class_colours, out["mask_b"],
+                                           edges=config.class_edges)
         if not self.augmenting:
             return out
         if config.geometric:

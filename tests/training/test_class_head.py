@@ -25,6 +25,7 @@ from geogan.nn.losses import IGNORED_CLASS, class_targets
 from geogan.nn.model_file import ModelFile, read_model_file, save_model_file
 from geogan.nn.networks import build_generator
 from geogan.nn.normalization import BandNormalization
+from geogan.training.class_palette import class_counts
 from geogan.training.loop import TrainOptions, train
 from tests.helpers import MAP_PALETTE, write_map_chips, write_raster
 
@@ -56,6 +57,24 @@ def test_class_targets_leave_blends_and_nodata_out() -> None:
     mask = torch.tensor([1.0, 1.0, 1.0, 0.0]).view(1, 1, 1, 4)
     classes = class_targets(target, colours, mask)
     assert classes.tolist() == [[[0, IGNORED_CLASS, 1, IGNORED_CLASS]]]
+
+
+def test_class_edges_give_every_valid_pixel_its_nearest_colours_class() -> None:
+    """``--class-edges``: an anti-aliased pixel nearer one colour (but not clearly) is that
+    colour's class, in the targets and in the counts the class weights come from; nodata
+    stays out."""
+    colours = torch.tensor([[-1.0, -1.0], [1.0, 1.0]])
+    normalization = BandNormalization((0.0, 0.0), (255.0, 255.0), "uint8", None)
+    image = np.array([[13, 153, 249, 153]] * 2, np.uint8)[:, None, :]  # (2 bands, 1, 4)
+    valid = np.array([[True, True, True, False]])
+    target = torch.from_numpy(normalization.normalize(image))[None]
+    mask = torch.from_numpy(valid.astype(np.float32))[None, None]
+    assert class_targets(target, colours, mask).tolist() == [[[0, IGNORED_CLASS, 1,
+                                                               IGNORED_CLASS]]]
+    assert class_targets(target, colours, mask, edges=True).tolist() == [[[0, 1, 1,
+                                                                           IGNORED_CLASS]]]
+    assert class_counts(image, valid, colours, normalization).tolist() == [1, 1]
+    assert class_counts(image, valid, colours, normalization, edges=True).tolist() == [1, 2]
 
 
 def test_the_palette_is_learnt_and_round_trips_through_the_model_file(

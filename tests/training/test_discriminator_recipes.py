@@ -191,12 +191,13 @@ def test_lovasz_per_image_is_the_mean_over_the_tiles_with_a_valid_pixel() -> Non
     {"hard_pixels": 0.25},
     {"input_skip": 4},
     {"decoder_blocks": 1},
+    {"class_edges": True},
 ])
 def test_pix2pix_trains_with_each_recipe_and_logs_its_losses(overrides: dict[str, Any]) -> None:
     arch, config = build_configs("pix2pix", 3, 3, 64, preset="tiny",
                                  overrides={**TINY, "lr": 2e-3, **overrides})
     if {"lambda_dice", "lambda_lovasz", "label_smoothing", "judge_classes",
-            "hard_pixels"} & overrides.keys():
+            "hard_pixels", "class_edges"} & overrides.keys():
         arch = type(arch)(**{**arch.to_dict(), "palette": PALETTE})
     torch.manual_seed(0)
     colours = torch.tensor(PALETTE) if arch.palette else None
