@@ -95,7 +95,7 @@ def class_counts(image: np.ndarray, valid: np.ndarray, colours: torch.Tensor,
     unless ``edges`` (as the class head is trained: ``TrainConfig.class_edges``)."""
     target = torch.from_numpy(normalization.normalize(image))[None]  # (1, C, H, W)
     mask = torch.from_numpy(valid.astype(np.float32))[None, None]
-    classes = class_targets(target, colours, mask, edges)
+    classes = class_targets(target, colours, mask, edges=edges)
     return torch.bincount(classes[classes >= 0], minlength=len(colours))
 
 
