@@ -141,6 +141,9 @@ from .options import ProgressBar, overwrite_opt, seed_opt
 @click.option("--lambda-lovasz", type=click.FloatRange(min=0), default=None,
               help="Weight of the class head's Lovász-softmax loss, a surrogate of 1 - IoU "
                    "itself; 0 turns it off [default: 30 faithful, else 0].")
+@click.option("--lambda-cldice", type=click.FloatRange(min=0), default=None,
+              help="Weight of the class head's soft clDice loss, which punishes a road "
+                   "drawn in pieces for its breaks [default: 0].")
 @click.option("--lovasz-per-image/--lovasz-pooled", default=None,
               help="Score the Lovász loss tile by tile and average, as an mIoU taken photo "
                    "by photo is, or over the batch's pixels pooled [default: per image "

@@ -336,6 +336,9 @@ class TrainConfig:
             mIoU taken photo by photo is, instead of over the batch's pixels pooled (as
             ``faithful`` does). A ``lambda_lovasz`` of 0 given to :func:`build_configs`
             turns this off too unless it is given as well.
+        lambda_cldice: Weight of the class head's soft clDice loss (0: none), which
+            scores how much of each class's centre lines the drawing covers and keeps
+            inside, so that a road drawn in pieces is punished for its breaks.
         deep_supervision: Weight, relative to ``lambda_ce``, of the cross-entropy of 1 x 1
             class heads on the U-Net decoder's 1/4, 1/8 and 1/16 levels (0: none), trained
             and left out of the model file, so that the coarse levels, where context
@@ -360,10 +363,9 @@ class TrainConfig:
         precision: ``auto``, ``fp32``, ``bf16`` or ``fp16`` (CUDA only).
         seed: Fixes initialisation, data order, augmentation and dropout.
         workers: DataLoader worker processes; 0 loads in the training process; ``None``
-            chooses: 0 when training on a CPU (a worker competes with the training
-            threads for the cores: 0.34 s/step without, 0.38–0.42 s/step with one, for
-            the paper Pix2Pix on 2 cores, where loading takes under 2 % of the step), else
-            half the CPU cores, at most 4.
+            chooses: 0 on a CPU (a worker competes with the training threads: 0.34 s a
+            paper Pix2Pix step on 2 cores without, 0.38–0.42 s with one), else half the
+            CPU cores, at most 4.
     """
 
     batch_size: int = 1
@@ -408,6 +410,7 @@ class TrainConfig:
     rare_repeat: float = 0.0
     lambda_lovasz: float = 0.0
     lovasz_per_image: bool = False
+    lambda_cldice: float = 0.0
     deep_supervision: float = 0.0
     lambda_fm: float = 0.0
     judge_classes: bool = False
@@ -443,17 +446,13 @@ class TrainConfig:
             raise ConfigError(f"scale jitter must be from 1 to 4, not {self.scale_jitter}")
         if not 0.0 <= self.photometric < 1.0:
             raise ConfigError(f"photometric jitter must be in [0, 1), not {self.photometric}")
-        if not 0.0 <= self.colour <= 1.0:
-            raise ConfigError(f"colour jitter must be in [0, 1], not {self.colour}")
-        if not 0.0 <= self.shadow <= 1.0:
-            raise ConfigError(f"the shadow probability must be in [0, 1], not {self.shadow}")
-        if not 0.0 <= self.blur <= 1.0:
-            raise ConfigError(f"the blur probability must be in [0, 1], not {self.blur}")
-        if not 0.0 <= self.unsharp <= 1.0:
-            raise ConfigError(f"the unsharp-mask probability must be in [0, 1], "
-                              f"not {self.unsharp}")
-        if not 0.0 <= self.cutmix <= 1.0:
-            raise ConfigError(f"the CutMix probability must be in [0, 1], not {self.cutmix}")
+        for name, share in (("colour jitter", self.colour),
+                            ("the shadow probability", self.shadow),
+                            ("the blur probability", self.blur),
+                            ("the unsharp-mask probability", self.unsharp),
+                            ("the CutMix probability", self.cutmix)):
+            if not 0.0 <= share <= 1.0:
+                raise ConfigError(f"{name} must be in [0, 1], not {share}")
         if self.cutmix > 0 and self.batch_size < 2:
             raise ConfigError("CutMix pastes from another pair of the batch: it needs a batch "
                               f"size of 2 or more, not {self.batch_size}")
@@ -465,8 +464,8 @@ class TrainConfig:
         if self.classes not in CLASS_MODES:
             raise ConfigError(f"unknown classes mode {self.classes!r}; use one of "
                               f"{_names(CLASS_MODES)}")
-        if min(self.lambda_ce, self.lambda_dice, self.lambda_lovasz, self.deep_supervision,
-               self.lambda_fm) < 0:
+        if min(self.lambda_ce, self.lambda_dice, self.lambda_lovasz, self.lambda_cldice,
+               self.deep_supervision, self.lambda_fm) < 0:
             raise ConfigError("loss weights must not be negative")
         if not 0.0 <= self.class_balance <= 1.0:
             raise ConfigError(f"class balance must be in [0, 1], not {self.class_balance}")

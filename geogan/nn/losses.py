@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -319,6 +319,74 @@ def _lovasz(logits: Tensor, classes: Tensor) -> Tensor:
         present.append(hits > 0)  # a tensor: no host synchronisation on a GPU
     weights = torch.stack(present).float()
     return (torch.stack(losses) * weights).sum() / weights.sum().clamp_min(1.0)  # 0 if none
+
+
+def masked_cldice(logits: Tensor, classes: Tensor, iterations: int = 3) -> Tensor:
+    """1 - the soft clDice of the class probabilities with the target classes (N, H, W),
+    averaged over the classes present in the batch's target, over the pixels whose class
+    is not :data:`IGNORED_CLASS` (Shit et al. 2021).
+
+    clDice scores how much of each map's centre lines the other covers: the share of the
+    drawn skeleton inside the target, and of the target's skeleton inside the drawing.
+    A road drawn in pieces loses most of its centre line for a few pixels of area, which
+    Dice, IoU and cross-entropy hardly see; clDice sees the break.
+    ``iterations``: erosions of the soft skeleton, half the widest structure it thins
+    (in pixels); wider ones, such as a block's background, have next to no skeleton and
+    so add next to nothing: the loss looks at roads, rivers and thin parks.
+    """
+    valid = (classes != IGNORED_CLASS)[:, None].float()  # (N, 1, H, W)
+    probabilities = torch.softmax(logits.float(), dim=1) * valid  # (N, K, H, W)
+    onehot = F.one_hot(classes.clamp_min(0), logits.shape[1]).permute(0, 3, 1, 2)
+    onehot = onehot.float() * valid
+    drawn = soft_skeleton(probabilities, iterations)
+    with torch.no_grad():
+        target = soft_skeleton(onehot, iterations)
+    precision = ((drawn * onehot).sum(dim=(0, 2, 3)) + 1.0) / (drawn.sum(dim=(0, 2, 3)) + 1.0)
+    recall = ((target * probabilities).sum(dim=(0, 2, 3)) + 1.0) / (target.sum(dim=(0, 2, 3))
+                                                                   + 1.0)
+    cldice = 2 * precision * recall / (precision + recall)  # (K,)
+    present = (onehot.sum(dim=(0, 2, 3)) > 0).float()  # a tensor: no host synchronisation
+    return ((1.0 - cldice) * present).sum() / present.sum().clamp_min(1.0)  # 0 if none
+
+
+def soft_skeleton(maps: Tensor, iterations: int) -> Tensor:
+    """A differentiable skeleton of maps in [0, 1] (N, C, H, W): what a soft opening
+    removes, over ``iterations`` soft erosions (min pooling over a 3 x 3 cross) (Shit et
+    al. 2021). Exact for 0/1 maps whose structures are at most ``2 * iterations`` wide."""
+    def erode(x: Tensor) -> Tensor:
+        return _least(_extreme3(x, 2, _least), _extreme3(x, 3, _least))
+
+    def opened(x: Tensor) -> Tensor:
+        eroded = erode(x)
+        return _extreme3(_extreme3(eroded, 2, _greatest), 3, _greatest)
+
+    skeleton = F.relu(maps - opened(maps))
+    for _ in range(iterations):
+        maps = erode(maps)
+        delta = F.relu(maps - opened(maps))
+        skeleton = skeleton + F.relu(delta - skeleton * delta)
+    return skeleton
+
+
+def _least(a: Tensor, b: Tensor) -> Tensor:
+    """``torch.minimum`` (up to rounding), through a ReLU, whose backward pass is 5 times
+    as fast on a CPU (``torch.minimum``'s sorts out ties with three more passes)."""
+    return a - F.relu(a - b)
+
+
+def _greatest(a: Tensor, b: Tensor) -> Tensor:
+    """``torch.maximum``, as :func:`_least`."""
+    return a + F.relu(b - a)
+
+
+def _extreme3(x: Tensor, dim: int, pick: Callable[[Tensor, Tensor], Tensor]) -> Tensor:
+    """The least (:func:`_least`) or greatest (:func:`_greatest`) of each value and its
+    two neighbours along ``dim``, the image's edge repeated: a 3-long min or max pool, as
+    elementwise steps (torch's stride-1 pooling on a CPU is 10 times slower)."""
+    first, last = x.narrow(dim, 0, 1), x.narrow(dim, x.shape[dim] - 1, 1)
+    padded = torch.cat((first, x, last), dim)
+    size = x.shape[dim]
+    return pick(pick(padded.narrow(dim, 0, size), x), padded.narrow(dim, 2, size))
 
 
 def feature_matching(fake: Sequence[Tensor], real: Sequence[Tensor]) -> Tensor:

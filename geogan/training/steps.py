@@ -34,6 +34,7 @@ from geogan.nn.losses import (
     feature_matching,
     gan_loss,
     hardest_cross_entropy,
+    masked_cldice,
     masked_dice,
     masked_l1,
     masked_lovasz,
@@ -364,6 +365,12 @@ class Pix2PixTrainer(GANTrainer):
                                               per_image=self.config.lovasz_per_image)
                 loss_g = loss_g + self.config.lambda_lovasz * loss_g_lovasz
                 losses["g_lovasz"] = loss_g_lovasz.detach()
+            if self.config.lambda_cldice > 0:
+                # On every other row and column too: there, streets 3 px wide, highways 6.
+                loss_g_cldice = masked_cldice(logits[..., ::2, ::2],
+                                              batch["classes"][..., ::2, ::2])
+                loss_g = loss_g + self.config.lambda_cldice * loss_g_cldice
+                losses["g_cldice"] = loss_g_cldice.detach()
             if levels:
                 with autocast(self.device, self.precision):
                     level_logits = self.synced["h_a2b"](levels)

@@ -1,6 +1,6 @@
 """pix2pixHD's recipes and the class losses: multi-scale discriminators, feature matching,
-spectral normalisation, the class head's Dice and Lovász terms, and a discriminator that
-judges the class head's drawing."""
+spectral normalisation, the class head's Dice, Lovász and clDice terms, and a
+discriminator that judges the class head's drawing."""
 
 from __future__ import annotations
 
@@ -17,8 +17,10 @@ from geogan.nn.losses import (
     IGNORED_CLASS,
     expected_colours,
     feature_matching,
+    masked_cldice,
     masked_dice,
     masked_lovasz,
+    soft_skeleton,
 )
 from geogan.nn.networks import (
     MultiScaleDiscriminator,
@@ -179,6 +181,64 @@ def test_lovasz_per_image_is_the_mean_over_the_tiles_with_a_valid_pixel() -> Non
     assert float(masked_lovasz(logits[2:], classes[2:], per_image=True)) == 0.0
 
 
+def road_map(width: int = 3) -> torch.Tensor:
+    """(1, 32, 32) classes: background 0, a horizontal road (1) ``width`` rows wide and a
+    vertical one two columns wide."""
+    classes = torch.zeros(1, 32, 32, dtype=torch.long)
+    classes[0, 14:14 + width] = 1
+    classes[0, :, 5:7] = 1
+    return classes
+
+
+def certain(classes: torch.Tensor, k: int = 2) -> torch.Tensor:
+    return F.one_hot(classes.clamp_min(0), k).permute(0, 3, 1, 2).float() * 60
+
+
+def test_the_soft_skeleton_of_a_crisp_road_is_its_centre_line() -> None:
+    onehot = F.one_hot(road_map(3), 2).permute(0, 3, 1, 2).float()
+    skeleton = soft_skeleton(onehot, iterations=3)[0, 1]
+    assert torch.all((skeleton == 0) | (skeleton == 1))
+    line = skeleton[:, 12:]  # right of the vertical road: the horizontal one alone
+    assert line.sum(dim=1).nonzero().flatten().tolist() == [15]  # its middle row, whole
+    assert torch.all(line[15] == 1)
+    assert torch.all(skeleton <= onehot[0, 1])  # inside the road
+
+
+def test_cldice_sees_a_break_that_area_losses_hardly_see() -> None:
+    classes = road_map(3)
+    assert float(masked_cldice(certain(classes), classes)) == pytest.approx(0.0, abs=1e-6)
+    broken, thinner = classes.clone(), classes.clone()
+    broken[0, 14:17, 18:21] = 0  # 9 road pixels lost: the horizontal road cut in two
+    thinner[0, 14, 12:] = 0  # 20 road pixels lost from its edge, unbroken
+    thinner[0, 16, 12:] = 0
+    for drawn, expected in ((broken, "cut"), (thinner, "whole")):
+        cldice = float(masked_cldice(certain(drawn), classes))
+        dice = float(masked_dice(certain(drawn), classes))
+        assert (cldice > dice) == (expected == "cut"), (expected, cldice, dice)
+    assert float(masked_cldice(certain(thinner), classes)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_cldice_gradient_lowers_the_loss_and_leaves_ignored_pixels_out() -> None:
+    classes = road_map(3)
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(1, 2, 32, 32, generator=generator).requires_grad_()
+    loss = masked_cldice(logits, classes)
+    loss.backward()
+    assert logits.grad is not None
+    step = logits.detach() - 50.0 * logits.grad
+    assert float(masked_cldice(step, classes)) < float(loss.detach())
+    ignored = classes.clone()
+    ignored[0, 14:17, 18:21] = IGNORED_CLASS  # the break lies where no loss looks
+    broken = classes.clone()
+    broken[0, 14:17, 18:21] = 0
+    assert float(masked_cldice(certain(broken), ignored)) == pytest.approx(
+        float(masked_cldice(certain(classes), ignored)), abs=1e-6)
+    none = torch.full((1, 32, 32), IGNORED_CLASS, dtype=torch.long)
+    empty = masked_cldice(logits, none)
+    assert float(empty.detach()) == 0.0
+    empty.backward()
+
+
 @pytest.mark.parametrize("overrides", [
     {"d_scales": 2, "lambda_fm": 10.0},
     {"d_scales": 2, "lambda_fm": 10.0, "diffaugment": True},
@@ -186,6 +246,7 @@ def test_lovasz_per_image_is_the_mean_over_the_tiles_with_a_valid_pixel() -> Non
     {"lambda_dice": 1.0},
     {"lambda_lovasz": 1.0},
     {"lambda_lovasz": 1.0, "lovasz_per_image": True},
+    {"lambda_cldice": 1.0},
     {"label_smoothing": 0.1},
     {"judge_classes": True},
     {"hard_pixels": 0.25},
@@ -196,7 +257,7 @@ def test_lovasz_per_image_is_the_mean_over_the_tiles_with_a_valid_pixel() -> Non
 def test_pix2pix_trains_with_each_recipe_and_logs_its_losses(overrides: dict[str, Any]) -> None:
     arch, config = build_configs("pix2pix", 3, 3, 64, preset="tiny",
                                  overrides={**TINY, "lr": 2e-3, **overrides})
-    if {"lambda_dice", "lambda_lovasz", "label_smoothing", "judge_classes",
+    if {"lambda_dice", "lambda_lovasz", "lambda_cldice", "label_smoothing", "judge_classes",
             "hard_pixels", "class_edges"} & overrides.keys():
         arch = type(arch)(**{**arch.to_dict(), "palette": PALETTE})
     torch.manual_seed(0)
@@ -206,7 +267,7 @@ def test_pix2pix_trains_with_each_recipe_and_logs_its_losses(overrides: dict[str
     losses = [trainer.train_step(data) for _ in range(10)]
     if "lambda_fm" in overrides:  # D learns too, so its features need not get closer
         assert all(torch.isfinite(loss["g_fm"]) and loss["g_fm"] > 0 for loss in losses)
-    for term in ("dice", "lovasz"):
+    for term in ("dice", "lovasz", "cldice"):
         if f"lambda_{term}" in overrides:
             assert float(losses[-1][f"g_{term}"]) < float(losses[0][f"g_{term}"])
     if "label_smoothing" in overrides or "hard_pixels" in overrides:
