@@ -265,7 +265,8 @@ class Pipeline:
         tiles: list[NDArray[np.float32]] = []
         windows: list[tuple[int, int]] = []
         masks: list[NDArray[np.bool_] | None] = []  # with a window filter, which pixels it keeps
-        layout = self.translator.memory_format == torch.channels_last
+        # In the generator's layout, unless a window filter takes the tiles first.
+        layout = self.translator.memory_format == torch.channels_last and not self.window_filter
         try:
             strips = Strips(dataset, self.bands, self.translator, self.source.region, tile)
             for i, row_off in enumerate(grid.row_starts):
@@ -583,10 +584,9 @@ def _batch(tiles: list[NDArray[np.float32]], windows: list[tuple[int, int]],
     """The tiles as one tensor, channels-last if asked (the layout the generator runs
     in); with ``masks`` (a window filter's), their validity."""
     valid = window_validity(masks) if masks else None
-    if not channels_last:
-        return _Batch(torch.from_numpy(np.stack(tiles)), list(windows), valid)
-    stacked = np.stack([tile.transpose(1, 2, 0) for tile in tiles])  # (N, H, W, C)
-    return _Batch(torch.from_numpy(stacked).permute(0, 3, 1, 2), list(windows), valid)
+    order = (1, 2, 0) if channels_last else (0, 1, 2)  # channels-last: (N, H, W, C) in memory
+    stacked = torch.from_numpy(np.stack([tile.transpose(order) for tile in tiles]))
+    return _Batch(stacked.permute(0, 3, 1, 2) if channels_last else stacked, list(windows), valid)
 
 
 def _half_spans(translator: Translator) -> list[float]:
