@@ -265,8 +265,6 @@ class Pipeline:
         tiles: list[NDArray[np.float32]] = []
         windows: list[tuple[int, int]] = []
         masks: list[NDArray[np.bool_] | None] = []  # with a window filter, which pixels it keeps
-        # In the generator's layout, unless a window filter takes the tiles first.
-        layout = self.translator.memory_format == torch.channels_last and not self.window_filter
         try:
             strips = Strips(dataset, self.bands, self.translator, self.source.region, tile)
             for i, row_off in enumerate(grid.row_starts):
@@ -287,12 +285,12 @@ class Pipeline:
                     if self.window_filter is not None:
                         masks.append(strips.tile_validity(valid, grid.col_starts[j]))
                     if len(tiles) == self.batch_size:
-                        self._put(self._to_generator, _batch(tiles, windows, masks, layout))
+                        self._put(self._to_generator, _batch(tiles, windows, masks))
                         tiles, windows, masks = [], [], []
         except RasterioError as error:
             raise read_error(self.source.path, error) from None
         if tiles:
-            self._put(self._to_generator, _batch(tiles, windows, masks, layout))
+            self._put(self._to_generator, _batch(tiles, windows, masks))
         self._put(self._to_generator, _END)
 
     def touches_context(self, start: int, axis: int) -> bool:
@@ -580,13 +578,10 @@ def _chunk_rows(channels: int, width: int) -> int:
 
 
 def _batch(tiles: list[NDArray[np.float32]], windows: list[tuple[int, int]],
-           masks: list[NDArray[np.bool_] | None], channels_last: bool = False) -> _Batch:
-    """The tiles as one tensor, channels-last if asked (the layout the generator runs
-    in); with ``masks`` (a window filter's), their validity."""
+           masks: list[NDArray[np.bool_] | None]) -> _Batch:
+    """The tiles as one tensor; with ``masks`` (a window filter's), their validity."""
     valid = window_validity(masks) if masks else None
-    order = (1, 2, 0) if channels_last else (0, 1, 2)  # channels-last: (N, H, W, C) in memory
-    stacked = torch.from_numpy(np.stack([tile.transpose(order) for tile in tiles]))
-    return _Batch(stacked.permute(0, 3, 1, 2) if channels_last else stacked, list(windows), valid)
+    return _Batch(torch.from_numpy(np.stack(tiles)), list(windows), valid)
 
 
 def _half_spans(translator: Translator) -> list[float]:
