@@ -336,7 +336,8 @@ VARIANTS.update({f"{name}/seed-{seed}": (VARIANTS[name][0], {**VARIANTS[name][1]
                               "faithful/rare-repeat-0.5", "faithful/no-tta",
                               "faithful/no-lovasz", "faithful/lovasz-image-60",
                               "faithful/decoder-blocks-5", "faithful/decoder-blocks-2",
-                              "faithful/decoder-blocks-1", "faithful/class-edges")})
+                              "faithful/decoder-blocks-1", "faithful/class-edges",
+                              "faithful/cldice-30")})
 
 
 def _ids(data: Path) -> list[str]:
