@@ -306,6 +306,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "faithful/class-edges": ("faithful", {"class_edges": True}, {}),
     # stop 83: the class head also scored on its centre lines (roads drawn in pieces).
     "faithful/cldice-30": ("faithful", {"lambda_cldice": 30.0}, {}),
+    "faithful/cldice-150": ("faithful", {"lambda_cldice": 150.0}, {}),  # 30 for each of 5 classes
     "paper+resize": ("paper", {"upsample": "resize"}, {}),
     "paper+rotate-scale": ("paper", {"rotate": True, "scale_jitter": 1.25}, {}),
     "paper+crop-jitter": ("paper", {"crop_jitter": True}, {}),
