@@ -304,7 +304,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     # Stop 82: the class head trained on every map pixel, the 13 % of anti-aliased edges
     # the cross-entropy left out among them (each with its nearest colour, as scored).
     "faithful/class-edges": ("faithful", {"class_edges": True}, {}),
-    # stop 83: the class head also scored on its centre lines (roads drawn in pieces).
+    # Stop 83: the class head also scored on its centre lines (roads drawn in pieces).
     "faithful/cldice-30": ("faithful", {"lambda_cldice": 30.0}, {}),
     "faithful/cldice-150": ("faithful", {"lambda_cldice": 150.0}, {}),  # 30 for each of 5 classes
     "paper+resize": ("paper", {"upsample": "resize"}, {}),

@@ -191,6 +191,7 @@ def road_map(width: int = 3) -> torch.Tensor:
 
 
 def certain(classes: torch.Tensor, k: int = 2) -> torch.Tensor:
+    """Logits whose softmax is 1 on ``classes`` and 0 elsewhere (to float32 rounding)."""
     return F.one_hot(classes.clamp_min(0), k).permute(0, 3, 1, 2).float() * 60
 
 
