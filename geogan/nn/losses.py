@@ -257,6 +257,15 @@ def hardest_cross_entropy(logits: Tensor, classes: Tensor, share: float,
     return per_pixel[hardest].sum() / weights[hardest].sum().clamp_min(_EPS)
 
 
+def _scored_classes(logits: Tensor, classes: Tensor) -> tuple[Tensor, Tensor]:
+    """The class probabilities and the one-hot target classes (N, K, H, W), float32, both
+    0 at the pixels whose class is :data:`IGNORED_CLASS`."""
+    valid = (classes != IGNORED_CLASS)[:, None].float()  # (N, 1, H, W)
+    probabilities = torch.softmax(logits.float(), dim=1) * valid
+    onehot = F.one_hot(classes.clamp_min(0), logits.shape[1]).permute(0, 3, 1, 2)
+    return probabilities, onehot.float() * valid
+
+
 def masked_dice(logits: Tensor, classes: Tensor) -> Tensor:
     """1 - the soft Dice overlap of the class probabilities with the target classes
     (N, H, W), averaged over the classes present in the batch's target or predicted
@@ -266,10 +275,7 @@ def masked_dice(logits: Tensor, classes: Tensor) -> Tensor:
     scores each class's overlap, as the palette mIoU does (Milletari et al. 2016), so a
     thin road counts as much as the background it crosses.
     """
-    valid = classes != IGNORED_CLASS  # (N, H, W)
-    probabilities = torch.softmax(logits.float(), dim=1) * valid[:, None]  # (N, K, H, W)
-    onehot = F.one_hot(classes.clamp_min(0), logits.shape[1]).permute(0, 3, 1, 2)
-    onehot = onehot.to(probabilities.dtype) * valid[:, None]
+    probabilities, onehot = _scored_classes(logits, classes)
     overlap = (probabilities * onehot).sum(dim=(0, 2, 3))  # (K,)
     total = probabilities.sum(dim=(0, 2, 3)) + onehot.sum(dim=(0, 2, 3))
     present = (total > 0.5).float()  # a class that neither map holds has nothing to score
@@ -334,18 +340,18 @@ def masked_cldice(logits: Tensor, classes: Tensor, iterations: int = 3) -> Tenso
     (in pixels); wider ones, such as a block's background, have next to no skeleton and
     so add next to nothing: the loss looks at roads, rivers and thin parks.
     """
-    valid = (classes != IGNORED_CLASS)[:, None].float()  # (N, 1, H, W)
-    probabilities = torch.softmax(logits.float(), dim=1) * valid  # (N, K, H, W)
-    onehot = F.one_hot(classes.clamp_min(0), logits.shape[1]).permute(0, 3, 1, 2)
-    onehot = onehot.float() * valid
+    probabilities, onehot = _scored_classes(logits, classes)
     drawn = soft_skeleton(probabilities, iterations)
     with torch.no_grad():
         target = soft_skeleton(onehot, iterations)
-    precision = ((drawn * onehot).sum(dim=(0, 2, 3)) + 1.0) / (drawn.sum(dim=(0, 2, 3)) + 1.0)
-    recall = ((target * probabilities).sum(dim=(0, 2, 3)) + 1.0) / (target.sum(dim=(0, 2, 3))
-                                                                   + 1.0)
+
+    def per_class(x: Tensor) -> Tensor:  # (K,): summed over the batch and the pixels
+        return x.sum(dim=(0, 2, 3))
+
+    precision = (per_class(drawn * onehot) + 1.0) / (per_class(drawn) + 1.0)
+    recall = (per_class(target * probabilities) + 1.0) / (per_class(target) + 1.0)
     cldice = 2 * precision * recall / (precision + recall)  # (K,)
-    present = (onehot.sum(dim=(0, 2, 3)) > 0).float()  # a tensor: no host synchronisation
+    present = (per_class(onehot) > 0).float()  # a tensor: no host synchronisation
     return ((1.0 - cldice) * present).sum() / present.sum().clamp_min(1.0)  # 0 if none
 
 
